@@ -1,0 +1,2 @@
+//! Keyword alerts: rules compiled to one matcher, the outbox delivery worker, and the
+//! notifiers it delivers through.

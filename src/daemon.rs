@@ -1,0 +1,1 @@
+//! Wires the tasks together: sources, ingest, feeds, server, alerts; shutdown and reload.

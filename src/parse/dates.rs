@@ -1,0 +1,1 @@
+//! The one date parser: every format's date text goes through here.

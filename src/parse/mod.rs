@@ -1,0 +1,134 @@
+//! Page bytes -> entries. One file per site format plus generic ones; this module
+//! decodes the bytes, sniffs the format when the source says `auto`, and dispatches.
+//!
+//! Parsers are pure functions over text: no I/O, no clock (the capture time comes in
+//! through [`ParseContext`]), so they are easy to test, benchmark and fuzz.
+
+pub mod aitopics;
+pub mod dates;
+pub mod hf_papers;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::SelectorsConfig;
+use crate::entry::Entry;
+
+/// What a parser may know about the page besides its text.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseContext<'a> {
+    /// When the page was captured; yearless dates resolve against it.
+    pub captured_at: DateTime<Utc>,
+    /// The page URL, for resolving relative links.
+    pub url: Option<&'a url::Url>,
+    /// `Content-Type` of a fetched page.
+    pub content_type: Option<&'a str>,
+    /// Selectors for the `selectors` format.
+    pub selectors: Option<&'a SelectorsConfig>,
+}
+
+impl<'a> ParseContext<'a> {
+    /// A context with only a capture time (dropped files, tests).
+    pub fn at(captured_at: DateTime<Utc>) -> Self {
+        ParseContext {
+            captured_at,
+            url: None,
+            content_type: None,
+            selectors: None,
+        }
+    }
+}
+
+/// The entries of one page and the format that read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// Name of the format that parsed the page.
+    pub format: &'static str,
+    /// Every entry on the page, in page order.
+    pub entries: Vec<Entry>,
+}
+
+/// Why a page could not be parsed. The daemon quarantines the page with this reason.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// The page has no content at all.
+    #[error("page is empty")]
+    Empty,
+    /// No known format recognized the page.
+    #[error("unrecognized page: no format matched ({hint})")]
+    Unrecognized {
+        /// What the content looked like, for the error sidecar.
+        hint: String,
+    },
+    /// A named format was asked for that does not exist.
+    #[error("unknown format {0:?}")]
+    UnknownFormat(String),
+    /// The format was recognized (or named) but the page does not fit it.
+    #[error("{format}: {reason}")]
+    Malformed {
+        /// The format that tried.
+        format: &'static str,
+        /// What did not fit.
+        reason: String,
+    },
+}
+
+/// One page format: detection and parsing. Implemented once per site format.
+pub trait PageFormat: Sync {
+    /// The name used in config (`format = "..."`) and in entries.
+    fn name(&self) -> &'static str;
+    /// Whether this format recognizes the page (for `format = "auto"`).
+    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool;
+    /// Every entry of the page, in page order.
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError>;
+}
+
+/// Decodes captured bytes as text the way real captures need: a UTF-8 BOM dropped,
+/// invalid UTF-8 replaced (never rejected), CRLF and lone CR turned into LF.
+pub fn decode(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        text.into_owned()
+    }
+}
+
+/// Every known format, in sniffing order (most specific first).
+pub fn formats() -> &'static [&'static dyn PageFormat] {
+    &[&hf_papers::HfPapersText, &aitopics::AiTopicsText]
+}
+
+/// Parses a page with the named format, or the first that sniffs it when `format` is `auto`.
+pub fn parse_page(bytes: &[u8], format: &str, ctx: &ParseContext<'_>) -> Result<Parsed, ParseError> {
+    let text = decode(bytes);
+    if text.trim().is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let chosen = if format == "auto" {
+        formats()
+            .iter()
+            .find(|f| f.sniff(&text, ctx))
+            .ok_or_else(|| ParseError::Unrecognized { hint: describe(&text) })?
+    } else {
+        formats()
+            .iter()
+            .find(|f| f.name() == format)
+            .ok_or_else(|| ParseError::UnknownFormat(format.to_owned()))?
+    };
+    let entries = chosen.parse(&text, ctx)?;
+    Ok(Parsed {
+        format: chosen.name(),
+        entries,
+    })
+}
+
+/// A short description of unrecognized content for the quarantine sidecar.
+fn describe(text: &str) -> String {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let mut first: String = first.chars().take(60).collect();
+    if first.chars().any(|c| c == '\u{fffd}' || c.is_control()) {
+        first = "binary or non-text content".to_owned();
+    }
+    format!("{} bytes, first line {first:?}", text.len())
+}

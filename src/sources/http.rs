@@ -1,0 +1,1 @@
+//! Listing-page poller: schedule with jitter, conditional GET, backoff, limits.
