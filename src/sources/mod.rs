@@ -35,3 +35,34 @@ pub struct Page {
 pub fn content_hash(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
+
+/// A page on its way into the pipeline, with the channel on which the daemon answers
+/// once the page is ingested or refused. Sources act on the answer: the folder source
+/// moves the file to `processed/` or `failed/`, the HTTP source records its validators
+/// only after the page is safely stored, so a crash in between never loses a page.
+#[derive(Debug)]
+pub struct Capture {
+    /// The page.
+    pub page: Page,
+    /// Where the outcome goes; the source may stop listening.
+    pub reply: tokio::sync::oneshot::Sender<Outcome>,
+}
+
+/// What became of a captured page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Parsed and stored.
+    Ingested {
+        /// The format that parsed it.
+        format: &'static str,
+        /// What the store did with its entries.
+        report: crate::store::IngestReport,
+    },
+    /// The same bytes were ingested before; nothing was done.
+    Duplicate,
+    /// The page was refused; `reason` goes to the quarantine sidecar or the log.
+    Failed {
+        /// Why, in one line.
+        reason: String,
+    },
+}

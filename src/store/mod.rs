@@ -218,3 +218,6 @@ pub struct FailedDelivery {
 pub struct Store {
     conn: rusqlite::Connection,
 }
+
+/// The store shared between tasks; every use goes through `spawn_blocking`.
+pub type SharedStore = std::sync::Arc<std::sync::Mutex<Store>>;
