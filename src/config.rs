@@ -459,7 +459,9 @@ impl fmt::Debug for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        expand_secret(&raw).map(Secret).map_err(serde::de::Error::custom)
+        expand_secret(&raw)
+            .map(Secret)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -551,7 +553,14 @@ fn default_max_attempts() -> u32 {
 }
 
 /// Names of the page formats a source may ask for; `auto` sniffs the content.
-pub const FORMAT_NAMES: &[&str] = &["auto", "hf-papers", "aitopics", "arxiv", "feed", "selectors"];
+pub const FORMAT_NAMES: &[&str] = &[
+    "auto",
+    "hf-papers",
+    "aitopics",
+    "arxiv",
+    "feed",
+    "selectors",
+];
 
 impl Config {
     /// Reads and validates a config file.
@@ -596,14 +605,18 @@ impl Config {
             return Err((0..0, "[feed] max_items must be at least 1".into()));
         }
         if let Some(base) = &self.server.base_url {
-            url::Url::parse(base).map_err(|e| (0..0, format!("[server] base_url {base:?}: {e}")))?;
+            url::Url::parse(base)
+                .map_err(|e| (0..0, format!("[server] base_url {base:?}: {e}")))?;
         }
         let mut names = std::collections::HashSet::new();
         for source in &self.sources {
             let name = source.name.get_ref();
             check_name(name).map_err(|m| (source.name.span(), m))?;
             if !names.insert(name.as_str()) {
-                return Err((source.name.span(), format!("duplicate source name {name:?}")));
+                return Err((
+                    source.name.span(),
+                    format!("duplicate source name {name:?}"),
+                ));
             }
             let format = source.format.get_ref();
             if !FORMAT_NAMES.contains(&format.as_str()) {
@@ -654,7 +667,10 @@ impl Config {
                         return Err((path.span(), "`path` applies to folder sources only".into()));
                     }
                     if source.every.0 < Duration::from_secs(1) {
-                        return Err((0..0, format!("source {name:?}: `every` must be at least 1s")));
+                        return Err((
+                            0..0,
+                            format!("source {name:?}: `every` must be at least 1s"),
+                        ));
                     }
                 }
             }
@@ -690,7 +706,10 @@ impl Config {
             }
             if let Some(p) = n.priority {
                 if !(1..=5).contains(&p) {
-                    return Err((n.name.span(), format!("notifier {name:?}: priority must be 1-5")));
+                    return Err((
+                        n.name.span(),
+                        format!("notifier {name:?}: priority must be 1-5"),
+                    ));
                 }
             }
         }
@@ -715,7 +734,10 @@ impl Config {
             }
             for s in rule.sources.iter().flatten() {
                 if !names.contains(s.get_ref().as_str()) {
-                    return Err((s.span(), format!("alert {name:?}: unknown source {:?}", s.get_ref())));
+                    return Err((
+                        s.span(),
+                        format!("alert {name:?}: unknown source {:?}", s.get_ref()),
+                    ));
                 }
             }
             for n in rule.notify.iter().flatten() {
@@ -858,6 +880,9 @@ mod tests {
         std::fs::write(dir.path().join("LOOKOUT_TEST_CRED_Z"), "s3cret\n").unwrap();
         // Only this test reads CREDENTIALS_DIRECTORY, and the variable name is unique.
         std::env::set_var("CREDENTIALS_DIRECTORY", dir.path());
-        assert_eq!(expand_secret("a${LOOKOUT_TEST_CRED_Z}b").unwrap(), "as3cretb");
+        assert_eq!(
+            expand_secret("a${LOOKOUT_TEST_CRED_Z}b").unwrap(),
+            "as3cretb"
+        );
     }
 }

@@ -1,1 +1,415 @@
-//! Wires the tasks together: sources, ingest, feeds, server, alerts; shutdown and reload.
+//! Wires the tasks together: sources, the ingest pipeline, feed publishing, the alert
+//! outbox and the HTTP server; shutdown on SIGTERM/SIGINT and reload on SIGHUP.
+//!
+//! Shutdown is a value, as in mini-redis: one `watch` channel every task selects on.
+//! Sources stop first; the pipeline then drains what they already sent (its channel
+//! closes when the last source's sender drops), so no captured page is half-handled;
+//! then the outbox worker and the server stop.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError, SourceConfig, SourceKind};
+use crate::parse::{self, ParseContext};
+use crate::publish::Publisher;
+use crate::server::{self, AppState};
+use crate::sources::folder::FolderSource;
+use crate::sources::http::{HostGate, HttpSource};
+use crate::sources::{Capture, Outcome, Page};
+use crate::store::{self, Ingest, Matcher, NoRules, SharedStore, Store, StoreError};
+
+/// How long shutdown waits for in-flight work before giving up on it.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start (once running, failures are logged, not fatal).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store could not be opened.
+    #[error("opening store {path}: {source}")]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// The store error.
+        source: StoreError,
+    },
+    /// The server could not bind its socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A signal handler could not be installed.
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The SQLite database file inside a state directory.
+pub fn database_path(config: &Config) -> PathBuf {
+    config.state_dir.join("lookout.db")
+}
+
+/// Opens the store named by the config (blocking).
+pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
+    let path = database_path(config);
+    let store = Store::open(&path).map_err(|source| DaemonError::Store { path, source })?;
+    Ok(Arc::new(Mutex::new(store)))
+}
+
+/// Parses a page and ingests its entries: the one path every page takes, from the
+/// daemon, `lookout once` and `lookout import`. Blocking: call from `spawn_blocking`.
+pub fn process_page(
+    store: &SharedStore,
+    page: &Page,
+    config: &Config,
+    matcher: &dyn Matcher,
+) -> Outcome {
+    let seen = store::lock(store).has_capture(&page.content_hash);
+    match seen {
+        Ok(true) => return Outcome::Duplicate,
+        Ok(false) => {}
+        Err(e) => {
+            return Outcome::Deferred {
+                reason: e.to_string(),
+            }
+        }
+    }
+    let selectors = config
+        .source(&page.source)
+        .and_then(|s| s.selectors.as_ref());
+    let ctx = ParseContext {
+        captured_at: page.captured_at,
+        url: page.url.as_ref(),
+        content_type: page.content_type.as_deref(),
+        selectors,
+    };
+    let parsed = match parse::parse_page(&page.body, &page.format, &ctx) {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: e.to_string(),
+            }
+        }
+    };
+    let batch = Ingest {
+        source: &page.source,
+        origin: &page.origin,
+        content_hash: Some(&page.content_hash),
+        format: parsed.format,
+        entries: &parsed.entries,
+        seen_at: Utc::now(),
+        alerts: !page.baseline,
+    };
+    let result = store::lock(store).ingest(&batch, matcher);
+    match result {
+        Ok(report) if report.duplicate_capture => Outcome::Duplicate,
+        Ok(report) => Outcome::Ingested {
+            format: parsed.format,
+            report,
+        },
+        Err(e) => Outcome::Deferred {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// The parts of the running daemon that reload replaces.
+struct Live {
+    config: RwLock<Arc<Config>>,
+    matcher: RwLock<Arc<dyn Matcher + Send + Sync>>,
+}
+
+impl Live {
+    fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn matcher(&self) -> Arc<dyn Matcher + Send + Sync> {
+        match self.matcher.read() {
+            Ok(m) => Arc::clone(&m),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+}
+
+/// A running source task and the switch that stops it.
+struct RunningSource {
+    config: SourceConfig,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Starts, stops and restarts source tasks to match the config.
+struct Sources {
+    running: HashMap<String, RunningSource>,
+    tx: mpsc::Sender<Capture>,
+    store: SharedStore,
+    gate: HostGate,
+}
+
+impl Sources {
+    /// Brings the running set in line with `config`: removed and changed sources stop,
+    /// new and changed ones start. Unchanged ones keep running untouched.
+    fn apply(&mut self, config: &Config) {
+        let wanted: HashMap<&str, &SourceConfig> = config
+            .sources
+            .iter()
+            .map(|s| (s.name.get_ref().as_str(), s))
+            .collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, r)| wanted.get(name.as_str()) != Some(&&r.config))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(r) = self.running.remove(&name) {
+                tracing::info!(source = %name, "stopping source");
+                let _ = r.stop.send(true);
+            }
+        }
+        for (name, cfg) in wanted {
+            if !self.running.contains_key(name) {
+                self.start(cfg);
+            }
+        }
+    }
+
+    fn start(&mut self, cfg: &SourceConfig) {
+        let name = cfg.name.get_ref().clone();
+        let (stop, stopped) = watch::channel(false);
+        let tx = self.tx.clone();
+        let task = match cfg.kind.get_ref() {
+            SourceKind::Folder => {
+                let source = FolderSource::new(cfg);
+                let name = name.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = source.run(tx, stopped).await {
+                        tracing::error!(source = %name, error = %e, "folder source stopped");
+                    }
+                })
+            }
+            SourceKind::Http => match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
+                Ok(source) => tokio::spawn(source.run(tx, stopped)),
+                Err(e) => {
+                    tracing::error!(source = %name, error = %e, "cannot start http source");
+                    return;
+                }
+            },
+        };
+        self.running.insert(
+            name,
+            RunningSource {
+                config: cfg.clone(),
+                stop,
+                task,
+            },
+        );
+    }
+
+    /// Stops every source and waits (up to the deadline) for them to finish.
+    async fn stop_all(&mut self) {
+        let running: Vec<RunningSource> = self.running.drain().map(|(_, r)| r).collect();
+        for r in &running {
+            let _ = r.stop.send(true);
+        }
+        let all = futures_util::future::join_all(running.into_iter().map(|r| r.task));
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, all).await.is_err() {
+            tracing::warn!("sources did not stop within {SHUTDOWN_DEADLINE:?}");
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let store = {
+        let config = Arc::clone(&config);
+        tokio::task::spawn_blocking(move || open_store(&config))
+            .await
+            .map_err(|e| DaemonError::Signal(std::io::Error::other(e)))??
+    };
+    let generation = store::lock(&store)
+        .generation()
+        .map_err(|source| DaemonError::Store {
+            path: database_path(&config),
+            source,
+        })?;
+    let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
+    let live = Arc::new(Live {
+        config: RwLock::new(Arc::clone(&config)),
+        matcher: RwLock::new(Arc::new(NoRules)),
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(config.server.listen);
+    let token = Arc::new(RwLock::new(config.server.token.clone()));
+    let app = server::router(AppState {
+        publisher: Arc::clone(&publisher),
+        store: store.clone(),
+        token: Arc::clone(&token),
+    });
+    let (shutdown_tx, shutdown) = watch::channel(false);
+
+    let mut server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(listen = %bound, state_dir = %config.state_dir.display(), "lookout running");
+
+    let (tx, rx) = mpsc::channel::<Capture>(64);
+    let outbox_wake = Arc::new(Notify::new());
+    let pipeline = tokio::spawn(pipeline(
+        rx,
+        store.clone(),
+        Arc::clone(&live),
+        Arc::clone(&publisher),
+        Arc::clone(&outbox_wake),
+    ));
+    let writer = tokio::spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
+
+    let mut sources = Sources {
+        running: HashMap::new(),
+        tx,
+        store: store.clone(),
+        gate: HostGate::default(),
+    };
+    sources.apply(&config);
+
+    wait_for_stop(|| {
+        let Some(path) = &config_path else {
+            tracing::warn!("SIGHUP ignored: running on the embedded default config");
+            return;
+        };
+        match Config::load(path) {
+            Ok(new) => {
+                let new = Arc::new(new);
+                sources.apply(&new);
+                publisher.reconfigure(&new);
+                if let Ok(mut t) = token.write() {
+                    *t = new.server.token.clone();
+                }
+                if let Ok(mut c) = live.config.write() {
+                    *c = new;
+                }
+                tracing::info!(config = %path.display(), "config reloaded");
+            }
+            Err(e) => reload_refused(&e),
+        }
+    })
+    .await?;
+
+    tracing::info!("shutting down");
+    sources.stop_all().await;
+    drop(sources); // drops the last pipeline sender: the pipeline drains and ends
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, pipeline)
+        .await
+        .is_err()
+    {
+        tracing::warn!("pipeline did not drain within {SHUTDOWN_DEADLINE:?}");
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = writer.await;
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
+        Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("server did not stop within {SHUTDOWN_DEADLINE:?}"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn reload_refused(e: &ConfigError) {
+    tracing::error!(error = %e, "new config refused; the running config stays");
+}
+
+/// Waits for SIGTERM or SIGINT, calling `reload` on each SIGHUP meanwhile.
+async fn wait_for_stop(mut reload: impl FnMut()) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => reload(),
+        }
+    }
+}
+
+/// Takes captures one at a time until every sender is gone: parse, ingest, answer the
+/// source, tell the publisher and the outbox.
+async fn pipeline(
+    mut rx: mpsc::Receiver<Capture>,
+    store: SharedStore,
+    live: Arc<Live>,
+    publisher: Arc<Publisher>,
+    outbox_wake: Arc<Notify>,
+) {
+    while let Some(Capture { page, reply }) = rx.recv().await {
+        let store2 = store.clone();
+        let config = live.config();
+        let matcher = live.matcher();
+        let job = tokio::task::spawn_blocking(move || {
+            let outcome = process_page(&store2, &page, &config, matcher.as_ref());
+            let generation = store::lock(&store2).generation().ok();
+            (page, outcome, generation)
+        });
+        let (page, outcome, generation) = match job.await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "ingest task failed");
+                continue;
+            }
+        };
+        match &outcome {
+            Outcome::Ingested { format, report } => {
+                tracing::info!(
+                    source = %page.source, origin = %page.origin, format,
+                    new = report.new, updated = report.updated, unchanged = report.unchanged,
+                    alerts = report.queued, "ingested page"
+                );
+                if report.queued > 0 {
+                    outbox_wake.notify_one();
+                }
+            }
+            Outcome::Duplicate => {
+                tracing::info!(source = %page.source, origin = %page.origin, "same capture seen before; skipped")
+            }
+            Outcome::Failed { reason } => {
+                tracing::warn!(source = %page.source, origin = %page.origin, %reason, "page refused")
+            }
+            Outcome::Deferred { reason } => {
+                tracing::error!(source = %page.source, origin = %page.origin, %reason, "page not stored; will retry")
+            }
+        }
+        if let Some(g) = generation {
+            publisher.store_changed(g);
+        }
+        // The source may have stopped listening (shutdown); the page is stored either way.
+        let _ = reply.send(outcome);
+    }
+}

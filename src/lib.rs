@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod entry;
 pub mod feed;
 pub mod parse;
+pub mod publish;
 pub mod server;
 pub mod sources;
 pub mod store;

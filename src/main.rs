@@ -1,1 +1,254 @@
-fn main(){}
+//! The `lookout` command line: parse arguments, call the library. Thin on purpose.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use lookout::config::Config;
+use lookout::entry::Entry;
+use lookout::parse::{self, ParseContext};
+
+/// Feed and alert daemon for listing pages that offer no usable feed.
+#[derive(Parser, Debug)]
+#[command(name = "lookout", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon: watch and fetch sources, serve feeds, deliver alerts.
+    Run {
+        /// Config file; without it, the embedded defaults (drop folder ./drop, port 8080).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and print what would run.
+    Check {
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Parse a saved page and print its entries.
+    Parse {
+        /// The page: a file path.
+        page: String,
+        /// Page format (default: detected from the content).
+        #[arg(short, long, default_value = "auto")]
+        format: String,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lookout: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var("LOOKOUT_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            let cfg = load(config.as_deref())?;
+            runtime()?.block_on(lookout::daemon::run(cfg, config))?;
+        }
+        Command::Check { config } => {
+            let cfg = load(Some(&config))?;
+            print!("{}", describe(&cfg));
+        }
+        Command::Parse { page, format, json } => parse_command(&page, &format, json)?,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn load(path: Option<&Path>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default_config(),
+    })
+}
+
+/// What `lookout check` prints: the effective config in a few lines.
+fn describe(cfg: &Config) -> String {
+    let mut out = String::new();
+    let base = cfg
+        .server
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
+    out.push_str(&format!(
+        "config ok\nstate_dir: {}\n",
+        cfg.state_dir.display()
+    ));
+    out.push_str(&format!(
+        "server: listening on {}{}, feeds at {}/feed.xml\n",
+        cfg.server.listen,
+        if cfg.server.token.is_some() {
+            " (token required)"
+        } else {
+            ""
+        },
+        base.trim_end_matches('/')
+    ));
+    out.push_str(&format!(
+        "feed: {:?}, at most {} items\n",
+        cfg.feed.title, cfg.feed.max_items
+    ));
+    for s in &cfg.sources {
+        let what = match (&s.path, &s.url) {
+            (Some(p), _) => format!("folder {} (after: {:?})", p.get_ref().display(), s.after),
+            (_, Some(u)) => format!("http {} every {}", u.get_ref(), s.every),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "source {}: {what}, format {}\n",
+            s.name.get_ref(),
+            s.format.get_ref()
+        ));
+    }
+    for n in &cfg.notifiers {
+        out.push_str(&format!(
+            "notifier {}: {:?}\n",
+            n.name.get_ref(),
+            n.kind.get_ref()
+        ));
+    }
+    for r in &cfg.alerts {
+        let notify: Vec<&str> = r
+            .notify
+            .iter()
+            .flatten()
+            .map(|n| n.get_ref().as_str())
+            .collect();
+        out.push_str(&format!(
+            "alert {}: any {:?} all {:?} none {:?} -> {}\n",
+            r.name.get_ref(),
+            r.any,
+            r.all,
+            r.none,
+            if notify.is_empty() {
+                "log".to_owned()
+            } else {
+                notify.join(", ")
+            }
+        ));
+    }
+    out
+}
+
+fn parse_command(page: &str, format: &str, json: bool) -> Result<()> {
+    let path = Path::new(page);
+    let body = std::fs::read(path).with_context(|| format!("reading {page}"))?;
+    let captured_at: DateTime<Utc> = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_else(|_| Utc::now());
+    let ctx = ParseContext::at(captured_at);
+    let parsed =
+        parse::parse_page(&body, format, &ctx).with_context(|| format!("parsing {page}"))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if json {
+        for e in &parsed.entries {
+            writeln!(out, "{}", entry_json(e))?;
+        }
+    } else {
+        write_table(&mut out, &parsed.entries)?;
+        writeln!(
+            out,
+            "{} entries, format {}",
+            parsed.entries.len(),
+            parsed.format
+        )?;
+    }
+    out.flush()?;
+    if parsed.entries.is_empty() && !json {
+        bail!("no entries found in {page}");
+    }
+    Ok(())
+}
+
+/// One entry as the JSON line `lookout parse --json` prints.
+fn entry_json(e: &Entry) -> serde_json::Value {
+    serde_json::json!({
+        "key": e.key(),
+        "title": e.title,
+        "link": e.link,
+        "summary": e.summary,
+        "authors": e.authors,
+        "author_count": e.author_count,
+        "source": e.source,
+        "published": e.published.map(|d| d.format("%Y-%m-%d").to_string()),
+        "arxiv_id": e.arxiv_id,
+        "format": e.format,
+    })
+}
+
+fn write_table(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>3}  {:<10}  {:>7}  {:<24}  TITLE",
+        "#", "PUBLISHED", "AUTHORS", "SOURCE"
+    )?;
+    for (i, e) in entries.iter().enumerate() {
+        let published = e
+            .published
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into());
+        let authors = e
+            .author_count
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into());
+        let source = truncate(e.source.as_deref().unwrap_or("-"), 24);
+        writeln!(
+            out,
+            "{:>3}  {published:<10}  {authors:>7}  {source:<24}  {}",
+            i + 1,
+            truncate(&e.title, 90)
+        )?;
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}

@@ -65,4 +65,10 @@ pub enum Outcome {
         /// Why, in one line.
         reason: String,
     },
+    /// The page is fine but could not be stored now (store error): the source keeps it
+    /// and tries again later. Never a reason to quarantine the page.
+    Deferred {
+        /// Why, in one line.
+        reason: String,
+    },
 }

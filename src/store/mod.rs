@@ -221,3 +221,11 @@ pub struct Store {
 
 /// The store shared between tasks; every use goes through `spawn_blocking`.
 pub type SharedStore = std::sync::Arc<std::sync::Mutex<Store>>;
+
+/// Locks the shared store. A panic while holding the lock cannot leave SQLite
+/// half-written (the transaction rolls back), so a poisoned lock is simply taken over.
+pub fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Store> {
+    store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

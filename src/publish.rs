@@ -1,0 +1,410 @@
+//! Publishing: which feeds exist, their rendered bytes kept in memory, and their copies
+//! on disk.
+//!
+//! The store bumps a generation counter on every change feeds can see. A feed is
+//! rendered at most once per generation and then served from memory, with a strong
+//! ETag, until the generation moves; conditional GETs never touch the database.
+//! After each change the writer task renders every feed and writes it atomically
+//! (temp file + rename) under `state_dir/feeds/`, so a static web server or a reader
+//! pointed at the files sees only whole feeds.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::feed::{self, Channel};
+use crate::store::{ItemFilter, SharedStore, StoreError};
+
+/// Which items a feed holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FeedScope {
+    /// Every item.
+    All,
+    /// Items seen on one source.
+    Source(String),
+    /// Items one alert rule matched.
+    Rule(String),
+}
+
+/// The three syndication formats every feed is offered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedFormat {
+    /// RSS 2.0 (`.xml`).
+    Rss,
+    /// Atom 1.0 (`.atom`).
+    Atom,
+    /// JSON Feed 1.1 (`.json`).
+    Json,
+}
+
+impl FeedFormat {
+    /// File extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "xml",
+            FeedFormat::Atom => "atom",
+            FeedFormat::Json => "json",
+        }
+    }
+
+    /// `Content-Type` header value.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "application/rss+xml; charset=utf-8",
+            FeedFormat::Atom => "application/atom+xml; charset=utf-8",
+            FeedFormat::Json => "application/feed+json; charset=utf-8",
+        }
+    }
+
+    /// The format a file extension names.
+    pub fn from_extension(ext: &str) -> Option<FeedFormat> {
+        match ext {
+            "xml" | "rss" => Some(FeedFormat::Rss),
+            "atom" => Some(FeedFormat::Atom),
+            "json" => Some(FeedFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// One feed: its scope and format.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FeedId {
+    /// Which items.
+    pub scope: FeedScope,
+    /// Which format.
+    pub format: FeedFormat,
+}
+
+impl FeedId {
+    /// The URL path the server answers for this feed, e.g. `/feeds/drop.xml`.
+    pub fn url_path(&self) -> String {
+        let ext = self.format.extension();
+        match &self.scope {
+            FeedScope::All => format!("/feed.{ext}"),
+            FeedScope::Source(s) => format!("/feeds/{s}.{ext}"),
+            FeedScope::Rule(r) => format!("/alerts/{r}.{ext}"),
+        }
+    }
+
+    /// The feed's file under `state_dir/feeds/`.
+    pub fn file_path(&self, feeds_dir: &Path) -> PathBuf {
+        feeds_dir.join(self.url_path().trim_start_matches('/'))
+    }
+
+    /// Human title of the feed, from the configured channel title.
+    pub fn title(&self, base: &str) -> String {
+        match &self.scope {
+            FeedScope::All => base.to_owned(),
+            FeedScope::Source(s) => format!("{base}: {s}"),
+            FeedScope::Rule(r) => format!("{base}: alert {r}"),
+        }
+    }
+}
+
+/// A rendered feed, shared by every request until the store changes.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The feed document.
+    pub bytes: bytes::Bytes,
+    /// Strong ETag (quoted).
+    pub etag: String,
+    /// Newest change among the feed's items (or the render time of an empty feed).
+    pub last_modified: DateTime<Utc>,
+    /// Store generation it was rendered at.
+    pub generation: u64,
+    /// `Content-Type` value.
+    pub content_type: &'static str,
+}
+
+/// Why a feed could not be rendered or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Reading items failed.
+    #[error("rendering feed {path}: {source}")]
+    Store {
+        /// The feed's URL path.
+        path: String,
+        /// The store error.
+        source: StoreError,
+    },
+    /// Writing the feed file failed.
+    #[error("writing feed file {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The blocking render task panicked or was cancelled.
+    #[error("rendering feed {0}: render task failed")]
+    Task(String),
+}
+
+/// What the publisher needs from the config; replaced on reload.
+#[derive(Debug, Clone)]
+struct Settings {
+    title: String,
+    base_url: String,
+    max_items: usize,
+    feeds_dir: Option<PathBuf>,
+    sources: Vec<String>,
+    rules: Vec<String>,
+}
+
+impl Settings {
+    fn from_config(config: &Config) -> Settings {
+        let base_url = config
+            .server
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.server.listen));
+        Settings {
+            title: config.feed.title.clone(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            max_items: config.feed.max_items,
+            feeds_dir: config
+                .feed
+                .write_files
+                .then(|| config.state_dir.join("feeds")),
+            sources: config
+                .sources
+                .iter()
+                .map(|s| s.name.get_ref().clone())
+                .collect(),
+            rules: config
+                .alerts
+                .iter()
+                .map(|r| r.name.get_ref().clone())
+                .collect(),
+        }
+    }
+}
+
+/// Keeps every feed's rendered bytes and knows when they are stale.
+pub struct Publisher {
+    store: SharedStore,
+    settings: RwLock<Settings>,
+    cache: Mutex<HashMap<FeedId, Arc<Rendered>>>,
+    generation: watch::Sender<u64>,
+}
+
+impl Publisher {
+    /// A publisher for `config`, starting at store generation `generation`.
+    pub fn new(store: SharedStore, config: &Config, generation: u64) -> Publisher {
+        Publisher {
+            store,
+            settings: RwLock::new(Settings::from_config(config)),
+            cache: Mutex::new(HashMap::new()),
+            generation: watch::Sender::new(generation),
+        }
+    }
+
+    /// Takes a reloaded config: feeds for new sources and rules appear, removed ones go.
+    pub fn reconfigure(&self, config: &Config) {
+        let settings = Settings::from_config(config);
+        if let Ok(mut s) = self.settings.write() {
+            *s = settings;
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+        // Wake the writer so files for new feeds appear.
+        self.generation.send_modify(|_| {});
+    }
+
+    /// Records that the store moved to `generation`; stale feeds re-render on next use.
+    pub fn store_changed(&self, generation: u64) {
+        self.generation.send_if_modified(|g| {
+            if *g != generation {
+                *g = generation;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// The store generation feeds are current with.
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    /// Every feed that exists under the current config.
+    pub fn feeds(&self) -> Vec<FeedId> {
+        let Ok(s) = self.settings.read() else {
+            return Vec::new();
+        };
+        let mut scopes = vec![FeedScope::All];
+        scopes.extend(s.sources.iter().cloned().map(FeedScope::Source));
+        scopes.extend(s.rules.iter().cloned().map(FeedScope::Rule));
+        scopes
+            .into_iter()
+            .flat_map(|scope| {
+                [FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json].map(|format| FeedId {
+                    scope: scope.clone(),
+                    format,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a feed exists under the current config.
+    pub fn exists(&self, id: &FeedId) -> bool {
+        let Ok(s) = self.settings.read() else {
+            return false;
+        };
+        match &id.scope {
+            FeedScope::All => true,
+            FeedScope::Source(name) => s.sources.contains(name),
+            FeedScope::Rule(name) => s.rules.contains(name),
+        }
+    }
+
+    /// Absolute URL of a feed (for `atom:link rel="self"`, OPML and the status page).
+    pub fn url_of(&self, id: &FeedId) -> String {
+        let base = self
+            .settings
+            .read()
+            .map(|s| s.base_url.clone())
+            .unwrap_or_default();
+        format!("{base}{}", id.url_path())
+    }
+
+    /// The feed's current rendering: from memory when the store has not changed since,
+    /// else rendered now. `None` when no such feed exists.
+    pub async fn get(self: &Arc<Self>, id: &FeedId) -> Result<Option<Arc<Rendered>>, PublishError> {
+        if !self.exists(id) {
+            return Ok(None);
+        }
+        let generation = self.generation();
+        if let Some(hit) = self.cached(id, generation) {
+            return Ok(Some(hit));
+        }
+        let this = Arc::clone(self);
+        let id2 = id.clone();
+        let rendered = tokio::task::spawn_blocking(move || this.render(&id2, generation))
+            .await
+            .map_err(|_| PublishError::Task(id.url_path()))??;
+        let rendered = Arc::new(rendered);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(id.clone(), Arc::clone(&rendered));
+        }
+        Ok(Some(rendered))
+    }
+
+    fn cached(&self, id: &FeedId, generation: u64) -> Option<Arc<Rendered>> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(id)
+            .filter(|r| r.generation == generation)
+            .cloned()
+    }
+
+    /// Renders one feed from the store (blocking: call from `spawn_blocking`).
+    fn render(&self, id: &FeedId, generation: u64) -> Result<Rendered, PublishError> {
+        let settings = self
+            .settings
+            .read()
+            .map(|s| s.clone())
+            .map_err(|_| PublishError::Task(id.url_path()))?;
+        let filter = match &id.scope {
+            FeedScope::All => ItemFilter::All,
+            FeedScope::Source(s) => ItemFilter::Source(s),
+            FeedScope::Rule(r) => ItemFilter::Rule(r),
+        };
+        let items = {
+            crate::store::lock(&self.store)
+                .items(filter, settings.max_items)
+                .map_err(|source| PublishError::Store {
+                    path: id.url_path(),
+                    source,
+                })?
+        };
+        let channel = Channel {
+            title: id.title(&settings.title),
+            description: match &id.scope {
+                FeedScope::All => "New entries from every watched listing page".to_owned(),
+                FeedScope::Source(s) => format!("New entries from source {s}"),
+                FeedScope::Rule(r) => format!("Entries matching alert rule {r}"),
+            },
+            site_link: format!("{}/", settings.base_url),
+            self_url: format!("{}{}", settings.base_url, id.url_path()),
+            stylesheet: (id.format != FeedFormat::Json)
+                .then(|| format!("{}/feed.xsl", settings.base_url)),
+        };
+        let bytes = match id.format {
+            FeedFormat::Rss => feed::render_rss(&channel, &items),
+            FeedFormat::Atom => feed::render_atom(&channel, &items),
+            FeedFormat::Json => feed::render_json_feed(&channel, &items),
+        };
+        let last_modified = items
+            .iter()
+            .map(|i| i.updated_at.max(i.first_seen))
+            .max()
+            .unwrap_or_else(Utc::now);
+        Ok(Rendered {
+            etag: feed::etag(&bytes),
+            bytes: bytes.into(),
+            last_modified,
+            generation,
+            content_type: id.format.content_type(),
+        })
+    }
+
+    /// Writes every feed under `state_dir/feeds/` after each store change, until
+    /// `shutdown` turns true. Renders go through the cache, so the server then answers
+    /// from memory.
+    pub async fn write_files(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.generation.subscribe();
+        changes.mark_changed();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+            if let Err(e) = self.write_all().await {
+                tracing::warn!(error = %e, "cannot write feed files");
+            }
+        }
+    }
+
+    /// Renders and writes every feed file once.
+    pub async fn write_all(self: &Arc<Self>) -> Result<(), PublishError> {
+        let Some(dir) = self.settings.read().ok().and_then(|s| s.feeds_dir.clone()) else {
+            return Ok(());
+        };
+        for id in self.feeds() {
+            let Some(rendered) = self.get(&id).await? else {
+                continue;
+            };
+            let path = id.file_path(&dir);
+            let bytes = rendered.bytes.clone();
+            tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                .await
+                .map_err(|_| PublishError::Task(id.url_path()))??;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory and a rename, so
+/// readers never see a half-written file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+    let err = |source| PublishError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    Ok(())
+}

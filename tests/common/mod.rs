@@ -1,0 +1,199 @@
+//! Helpers for end-to-end tests: start the real `lookout` binary on a temp dir, find the
+//! port it listens on, poll with deadlines.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The three real captures, and how many entries each holds.
+pub const FIXTURES: &[(&str, usize)] = &[
+    ("aitopics_energy.txt", 10),
+    ("hf_papers_may20.txt", 27),
+    ("hf_papers_apr17.txt", 35),
+];
+
+/// Papers that appear in both Hugging Face captures: the same items, stored once.
+pub const SHARED_BETWEEN_HF_CAPTURES: usize = 4;
+
+/// A fixture's bytes.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A lookout daemon started as a child process.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Everything it logged so far.
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts `lookout run --config <config>` and waits until it listens.
+    pub fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lookout"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info,lookout=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start lookout");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = wait_for(Duration::from_secs(30), "lookout to listen", || {
+            let l = log.lock().unwrap();
+            l.lines()
+                .find(|line| line.contains("lookout running"))
+                .and_then(|line| line.split("listen=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+        });
+        Daemon {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid; no memory is shared.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Sends SIGTERM and waits for the exit status (panics after `timeout`).
+    pub fn stop(mut self, timeout: Duration) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let child = &mut self.child;
+        wait_for(timeout, "lookout to exit", || {
+            child.try_wait().ok().flatten()
+        })
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temp dir with a config for one drop folder on a free port.
+pub struct Setup {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+    /// The drop folder.
+    pub drop: PathBuf,
+}
+
+impl Setup {
+    /// Writes a config with one folder source `drop`, plus `extra` TOML appended.
+    pub fn new(extra: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let drop = dir.path().join("drop");
+        let config = dir.path().join("lookout.toml");
+        let text = format!(
+            "state_dir = {state:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[feed]\ntitle = \"e2e\"\n\
+             [[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = \"200ms\"\n{extra}",
+            state = dir.path().join("state"),
+            drop = drop,
+        );
+        std::fs::write(&config, text).expect("write config");
+        Setup { dir, config, drop }
+    }
+
+    /// Drops a file the way browsers do: write a temporary name, rename into place.
+    pub fn drop_file(&self, name: &str, bytes: &[u8]) {
+        std::fs::create_dir_all(&self.drop).unwrap();
+        let tmp = self.drop.join(format!(".{name}.part"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, self.drop.join(name)).unwrap();
+    }
+
+    /// Waits until `name` has been filed into `sub` (`processed` or `failed`).
+    pub fn wait_filed(&self, sub: &str, name: &str) -> PathBuf {
+        let path = self.drop.join(sub).join(name);
+        wait_for(
+            Duration::from_secs(20),
+            &format!("{name} in {sub}/"),
+            || path.exists().then(|| path.clone()),
+        )
+    }
+}
+
+/// GET a URL; returns status, headers and body.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        let body = resp.bytes().await.expect("body").to_vec();
+        (status, h, body)
+    })
+}
+
+/// The item guids of an RSS document, in order.
+pub fn rss_guids(body: &[u8]) -> Vec<String> {
+    let channel = rss::Channel::read_from(body).expect("served feed is valid RSS");
+    channel
+        .items()
+        .iter()
+        .map(|i| i.guid().map(|g| g.value().to_owned()).unwrap_or_default())
+        .collect()
+}
