@@ -8,7 +8,13 @@
 //!
 //! The store is synchronous; the daemon calls it from `spawn_blocking`.
 
+mod ingest;
+mod items;
 mod migrations;
+mod outbox;
+
+pub use ingest::idempotency_key;
+pub use outbox::RuleMatch;
 
 use std::path::Path;
 use std::time::Duration;
