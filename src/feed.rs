@@ -1,2 +1,481 @@
-//! Feed rendering from stored items: RSS 2.0 (and Atom / JSON Feed). The one place
-//! that turns items into feed bytes.
+//! Feed rendering from stored items: RSS 2.0, Atom and JSON Feed 1.1. The one place
+//! that turns items into feed bytes, and the one place that decides an item's link
+//! ([`feed_link_for`]), which notifiers reuse.
+//!
+//! Every function here is pure: the same channel and items give the same bytes, so a
+//! feed's [`etag`] changes exactly when its content does. The three formats share one
+//! item mapping ([`FeedItem`]): title, HTML description, guid, date, link, authors.
+//!
+//! Text from captured pages is hostile by default. XML writers escape markup, but no
+//! escaping makes a control character legal in XML 1.0, so every text field first goes
+//! through [`xml_safe`]; the description is HTML and is built from escaped pieces, so a
+//! `<script>` in a summary reaches the reader as text.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::store::StoredItem;
+
+/// The Atom namespace, for the RSS channel's `atom:link rel="self"`.
+const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
+
+/// The JSON Feed version this module writes.
+const JSON_FEED_VERSION: &str = "https://jsonfeed.org/version/1.1";
+
+/// What a feed says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// Feed title ("lookout", "lookout: hf-daily", "lookout alert: diffusion").
+    pub title: String,
+    /// One-line description.
+    pub description: String,
+    /// The site the feed belongs to: the configured base URL, else
+    /// `http://127.0.0.1:8080/`.
+    pub site_link: String,
+    /// The absolute URL this feed is served at (the `rel="self"` link).
+    pub self_url: String,
+    /// URL of an XSL stylesheet that renders the feed as a page in a browser; written
+    /// as an `xml-stylesheet` processing instruction in the XML formats.
+    pub stylesheet: Option<String>,
+}
+
+/// One item as all three formats show it, with every text field already XML-safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedItem {
+    /// The stable guid: the item's store key.
+    pub guid: String,
+    /// Title, plain text.
+    pub title: String,
+    /// Where the item links to, see [`feed_link_for`].
+    pub link: Option<String>,
+    /// Description as HTML: the escaped summary, then authors and publisher.
+    pub description_html: String,
+    /// The item's date: its publication date at 00:00 UTC, else when lookout first saw
+    /// it.
+    pub date: DateTime<Utc>,
+    /// When a stored field last changed.
+    pub updated: DateTime<Utc>,
+    /// Author names.
+    pub authors: Vec<String>,
+}
+
+impl FeedItem {
+    /// Maps a stored item to what feeds show.
+    pub fn from_stored(item: &StoredItem) -> FeedItem {
+        let date = item
+            .published
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .map(|midnight| midnight.and_utc())
+            .unwrap_or(item.first_seen);
+        FeedItem {
+            guid: xml_safe(&item.key).into_owned(),
+            title: xml_safe(&item.title).into_owned(),
+            link: feed_link_for(item).map(|link| xml_safe(&link).into_owned()),
+            description_html: description_html(item),
+            date,
+            updated: item.updated_at,
+            authors: item
+                .authors
+                .iter()
+                .map(|name| xml_safe(name).into_owned())
+                .collect(),
+        }
+    }
+}
+
+/// The link an item points to, for feeds and notifiers alike: the link a capture gave;
+/// else, for a Hugging Face item, a search of its title on the papers page (text
+/// captures carry no links, and the title finds the paper); else its arXiv abstract
+/// page; else none.
+pub fn feed_link_for(item: &StoredItem) -> Option<String> {
+    if let Some(link) = item.link.as_deref().filter(|l| !l.trim().is_empty()) {
+        return Some(link.to_owned());
+    }
+    if item.format.starts_with("hf") && !item.title.trim().is_empty() {
+        let query: String = url::form_urlencoded::byte_serialize(item.title.as_bytes()).collect();
+        return Some(format!("https://huggingface.co/papers?q={query}"));
+    }
+    item.arxiv_id
+        .as_deref()
+        .filter(|id| !id.trim().is_empty())
+        .map(|id| format!("https://arxiv.org/abs/{}", id.trim()))
+}
+
+/// The description as HTML: the summary paragraph, then one line naming the authors
+/// (or their count) and the publisher, each piece escaped.
+fn description_html(item: &StoredItem) -> String {
+    let mut html = String::new();
+    let summary = xml_safe(item.summary.trim());
+    if !summary.is_empty() {
+        html.push_str("<p>");
+        html.push_str(&escape_html(&summary));
+        html.push_str("</p>");
+    }
+    let authors = if !item.authors.is_empty() {
+        Some(item.authors.join(", "))
+    } else {
+        match item.author_count {
+            Some(1) => Some("1 author".to_owned()),
+            Some(n) if n > 0 => Some(format!("{n} authors")),
+            _ => None,
+        }
+    };
+    let publisher = item.publisher.as_deref().filter(|p| !p.trim().is_empty());
+    let line: Vec<&str> = authors.as_deref().into_iter().chain(publisher).collect();
+    if !line.is_empty() {
+        html.push_str("<p>");
+        html.push_str(&escape_html(&xml_safe(&line.join(" · "))));
+        html.push_str("</p>");
+    }
+    html
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// Whether XML 1.0 allows `ch` in a document at all (the `Char` production). Rust
+/// strings cannot hold surrogates, so what remains is the C0 controls other than tab,
+/// LF and CR, and U+FFFE / U+FFFF.
+fn xml_char(ch: char) -> bool {
+    matches!(ch, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// `text` without the characters XML 1.0 forbids; borrowed when there were none, which
+/// is almost always.
+pub fn xml_safe(text: &str) -> Cow<'_, str> {
+    if text.chars().all(xml_char) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.chars().filter(|&ch| xml_char(ch)).collect())
+    }
+}
+
+/// Renders an RSS 2.0 feed of `items`, in the order given (newest first).
+pub fn render_rss(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
+    let rss_items: Vec<rss::Item> = items
+        .iter()
+        .map(FeedItem::from_stored)
+        .map(|item| rss::Item {
+            title: Some(item.title),
+            link: item.link,
+            description: (!item.description_html.is_empty()).then_some(item.description_html),
+            author: None,
+            // Our keys ("arxiv:...", "title:...") are never URLs, so never permalinks.
+            guid: Some(rss::Guid {
+                value: item.guid,
+                permalink: false,
+            }),
+            pub_date: Some(item.date.to_rfc2822()),
+            ..rss::Item::default()
+        })
+        .collect();
+
+    let self_link = rss::extension::Extension {
+        name: "atom:link".to_owned(),
+        value: None,
+        attrs: BTreeMap::from([
+            ("href".to_owned(), xml_safe(&channel.self_url).into_owned()),
+            ("rel".to_owned(), "self".to_owned()),
+            ("type".to_owned(), "application/rss+xml".to_owned()),
+        ]),
+        children: BTreeMap::new(),
+    };
+    let mut extensions = rss::extension::ExtensionMap::new();
+    extensions
+        .entry("atom".to_owned())
+        .or_default()
+        .insert("link".to_owned(), vec![self_link]);
+
+    let rss_channel = rss::Channel {
+        title: xml_safe(&channel.title).into_owned(),
+        link: xml_safe(&channel.site_link).into_owned(),
+        description: xml_safe(&channel.description).into_owned(),
+        generator: Some(concat!("lookout ", env!("CARGO_PKG_VERSION")).to_owned()),
+        items: rss_items,
+        extensions,
+        namespaces: BTreeMap::from([("atom".to_owned(), ATOM_NS.to_owned())]),
+        ..rss::Channel::default()
+    };
+    let bytes = rss_channel
+        .write_to(Vec::new())
+        // The writer is a Vec, whose writes cannot fail, and quick-xml validates
+        // nothing else while writing, so this is unreachable.
+        .expect("writing RSS into memory cannot fail");
+    with_stylesheet(bytes, channel.stylesheet.as_deref())
+}
+
+/// Renders an Atom feed of `items`, in the order given (newest first).
+///
+/// Atom ids must be IRIs and our keys are not, so an entry's id is
+/// `urn:lookout:<percent-encoded key>`: as stable as the RSS guid, and reversible.
+pub fn render_atom(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
+    let entries: Vec<atom_syndication::Entry> = items
+        .iter()
+        .map(FeedItem::from_stored)
+        .map(|item| atom_syndication::Entry {
+            title: atom_syndication::Text::plain(item.title),
+            id: atom_id(&item.guid),
+            updated: item.updated.fixed_offset(),
+            published: Some(item.date.fixed_offset()),
+            authors: item
+                .authors
+                .into_iter()
+                .map(|name| atom_syndication::Person {
+                    name,
+                    ..atom_syndication::Person::default()
+                })
+                .collect(),
+            links: item
+                .link
+                .map(|href| atom_syndication::Link {
+                    href,
+                    rel: "alternate".to_owned(),
+                    ..atom_syndication::Link::default()
+                })
+                .into_iter()
+                .collect(),
+            summary: (!item.description_html.is_empty())
+                .then(|| atom_syndication::Text::html(item.description_html)),
+            ..atom_syndication::Entry::default()
+        })
+        .collect();
+    let self_url = xml_safe(&channel.self_url).into_owned();
+    let feed = atom_syndication::Feed {
+        title: atom_syndication::Text::plain(xml_safe(&channel.title).into_owned()),
+        id: self_url.clone(),
+        updated: feed_updated(items).fixed_offset(),
+        // Atom wants an author on every entry or on the feed; the feed's own name is
+        // the honest one when a capture named nobody.
+        authors: vec![atom_syndication::Person {
+            name: xml_safe(&channel.title).into_owned(),
+            ..atom_syndication::Person::default()
+        }],
+        subtitle: (!channel.description.is_empty())
+            .then(|| atom_syndication::Text::plain(xml_safe(&channel.description).into_owned())),
+        links: vec![
+            atom_syndication::Link {
+                href: self_url,
+                rel: "self".to_owned(),
+                mime_type: Some("application/atom+xml".to_owned()),
+                ..atom_syndication::Link::default()
+            },
+            atom_syndication::Link {
+                href: xml_safe(&channel.site_link).into_owned(),
+                rel: "alternate".to_owned(),
+                ..atom_syndication::Link::default()
+            },
+        ],
+        generator: Some(atom_syndication::Generator {
+            value: "lookout".to_owned(),
+            uri: None,
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        }),
+        entries,
+        ..atom_syndication::Feed::default()
+    };
+    let bytes = feed
+        .write_to(Vec::new())
+        // As for RSS: a Vec writer cannot fail.
+        .expect("writing Atom into memory cannot fail");
+    with_stylesheet(bytes, channel.stylesheet.as_deref())
+}
+
+/// Renders a JSON Feed 1.1 of `items`, in the order given (newest first).
+pub fn render_json_feed(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
+    use serde_json::{json, Map, Value};
+    let json_items: Vec<Value> = items
+        .iter()
+        .map(FeedItem::from_stored)
+        .map(|item| {
+            let mut obj = Map::new();
+            obj.insert("id".into(), Value::from(item.guid));
+            if let Some(link) = item.link {
+                obj.insert("url".into(), Value::from(link));
+            }
+            obj.insert("title".into(), Value::from(item.title));
+            obj.insert("content_html".into(), Value::from(item.description_html));
+            obj.insert("date_published".into(), Value::from(item.date.to_rfc3339()));
+            obj.insert(
+                "date_modified".into(),
+                Value::from(item.updated.to_rfc3339()),
+            );
+            if !item.authors.is_empty() {
+                let authors: Vec<Value> = item
+                    .authors
+                    .into_iter()
+                    .map(|name| json!({ "name": name }))
+                    .collect();
+                obj.insert("authors".into(), Value::from(authors));
+            }
+            Value::Object(obj)
+        })
+        .collect();
+    let feed = json!({
+        "version": JSON_FEED_VERSION,
+        "title": xml_safe(&channel.title),
+        "home_page_url": xml_safe(&channel.site_link),
+        "feed_url": xml_safe(&channel.self_url),
+        "description": xml_safe(&channel.description),
+        "items": json_items,
+    });
+    // Display for a Value cannot fail: every key is a string.
+    feed.to_string().into_bytes()
+}
+
+/// A strong ETag for feed bytes: the quoted first 128 bits of their SHA-256, in hex.
+pub fn etag(bytes: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(bytes));
+    format!("\"{}\"", &digest[..32])
+}
+
+/// `urn:lookout:` and the key percent-encoded (an IRI, see [`render_atom`]).
+fn atom_id(key: &str) -> String {
+    let encoded = percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC);
+    format!("urn:lookout:{encoded}")
+}
+
+/// The feed's own `updated`: its newest item change. Derived from the items, not the
+/// clock, so rendering the same items twice gives the same bytes and ETag.
+fn feed_updated(items: &[StoredItem]) -> DateTime<Utc> {
+    items
+        .iter()
+        .map(|item| item.updated_at)
+        .max()
+        .unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// Inserts `<?xml-stylesheet type="text/xsl" href="..."?>` right after the XML
+/// declaration (where the processing instruction must come, before the root element).
+fn with_stylesheet(bytes: Vec<u8>, stylesheet: Option<&str>) -> Vec<u8> {
+    let Some(href) = stylesheet else {
+        return bytes;
+    };
+    let pi = format!(
+        "\n<?xml-stylesheet type=\"text/xsl\" href=\"{}\"?>",
+        escape_html(&xml_safe(href))
+    );
+    let decl_end = if bytes.starts_with(b"<?xml") {
+        bytes.windows(2).position(|w| w == b"?>").map(|pos| pos + 2)
+    } else {
+        None
+    };
+    let at = decl_end.unwrap_or(0);
+    let mut out = Vec::with_capacity(bytes.len() + pi.len());
+    out.extend_from_slice(&bytes[..at]);
+    if at == 0 {
+        // No declaration: the instruction may still open the document, without the
+        // leading newline that would precede nothing.
+        out.extend_from_slice(pi.trim_start().as_bytes());
+        out.push(b'\n');
+    } else {
+        out.extend_from_slice(pi.as_bytes());
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(title: &str) -> StoredItem {
+        StoredItem {
+            id: 1,
+            key: "title:x".into(),
+            title: title.into(),
+            link: None,
+            summary: String::new(),
+            authors: Vec::new(),
+            author_count: None,
+            publisher: None,
+            source: "drop".into(),
+            published: None,
+            arxiv_id: None,
+            format: "aitopics".into(),
+            first_seen: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn xml_safe_strips_only_forbidden_characters() {
+        assert_eq!(
+            xml_safe("a\u{0}b\u{1b}c\td\ne\rf\u{fffe}\u{ffff}g\u{7f}"),
+            "abc\td\ne\rfg\u{7f}"
+        );
+        assert!(matches!(xml_safe("plain ünïcode 🎉"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn link_prefers_capture_link_then_hf_search_then_arxiv() {
+        let mut it = item("Diffusion & Friends");
+        it.arxiv_id = Some("2401.00001".into());
+        assert_eq!(
+            feed_link_for(&it).as_deref(),
+            Some("https://arxiv.org/abs/2401.00001")
+        );
+        it.format = "hf-papers".into();
+        assert_eq!(
+            feed_link_for(&it).as_deref(),
+            Some("https://huggingface.co/papers?q=Diffusion+%26+Friends")
+        );
+        it.link = Some("https://example.com/p".into());
+        assert_eq!(feed_link_for(&it).as_deref(), Some("https://example.com/p"));
+        let plain = item("Nothing");
+        assert_eq!(feed_link_for(&plain), None);
+    }
+
+    #[test]
+    fn description_names_authors_or_their_count_and_publisher() {
+        let mut it = item("t");
+        it.summary = "Uses <b>bold</b> & more".into();
+        it.author_count = Some(12);
+        it.publisher = Some("Al Jazeera".into());
+        assert_eq!(
+            description_html(&it),
+            "<p>Uses &lt;b&gt;bold&lt;/b&gt; &amp; more</p><p>12 authors · Al Jazeera</p>"
+        );
+        it.authors = vec!["Ada".into(), "Bob".into()];
+        it.publisher = None;
+        assert_eq!(
+            description_html(&it),
+            "<p>Uses &lt;b&gt;bold&lt;/b&gt; &amp; more</p><p>Ada, Bob</p>"
+        );
+    }
+
+    #[test]
+    fn etag_is_quoted_stable_and_content_dependent() {
+        assert_eq!(etag(b"abc"), etag(b"abc"));
+        assert_ne!(etag(b"abc"), etag(b"abd"));
+        let tag = etag(b"abc");
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 34);
+    }
+
+    #[test]
+    fn stylesheet_goes_right_after_the_declaration() {
+        let out = with_stylesheet(
+            b"<?xml version=\"1.0\"?><rss/>".to_vec(),
+            Some("/a.xsl?x=1&y=\"2\""),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "<?xml version=\"1.0\"?>\n<?xml-stylesheet type=\"text/xsl\" href=\"/a.xsl?x=1&amp;y=&quot;2&quot;\"?><rss/>"
+        );
+    }
+}
