@@ -335,10 +335,7 @@ pub(crate) async fn get(
     if let Some(v) = validators.last_modified.as_deref().and_then(valid_header) {
         request = request.header(header::IF_MODIFIED_SINCE, v);
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| classify(e, url, limits))?;
+    let response = request.send().await.map_err(|e| classify(e, url, limits))?;
     let fetched_at = Utc::now();
     let status = response.status();
     if status == StatusCode::NOT_MODIFIED {

@@ -51,7 +51,11 @@ impl HostGate {
     pub(crate) async fn enter(&self, host: &str) -> HostTurn {
         let lock = {
             // A poisoned map is still a valid map: entries are only ever inserted.
-            let mut hosts = self.inner.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut hosts = self
+                .inner
+                .hosts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             Arc::clone(hosts.entry(host.to_owned()).or_default())
         };
         let guard = lock.lock_owned().await;
@@ -108,7 +112,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(first);
         let entered = second.await.expect("task");
-        assert!(entered - start >= Duration::from_millis(150), "{:?}", entered - start);
+        assert!(
+            entered - start >= Duration::from_millis(150),
+            "{:?}",
+            entered - start
+        );
     }
 
     #[tokio::test]

@@ -374,7 +374,9 @@ impl HttpSource {
     /// Runs a store call on the blocking pool: SQLite must not block the runtime.
     async fn with_store<T: Send + 'static>(
         &self,
-        call: impl FnOnce(&mut crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+        call: impl FnOnce(&mut crate::store::Store) -> Result<T, crate::store::StoreError>
+            + Send
+            + 'static,
     ) -> Result<T, HttpError> {
         let store = SharedStore::clone(&self.store);
         let joined = tokio::task::spawn_blocking(move || {
@@ -417,8 +419,14 @@ mod tests {
     #[test]
     fn host_key_includes_the_port() {
         let key = |u: &str| Url::parse(u).ok().and_then(|u| host_key(&u));
-        assert_eq!(key("https://example.org/a").as_deref(), Some("example.org:443"));
-        assert_eq!(key("http://example.org:8080/").as_deref(), Some("example.org:8080"));
+        assert_eq!(
+            key("https://example.org/a").as_deref(),
+            Some("example.org:443")
+        );
+        assert_eq!(
+            key("http://example.org:8080/").as_deref(),
+            Some("example.org:8080")
+        );
         assert_eq!(key("http://127.0.0.1/").as_deref(), Some("127.0.0.1:80"));
     }
 }

@@ -122,15 +122,27 @@ mod tests {
         let now = Utc.with_ymd_and_hms(1994, 11, 6, 8, 49, 0).unwrap();
         assert_eq!(parse_retry_after("120", now), Some(S(120)));
         assert_eq!(parse_retry_after(" 7 ", now), Some(S(7)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(S(37)));
-        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), Some(S(37)));
-        assert_eq!(parse_retry_after("Sun Nov  6 08:49:37 1994", now), Some(S(37)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(S(37))
+        );
+        assert_eq!(
+            parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now),
+            Some(S(37))
+        );
+        assert_eq!(
+            parse_retry_after("Sun Nov  6 08:49:37 1994", now),
+            Some(S(37))
+        );
     }
 
     #[test]
     fn retry_after_in_the_past_means_now_and_garbage_means_none() {
         let now = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
         assert_eq!(parse_retry_after("", now), None);
