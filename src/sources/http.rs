@@ -1,1 +1,0 @@
-//! Listing-page poller: schedule with jitter, conditional GET, backoff, limits.

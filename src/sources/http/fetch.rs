@@ -1,0 +1,495 @@
+//! One HTTP exchange: the client, the conditional GET, the streamed body under a size
+//! limit, and errors that say what was fetched and what went wrong.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{redirect, StatusCode};
+use url::Url;
+
+use super::schedule;
+use crate::config::{Secret, SourceConfig, DEFAULT_MAX_SIZE};
+use crate::store::StoreError;
+
+/// The User-Agent sent when the config names none.
+pub const DEFAULT_USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
+
+/// Why a fetch failed. Every message names what was fetched, e.g.
+/// `GET http://example.org/list: timed out after 30s`.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The source config cannot make a client (bad URL, bad header name or value).
+    #[error("source {source_name:?}: {reason}")]
+    Config {
+        /// The source.
+        source_name: String,
+        /// What is wrong; header values are never included.
+        reason: String,
+    },
+    /// No connection could be made (refused, DNS, TLS, or the connect timeout).
+    #[error("GET {url}: cannot connect: {reason}")]
+    Connect {
+        /// The URL requested.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The whole exchange took longer than the total timeout.
+    #[error("GET {url}: timed out after {}", human(.after))]
+    Timeout {
+        /// The URL requested.
+        url: String,
+        /// The configured total timeout.
+        after: Duration,
+    },
+    /// A redirect led back to a URL already visited.
+    #[error("GET {url}: redirect loop at {at}")]
+    RedirectLoop {
+        /// The URL requested.
+        url: String,
+        /// The URL that was about to be visited twice.
+        at: String,
+    },
+    /// More redirects than allowed.
+    #[error("GET {url}: more than {max} redirects")]
+    TooManyRedirects {
+        /// The URL requested.
+        url: String,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The server answered with an error (or unexpected) status.
+    #[error("GET {url}: HTTP {status}{}", retry_note(.retry_after))]
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The server's `Retry-After` (429 and 503 only), parsed.
+        retry_after: Option<Duration>,
+    },
+    /// The body, counted after decompression, is larger than allowed.
+    #[error("GET {url}: body exceeds {limit} bytes")]
+    TooLarge {
+        /// The URL requested.
+        url: String,
+        /// The configured `max_body_size`.
+        limit: u64,
+    },
+    /// The exchange failed in another way (connection reset, bad encoding, ...).
+    #[error("GET {url}: {reason}")]
+    Transfer {
+        /// The URL requested.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The page arrived but the pipeline refused it (it did not parse).
+    #[error("GET {url}: page refused: {reason}")]
+    Refused {
+        /// The final URL of the page.
+        url: String,
+        /// The pipeline's reason.
+        reason: String,
+    },
+    /// The fetch state could not be read or written.
+    #[error("source {source_name:?}: fetch state: {error}")]
+    Store {
+        /// The source.
+        source_name: String,
+        /// The store's error.
+        #[source]
+        error: StoreError,
+    },
+    /// The store task died (a panic in the store) before answering.
+    #[error("source {source_name:?}: fetch state: {reason}")]
+    StoreTask {
+        /// The source.
+        source_name: String,
+        /// What happened to the task.
+        reason: String,
+    },
+    /// The pipeline stopped taking pages (the daemon is shutting down).
+    #[error("source {source_name:?}: the pipeline is closed")]
+    PipelineClosed {
+        /// The source.
+        source_name: String,
+    },
+}
+
+impl HttpError {
+    /// Whether this failure should slow the source down. Network trouble and server
+    /// errors do; a page that arrived fine but did not parse does not (the server is
+    /// healthy, hammering is not the issue), nor does a shutdown.
+    pub fn backs_off(&self) -> bool {
+        !matches!(
+            self,
+            HttpError::Refused { .. } | HttpError::PipelineClosed { .. }
+        )
+    }
+
+    /// The wait the server asked for with `Retry-After` on a 429 or 503.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HttpError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn human(d: &Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(*d)
+}
+
+fn retry_note(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!(" (Retry-After {})", human(d)),
+        None => String::new(),
+    }
+}
+
+/// Transport limits of one fetch: what a source config says, or defaults for a
+/// one-off preview (`lookout parse URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest whole exchange, body included.
+    pub timeout: Duration,
+    /// Largest body, counted after decompression.
+    pub max_body_size: u64,
+    /// Most redirects followed.
+    pub max_redirects: usize,
+    /// The User-Agent header.
+    pub user_agent: String,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            max_body_size: DEFAULT_MAX_SIZE,
+            max_redirects: 5,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+        }
+    }
+}
+
+impl Limits {
+    /// The limits a source config asks for.
+    pub fn from_source(cfg: &SourceConfig) -> Self {
+        Limits {
+            connect_timeout: cfg.connect_timeout.0,
+            timeout: cfg.timeout.0,
+            max_body_size: cfg.max_body_size,
+            max_redirects: cfg.max_redirects,
+            user_agent: cfg
+                .user_agent
+                .clone()
+                .unwrap_or_else(|| DEFAULT_USER_AGENT.to_owned()),
+        }
+    }
+}
+
+/// A fetched page, for previews.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The body, decompressed.
+    pub body: Vec<u8>,
+    /// The `Content-Type` header, when sent.
+    pub content_type: Option<String>,
+    /// The URL the body came from, after redirects.
+    pub url: Url,
+}
+
+/// Fetches one URL once, unconditionally, under `limits`: what `lookout parse URL`
+/// previews. No host gate and no store are involved.
+pub async fn fetch_url(url: &Url, limits: &Limits) -> Result<Fetched, HttpError> {
+    let client = build_client(url.as_str(), limits, &Default::default())?;
+    match get(&client, url, limits, &Validators::default()).await? {
+        Response::Page(page) => Ok(Fetched {
+            body: page.body,
+            content_type: page.content_type,
+            url: page.url,
+        }),
+        // Without validators a server has no business answering 304.
+        Response::NotModified => Err(HttpError::Status {
+            url: url.to_string(),
+            status: 304,
+            retry_after: None,
+        }),
+    }
+}
+
+/// Why the redirect policy stopped following; found again in the reqwest error's
+/// source chain to produce a precise [`HttpError`].
+#[derive(Debug)]
+enum RedirectStop {
+    Loop(Url),
+    TooMany(usize),
+}
+
+impl std::fmt::Display for RedirectStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedirectStop::Loop(at) => write!(f, "redirect loop at {at}"),
+            RedirectStop::TooMany(max) => write!(f, "more than {max} redirects"),
+        }
+    }
+}
+
+impl StdError for RedirectStop {}
+
+/// Builds the one client a source uses for all its fetches (connection reuse, one
+/// place for timeouts and headers). `name` labels config errors.
+pub(crate) fn build_client(
+    name: &str,
+    limits: &Limits,
+    headers: &std::collections::BTreeMap<String, Secret>,
+) -> Result<reqwest::Client, HttpError> {
+    let config_error = |reason: String| HttpError::Config {
+        source_name: name.to_owned(),
+        reason,
+    };
+    let mut default_headers = HeaderMap::new();
+    for (key, value) in headers {
+        let header_name = HeaderName::from_bytes(key.as_bytes())
+            .map_err(|_| config_error(format!("invalid header name {key:?}")))?;
+        // The value is a secret: the error names the header only.
+        let mut header_value = HeaderValue::from_str(value.expose())
+            .map_err(|_| config_error(format!("invalid value for header {key:?}")))?;
+        // Keeps the value out of reqwest's and hyper's Debug output.
+        header_value.set_sensitive(true);
+        default_headers.insert(header_name, header_value);
+    }
+    let max = limits.max_redirects;
+    // A loop is reported as a loop (not as "too many redirects") so the log says what
+    // the site is doing wrong.
+    let policy = redirect::Policy::custom(move |attempt| {
+        if attempt.previous().contains(attempt.url()) {
+            let at = attempt.url().clone();
+            attempt.error(RedirectStop::Loop(at))
+        } else if attempt.previous().len() > max {
+            attempt.error(RedirectStop::TooMany(max))
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .connect_timeout(limits.connect_timeout)
+        .timeout(limits.timeout)
+        .redirect(policy)
+        .user_agent(limits.user_agent.as_str())
+        .default_headers(default_headers)
+        .gzip(true)
+        .brotli(true)
+        .build()
+        .map_err(|e| config_error(format!("cannot build HTTP client: {}", chain(&e))))
+}
+
+/// Validators from the last good fetch, sent back for a conditional GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// What one GET produced.
+#[derive(Debug)]
+pub(crate) enum Response {
+    /// 304: the page has not changed since the validators were issued.
+    NotModified,
+    /// A new page.
+    Page(Body),
+}
+
+/// A 2xx response, read whole.
+#[derive(Debug)]
+pub(crate) struct Body {
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    /// Final URL after redirects.
+    pub url: Url,
+    /// When the response arrived: the page's reference time.
+    pub fetched_at: DateTime<Utc>,
+    pub validators: Validators,
+}
+
+/// One conditional GET of `url`, body read under `limits.max_body_size`.
+pub(crate) async fn get(
+    client: &reqwest::Client,
+    url: &Url,
+    limits: &Limits,
+    validators: &Validators,
+) -> Result<Response, HttpError> {
+    let mut request = client.get(url.clone());
+    // A stored validator that is no longer a valid header value is skipped, which
+    // just costs one unconditional fetch.
+    if let Some(v) = validators.etag.as_deref().and_then(valid_header) {
+        request = request.header(header::IF_NONE_MATCH, v);
+    }
+    if let Some(v) = validators.last_modified.as_deref().and_then(valid_header) {
+        request = request.header(header::IF_MODIFIED_SINCE, v);
+    }
+    let response = request.send().await.map_err(|e| classify(e, url, limits))?;
+    let fetched_at = Utc::now();
+    let status = response.status();
+    if status == StatusCode::NOT_MODIFIED {
+        return Ok(Response::NotModified);
+    }
+    if !status.is_success() {
+        let retry_after = if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            header_text(response.headers(), header::RETRY_AFTER)
+                .and_then(|v| schedule::parse_retry_after(&v, fetched_at))
+        } else {
+            None
+        };
+        return Err(HttpError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            retry_after,
+        });
+    }
+    let headers = response.headers();
+    let content_type = header_text(headers, header::CONTENT_TYPE);
+    let new_validators = Validators {
+        etag: header_text(headers, header::ETAG),
+        last_modified: header_text(headers, header::LAST_MODIFIED),
+    };
+    let final_url = response.url().clone();
+    let body = read_body(response, url, limits).await?;
+    Ok(Response::Page(Body {
+        body,
+        content_type,
+        url: final_url,
+        fetched_at,
+        validators: new_validators,
+    }))
+}
+
+/// Reads the body chunk by chunk, stopping as soon as it would pass the limit.
+/// reqwest hands over decompressed chunks, so this counts decompressed bytes: a gzip
+/// bomb is cut at the limit instead of being inflated in memory.
+async fn read_body(
+    response: reqwest::Response,
+    url: &Url,
+    limits: &Limits,
+) -> Result<Vec<u8>, HttpError> {
+    let too_large = || HttpError::TooLarge {
+        url: url.to_string(),
+        limit: limits.max_body_size,
+    };
+    let limit = usize::try_from(limits.max_body_size).unwrap_or(usize::MAX);
+    // reqwest drops Content-Length when it decompresses, so a declared length is the
+    // real length: refuse early without reading anything.
+    let declared = response.content_length();
+    if declared.is_some_and(|len| len > limits.max_body_size) {
+        return Err(too_large());
+    }
+    // Preallocate from the declared length only up to the limit: the header is the
+    // server's word, not a measurement.
+    let capacity = declared
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0)
+        .min(limit);
+    let mut body = Vec::with_capacity(capacity);
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| classify(e, url, limits))?;
+        if chunk.len() > limit - body.len() {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn valid_header(value: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(value).ok()
+}
+
+fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Turns a reqwest error into the [`HttpError`] that says what happened.
+fn classify(error: reqwest::Error, url: &Url, limits: &Limits) -> HttpError {
+    let url_text = url.to_string();
+    if let Some(stop) = find_cause::<RedirectStop>(&error) {
+        return match stop {
+            RedirectStop::Loop(at) => HttpError::RedirectLoop {
+                url: url_text,
+                at: at.to_string(),
+            },
+            RedirectStop::TooMany(max) => HttpError::TooManyRedirects {
+                url: url_text,
+                max: *max,
+            },
+        };
+    }
+    // A connect timeout also counts as a timeout to reqwest; report it as the
+    // connect phase with the connect timeout, which is the limit that fired.
+    if error.is_connect() {
+        let reason = if error.is_timeout() {
+            format!("timed out after {}", human(&limits.connect_timeout))
+        } else {
+            chain(&error)
+        };
+        return HttpError::Connect {
+            url: url_text,
+            reason,
+        };
+    }
+    if error.is_timeout() {
+        return HttpError::Timeout {
+            url: url_text,
+            after: limits.timeout,
+        };
+    }
+    HttpError::Transfer {
+        url: url_text,
+        reason: chain(&error),
+    }
+}
+
+fn find_cause<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The error and its causes in one line. reqwest's own message only says "error
+/// sending request"; the useful part ("connection refused") is further down.
+fn chain(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = error.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        // hyper and std often repeat the inner message in the outer one.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    if parts.is_empty() {
+        // Without a cause, the error itself is all there is; drop its URL, which the
+        // HttpError message already names.
+        return error.to_string();
+    }
+    parts.join(": ")
+}

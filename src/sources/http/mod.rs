@@ -1,0 +1,432 @@
+//! Listing-page poller: schedule with jitter, conditional GET, backoff, limits.
+//!
+//! Each configured `kind = "http"` source becomes one [`HttpSource`] running as its own
+//! task ([`HttpSource::run`]), so a slow or failing site never delays another. All
+//! sources share one [`HostGate`]: requests to the same host go one at a time with a
+//! minimum gap, requests to different hosts run freely.
+//!
+//! A fetch is a conditional GET with the validators (`ETag`, `Last-Modified`) stored
+//! in the source's [`FetchState`]. A 304 costs no parse and sends no page. A 200 goes
+//! to the pipeline as a [`Capture`]; the new validators are saved only once the
+//! pipeline answers that the page is stored, so a crash between fetch and ingest
+//! refetches the page instead of losing it.
+//!
+//! Failures (connect errors, timeouts, HTTP errors, oversized bodies) back off
+//! exponentially from [`schedule::DEFAULT_BACKOFF_BASE`] up to `max_backoff`, and never
+//! retry sooner than a 429/503 `Retry-After` asks. A page that arrives but does not
+//! parse is recorded as a failure but keeps the normal schedule: the server is fine.
+
+mod fetch;
+mod gate;
+pub mod schedule;
+
+use std::ops::DerefMut;
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot, watch};
+use url::Url;
+
+pub use fetch::{fetch_url, Fetched, HttpError, Limits, DEFAULT_USER_AGENT};
+pub use gate::HostGate;
+
+use fetch::{Response, Validators};
+
+use super::{content_hash, Capture, Outcome, Page};
+use crate::config::SourceConfig;
+use crate::store::{FetchState, IngestReport, SharedStore};
+
+/// What one successful fetch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// 304: the page has not changed; nothing was parsed.
+    NotModified,
+    /// A new page was parsed and stored.
+    Ingested {
+        /// The format that parsed it.
+        format: &'static str,
+        /// What the store did with its entries.
+        report: IngestReport,
+        /// Whether it went in as a baseline (filled the feed, raised no alerts).
+        baseline: bool,
+    },
+    /// The server sent a page whose bytes were ingested before.
+    Duplicate,
+}
+
+/// A source's health as the daemon shows it (status page, metrics); watch it with
+/// [`HttpSource::status`]. Updated after every attempt, with the schedule in the same
+/// update so a reader never sees a new failure count with a stale next delay.
+#[derive(Debug, Clone, Default)]
+pub struct SourceStatus {
+    /// The fetch state as last saved: last success, last error, consecutive failures.
+    pub state: FetchState,
+    /// Fetch attempts since the task started.
+    pub attempts: u64,
+    /// The error of the latest attempt, `None` if it succeeded.
+    pub last_error: Option<String>,
+    /// Delay until the next attempt, as scheduled after the latest one.
+    pub next_delay: Option<Duration>,
+    /// When the next attempt is due.
+    pub next_attempt: Option<Instant>,
+}
+
+/// One HTTP source: its client, schedule and state. Build it with [`HttpSource::new`],
+/// then [`run`](HttpSource::run) it as a task or call
+/// [`fetch_once`](HttpSource::fetch_once) for a single pass.
+pub struct HttpSource {
+    name: String,
+    url: Url,
+    format: String,
+    alert_on_first: bool,
+    client: reqwest::Client,
+    limits: Limits,
+    every: Duration,
+    jitter: Duration,
+    max_backoff: Duration,
+    backoff_base: Duration,
+    start_delay: Duration,
+    gate: HostGate,
+    host: String,
+    store: SharedStore,
+    status: watch::Sender<SourceStatus>,
+}
+
+impl std::fmt::Debug for HttpSource {
+    // Hand-written so configured headers (secrets, held by the client) never print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSource")
+            .field("name", &self.name)
+            .field("url", &self.url.as_str())
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpSource {
+    /// Builds the source's client from its config: timeouts, redirect cap, User-Agent
+    /// and headers. Fails on a config the client cannot use (bad URL or header).
+    pub fn new(cfg: &SourceConfig, gate: HostGate, store: SharedStore) -> Result<Self, HttpError> {
+        let name = cfg.name.get_ref().clone();
+        let config_error = |reason: String| HttpError::Config {
+            source_name: name.clone(),
+            reason,
+        };
+        let raw_url = cfg
+            .url
+            .as_ref()
+            .ok_or_else(|| config_error("an http source needs a `url`".into()))?;
+        let url = Url::parse(raw_url.get_ref())
+            .map_err(|e| config_error(format!("invalid url {:?}: {e}", raw_url.get_ref())))?;
+        let host = host_key(&url).ok_or_else(|| config_error(format!("url {url} has no host")))?;
+        let limits = Limits::from_source(cfg);
+        let client = fetch::build_client(&name, &limits, &cfg.headers)?;
+        let every = cfg.every.0;
+        Ok(HttpSource {
+            url,
+            format: cfg.format.get_ref().clone(),
+            alert_on_first: cfg.alert_on_first,
+            client,
+            limits,
+            every,
+            jitter: cfg
+                .jitter
+                .as_ref()
+                .map_or_else(|| schedule::default_jitter(every), |j| j.0),
+            max_backoff: cfg.max_backoff.0,
+            backoff_base: schedule::DEFAULT_BACKOFF_BASE,
+            start_delay: schedule::DEFAULT_START_DELAY,
+            gate,
+            host,
+            store,
+            status: watch::Sender::new(SourceStatus::default()),
+            name,
+        })
+    }
+
+    /// Sets the first delay of the failure backoff (default
+    /// [`schedule::DEFAULT_BACKOFF_BASE`]); tests use milliseconds.
+    pub fn with_backoff_base(mut self, base: Duration) -> Self {
+        self.backoff_base = base;
+        self
+    }
+
+    /// Sets the longest random delay before the first fetch (default
+    /// [`schedule::DEFAULT_START_DELAY`]).
+    pub fn with_start_delay(mut self, max: Duration) -> Self {
+        self.start_delay = max;
+        self
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Follows the source's health; the value changes after every attempt.
+    pub fn status(&self) -> watch::Receiver<SourceStatus> {
+        self.status.subscribe()
+    }
+
+    /// Polls until `shutdown` turns true (or its sender is dropped, which means the
+    /// daemon is gone). A fetch in flight is abandoned at once on shutdown: its page,
+    /// if any, is fetched again next start because the validators were not saved.
+    /// Also returns when the pipeline behind `tx` closes.
+    pub async fn run(self, tx: mpsc::Sender<Capture>, mut shutdown: watch::Receiver<bool>) {
+        // Backoff-worthy failures in a row. Starts from the stored count, so a restart
+        // does not reset a long backoff to its first step, and is kept apart from the
+        // stored count because parse failures, which count there, must not lengthen it.
+        let mut failures = match self.load_state().await {
+            Ok(state) => state.consecutive_failures,
+            Err(_) => 0,
+        };
+        let mut delay = schedule::random_up_to(self.start_delay);
+        self.status.send_modify(|s| {
+            s.next_delay = Some(delay);
+            s.next_attempt = Some(Instant::now() + delay);
+        });
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown_requested(&mut shutdown) => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            let (result, state) = tokio::select! {
+                biased;
+                () = shutdown_requested(&mut shutdown) => return,
+                r = self.attempt(&tx) => r,
+            };
+            delay = match &result {
+                Ok(outcome) => {
+                    failures = 0;
+                    tracing::info!(source = %self.name, ?outcome, "fetched");
+                    self.next_regular_delay()
+                }
+                Err(HttpError::PipelineClosed { .. }) => return,
+                Err(error) if error.backs_off() => {
+                    failures = failures.saturating_add(1);
+                    let delay = schedule::failure_delay(
+                        failures,
+                        self.backoff_base,
+                        self.max_backoff,
+                        error.retry_after(),
+                    );
+                    tracing::warn!(source = %self.name, %error, failures, retry_in = ?delay, "fetch failed");
+                    delay
+                }
+                Err(error) => {
+                    failures = 0;
+                    tracing::warn!(source = %self.name, %error, "page refused");
+                    self.next_regular_delay()
+                }
+            };
+            self.publish(state, &result, Some(delay));
+        }
+    }
+
+    /// One fetch, no schedule: what `lookout once` does per source. Records the result
+    /// in the store like a scheduled fetch. A page that does not parse is an error
+    /// ([`HttpError::Refused`]).
+    pub async fn fetch_once(&self, tx: &mpsc::Sender<Capture>) -> Result<FetchOutcome, HttpError> {
+        let (result, state) = self.attempt(tx).await;
+        self.publish(state, &result, None);
+        result
+    }
+
+    fn next_regular_delay(&self) -> Duration {
+        self.every + schedule::random_up_to(self.jitter)
+    }
+
+    fn publish(
+        &self,
+        state: Option<FetchState>,
+        result: &Result<FetchOutcome, HttpError>,
+        next: Option<Duration>,
+    ) {
+        self.status.send_modify(|s| {
+            if let Some(state) = state {
+                s.state = state;
+            }
+            s.attempts += 1;
+            s.last_error = result.as_ref().err().map(ToString::to_string);
+            s.next_delay = next;
+            s.next_attempt = next.map(|d| Instant::now() + d);
+        });
+    }
+
+    /// Fetches, hands a new page to the pipeline, and records the result. Returns the
+    /// state as saved (`None` when nothing could be recorded).
+    async fn attempt(
+        &self,
+        tx: &mpsc::Sender<Capture>,
+    ) -> (Result<FetchOutcome, HttpError>, Option<FetchState>) {
+        let mut state = match self.load_state().await {
+            Ok(state) => state,
+            Err(e) => return (Err(e), None),
+        };
+        let (result, validators) = self.exchange(&state, tx).await;
+        let now = Utc::now();
+        match &result {
+            // Nothing happened that concerns the source; the next start retries.
+            Err(HttpError::PipelineClosed { .. }) => return (result, Some(state)),
+            Ok(_) => {
+                if let Some(v) = validators {
+                    state.etag = v.etag;
+                    state.last_modified = v.last_modified;
+                }
+                state.last_success = Some(now);
+                state.consecutive_failures = 0;
+                state.ever_succeeded = true;
+            }
+            Err(error) => {
+                state.last_error_at = Some(now);
+                state.last_error = Some(error.to_string());
+                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+            }
+        }
+        match self.save_state(&state).await {
+            Ok(()) => (result, Some(state)),
+            // A fetch error says more than the store error behind it; the store error
+            // is logged so it is not lost.
+            Err(store_error) => {
+                tracing::error!(source = %self.name, error = %store_error, "cannot save fetch state");
+                match result {
+                    Ok(_) => (Err(store_error), Some(state)),
+                    Err(e) => (Err(e), Some(state)),
+                }
+            }
+        }
+    }
+
+    /// The network half of an attempt: GET under the host gate, then the pipeline's
+    /// verdict on the page. Also returns the validators to save on success.
+    async fn exchange(
+        &self,
+        state: &FetchState,
+        tx: &mpsc::Sender<Capture>,
+    ) -> (Result<FetchOutcome, HttpError>, Option<Validators>) {
+        let validators = Validators {
+            etag: state.etag.clone(),
+            last_modified: state.last_modified.clone(),
+        };
+        let response = {
+            // Held until the body is read: one request per host at a time.
+            let _turn = self.gate.enter(&self.host).await;
+            fetch::get(&self.client, &self.url, &self.limits, &validators).await
+        };
+        let body = match response {
+            Ok(Response::NotModified) => return (Ok(FetchOutcome::NotModified), None),
+            Ok(Response::Page(body)) => body,
+            Err(e) => return (Err(e), None),
+        };
+        let baseline = !state.ever_succeeded && !self.alert_on_first;
+        let page = Page {
+            source: self.name.clone(),
+            origin: body.url.to_string(),
+            content_hash: content_hash(&body.body),
+            body: body.body,
+            content_type: body.content_type,
+            url: Some(body.url.clone()),
+            captured_at: body.fetched_at,
+            format: self.format.clone(),
+            baseline,
+        };
+        let closed = || HttpError::PipelineClosed {
+            source_name: self.name.clone(),
+        };
+        let (reply, answer) = oneshot::channel();
+        if tx.send(Capture { page, reply }).await.is_err() {
+            return (Err(closed()), None);
+        }
+        let outcome = match answer.await {
+            Ok(outcome) => outcome,
+            Err(_) => return (Err(closed()), None),
+        };
+        let result = match outcome {
+            Outcome::Ingested { format, report } => Ok(FetchOutcome::Ingested {
+                format,
+                report,
+                baseline,
+            }),
+            Outcome::Duplicate => Ok(FetchOutcome::Duplicate),
+            Outcome::Failed { reason } => Err(HttpError::Refused {
+                url: body.url.to_string(),
+                reason,
+            }),
+        };
+        let validators = result.is_ok().then_some(body.validators);
+        (result, validators)
+    }
+
+    async fn load_state(&self) -> Result<FetchState, HttpError> {
+        let name = self.name.clone();
+        self.with_store(move |store| store.fetch_state(&name)).await
+    }
+
+    async fn save_state(&self, state: &FetchState) -> Result<(), HttpError> {
+        let name = self.name.clone();
+        let state = state.clone();
+        self.with_store(move |store| store.save_fetch_state(&name, &state))
+            .await
+    }
+
+    /// Runs a store call on the blocking pool: SQLite must not block the runtime.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&mut crate::store::Store) -> Result<T, crate::store::StoreError>
+            + Send
+            + 'static,
+    ) -> Result<T, HttpError> {
+        let store = SharedStore::clone(&self.store);
+        let joined = tokio::task::spawn_blocking(move || {
+            // A panic elsewhere while holding the lock leaves SQLite consistent (an
+            // unfinished transaction rolls back), so a poisoned lock is still usable.
+            let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+            call(guard.deref_mut())
+        })
+        .await;
+        match joined {
+            Ok(result) => result.map_err(|error| HttpError::Store {
+                source_name: self.name.clone(),
+                error,
+            }),
+            Err(join) => Err(HttpError::StoreTask {
+                source_name: self.name.clone(),
+                reason: join.to_string(),
+            }),
+        }
+    }
+}
+
+/// The politeness key of a URL: host and port.
+fn host_key(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    Some(format!("{host}:{port}"))
+}
+
+/// Resolves when shutdown is asked for, or when the sender is gone (no daemon left
+/// to ask: stopping is the only sensible thing).
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&stop| stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_key_includes_the_port() {
+        let key = |u: &str| Url::parse(u).ok().and_then(|u| host_key(&u));
+        assert_eq!(
+            key("https://example.org/a").as_deref(),
+            Some("example.org:443")
+        );
+        assert_eq!(
+            key("http://example.org:8080/").as_deref(),
+            Some("example.org:8080")
+        );
+        assert_eq!(key("http://127.0.0.1/").as_deref(), Some("127.0.0.1:80"));
+    }
+}
