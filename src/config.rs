@@ -163,7 +163,7 @@ pub enum AfterIngest {
 }
 
 /// `[[source]]`: one place pages come from. Fields that do not apply to the kind are refused.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Unique name; used in feed URLs (`/feeds/{name}.xml`) and rules.

@@ -354,6 +354,11 @@ impl HttpSource {
                 url: body.url.to_string(),
                 reason,
             }),
+            // Not stored: the validators are not saved, so the next fetch gets it again.
+            Outcome::Deferred { reason } => Err(HttpError::Refused {
+                url: body.url.to_string(),
+                reason: format!("not stored: {reason}"),
+            }),
         };
         let validators = result.is_ok().then_some(body.validators);
         (result, validators)
