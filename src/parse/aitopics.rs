@@ -1,19 +1,424 @@
-//! AITopics listing: text capture, HTML page.
+//! AITopics listing (aitopics.org search and topic pages): text capture, HTML page.
+//!
+//! Each item on the page is a title, the publisher it comes from ("arXiv.org Machine
+//! Learning", "Al Jazeera", "MIT Technology Review"), sometimes a date, and a summary.
+//!
+//! - **Text capture**: after a header ("Goto", "Collaborating Authors", the topic name),
+//!   paragraphs come in that order: title / publisher / [date] / summary. Parsed by
+//!   structure, see [`parse_text`].
+//! - **HTML page**: no public spec; items are read by structure (each result is a block
+//!   with one heading link, a source/publisher element, an optional date and a summary),
+//!   with tolerant class matching, see [`parse_html`].
 
-use super::{PageFormat, ParseContext, ParseError};
-use crate::entry::Entry;
+use chrono::NaiveDate;
+use scraper::Html;
+use url::Url;
 
-/// The text capture of an AITopics listing page.
-pub struct AiTopicsText;
+use super::arxiv::arxiv_id_in;
+use super::markup::{self, class_has, text_of};
+use super::text::{self, is_prose, is_title_like, paragraphs};
+use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
+use crate::entry::{clean_text, Entry};
 
-impl PageFormat for AiTopicsText {
+/// The format name used in config and on entries.
+pub const NAME: &str = "aitopics";
+
+/// AITopics listings in either shape (text capture, HTML).
+pub struct AiTopics;
+
+/// The text-capture reader under its first name; it is the same [`AiTopics`] format.
+pub type AiTopicsText = AiTopics;
+
+impl PageFormat for AiTopics {
     fn name(&self) -> &'static str {
-        "aitopics"
+        NAME
     }
-    fn sniff(&self, _text: &str, _ctx: &ParseContext<'_>) -> bool {
-        false
+
+    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
+        match page_kind(text) {
+            PageKind::Markup => {
+                ctx.url
+                    .is_some_and(|u| u.host_str().is_some_and(|h| h.ends_with("aitopics.org")))
+                    || text.contains("aitopics.org")
+                    || text.contains("AITopics")
+            }
+            PageKind::Json => false,
+            PageKind::Text => sniff_text(text, ctx),
+        }
     }
-    fn parse(&self, _text: &str, _ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-        Ok(Vec::new())
+
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+        match page_kind(text) {
+            PageKind::Markup => parse_html(text, ctx),
+            PageKind::Json => Err(ParseError::Malformed {
+                format: NAME,
+                reason: "AITopics pages are HTML or a text capture, not JSON".into(),
+            }),
+            PageKind::Text => parse_text(text, ctx),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Text capture
+// ---------------------------------------------------------------------------------
+
+/// Header lines of the AITopics page chrome; any one identifies the site.
+const MARKERS: &[&str] = &["collaborating authors", "goto"];
+
+/// A publisher name is a short line: a few words, no sentence.
+const LONGEST_PUBLISHER: usize = 80;
+
+/// One line-level unit of an AITopics capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Block {
+    /// A date line.
+    Date(NaiveDate),
+    /// Any other text (title, publisher, summary, header), whitespace-collapsed.
+    Text(String),
+}
+
+impl Block {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Block::Text(t) => Some(t),
+            Block::Date(_) => None,
+        }
+    }
+}
+
+/// Parses a text capture of an AITopics listing.
+///
+/// An item is a short title line, a short publisher line, an optional date line and a
+/// prose summary, in that order (a date may also come before the publisher). Blocks
+/// before the first complete item are the page header. After it, an item missing its
+/// summary (title and publisher followed by the next item) is kept with an empty
+/// summary rather than glued to its neighbour.
+pub fn parse_text(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    let blocks = text_blocks(text, ctx.reference_date());
+    let entries = assemble(&blocks);
+    if entries.is_empty() {
+        return Err(ParseError::Malformed {
+            format: NAME,
+            reason: "no title / publisher / summary items found in the text capture".into(),
+        });
+    }
+    Ok(entries)
+}
+
+/// Whether a text page is an AITopics capture: the header markers and at least one
+/// item, or at least two items without them (one title/publisher/prose triple alone is
+/// too common in ordinary text to claim the page).
+fn sniff_text(text: &str, ctx: &ParseContext<'_>) -> bool {
+    if page_kind(text) != PageKind::Text {
+        return false;
+    }
+    let marked = text
+        .lines()
+        .take(40)
+        .any(|l| MARKERS.iter().any(|m| text::trim(l).eq_ignore_ascii_case(m)));
+    let blocks = text_blocks(text, ctx.reference_date());
+    let found = assemble(&blocks).len();
+    found >= 2 || (marked && found >= 1)
+}
+
+/// Splits the capture into line blocks. Within a paragraph, each line is its own block,
+/// except that lines continuing a sentence (starting lower-case after prose) are
+/// joined, for captures that wrap long summaries.
+fn text_blocks(text: &str, reference: NaiveDate) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    for para in paragraphs(text) {
+        let mut in_para = 0usize;
+        for line in para {
+            if let Some(d) = dates::parse_date(line, reference) {
+                blocks.push(Block::Date(d));
+                in_para += 1;
+                continue;
+            }
+            let line = clean_text(line);
+            let continues = in_para > 0 && line.starts_with(|c: char| c.is_lowercase());
+            match blocks.last_mut() {
+                Some(Block::Text(prev)) if continues && is_prose(prev) => {
+                    prev.push(' ');
+                    prev.push_str(&line);
+                }
+                _ => blocks.push(Block::Text(line)),
+            }
+            in_para += 1;
+        }
+    }
+    blocks
+}
+
+/// A title/publisher/date/summary match starting at one block.
+struct Item {
+    title: String,
+    publisher: String,
+    date: Option<NaiveDate>,
+    summary: Option<String>,
+    /// Blocks consumed.
+    len: usize,
+}
+
+/// Matches an item at `blocks[i..]`: title, then publisher and an optional date in
+/// either order, then a summary if one follows.
+fn item_at(blocks: &[Block], i: usize) -> Option<Item> {
+    let title = blocks.get(i)?.text().filter(|t| is_title_like(t))?;
+    let mut j = i + 1;
+    let mut date = None;
+    if let Some(Block::Date(d)) = blocks.get(j) {
+        date = Some(*d);
+        j += 1;
+    }
+    let publisher = blocks.get(j)?.text().filter(|t| is_publisher_like(t))?;
+    j += 1;
+    if let (None, Some(Block::Date(d))) = (date, blocks.get(j)) {
+        date = Some(*d);
+        j += 1;
+    }
+    let summary = blocks.get(j).and_then(Block::text).filter(|t| is_prose(t));
+    if summary.is_some() {
+        j += 1;
+    }
+    Some(Item {
+        title: title.to_owned(),
+        publisher: publisher.to_owned(),
+        date,
+        summary: summary.map(str::to_owned),
+        len: j - i,
+    })
+}
+
+/// A publisher line: short, few words, not prose.
+fn is_publisher_like(text: &str) -> bool {
+    text.chars().count() <= LONGEST_PUBLISHER && text.split_whitespace().count() <= 10 && !is_prose(text)
+}
+
+/// Groups blocks into entries (see [`parse_text`]).
+fn assemble(blocks: &[Block]) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut i = 0;
+    while i < blocks.len() {
+        let found = item_at(blocks, i);
+        let take = match &found {
+            // A complete item always counts.
+            Some(item) if item.summary.is_some() => true,
+            // An item without a summary counts once the header is behind us, and only
+            // if what follows is another item (or the end), so header or footer lines
+            // are not taken for one.
+            Some(item) => {
+                !entries.is_empty() && {
+                    let next = i + item.len;
+                    next >= blocks.len() || item_at(blocks, next).is_some_and(|n| n.summary.is_some())
+                }
+            }
+            None => false,
+        };
+        match found {
+            Some(item) if take => {
+                i += item.len;
+                entries.push(Entry {
+                    title: item.title,
+                    link: None,
+                    summary: item.summary.unwrap_or_default(),
+                    authors: Vec::new(),
+                    author_count: None,
+                    source: Some(item.publisher),
+                    published: item.date,
+                    arxiv_id: None,
+                    format: NAME,
+                });
+            }
+            _ => i += 1,
+        }
+    }
+    entries
+}
+
+// ---------------------------------------------------------------------------------
+// HTML page
+// ---------------------------------------------------------------------------------
+
+/// Class-name fragments that mark an item's parts. Matched as substrings of class
+/// names, so `result-source`, `doc-publisher` and `SourceName` all count.
+const SOURCE_CLASSES: &[&str] = &["source", "publisher", "origin", "venue", "journal"];
+const DATE_CLASSES: &[&str] = &["date", "time", "published"];
+const SUMMARY_CLASSES: &[&str] = &["summary", "abstract", "snippet", "description", "teaser", "excerpt"];
+
+/// Parses an AITopics HTML listing by structure.
+///
+/// Items are the blocks around each heading link (`h2`-`h4 a[href]`, or links whose
+/// class says title); within an item, the publisher is the element whose class names a
+/// source, the date a `time` element or a date-classed element, the summary a
+/// summary-classed element or else the longest paragraph. Links resolve against the
+/// page URL (default `https://aitopics.org/`); an arXiv link anywhere in the item (the
+/// "Goto" link to the original) gives the arXiv id.
+pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    let doc = Html::parse_document(text);
+    let title_sel = markup::selector(
+        NAME,
+        "h2 a[href], h3 a[href], h4 a[href], a[href][class*=\"title\"], a[href][class*=\"Title\"]",
+    )?;
+    let any_sel = markup::selector(NAME, "*")?;
+    let time_sel = markup::selector(NAME, "time")?;
+    let p_sel = markup::selector(NAME, "p")?;
+    let link_sel = markup::selector(NAME, "a[href]")?;
+    let base = ctx.url.cloned().or_else(|| Url::parse("https://aitopics.org/").ok());
+    let reference = ctx.reference_date();
+
+    let mut entries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for card in markup::cards(&doc, &title_sel) {
+        let title = text_of(card.title);
+        if title.is_empty() {
+            continue;
+        }
+        let link = card
+            .title
+            .value()
+            .attr("href")
+            .and_then(|h| markup::resolve_link(h, base.as_ref()));
+        // Pagination and facet links are titled headings too on some pages; an item
+        // has more than its title.
+        let parts: Vec<_> = card.root.select(&any_sel).collect();
+        let source = parts
+            .iter()
+            .find(|el| class_has(**el, SOURCE_CLASSES) && !class_has(**el, SUMMARY_CLASSES))
+            .map(|el| text_of(*el))
+            .filter(|s| !s.is_empty() && *s != title);
+        let published = card
+            .root
+            .select(&time_sel)
+            .chain(parts.iter().copied().filter(|el| class_has(*el, DATE_CLASSES)))
+            .find_map(|el| {
+                let when = el.value().attr("datetime").map(str::to_owned).unwrap_or_else(|| text_of(el));
+                dates::parse_date(&when, reference).or_else(|| dates::find_date(&when, reference))
+            });
+        let summary = parts
+            .iter()
+            .find(|el| class_has(**el, SUMMARY_CLASSES))
+            .map(|el| text_of(*el))
+            .or_else(|| card.root.select(&p_sel).map(text_of).max_by_key(String::len))
+            .filter(|s| *s != title)
+            .unwrap_or_default();
+        if source.is_none() && summary.is_empty() && published.is_none() {
+            continue;
+        }
+        let arxiv_id = card
+            .root
+            .select(&link_sel)
+            .filter_map(|a| a.value().attr("href"))
+            .filter(|h| h.contains("arxiv.org"))
+            .find_map(arxiv_id_in);
+        if !seen.insert((title.clone(), link.clone())) {
+            continue;
+        }
+        entries.push(Entry {
+            title,
+            link,
+            summary,
+            authors: Vec::new(),
+            author_count: None,
+            source,
+            published,
+            arxiv_id,
+            format: NAME,
+        });
+    }
+    if entries.is_empty() {
+        return Err(ParseError::Malformed {
+            format: NAME,
+            reason: "no listing items (heading link with a source, date or summary) found".into(),
+        });
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn ctx() -> ParseContext<'static> {
+        ParseContext::at(Utc.with_ymd_and_hms(2026, 5, 20, 12, 0, 0).unwrap())
+    }
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        super::super::decode(&std::fs::read(path).unwrap())
+    }
+
+    #[test]
+    fn energy_capture_has_10_entries() {
+        assert_eq!(parse_text(&fixture("aitopics_energy.txt"), &ctx()).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn energy_capture_first_and_last_field_by_field() {
+        let entries = parse_text(&fixture("aitopics_energy.txt"), &ctx()).unwrap();
+        let first = &entries[0];
+        assert_eq!(first.title, "Differentiable Optimization Layers for Guaranteed Fairness in Deep Learning");
+        assert_eq!(first.source.as_deref(), Some("arXiv.org Machine Learning"));
+        assert!(first.summary.starts_with("Differentiable optimization layers are traditionally integrated"));
+        assert!(first.summary.ends_with(".github.io/fairness_training/."));
+        assert_eq!(first.published, None);
+        assert_eq!(first.link, None);
+        assert_eq!(first.author_count, None);
+        assert_eq!(first.format, "aitopics");
+        let last = entries.last().unwrap();
+        assert_eq!(last.title, "Iran war live: Trump threatens Tehran; Saudi, UAE report drone attacks");
+        assert_eq!(last.source.as_deref(), Some("Al Jazeera"));
+        assert!(last.summary.starts_with("Could the war trigger a hunger crisis?"));
+        assert!(last.summary.ends_with("power plant that sparked a fire."));
+    }
+
+    #[test]
+    fn energy_capture_publishers() {
+        let entries = parse_text(&fixture("aitopics_energy.txt"), &ctx()).unwrap();
+        let publishers: Vec<&str> = entries.iter().filter_map(|e| e.source.as_deref()).collect();
+        assert_eq!(
+            publishers,
+            [
+                "arXiv.org Machine Learning",
+                "arXiv.org Machine Learning",
+                "arXiv.org Machine Learning",
+                "arXiv.org Machine Learning",
+                "arXiv.org Machine Learning",
+                "arXiv.org Machine Learning",
+                "Al Jazeera",
+                "Al Jazeera",
+                "MIT Technology Review",
+                "Al Jazeera",
+            ]
+        );
+        let download = &entries[8];
+        assert_eq!(download.title, "The Download: Musk v. Altman week 3, and Trump's tech trading");
+    }
+
+    #[test]
+    fn capture_with_dates_and_a_missing_summary() {
+        let text = "Goto\n\nCollaborating Authors\n\n\u{a0}Robotics\n\nA Robot Learns to Walk\n\nThe Verge\n\nMay 18, 2026\n\nResearchers built a robot that learns to walk in an afternoon, and it is quite good at it.\n\nShort Item Without Summary\n\nReuters\n\nAnother Robot Story\n\nWired\n\nThis one has a summary again, long enough to be prose for the parser to see.\n";
+        let entries = parse_text(text, &ctx()).unwrap();
+        let titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
+        assert_eq!(titles, ["A Robot Learns to Walk", "Short Item Without Summary", "Another Robot Story"]);
+        assert_eq!(entries[0].published, NaiveDate::from_ymd_opt(2026, 5, 18));
+        assert_eq!(entries[1].source.as_deref(), Some("Reuters"));
+        assert_eq!(entries[1].summary, "");
+        assert_eq!(entries[2].source.as_deref(), Some("Wired"));
+    }
+
+    #[test]
+    fn crlf_and_bom_parse_the_same() {
+        let plain = fixture("aitopics_energy.txt");
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(plain.replace('\n', " \r\n").as_bytes());
+        let mangled = super::super::decode(&bytes);
+        assert_eq!(parse_text(&mangled, &ctx()).unwrap(), parse_text(&plain, &ctx()).unwrap());
+    }
+
+    #[test]
+    fn sniffs_its_capture_only() {
+        assert!(AiTopics.sniff(&fixture("aitopics_energy.txt"), &ctx()));
+        assert!(!AiTopics.sniff("hello\n\nworld\n", &ctx()));
     }
 }

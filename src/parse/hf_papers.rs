@@ -1,19 +1,881 @@
 //! Hugging Face Daily Papers: text capture, HTML page, JSON API.
+//!
+//! One format name, three shapes of the same listing, told apart by content:
+//!
+//! - **Text capture** (select-all, copy, paste of huggingface.co/papers or a search or
+//!   trending page): a header, then per paper a title paragraph, a summary paragraph
+//!   and a meta block ("• 8 authors" / "·" / "Feb 5, 2024"). Parsed by structure, see
+//!   [`parse_text`].
+//! - **HTML page** (`/papers`, `/papers/date/YYYY-MM-DD`, trending, search): the server
+//!   embeds the list as JSON in the `data-props` attribute of
+//!   `div[data-target="DailyPapers"]`; without it, the visible cards are read. See
+//!   [`parse_html`].
+//! - **JSON API** (`/api/daily_papers`): an array of `{ paper { id, title, summary,
+//!   authors [{ name }], publishedAt, upvotes }, title, publishedAt, numComments }`.
+//!   See [`parse_json`].
+//!
+//! The HTML page and the API give the arXiv id, which becomes `arxiv_id` and the link
+//! `https://huggingface.co/papers/<id>`; the text capture gives no id, so its entries
+//! are known by their normalized title, which the HTML and JSON entries also carry.
 
-use super::{PageFormat, ParseContext, ParseError};
-use crate::entry::Entry;
+use std::collections::HashSet;
 
-/// The text capture of a Daily Papers page (select-all, copy, paste).
-pub struct HfPapersText;
+use chrono::NaiveDate;
+use scraper::Html;
+use serde_json::{Map, Value};
+use url::Url;
 
-impl PageFormat for HfPapersText {
+use super::arxiv::{arxiv_id_in, is_arxiv_id};
+use super::markup::{self, text_of};
+use super::text::{self, is_prose, paragraphs};
+use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
+use crate::entry::{clean_text, normalize_arxiv_id, Entry};
+
+/// The format name used in config and on entries.
+pub const NAME: &str = "hf-papers";
+
+/// Hugging Face Daily Papers in any of its three shapes (text capture, HTML, JSON).
+pub struct HfPapers;
+
+/// The text-capture reader under its first name; it is the same [`HfPapers`] format.
+pub type HfPapersText = HfPapers;
+
+impl PageFormat for HfPapers {
     fn name(&self) -> &'static str {
-        "hf-papers"
+        NAME
     }
-    fn sniff(&self, _text: &str, _ctx: &ParseContext<'_>) -> bool {
-        false
+
+    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
+        match page_kind(text) {
+            PageKind::Markup => sniff_html(text, ctx),
+            PageKind::Json => serde_json::from_str::<Value>(text)
+                .map(|v| !papers_in_json(&v, ctx).is_empty())
+                .unwrap_or(false),
+            PageKind::Text => sniff_text(text, ctx),
+        }
     }
-    fn parse(&self, _text: &str, _ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-        Ok(Vec::new())
+
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+        match page_kind(text) {
+            PageKind::Markup => parse_html(text, ctx),
+            PageKind::Json => parse_json(text, ctx),
+            PageKind::Text => parse_text(text, ctx),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Text capture
+// ---------------------------------------------------------------------------------
+
+/// Lines of the page chrome that a select-all capture picks up. Matched whole and
+/// case-insensitively; a capture without some of them parses the same.
+const BOILERPLATE: &[&str] = &[
+    "new",
+    "get trending papers in your email inbox!",
+    "subscribe",
+    "daily papers",
+    "byak and the research community",
+    "trending papers",
+    "upvote",
+    "upvoted",
+    "submitted by",
+    "previous",
+    "next",
+    "search",
+    "view all",
+    "see all",
+];
+
+/// Lines that only a Daily Papers capture has; any one of them identifies the site.
+const MARKERS: &[&str] = &[
+    "get trending papers in your email inbox!",
+    "byak and the research community",
+    "daily papers",
+];
+
+/// Parses a text capture of a Daily Papers (or search / trending) page.
+///
+/// Works on structure, not on the exact header: the capture is split into paragraphs;
+/// a paragraph of "N authors", "·", date, count and "Submitted by" lines is a meta
+/// block; a short single line is a title, long prose a summary. Each title opens an
+/// entry, the next prose paragraph is its summary, a meta block fills its author count
+/// and date. An entry without a meta block (or without a summary) keeps those fields
+/// empty and is never merged into its neighbour. Lines before the first real entry
+/// (the page header, its date "May 20") and lone lines with neither summary nor meta
+/// (navigation, footer) are not entries.
+pub fn parse_text(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    let reference = ctx.reference_date();
+    let blocks = text_blocks(text, reference);
+    let drafts = assemble(blocks);
+    let entries: Vec<Entry> = drafts.into_iter().map(Draft::into_entry).collect();
+    if entries.is_empty() {
+        return Err(ParseError::Malformed {
+            format: NAME,
+            reason: "no paper entries found in the text capture".into(),
+        });
+    }
+    Ok(entries)
+}
+
+/// Whether a text page is a Daily Papers capture: a site marker line or an
+/// "N authors" line, and at least one entry when parsed.
+fn sniff_text(text: &str, ctx: &ParseContext<'_>) -> bool {
+    let marked = text.lines().any(|line| {
+        let line = text::trim(line);
+        MARKERS.iter().any(|m| line.eq_ignore_ascii_case(m)) || meta_part_authors(strip_bullets(line)).is_some()
+    });
+    marked && parse_text(text, ctx).is_ok_and(|e| !e.is_empty())
+}
+
+/// What a meta block says about its entry.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Meta {
+    authors: Option<u32>,
+    date: Option<NaiveDate>,
+}
+
+/// One structural unit of a capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Block {
+    /// A run of text lines (joined): a title or a summary.
+    Text(String),
+    /// A run of meta lines carrying an author count or a date.
+    Meta(Meta),
+}
+
+/// How one line of a capture reads.
+enum Line {
+    /// Meta facts (author count, date).
+    Meta(Meta),
+    /// Chrome without content: separators, counts, boilerplate. Ends a text run.
+    Noise,
+    /// "Submitted by" alone: the next line is the submitter's name.
+    SubmittedBy,
+    /// Title or summary text.
+    Text,
+}
+
+/// Splits a capture into text and meta blocks in page order.
+fn text_blocks(text: &str, reference: NaiveDate) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for para in paragraphs(text) {
+        let mut run: Vec<&str> = Vec::new();
+        let mut meta: Option<Meta> = None;
+        let mut skip_next = false;
+        for line in para {
+            if std::mem::take(&mut skip_next) {
+                flush_text(&mut run, &mut blocks);
+                continue;
+            }
+            match classify(line, reference) {
+                Line::Text => {
+                    flush_meta(&mut meta, &mut blocks);
+                    run.push(line);
+                }
+                Line::Meta(m) => {
+                    flush_text(&mut run, &mut blocks);
+                    let acc = meta.get_or_insert_with(Meta::default);
+                    acc.authors = acc.authors.or(m.authors);
+                    acc.date = acc.date.or(m.date);
+                }
+                Line::Noise => flush_text(&mut run, &mut blocks),
+                Line::SubmittedBy => {
+                    flush_text(&mut run, &mut blocks);
+                    skip_next = true;
+                }
+            }
+        }
+        flush_text(&mut run, &mut blocks);
+        flush_meta(&mut meta, &mut blocks);
+    }
+    blocks
+}
+
+/// Emits a finished text run: one block, or title + summary when a capture put a short
+/// title line directly above its abstract without a blank line.
+fn flush_text(run: &mut Vec<&str>, blocks: &mut Vec<Block>) {
+    if run.is_empty() {
+        return;
+    }
+    let (first, rest) = match run.split_first() {
+        Some((first, rest)) => (*first, rest),
+        None => return,
+    };
+    let rest_joined = clean_text(&rest.join(" "));
+    if !rest.is_empty() && text::is_title_like(first) && is_prose(&rest_joined) {
+        blocks.push(Block::Text(clean_text(first)));
+        blocks.push(Block::Text(rest_joined));
+    } else {
+        blocks.push(Block::Text(clean_text(&run.join(" "))));
+    }
+    run.clear();
+}
+
+fn flush_meta(meta: &mut Option<Meta>, blocks: &mut Vec<Block>) {
+    if let Some(m) = meta.take() {
+        blocks.push(Block::Meta(m));
+    }
+}
+
+/// Classifies one trimmed line. A line is meta only when every part of it (split at
+/// "·", "•" and "|") is meta, so a title containing a date or a number stays a title.
+fn classify(line: &str, reference: NaiveDate) -> Line {
+    if BOILERPLATE.iter().any(|b| line.eq_ignore_ascii_case(b)) {
+        return if line.eq_ignore_ascii_case("submitted by") {
+            Line::SubmittedBy
+        } else {
+            Line::Noise
+        };
+    }
+    let mut meta = Meta::default();
+    for part in line.split(['·', '•', '|']) {
+        let part = text::trim(part);
+        if part.is_empty() {
+            continue;
+        }
+        if let Some(n) = meta_part_authors(part) {
+            meta.authors = Some(n);
+        } else if let Some(d) = dates::parse_date(part, reference) {
+            meta.date = Some(d);
+        } else if !is_noise_part(part) {
+            return Line::Text;
+        }
+    }
+    if meta == Meta::default() {
+        Line::Noise
+    } else {
+        Line::Meta(meta)
+    }
+}
+
+/// Leading bullets and separators an authors line may carry ("  • 8 authors").
+fn strip_bullets(line: &str) -> &str {
+    line.trim_matches(|c: char| text::is_space(c) || matches!(c, '·' | '•' | '|' | '-'))
+}
+
+/// "8 authors" / "1 author" -> the count.
+fn meta_part_authors(part: &str) -> Option<u32> {
+    let (count, word) = part.split_once(char::is_whitespace)?;
+    let word = text::trim(word);
+    if !(word.eq_ignore_ascii_case("authors") || word.eq_ignore_ascii_case("author")) {
+        return None;
+    }
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    count.parse().ok()
+}
+
+/// Parts of a meta line that carry nothing we keep: upvote and comment counts,
+/// "Submitted by name", "N comments".
+fn is_noise_part(part: &str) -> bool {
+    // Noise is short; checking length first keeps long summary lines cheap.
+    if part.len() > 80 {
+        return false;
+    }
+    if part.len() <= 7 && part.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    let lower = part.to_ascii_lowercase();
+    if lower.starts_with("submitted by") {
+        return true;
+    }
+    match lower.split_once(' ') {
+        Some((n, word)) => {
+            n.bytes().all(|b| b.is_ascii_digit()) && matches!(word, "comment" | "comments" | "upvotes" | "upvote")
+        }
+        None => false,
+    }
+}
+
+/// An entry being assembled from blocks.
+#[derive(Debug)]
+struct Draft {
+    title: String,
+    summary: Option<String>,
+    meta: Option<Meta>,
+}
+
+impl Draft {
+    fn new(title: String) -> Self {
+        Draft {
+            title,
+            summary: None,
+            meta: None,
+        }
+    }
+
+    /// Whether the draft is certainly a paper (not header or navigation): it has a
+    /// summary or an author count.
+    fn is_substantial(&self) -> bool {
+        self.summary.is_some() || self.meta.is_some_and(|m| m.authors.is_some())
+    }
+
+    /// Whether the draft is only a lone line: navigation or footer, never an entry.
+    fn is_bare(&self) -> bool {
+        self.summary.is_none() && self.meta.is_none()
+    }
+
+    fn into_entry(self) -> Entry {
+        let meta = self.meta.unwrap_or_default();
+        Entry {
+            title: clean_text(&self.title),
+            link: None,
+            summary: self.summary.map(|s| clean_text(&s)).unwrap_or_default(),
+            authors: Vec::new(),
+            author_count: meta.authors,
+            source: None,
+            published: meta.date,
+            arxiv_id: None,
+            format: NAME,
+        }
+    }
+}
+
+/// A title never runs this long; prose this long after a summary continues it.
+const LONGEST_TITLE: usize = 250;
+
+/// Groups blocks into entries (see [`parse_text`] for the rules).
+fn assemble(blocks: Vec<Block>) -> Vec<Draft> {
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut cur: Option<Draft> = None;
+    for block in blocks {
+        match block {
+            Block::Meta(m) => {
+                // A meta block with no open entry is the page's own date line: skipped.
+                if let Some(d) = cur.as_mut() {
+                    let acc = d.meta.get_or_insert_with(Meta::default);
+                    acc.authors = acc.authors.or(m.authors);
+                    acc.date = acc.date.or(m.date);
+                }
+            }
+            Block::Text(t) => {
+                let long = t.chars().count() >= LONGEST_TITLE;
+                cur = match cur.take() {
+                    None => (!long).then(|| Draft::new(t)),
+                    Some(mut d) if d.summary.is_none() && is_prose(&t) => {
+                        // The summary, whether it comes before the meta block or after it.
+                        d.summary = Some(t);
+                        Some(d)
+                    }
+                    Some(mut d) if d.meta.is_none() && long => {
+                        // An abstract broken into paragraphs: one summary.
+                        if let Some(s) = d.summary.as_mut() {
+                            s.push(' ');
+                            s.push_str(&t);
+                        }
+                        Some(d)
+                    }
+                    Some(d) => {
+                        drafts.push(d);
+                        (!long).then(|| Draft::new(t))
+                    }
+                };
+            }
+        }
+    }
+    drafts.extend(cur);
+    // Everything before the first certain paper is page header ("Daily Papers" / "May 20").
+    let first = drafts.iter().position(Draft::is_substantial).unwrap_or(drafts.len());
+    drafts.drain(..first);
+    drafts.retain(|d| !d.is_bare());
+    drafts
+}
+
+// ---------------------------------------------------------------------------------
+// JSON (API and embedded data-props)
+// ---------------------------------------------------------------------------------
+
+/// Parses the `/api/daily_papers` JSON (an array of daily-paper objects). Objects that
+/// wrap such an array (`{"dailyPapers": [...]}`) are read the same way; an empty array
+/// is an empty page, not an error.
+pub fn parse_json(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ParseError::Malformed {
+        format: NAME,
+        reason: format!("invalid JSON: {e}"),
+    })?;
+    let entries = papers_in_json(&value, ctx);
+    if entries.is_empty() && !is_empty_listing(&value) {
+        return Err(ParseError::Malformed {
+            format: NAME,
+            reason: "JSON holds no paper objects (expected [{\"paper\": {\"id\", \"title\", ...}}])".into(),
+        });
+    }
+    Ok(entries)
+}
+
+/// An empty array, or an object whose `dailyPapers` is an empty array.
+fn is_empty_listing(value: &Value) -> bool {
+    match value {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o
+            .get("dailyPapers")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty),
+        _ => false,
+    }
+}
+
+/// Every paper in a JSON value, in document order, each arXiv id once.
+fn papers_in_json(value: &Value, ctx: &ParseContext<'_>) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    collect_papers(value, ctx, &mut out, &mut seen);
+    out
+}
+
+/// Walks a JSON value for paper objects: a daily-paper wrapper (`{ paper: {...},
+/// title, publishedAt }`) or a bare paper (`{ id: "<arXiv id>", title, summary |
+/// authors }`, as search and trending lists hold them). Recursion depth is bounded by
+/// serde_json's own nesting limit.
+fn collect_papers(value: &Value, ctx: &ParseContext<'_>, out: &mut Vec<Entry>, seen: &mut HashSet<String>) {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                collect_papers(item, ctx, out, seen);
+            }
+        }
+        Value::Object(obj) => {
+            let found = match obj.get("paper").and_then(Value::as_object) {
+                Some(paper) if paper.contains_key("id") || paper.contains_key("title") => {
+                    Some(entry_from_json(Some(obj), paper, ctx))
+                }
+                _ if is_bare_paper(obj) => Some(entry_from_json(None, obj, ctx)),
+                _ => None,
+            };
+            match found {
+                Some(Some(entry)) => {
+                    let key = entry.arxiv_id.clone().unwrap_or_else(|| entry.title.clone());
+                    if seen.insert(key) {
+                        out.push(entry);
+                    }
+                }
+                Some(None) => {}
+                None => {
+                    for v in obj.values() {
+                        collect_papers(v, ctx, out, seen);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A paper object outside a daily-paper wrapper: an arXiv id, a title, and a summary or
+/// authors (so a JSON Feed item or a user object is never taken for one).
+fn is_bare_paper(obj: &Map<String, Value>) -> bool {
+    obj.get("id").and_then(Value::as_str).is_some_and(is_arxiv_id)
+        && obj.get("title").and_then(Value::as_str).is_some()
+        && (obj.contains_key("summary") || obj.contains_key("authors"))
+}
+
+/// One entry from a paper object and its optional daily-paper wrapper. `None` when the
+/// paper has no title.
+fn entry_from_json(
+    wrapper: Option<&Map<String, Value>>,
+    paper: &Map<String, Value>,
+    ctx: &ParseContext<'_>,
+) -> Option<Entry> {
+    let field = |key: &str| -> Option<&str> {
+        wrapper
+            .and_then(|w| w.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| paper.get(key).and_then(Value::as_str))
+    };
+    // The wrapper's title is the one the listing shows; the paper's is the fallback.
+    let title = clean_text(field("title")?);
+    if title.is_empty() {
+        return None;
+    }
+    let summary = paper
+        .get("summary")
+        .and_then(Value::as_str)
+        .or_else(|| wrapper.and_then(|w| w.get("summary")).and_then(Value::as_str))
+        .map(clean_text)
+        .unwrap_or_default();
+    let authors: Vec<String> = paper
+        .get("authors")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| match a {
+                    Value::Object(o) => o.get("name").and_then(Value::as_str),
+                    Value::String(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .map(clean_text)
+                .filter(|n| !n.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    // The paper's own date (its arXiv publication, as the text capture prints it) comes
+    // first; the wrapper's is when it was featured.
+    let reference = ctx.reference_date();
+    let published = paper
+        .get("publishedAt")
+        .and_then(Value::as_str)
+        .or_else(|| wrapper.and_then(|w| w.get("publishedAt")).and_then(Value::as_str))
+        .and_then(|s| dates::parse_date(s, reference));
+    let id = paper.get("id").and_then(Value::as_str).map(str::trim).unwrap_or("");
+    let arxiv_id = is_arxiv_id(id).then(|| normalize_arxiv_id(id));
+    Some(Entry {
+        title,
+        link: arxiv_id.as_deref().and_then(paper_link),
+        summary,
+        author_count: u32::try_from(authors.len()).ok().filter(|n| *n > 0),
+        authors,
+        source: None,
+        published,
+        arxiv_id,
+        format: NAME,
+    })
+}
+
+/// `https://huggingface.co/papers/<id>`.
+fn paper_link(id: &str) -> Option<String> {
+    Url::parse("https://huggingface.co/papers/")
+        .ok()?
+        .join(id)
+        .ok()
+        .map(String::from)
+}
+
+// ---------------------------------------------------------------------------------
+// HTML page
+// ---------------------------------------------------------------------------------
+
+/// Whether an HTML page is a Daily Papers page: its hydration target, or a
+/// huggingface.co papers URL, or HF-relative paper links.
+fn sniff_html(text: &str, ctx: &ParseContext<'_>) -> bool {
+    if text.contains("DailyPapers") && text.contains("data-props") {
+        return true;
+    }
+    let hf_url = ctx
+        .url
+        .is_some_and(|u| u.host_str() == Some("huggingface.co") && u.path().starts_with("/papers"));
+    hf_url || (text.contains("huggingface.co") && text.contains("href=\"/papers/"))
+}
+
+/// Parses an HTML Daily Papers page (daily, date, trending or search).
+///
+/// Reads the JSON the page embeds for hydration: `div[data-target="DailyPapers"]`
+/// first, then any other `data-props` holding paper objects (other pages use other
+/// targets and keys). When no embedded JSON holds papers, reads the visible cards:
+/// `h3 > a[href="/papers/<id>"]` inside each article.
+pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    let doc = Html::parse_document(text);
+    let props_sel = markup::selector(NAME, "[data-props]")?;
+    let mut hydration: Vec<(bool, Value)> = doc
+        .select(&props_sel)
+        .filter_map(|el| {
+            let daily = el.value().attr("data-target") == Some("DailyPapers");
+            let value = serde_json::from_str(el.value().attr("data-props")?).ok()?;
+            Some((daily, value))
+        })
+        .collect();
+    // DailyPapers first: it is the list the page is about; other components (sidebars,
+    // "trending" boxes) come after and add only papers not seen yet.
+    hydration.sort_by_key(|(daily, _)| !*daily);
+    let mut entries = Vec::new();
+    let mut seen = HashSet::new();
+    let mut empty_daily = false;
+    for (daily, value) in &hydration {
+        collect_papers(value, ctx, &mut entries, &mut seen);
+        empty_daily |= *daily && is_empty_listing(value);
+    }
+    if entries.is_empty() {
+        entries = cards_from_markup(&doc, ctx)?;
+    }
+    if entries.is_empty() && !empty_daily {
+        return Err(ParseError::Malformed {
+            format: NAME,
+            reason: "no DailyPapers data-props and no paper cards (h3 > a[href^=\"/papers/\"]) found".into(),
+        });
+    }
+    Ok(entries)
+}
+
+/// Reads the visible paper cards when the page carries no embedded JSON.
+fn cards_from_markup(doc: &Html, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    let title_sel = markup::selector(NAME, "h3 a[href*=\"/papers/\"], h2 a[href*=\"/papers/\"]")?;
+    let p_sel = markup::selector(NAME, "p")?;
+    let time_sel = markup::selector(NAME, "time")?;
+    let base = ctx
+        .url
+        .cloned()
+        .or_else(|| Url::parse("https://huggingface.co/papers").ok());
+    let reference = ctx.reference_date();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for card in markup::cards(doc, &title_sel) {
+        let Some(href) = card.title.value().attr("href") else {
+            continue;
+        };
+        let Some(link) = markup::resolve_link(href, base.as_ref()) else {
+            continue;
+        };
+        // Only paper links count: "/papers/date/..." and "/papers/trending" are navigation.
+        let Some(id) = arxiv_id_in(&link).filter(|_| link.contains("/papers/")) else {
+            continue;
+        };
+        let title = text_of(card.title);
+        if title.is_empty() || !seen.insert(id.clone()) {
+            continue;
+        }
+        let summary = card
+            .root
+            .select(&p_sel)
+            .map(text_of)
+            .find(|t| is_prose(t))
+            .unwrap_or_default();
+        let card_text = text_of(card.root);
+        let published = card.root.select(&time_sel).find_map(|t| {
+            let when = t.value().attr("datetime").map(str::to_owned).unwrap_or_else(|| text_of(t));
+            dates::parse_date(&when, reference)
+        });
+        out.push(Entry {
+            title,
+            link: paper_link(&id),
+            summary,
+            authors: Vec::new(),
+            author_count: author_count_in(&card_text),
+            source: None,
+            published,
+            arxiv_id: Some(id),
+            format: NAME,
+        });
+    }
+    Ok(out)
+}
+
+/// Finds "N authors" in running card text ("· 8 authors").
+fn author_count_in(text: &str) -> Option<u32> {
+    let mut words = text.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if let Some(next) = words.peek() {
+            let next = next.trim_end_matches(|c: char| !c.is_alphanumeric());
+            if (next.eq_ignore_ascii_case("authors") || next.eq_ignore_ascii_case("author"))
+                && !word.is_empty()
+                && word.bytes().all(|b| b.is_ascii_digit())
+            {
+                return word.parse().ok();
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, TimeZone, Utc};
+
+    fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(y, m, d)
+    }
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        super::super::decode(&std::fs::read(path).unwrap())
+    }
+
+    fn parse_fixture(name: &str, captured: DateTime<Utc>) -> Vec<Entry> {
+        parse_text(&fixture(name), &ParseContext::at(captured)).unwrap()
+    }
+
+    #[test]
+    fn may20_capture_has_27_entries() {
+        assert_eq!(parse_fixture("hf_papers_may20.txt", at(2026, 5, 20)).len(), 27);
+    }
+
+    #[test]
+    fn apr17_capture_has_35_entries() {
+        assert_eq!(parse_fixture("hf_papers_apr17.txt", at(2026, 4, 17)).len(), 35);
+    }
+
+    #[test]
+    fn may20_first_entry_field_by_field() {
+        let entries = parse_fixture("hf_papers_may20.txt", at(2026, 5, 20));
+        let e = &entries[0];
+        assert_eq!(
+            e.title,
+            "Enhancing Neural Subset Selection: Integrating Background Information into Set Representations"
+        );
+        assert!(e.summary.starts_with("Learning neural subset selection tasks, such as compound selection"));
+        assert!(e.summary.ends_with("strategies in real-world contexts."), "{}", e.summary);
+        assert_eq!(e.author_count, Some(8));
+        assert!(e.authors.is_empty());
+        assert_eq!(e.published, date(2024, 2, 5));
+        assert_eq!(e.link, None);
+        assert_eq!(e.source, None);
+        assert_eq!(e.arxiv_id, None);
+        assert_eq!(e.format, "hf-papers");
+    }
+
+    #[test]
+    fn may20_last_entry_ignores_page_number_debris() {
+        let entries = parse_fixture("hf_papers_may20.txt", at(2026, 5, 20));
+        let e = entries.last().unwrap();
+        assert_eq!(
+            e.title,
+            "Is There a Better Source Distribution than Gaussian? Exploring Source Distributions for Image Flow Matching"
+        );
+        assert!(e.summary.ends_with("github.com/kwanseokk/SourceFM."));
+        assert_eq!(e.author_count, Some(3));
+        assert_eq!(e.published, date(2025, 12, 19));
+    }
+
+    #[test]
+    fn entry_without_meta_keeps_fields_empty_and_is_not_glued() {
+        let entries = parse_fixture("hf_papers_may20.txt", at(2026, 5, 20));
+        let i = entries
+            .iter()
+            .position(|e| e.title.starts_with("Reconstruction-Guided Slot Curriculum"))
+            .unwrap();
+        let e = &entries[i];
+        assert_eq!(
+            e.title,
+            "Reconstruction-Guided Slot Curriculum: Addressing Object Over-Fragmentation in Video Object-Centric Learning"
+        );
+        assert!(e.summary.starts_with("Video Object-Centric Learning seeks to decompose raw videos"));
+        assert!(e.summary.ends_with("github.com/wjun0830/SlotCurri."));
+        assert_eq!(e.author_count, None);
+        assert_eq!(e.published, None);
+        // The neighbour keeps its own title, summary and meta.
+        let next = &entries[i + 1];
+        assert_eq!(next.title, "Understanding the Role of Invariance in Transfer Learning");
+        assert!(next.summary.starts_with("Transfer learning is a powerful technique"));
+        assert_eq!(next.author_count, Some(3));
+        assert_eq!(next.published, date(2024, 7, 5));
+        let prev = &entries[i - 1];
+        assert_eq!(prev.title, "Cycle Consistency Driven Object Discovery");
+        assert_eq!(prev.published, date(2023, 6, 3));
+    }
+
+    #[test]
+    fn yearless_date_resolves_against_capture_time() {
+        let title = "Polynomial-Time Optimal Group Selection via the Double-Commutator Eigenvalue Problem";
+        let find = |captured| {
+            parse_fixture("hf_papers_may20.txt", captured)
+                .into_iter()
+                .find(|e| e.title == title)
+                .unwrap()
+        };
+        let e = find(at(2026, 5, 20));
+        assert_eq!(e.author_count, Some(1));
+        assert_eq!(e.published, date(2026, 5, 7));
+        // Captured just after New Year, "May 7" is last year's.
+        assert_eq!(find(at(2027, 1, 2)).published, date(2026, 5, 7));
+        // Captured the day before May 7: a year earlier.
+        assert_eq!(find(at(2026, 5, 6)).published, date(2025, 5, 7));
+    }
+
+    #[test]
+    fn apr17_entries_field_by_field() {
+        let entries = parse_fixture("hf_papers_apr17.txt", at(2026, 4, 17));
+        let first = &entries[0];
+        assert_eq!(
+            first.title,
+            "Measuring and Controlling Solution Degeneracy across Task-Trained Recurrent Neural Networks"
+        );
+        assert_eq!(first.author_count, Some(4));
+        assert_eq!(first.published, date(2024, 10, 4));
+        let entropy = entries
+            .iter()
+            .find(|e| e.title == "The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models")
+            .unwrap();
+        assert_eq!(entropy.author_count, Some(17));
+        assert_eq!(entropy.published, date(2025, 5, 28), "upvote debris after the date");
+        let anatomy = entries
+            .iter()
+            .find(|e| e.title.starts_with("Anatomy of a Lie"))
+            .unwrap();
+        assert_eq!(anatomy.author_count, None);
+        assert_eq!(anatomy.published, None);
+        assert!(anatomy.summary.ends_with("diagnosable by design."));
+        let jan = entries
+            .iter()
+            .find(|e| e.title == "Information-Theoretic Causal Bounds under Unmeasured Confounding")
+            .unwrap();
+        assert_eq!(jan.published, date(2026, 1, 23));
+        let phi = entries
+            .iter()
+            .find(|e| e.title.starts_with("Causality and Renormalization"))
+            .unwrap();
+        assert_eq!(phi.title, "Causality and Renormalization in Finite-Time-Path Out-of-Equilibrium φ^3 QFT");
+        let last = entries.last().unwrap();
+        assert_eq!(last.author_count, Some(42));
+        assert_eq!(last.published, date(2024, 11, 18));
+    }
+
+    #[test]
+    fn yearless_dates_across_new_year() {
+        let text = "First Paper\n\nA summary that is long enough to read as prose, with several words in it.\n\n  • 2 authors\n·\nDec 30\n\nSecond Paper\n\nAnother summary that is long enough to read as prose, with several words in it.\n\n  • 3 authors\n·\nJan 2\n";
+        let entries = parse_text(text, &ParseContext::at(at(2026, 1, 3))).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].published, date(2025, 12, 30));
+        assert_eq!(entries[1].published, date(2026, 1, 2));
+    }
+
+    #[test]
+    fn crlf_bom_nbsp_and_trailing_blanks_parse_the_same() {
+        let plain = fixture("hf_papers_may20.txt");
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(plain.replace('\n', "  \r\n").replace("\r\n\r\n", "\r\n\u{a0}\r\n").as_bytes());
+        let mangled = super::super::decode(&bytes);
+        let ctx = ParseContext::at(at(2026, 5, 20));
+        assert_eq!(parse_text(&mangled, &ctx).unwrap(), parse_text(&plain, &ctx).unwrap());
+    }
+
+    #[test]
+    fn invalid_utf8_inside_a_title_is_replaced_not_rejected() {
+        let mut bytes = fixture("hf_papers_may20.txt").into_bytes();
+        let pos = bytes.windows(8).position(|w| w == b"Subgraph").unwrap();
+        bytes.insert(pos + 3, 0xFF);
+        let text = super::super::decode(&bytes);
+        let entries = parse_text(&text, &ParseContext::at(at(2026, 5, 20))).unwrap();
+        assert_eq!(entries.len(), 27);
+        assert_eq!(entries[1].title, "Sub\u{fffd}graph Permutation Equivariant Networks");
+        assert_eq!(entries[1].author_count, Some(2));
+    }
+
+    #[test]
+    fn capture_without_header_and_with_submitted_by_lines() {
+        let text = "Submitted by\nakhaliq\n\n42\n\nFirst Paper Title\n\nWe propose a method that does a thing, and show that it works on many benchmarks.\n\n · 8 authors\n3\n\nSubmitted by\nsomeone\n\n7\n\nSecond Paper Title\n\nThis abstract is also long enough to be read as prose by the parser, surely.\n\nThird Paper Without Abstract\n\n· 2 authors · May 19\n";
+        let entries = parse_text(text, &ParseContext::at(at(2026, 5, 20))).unwrap();
+        let titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
+        assert_eq!(titles, ["First Paper Title", "Second Paper Title", "Third Paper Without Abstract"]);
+        assert_eq!(entries[0].author_count, Some(8));
+        assert_eq!(entries[1].author_count, None);
+        assert_eq!(entries[2].author_count, Some(2));
+        assert_eq!(entries[2].published, date(2026, 5, 19));
+        assert_eq!(entries[2].summary, "");
+    }
+
+    #[test]
+    fn title_directly_above_its_abstract_is_split() {
+        let text = "Daily Papers\n\nA Title\nThe abstract follows on the next line without a blank, and it is long enough to be prose.\n  • 2 authors\n·\nFeb 5, 2024\n";
+        let entries = parse_text(text, &ParseContext::at(at(2026, 5, 20))).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].title, "A Title");
+        assert_eq!(entries[0].author_count, Some(2));
+        assert_eq!(entries[0].published, date(2024, 2, 5));
+    }
+
+    #[test]
+    fn sniffs_captures_and_refuses_other_text() {
+        let ctx = ParseContext::at(at(2026, 5, 20));
+        assert!(HfPapers.sniff(&fixture("hf_papers_may20.txt"), &ctx));
+        assert!(HfPapers.sniff(&fixture("hf_papers_apr17.txt"), &ctx));
+        assert!(!HfPapers.sniff(&fixture("aitopics_energy.txt"), &ctx));
+        assert!(!HfPapers.sniff("just some text\n\nwith paragraphs\n", &ctx));
+        assert!(parse_text("just some text\n", &ctx).is_err());
     }
 }

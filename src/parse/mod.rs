@@ -2,13 +2,29 @@
 //! decodes the bytes, sniffs the format when the source says `auto`, and dispatches.
 //!
 //! Parsers are pure functions over text: no I/O, no clock (the capture time comes in
-//! through [`ParseContext`]), so they are easy to test, benchmark and fuzz.
+//! through [`ParseContext`]), so they are easy to test, benchmark and fuzz. They never
+//! panic on page data: anything that does not fit is a [`ParseError`].
+//!
+//! | format | file | shapes |
+//! |---|---|---|
+//! | `hf-papers` | [`hf_papers`] | text capture, HTML page (`data-props` JSON or cards), JSON API |
+//! | `aitopics` | [`aitopics`] | text capture, HTML listing |
+//! | `arxiv` | [`arxiv`] | `/list/<cat>/new` and `/recent` pages |
+//! | `feed` | [`feed`] | RSS 0.9x/1.0/2.0, Atom, JSON Feed (via feed-rs) |
+//! | `selectors` | [`selectors`] | any HTML page, with CSS selectors from the config |
+//!
+//! Dates, in every format, go through [`dates`].
 
 pub mod aitopics;
+pub mod arxiv;
 pub mod dates;
+pub mod feed;
 pub mod hf_papers;
+pub mod markup;
+pub mod selectors;
+pub mod text;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::SelectorsConfig;
 use crate::entry::Entry;
@@ -35,6 +51,35 @@ impl<'a> ParseContext<'a> {
             content_type: None,
             selectors: None,
         }
+    }
+
+    /// The date yearless page dates resolve against: the capture's UTC calendar date.
+    pub fn reference_date(&self) -> NaiveDate {
+        self.captured_at.date_naive()
+    }
+}
+
+/// The coarse shape of a page's text, which decides which readers may look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKind {
+    /// HTML or XML: the first non-blank character opens a tag.
+    Markup,
+    /// A complete JSON document.
+    Json,
+    /// Anything else: a text capture, or unrecognizable content.
+    Text,
+}
+
+/// Tells markup, JSON and plain text apart by the first non-blank character (and, for
+/// `{`/`[`, by whether the whole text is valid JSON, so a capture starting with "[1]"
+/// stays text).
+pub fn page_kind(text: &str) -> PageKind {
+    let body = text.trim_start_matches(text::is_space);
+    let mut chars = body.chars();
+    match (chars.next(), chars.next()) {
+        (Some('<'), Some(c)) if c.is_ascii_alphabetic() || c == '!' || c == '?' => PageKind::Markup,
+        (Some('{' | '['), _) if serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() => PageKind::Json,
+        _ => PageKind::Text,
     }
 }
 
@@ -94,9 +139,17 @@ pub fn decode(bytes: &[u8]) -> String {
     }
 }
 
-/// Every known format, in sniffing order (most specific first).
+/// Every known format, in sniffing order (most specific first). Feeds come first because
+/// their test (the root element) is the strictest; `selectors` never sniffs, it is only
+/// used when named.
 pub fn formats() -> &'static [&'static dyn PageFormat] {
-    &[&hf_papers::HfPapersText, &aitopics::AiTopicsText]
+    &[
+        &feed::Feed,
+        &hf_papers::HfPapers,
+        &arxiv::Arxiv,
+        &aitopics::AiTopics,
+        &selectors::Selectors,
+    ]
 }
 
 /// Parses a page with the named format, or the first that sniffs it when `format` is `auto`.

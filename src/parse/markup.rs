@@ -1,0 +1,192 @@
+//! HTML reading shared by the HTML formats: selectors that fail as parse errors,
+//! readable element text, absolute links, and "cards" (the repeated item blocks of a
+//! listing page, found by structure rather than by class names).
+
+use std::collections::HashMap;
+
+use scraper::{ElementRef, Html, Node, Selector};
+use url::Url;
+
+use super::ParseError;
+use crate::entry::clean_text;
+
+/// Compiles a CSS selector; a bad one is a [`ParseError::Malformed`] for `format`, never
+/// a panic (config selectors are user input).
+pub fn selector(format: &'static str, css: &str) -> Result<Selector, ParseError> {
+    Selector::parse(css).map_err(|e| ParseError::Malformed {
+        format,
+        reason: format!("invalid CSS selector {css:?}: {e}"),
+    })
+}
+
+/// The text a reader sees in an element: block elements and `<br>` separate words,
+/// scripts and styles are skipped, whitespace is collapsed with [`clean_text`].
+///
+/// Walks the tree with an explicit stack so a deeply nested (or hostile) page cannot
+/// overflow the call stack.
+pub fn text_of(el: ElementRef<'_>) -> String {
+    let mut out = String::new();
+    let mut stack = vec![(*el, false)];
+    while let Some((node, closing)) = stack.pop() {
+        match node.value() {
+            Node::Text(text) => out.push_str(text),
+            Node::Element(e) => {
+                let name = e.name();
+                let block = is_block(name);
+                if closing {
+                    if block {
+                        out.push(' ');
+                    }
+                    continue;
+                }
+                if matches!(name, "script" | "style" | "template" | "noscript" | "svg") {
+                    continue;
+                }
+                if block || name == "br" {
+                    out.push(' ');
+                }
+                stack.push((node, true));
+                let mut child = node.last_child();
+                while let Some(c) = child {
+                    stack.push((c, false));
+                    child = c.prev_sibling();
+                }
+            }
+            _ => {}
+        }
+    }
+    clean_text(&out)
+}
+
+/// Elements whose boundaries separate words in rendered text.
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "address" | "article" | "aside" | "blockquote" | "dd" | "div" | "dl" | "dt" | "figcaption" | "figure"
+            | "footer" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "header" | "hr" | "li" | "main" | "nav"
+            | "ol" | "p" | "pre" | "section" | "table" | "td" | "th" | "tr" | "ul" | "time"
+    )
+}
+
+/// The readable text of an HTML fragment (an RSS description, a JSON summary with tags).
+/// Text without any tag is only whitespace-collapsed, so "a < b" survives.
+pub fn fragment_text(fragment: &str) -> String {
+    if !fragment.contains('<') && !fragment.contains('&') {
+        return clean_text(fragment);
+    }
+    let html = Html::parse_fragment(fragment);
+    text_of(html.root_element())
+}
+
+/// Resolves an `href` to an absolute http(s) URL against `base`. Fragment-only,
+/// `javascript:` and other non-web links give `None`.
+pub fn resolve_link(href: &str, base: Option<&Url>) -> Option<String> {
+    let href = href.trim();
+    if href.is_empty() || href.starts_with('#') {
+        return None;
+    }
+    let url = match Url::parse(href) {
+        Ok(url) => url,
+        Err(url::ParseError::RelativeUrlWithoutBase) => base?.join(href).ok()?,
+        Err(_) => return None,
+    };
+    matches!(url.scheme(), "http" | "https").then(|| url.to_string())
+}
+
+/// The first element matching `sel` inside `scope`.
+pub fn first<'a>(scope: ElementRef<'a>, sel: &Selector) -> Option<ElementRef<'a>> {
+    scope.select(sel).next()
+}
+
+/// Whether an element's `class` attribute contains any of `words` (case-insensitive,
+/// as a substring of a class name: `result-title`, `ResultSource`).
+pub fn class_has(el: ElementRef<'_>, words: &[&str]) -> bool {
+    el.value().classes().any(|class| {
+        let class = class.to_ascii_lowercase();
+        words.iter().any(|w| class.contains(w))
+    })
+}
+
+/// One repeated item block of a listing page.
+#[derive(Debug, Clone, Copy)]
+pub struct Card<'a> {
+    /// The item's container: the largest ancestor of `title` holding no other title.
+    pub root: ElementRef<'a>,
+    /// The element the title was found in.
+    pub title: ElementRef<'a>,
+}
+
+/// Finds the item blocks of a listing page by structure: each element matching
+/// `title_sel` is one item's title, and its card is the largest ancestor that contains
+/// no other title. Works whatever the site calls its classes, so a redesign that keeps
+/// "a list of blocks, each with a heading" still parses.
+pub fn cards<'a>(doc: &'a Html, title_sel: &Selector) -> Vec<Card<'a>> {
+    let titles: Vec<ElementRef<'a>> = doc.select(title_sel).collect();
+    // How many titles each ancestor holds; a card stops growing below a shared one.
+    let mut held = HashMap::new();
+    for t in &titles {
+        for anc in t.ancestors() {
+            *held.entry(anc.id()).or_insert(0usize) += 1;
+        }
+    }
+    titles
+        .into_iter()
+        .map(|title| {
+            let mut root = title;
+            while let Some(parent) = root.parent().and_then(ElementRef::wrap) {
+                let name = parent.value().name();
+                if held.get(&parent.id()).copied().unwrap_or(0) > 1 || matches!(name, "body" | "html" | "main") {
+                    break;
+                }
+                root = parent;
+            }
+            Card { root, title }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_separates_blocks_and_skips_scripts() {
+        let html = Html::parse_fragment("<div><p>a<b>b</b></p><p>c</p><script>x()</script>d<br>e</div>");
+        assert_eq!(text_of(html.root_element()), "ab c d e");
+    }
+
+    #[test]
+    fn fragment_text_decodes_entities_and_keeps_plain_text() {
+        assert_eq!(fragment_text("<p>Fish &amp; chips</p>"), "Fish & chips");
+        assert_eq!(fragment_text(" a < b  "), "a < b");
+    }
+
+    #[test]
+    fn links_resolve_against_the_page() {
+        let base = Url::parse("https://example.com/blog/index.html").ok();
+        assert_eq!(
+            resolve_link("post/1", base.as_ref()).as_deref(),
+            Some("https://example.com/blog/post/1")
+        );
+        assert_eq!(
+            resolve_link("/a", base.as_ref()).as_deref(),
+            Some("https://example.com/a")
+        );
+        assert_eq!(resolve_link("/a", None), None);
+        assert_eq!(resolve_link("javascript:void(0)", base.as_ref()), None);
+        assert_eq!(resolve_link("#top", base.as_ref()), None);
+    }
+
+    #[test]
+    fn cards_are_the_largest_blocks_with_one_title() {
+        let html = Html::parse_document(
+            "<body><ul><li><div><h3><a href='/1'>One</a></h3></div><p>s1</p></li>\
+             <li><h3><a href='/2'>Two</a></h3><p>s2</p></li></ul></body>",
+        );
+        let sel = Selector::parse("h3").unwrap();
+        let found = cards(&html, &sel);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].root.value().name(), "li");
+        assert_eq!(text_of(found[1].root), "Two s2");
+    }
+}

@@ -1,0 +1,163 @@
+//! Any other listing page, described in the config with CSS selectors (like rsspls):
+//!
+//! ```toml
+//! [source.selectors]
+//! item = "article.post"
+//! title = "h2"
+//! link = "h2 a"            # optional: default is the title element or its first link
+//! summary = "p.teaser"     # optional
+//! date = "time"            # optional: its `datetime` attribute, else its text
+//! date_format = "%d %B %Y" # optional: default tries the common formats
+//! authors = ".byline a"    # optional: one element per author
+//! ```
+//!
+//! Every selector but `item` applies within one item. Relative links resolve against
+//! the page URL. This format never sniffs: it is used when a source names it.
+
+use scraper::{ElementRef, Html, Selector};
+
+use super::arxiv::arxiv_id_in;
+use super::markup::{self, resolve_link, text_of};
+use super::{dates, PageFormat, ParseContext, ParseError};
+use crate::config::SelectorsConfig;
+use crate::entry::Entry;
+
+/// The format name used in config and on entries.
+pub const NAME: &str = "selectors";
+
+/// Pages read with selectors from the source's config.
+pub struct Selectors;
+
+impl PageFormat for Selectors {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Never: without the user's selectors there is nothing to recognize.
+    fn sniff(&self, _text: &str, _ctx: &ParseContext<'_>) -> bool {
+        false
+    }
+
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+        let config = ctx.selectors.ok_or_else(|| ParseError::Malformed {
+            format: NAME,
+            reason: "format \"selectors\" needs a [source.selectors] table (item, title, ...) in the config".into(),
+        })?;
+        parse_with(text, config, ctx)
+    }
+}
+
+/// The config's selectors, compiled once per page.
+struct Compiled {
+    item: Selector,
+    title: Selector,
+    link: Option<Selector>,
+    summary: Option<Selector>,
+    date: Option<Selector>,
+    authors: Option<Selector>,
+    any_link: Selector,
+}
+
+impl Compiled {
+    fn new(config: &SelectorsConfig) -> Result<Self, ParseError> {
+        let opt = |css: &Option<String>, key: &str| -> Result<Option<Selector>, ParseError> {
+            css.as_deref().map(|c| compile(c, key)).transpose()
+        };
+        Ok(Compiled {
+            item: compile(&config.item, "item")?,
+            title: compile(&config.title, "title")?,
+            link: opt(&config.link, "link")?,
+            summary: opt(&config.summary, "summary")?,
+            date: opt(&config.date, "date")?,
+            authors: opt(&config.authors, "authors")?,
+            any_link: markup::selector(NAME, "a[href]")?,
+        })
+    }
+}
+
+/// Compiles one configured selector; the error names the config key.
+fn compile(css: &str, key: &str) -> Result<Selector, ParseError> {
+    Selector::parse(css).map_err(|e| ParseError::Malformed {
+        format: NAME,
+        reason: format!("selectors.{key}: invalid CSS selector {css:?}: {e}"),
+    })
+}
+
+/// Parses a page with explicit selectors. Items without a title are skipped; a page
+/// where `item` matches nothing is an error (the site most likely changed).
+pub fn parse_with(text: &str, config: &SelectorsConfig, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    let sel = Compiled::new(config)?;
+    let doc = Html::parse_document(text);
+    let reference = ctx.reference_date();
+    let mut matched = 0usize;
+    let mut entries = Vec::new();
+    for item in doc.select(&sel.item) {
+        matched += 1;
+        let Some(title_el) = markup::first(item, &sel.title) else {
+            continue;
+        };
+        let title = text_of(title_el);
+        if title.is_empty() {
+            continue;
+        }
+        let link = item_link(item, title_el, &sel).and_then(|href| resolve_link(href, ctx.url));
+        let summary = sel
+            .summary
+            .as_ref()
+            .and_then(|s| markup::first(item, s))
+            .map(text_of)
+            .unwrap_or_default();
+        let published = sel.date.as_ref().and_then(|s| markup::first(item, s)).and_then(|el| {
+            let attr = el.value().attr("datetime").or_else(|| el.value().attr("content"));
+            let shown = text_of(el);
+            match &config.date_format {
+                Some(format) => [attr.unwrap_or(""), shown.as_str()]
+                    .into_iter()
+                    .find_map(|t| dates::parse_with_format(t, format, reference))
+                    .or_else(|| attr.and_then(|a| dates::parse_date(a, reference))),
+                None => attr
+                    .and_then(|a| dates::parse_date(a, reference))
+                    .or_else(|| dates::parse_date(&shown, reference))
+                    .or_else(|| dates::find_date(&shown, reference)),
+            }
+        });
+        let authors: Vec<String> = sel
+            .authors
+            .as_ref()
+            .map(|s| item.select(s).map(text_of).filter(|n| !n.is_empty()).collect())
+            .unwrap_or_default();
+        entries.push(Entry {
+            title,
+            arxiv_id: link.as_deref().and_then(arxiv_id_in),
+            link,
+            summary,
+            author_count: u32::try_from(authors.len()).ok().filter(|n| *n > 0),
+            authors,
+            source: None,
+            published,
+            format: NAME,
+        });
+    }
+    if matched == 0 {
+        return Err(ParseError::Malformed {
+            format: NAME,
+            reason: format!("selectors.item {:?} matched nothing on the page", config.item),
+        });
+    }
+    Ok(entries)
+}
+
+/// The item's `href`: from the `link` selector (its own `href`, or its first link's),
+/// else the title element if it is a link, else the title's first link, else the
+/// item's first link.
+fn item_link<'a>(item: ElementRef<'a>, title: ElementRef<'a>, sel: &Compiled) -> Option<&'a str> {
+    let href_of = |el: ElementRef<'a>| {
+        el.value()
+            .attr("href")
+            .or_else(|| markup::first(el, &sel.any_link).and_then(|a| a.value().attr("href")))
+    };
+    match &sel.link {
+        Some(link_sel) => markup::first(item, link_sel).and_then(href_of),
+        None => href_of(title).or_else(|| href_of(item)),
+    }
+}
