@@ -163,7 +163,7 @@ fn feedparser_accepts(body: &[u8], items: usize) {
     std::fs::write(&path, body).unwrap();
     let script = "import sys, feedparser\n\
                   d = feedparser.parse(sys.argv[1])\n\
-                  print(d.bozo, len(d.entries), repr(d.get('bozo_exception')))\n";
+                  print(int(d.bozo), len(d.entries), repr(d.get('bozo_exception')))\n";
     let out = std::process::Command::new("python3")
         .args(["-c", script])
         .arg(&path)
