@@ -80,8 +80,9 @@ impl Store {
         rows.collect::<Result<_, _>>().ctx("reading due deliveries")
     }
 
-    /// Records a successful delivery. Returns false when the row is not pending (already
-    /// delivered or failed, or unknown).
+    /// Records a successful delivery; the successful try counts as an attempt too.
+    /// Returns false when the row is not pending (already delivered or failed, or
+    /// unknown), so a late mark never revives or rewrites a final state.
     pub fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut stmt = self
             .conn
