@@ -6,9 +6,15 @@ use std::collections::HashSet;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use super::items::{item_from_row, ITEM_COLUMNS};
+use super::items::{item_from_row, BY_ALIAS};
 use super::{to_ms, AlertMatch, Ctx, Ingest, IngestReport, Matcher, Store, StoreError, StoredItem};
 use crate::entry::{normalize_arxiv_id, Entry};
+
+/// Whether a capture hash is recorded.
+pub(super) const CAPTURE_EXISTS: &str = "SELECT 1 FROM captures WHERE hash = ?1";
+
+/// Whether an item holds a guid key.
+pub(super) const KEY_EXISTS: &str = "SELECT 1 FROM items WHERE key = ?1";
 
 impl Store {
     /// Ingests one page's entries in ONE transaction: new items with their aliases,
@@ -118,7 +124,7 @@ impl Store {
 /// Whether a capture with this content hash is recorded.
 pub(super) fn capture_exists(conn: &Connection, hash: &str) -> Result<bool, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT 1 FROM captures WHERE hash = ?1")
+        .prepare_cached(CAPTURE_EXISTS)
         .ctx("preparing the capture lookup")?;
     stmt.exists([hash]).ctx("looking up a capture")
 }
@@ -131,12 +137,8 @@ fn find_item(
     aliases: &[String],
 ) -> Result<Option<StoredItem>, StoreError> {
     let entry_arxiv = entry.arxiv_id.as_deref().map(normalize_arxiv_id);
-    let sql = format!(
-        "SELECT {ITEM_COLUMNS} FROM item_keys k JOIN items i ON i.id = k.item_id
-          WHERE k.alias = ?1"
-    );
     let mut stmt = conn
-        .prepare_cached(&sql)
+        .prepare_cached(BY_ALIAS)
         .ctx("preparing the alias lookup")?;
     for alias in aliases {
         let Some(item) = stmt
@@ -232,7 +234,7 @@ fn insert_item(
 /// unique column against an alias table edited by hand, at the cost of one index probe.
 fn free_key(conn: &Connection, key: &str) -> Result<String, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT 1 FROM items WHERE key = ?1")
+        .prepare_cached(KEY_EXISTS)
         .ctx("preparing the key lookup")?;
     let mut candidate = key.to_owned();
     let mut n = 2;

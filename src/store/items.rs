@@ -6,15 +6,50 @@ use rusqlite::OptionalExtension;
 use super::{bad_column, time_col, Ctx, ItemFilter, Store, StoreError, StoredItem};
 
 /// The columns [`item_from_row`] reads, in its order, from `items` aliased `i`.
-/// Joined queries put them first so the item always starts at column 0.
-pub(super) const ITEM_COLUMNS: &str = "i.id, i.key, i.title, i.link, i.summary, i.authors, \
-     i.author_count, i.publisher, i.source, i.published, i.arxiv_id, i.format, \
-     i.first_seen, i.updated_at";
+/// Joined queries put them first so the item always starts at column 0. A macro, not a
+/// const, so queries can be `concat!`ed into consts the query-plan test can see.
+macro_rules! item_columns {
+    () => {
+        "i.id, i.key, i.title, i.link, i.summary, i.authors, i.author_count, i.publisher, \
+         i.source, i.published, i.arxiv_id, i.format, i.first_seen, i.updated_at"
+    };
+}
+pub(super) use item_columns;
 
-/// How many columns [`ITEM_COLUMNS`] holds: where a joined query's own columns start.
+/// How many columns [`item_columns!`] names: where a joined query's own columns start.
 pub(super) const ITEM_COLUMN_COUNT: usize = 14;
 
-/// Decodes the item columns of a row selected with [`ITEM_COLUMNS`].
+/// Every item, newest first.
+pub(super) const LIST_ALL: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM items i ORDER BY i.first_seen DESC, i.id DESC LIMIT ?1"
+);
+
+/// One source's items, by when that source first saw them.
+pub(super) const LIST_SOURCE: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM item_sources s JOIN items i ON i.id = s.item_id WHERE s.source = ?2 \
+      ORDER BY s.first_seen DESC, s.item_id DESC LIMIT ?1"
+);
+
+/// One rule's items, by match time.
+pub(super) const LIST_RULE: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM matches m JOIN items i ON i.id = m.item_id WHERE m.rule = ?2 \
+      ORDER BY m.at DESC, m.item_id DESC LIMIT ?1"
+);
+
+/// The item an alias belongs to.
+pub(super) const BY_ALIAS: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    " FROM item_keys k JOIN items i ON i.id = k.item_id WHERE k.alias = ?1"
+);
+
+/// Decodes the item columns of a row selected with [`item_columns!`].
 pub(super) fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
     let authors: String = row.get(5)?;
     let published: Option<String> = row.get(9)?;
@@ -65,34 +100,14 @@ impl Store {
         let limit = sql_limit(limit);
         // Each query walks one index in order and stops after `limit` rows, so a feed
         // render costs the same with a thousand items stored or a million.
-        let (sql, arg): (String, Option<&str>) = match filter {
-            ItemFilter::All => (
-                format!(
-                    "SELECT {ITEM_COLUMNS} FROM items i
-                      ORDER BY i.first_seen DESC, i.id DESC LIMIT ?1"
-                ),
-                None,
-            ),
-            ItemFilter::Source(source) => (
-                format!(
-                    "SELECT {ITEM_COLUMNS} FROM item_sources s JOIN items i ON i.id = s.item_id
-                      WHERE s.source = ?2
-                      ORDER BY s.first_seen DESC, s.item_id DESC LIMIT ?1"
-                ),
-                Some(source),
-            ),
-            ItemFilter::Rule(rule) => (
-                format!(
-                    "SELECT {ITEM_COLUMNS} FROM matches m JOIN items i ON i.id = m.item_id
-                      WHERE m.rule = ?2
-                      ORDER BY m.at DESC, m.item_id DESC LIMIT ?1"
-                ),
-                Some(rule),
-            ),
+        let (sql, arg) = match filter {
+            ItemFilter::All => (LIST_ALL, None),
+            ItemFilter::Source(source) => (LIST_SOURCE, Some(source)),
+            ItemFilter::Rule(rule) => (LIST_RULE, Some(rule)),
         };
         let mut stmt = self
             .conn
-            .prepare_cached(&sql)
+            .prepare_cached(sql)
             .ctx("preparing an item listing")?;
         let rows = match arg {
             None => stmt.query_map(rusqlite::params![limit], item_from_row),
@@ -105,13 +120,9 @@ impl Store {
     /// The item known by `key`: its guid key or any other alias it gathered
     /// (`arxiv:2401.00001`, `title:some paper`, `url:https://...`).
     pub fn item_by_key(&self, key: &str) -> Result<Option<StoredItem>, StoreError> {
-        let sql = format!(
-            "SELECT {ITEM_COLUMNS} FROM item_keys k JOIN items i ON i.id = k.item_id
-              WHERE k.alias = ?1"
-        );
         let mut stmt = self
             .conn
-            .prepare_cached(&sql)
+            .prepare_cached(BY_ALIAS)
             .ctx("preparing an item lookup")?;
         stmt.query_row([key], item_from_row)
             .optional()

@@ -92,7 +92,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- The worker's poll ("pending and due, oldest first") and the status page's
     -- "failed, newest first" are both range scans of one state.
     CREATE INDEX outbox_due ON outbox (state, next_attempt, id);
-    CREATE INDEX outbox_done ON outbox (state, done_at DESC);
+    CREATE INDEX outbox_done ON outbox (state, done_at DESC, id DESC);
 
     -- Bumped on every change feeds can see; the server re-renders when it moves.
     -- changed_at (unix ms, 0 = never) is the feeds' Last-Modified.

@@ -6,10 +6,38 @@
 
 use chrono::{DateTime, Utc};
 
-use super::items::{item_from_row, json_list, sql_limit, ITEM_COLUMNS, ITEM_COLUMN_COUNT};
+use super::items::{item_columns, item_from_row, json_list, sql_limit, ITEM_COLUMN_COUNT};
 use super::{
     time_col, to_ms, Ctx, Delivery, FailedDelivery, OutboxCounts, Store, StoreError, StoredItem,
 };
+
+/// Pending rows due by ?1, oldest due first.
+pub(super) const DUE: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    ", o.id, o.rule, o.notifier, o.idempotency_key, o.matched, o.attempts \
+       FROM outbox o JOIN items i ON i.id = o.item_id \
+      WHERE o.state = 'pending' AND o.next_attempt <= ?1 \
+      ORDER BY o.next_attempt, o.id LIMIT ?2"
+);
+
+/// Failed rows, most recently given up first.
+pub(super) const FAILED: &str = "SELECT o.rule, o.notifier, i.title, COALESCE(o.last_error, ''), \
+            COALESCE(o.done_at, o.created_at) \
+       FROM outbox o JOIN items i ON i.id = o.item_id \
+      WHERE o.state = 'failed' \
+      ORDER BY o.done_at DESC, o.id DESC LIMIT ?1";
+
+/// A rule's matches, newest first.
+pub(super) const RECENT_MATCHES: &str = concat!(
+    "SELECT ",
+    item_columns!(),
+    ", m.matched, m.at FROM matches m JOIN items i ON i.id = m.item_id \
+      WHERE m.rule = ?1 ORDER BY m.at DESC, m.item_id DESC LIMIT ?2"
+);
+
+/// Rows in one state.
+pub(super) const COUNT_STATE: &str = "SELECT COUNT(*) FROM outbox WHERE state = ?1";
 
 /// One rule's match of an item, for the status page and per-rule listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,16 +58,9 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let sql = format!(
-            "SELECT {ITEM_COLUMNS}, o.id, o.rule, o.notifier, o.idempotency_key, o.matched,
-                    o.attempts
-               FROM outbox o JOIN items i ON i.id = o.item_id
-              WHERE o.state = 'pending' AND o.next_attempt <= ?1
-              ORDER BY o.next_attempt, o.id LIMIT ?2"
-        );
         let mut stmt = self
             .conn
-            .prepare_cached(&sql)
+            .prepare_cached(DUE)
             .ctx("preparing the due deliveries query")?;
         let rows = stmt
             .query_map(rusqlite::params![to_ms(now), sql_limit(limit)], |row| {
@@ -59,8 +80,9 @@ impl Store {
         rows.collect::<Result<_, _>>().ctx("reading due deliveries")
     }
 
-    /// Records a successful delivery. Returns false when the row is not pending (already
-    /// delivered or failed, or unknown).
+    /// Records a successful delivery; the successful try counts as an attempt too.
+    /// Returns false when the row is not pending (already delivered or failed, or
+    /// unknown), so a late mark never revives or rewrites a final state.
     pub fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut stmt = self
             .conn
@@ -126,7 +148,7 @@ impl Store {
         // of the table.
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = ?1")
+            .prepare_cached(COUNT_STATE)
             .ctx("preparing the outbox count")?;
         let mut count = |state: &str| -> Result<u64, StoreError> {
             let n: i64 = stmt
@@ -145,13 +167,7 @@ impl Store {
     pub fn failed_deliveries(&self, limit: usize) -> Result<Vec<FailedDelivery>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT o.rule, o.notifier, i.title, COALESCE(o.last_error, ''),
-                        COALESCE(o.done_at, o.created_at)
-                   FROM outbox o JOIN items i ON i.id = o.item_id
-                  WHERE o.state = 'failed'
-                  ORDER BY o.done_at DESC, o.id DESC LIMIT ?1",
-            )
+            .prepare_cached(FAILED)
             .ctx("preparing the failed deliveries query")?;
         let rows = stmt
             .query_map([sql_limit(limit)], |row| {
@@ -170,15 +186,9 @@ impl Store {
 
     /// Up to `limit` of `rule`'s matches, newest first.
     pub fn recent_matches(&self, rule: &str, limit: usize) -> Result<Vec<RuleMatch>, StoreError> {
-        let sql = format!(
-            "SELECT {ITEM_COLUMNS}, m.matched, m.at
-               FROM matches m JOIN items i ON i.id = m.item_id
-              WHERE m.rule = ?1
-              ORDER BY m.at DESC, m.item_id DESC LIMIT ?2"
-        );
         let mut stmt = self
             .conn
-            .prepare_cached(&sql)
+            .prepare_cached(RECENT_MATCHES)
             .ctx("preparing the recent matches query")?;
         let rows = stmt
             .query_map(rusqlite::params![rule, sql_limit(limit)], |row| {
