@@ -174,15 +174,20 @@ impl HttpSource {
     /// if any, is fetched again next start because the validators were not saved.
     /// Also returns when the pipeline behind `tx` closes.
     pub async fn run(self, tx: mpsc::Sender<Capture>, mut shutdown: watch::Receiver<bool>) {
-        // Backoff-worthy failures in a row. Starts from the stored count, so a restart
-        // does not reset a long backoff to its first step, and is kept apart from the
-        // stored count because parse failures, which count there, must not lengthen it.
-        let mut failures = match self.load_state().await {
-            Ok(state) => state.consecutive_failures,
-            Err(_) => 0,
-        };
+        // Backoff-worthy failures in a row, kept apart from the stored
+        // `consecutive_failures`, which also counts pages that did not parse: a source
+        // whose parser was just fixed (and the daemon restarted) must not meet its
+        // first 503 with a six-hour wait. So a restart starts the backoff afresh; the
+        // stored count stays what the status page shows.
+        let mut failures: u32 = 0;
+        // Shown on the status page before the first attempt; an error here will
+        // surface again (and be recorded) on the first attempt.
+        let stored = self.load_state().await.ok();
         let mut delay = schedule::random_up_to(self.start_delay);
         self.status.send_modify(|s| {
+            if let Some(state) = stored {
+                s.state = state;
+            }
             s.next_delay = Some(delay);
             s.next_attempt = Some(Instant::now() + delay);
         });
