@@ -33,9 +33,16 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Parse a saved page and print its entries.
+    /// One pass over every source (fetch, parse, ingest, write feeds), then exit; for cron.
+    /// Exits non-zero if any source failed.
+    Once {
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Parse a saved page (or fetch a live one) and print its entries.
     Parse {
-        /// The page: a file path.
+        /// The page: a file path, or an http(s) URL to fetch.
         page: String,
         /// Page format (default: detected from the content).
         #[arg(short, long, default_value = "auto")]
@@ -48,6 +55,14 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        // Printing commands end quietly when their reader goes away (`| head`), as
+        // Unix tools do; the daemon keeps Rust's default of ignoring SIGPIPE.
+        // SAFETY: setting a signal disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_logging();
     match dispatch(cli) {
         Ok(code) => code,
@@ -81,6 +96,24 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Check { config } => {
             let cfg = load(Some(&config))?;
             print!("{}", describe(&cfg));
+        }
+        Command::Once { config } => {
+            let cfg = load(Some(&config))?;
+            let reports = runtime()?.block_on(lookout::daemon::once(cfg))?;
+            let mut failed = 0;
+            for r in &reports {
+                println!(
+                    "{}: {}{}",
+                    r.source,
+                    if r.ok { "" } else { "FAILED: " },
+                    r.summary
+                );
+                failed += usize::from(!r.ok);
+            }
+            if failed > 0 {
+                eprintln!("lookout: {failed} of {} sources failed", reports.len());
+                return Ok(std::process::ExitCode::FAILURE);
+            }
         }
         Command::Parse { page, format, json } => parse_command(&page, &format, json)?,
     }
@@ -170,13 +203,35 @@ fn describe(cfg: &Config) -> String {
 }
 
 fn parse_command(page: &str, format: &str, json: bool) -> Result<()> {
-    let path = Path::new(page);
-    let body = std::fs::read(path).with_context(|| format!("reading {page}"))?;
-    let captured_at: DateTime<Utc> = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map(DateTime::<Utc>::from)
-        .unwrap_or_else(|_| Utc::now());
-    let ctx = ParseContext::at(captured_at);
+    let (body, captured_at, url, content_type) =
+        if page.starts_with("http://") || page.starts_with("https://") {
+            let url = url::Url::parse(page).with_context(|| format!("invalid URL {page}"))?;
+            let limits = lookout::sources::http::Limits::default();
+            let fetched = runtime()?
+                .block_on(lookout::sources::http::fetch_url(&url, &limits))
+                .with_context(|| format!("fetching {page}"))?;
+            (
+                fetched.body,
+                Utc::now(),
+                Some(fetched.url),
+                fetched.content_type,
+            )
+        } else {
+            let path = Path::new(page);
+            let body = std::fs::read(path).with_context(|| format!("reading {page}"))?;
+            // A saved page's yearless dates resolve against the file's mtime.
+            let captured_at: DateTime<Utc> = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .map(DateTime::<Utc>::from)
+                .unwrap_or_else(|_| Utc::now());
+            (body, captured_at, None, None)
+        };
+    let ctx = ParseContext {
+        captured_at,
+        url: url.as_ref(),
+        content_type: content_type.as_deref(),
+        selectors: None,
+    };
     let parsed =
         parse::parse_page(&body, format, &ctx).with_context(|| format!("parsing {page}"))?;
     let stdout = std::io::stdout();

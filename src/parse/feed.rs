@@ -43,10 +43,12 @@ pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
     let parser = feed_rs::parser::Builder::new()
         .base_uri(ctx.url.map(url::Url::as_str))
         .build();
-    let feed = parser.parse(text.as_bytes()).map_err(|e| ParseError::Malformed {
-        format: NAME,
-        reason: format!("not a readable RSS, Atom or JSON feed: {e}"),
-    })?;
+    let feed = parser
+        .parse(text.as_bytes())
+        .map_err(|e| ParseError::Malformed {
+            format: NAME,
+            reason: format!("not a readable RSS, Atom or JSON feed: {e}"),
+        })?;
     let source = feed
         .title
         .as_ref()
@@ -60,7 +62,11 @@ pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
 }
 
 /// One entry from a feed item; `None` for an item with neither title nor text.
-fn entry_from_item(item: &model::Entry, source: Option<&str>, ctx: &ParseContext<'_>) -> Option<Entry> {
+fn entry_from_item(
+    item: &model::Entry,
+    source: Option<&str>,
+    ctx: &ParseContext<'_>,
+) -> Option<Entry> {
     let summary = item
         .summary
         .as_ref()
@@ -120,7 +126,11 @@ fn web_link(item: &model::Entry, ctx: &ParseContext<'_>) -> Option<String> {
 
 /// The first sentence (at most 100 characters) of a summary, for items without a title.
 fn headline_from(summary: &str) -> String {
-    let sentence = summary.split_inclusive(". ").next().unwrap_or(summary).trim();
+    let sentence = summary
+        .split_inclusive(". ")
+        .next()
+        .unwrap_or(summary)
+        .trim();
     let mut out: String = sentence.chars().take(100).collect();
     if out.len() < sentence.len() {
         out.push('…');
@@ -177,7 +187,10 @@ mod tests {
 
     #[test]
     fn root_element_skips_prolog() {
-        assert_eq!(root_element("<?xml version=\"1.0\"?>\n<!-- c -->\n<rss version=\"2.0\">"), "rss");
+        assert_eq!(
+            root_element("<?xml version=\"1.0\"?>\n<!-- c -->\n<rss version=\"2.0\">"),
+            "rss"
+        );
         assert_eq!(root_element("<rdf:RDF xmlns:rdf=\"x\">"), "rdf:RDF");
         assert_eq!(root_element("<!DOCTYPE html><html>"), "html");
         assert_eq!(root_element("<?xml"), "");
@@ -188,7 +201,10 @@ mod tests {
 
     #[test]
     fn headline_is_first_sentence_capped() {
-        assert_eq!(headline_from("One thing happened. Then more."), "One thing happened.");
+        assert_eq!(
+            headline_from("One thing happened. Then more."),
+            "One thing happened."
+        );
         assert_eq!(headline_from(&"x".repeat(150)).chars().count(), 101);
     }
 }

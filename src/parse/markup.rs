@@ -62,9 +62,38 @@ pub fn text_of(el: ElementRef<'_>) -> String {
 fn is_block(name: &str) -> bool {
     matches!(
         name,
-        "address" | "article" | "aside" | "blockquote" | "dd" | "div" | "dl" | "dt" | "figcaption" | "figure"
-            | "footer" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "header" | "hr" | "li" | "main" | "nav"
-            | "ol" | "p" | "pre" | "section" | "table" | "td" | "th" | "tr" | "ul" | "time"
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "dd"
+            | "div"
+            | "dl"
+            | "dt"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "header"
+            | "hr"
+            | "li"
+            | "main"
+            | "nav"
+            | "ol"
+            | "p"
+            | "pre"
+            | "section"
+            | "table"
+            | "td"
+            | "th"
+            | "tr"
+            | "ul"
+            | "time"
     )
 }
 
@@ -135,7 +164,9 @@ pub fn cards<'a>(doc: &'a Html, title_sel: &Selector) -> Vec<Card<'a>> {
             let mut root = title;
             while let Some(parent) = root.parent().and_then(ElementRef::wrap) {
                 let name = parent.value().name();
-                if held.get(&parent.id()).copied().unwrap_or(0) > 1 || matches!(name, "body" | "html" | "main") {
+                if held.get(&parent.id()).copied().unwrap_or(0) > 1
+                    || matches!(name, "body" | "html" | "main")
+                {
                     break;
                 }
                 root = parent;
@@ -151,7 +182,8 @@ mod tests {
 
     #[test]
     fn text_separates_blocks_and_skips_scripts() {
-        let html = Html::parse_fragment("<div><p>a<b>b</b></p><p>c</p><script>x()</script>d<br>e</div>");
+        let html =
+            Html::parse_fragment("<div><p>a<b>b</b></p><p>c</p><script>x()</script>d<br>e</div>");
         assert_eq!(text_of(html.root_element()), "ab c d e");
     }
 

@@ -78,7 +78,9 @@ pub fn page_kind(text: &str) -> PageKind {
     let mut chars = body.chars();
     match (chars.next(), chars.next()) {
         (Some('<'), Some(c)) if c.is_ascii_alphabetic() || c == '!' || c == '?' => PageKind::Markup,
-        (Some('{' | '['), _) if serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() => PageKind::Json,
+        (Some('{' | '['), _) if serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() => {
+            PageKind::Json
+        }
         _ => PageKind::Text,
     }
 }

@@ -79,6 +79,16 @@ const WRITER_QUIET: Duration = if cfg!(target_os = "linux") {
     Duration::ZERO
 };
 
+/// What became of a file the source tried to take.
+enum Taken {
+    /// It was no longer there (or not a regular file).
+    Gone,
+    /// The pipeline answered (or the source refused it itself).
+    Done(Outcome),
+    /// The pipeline is gone: shutting down. The file stays for next time.
+    PipelineClosed,
+}
+
 /// A file on the watch list, waiting for its size and mtime to stop changing.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -323,9 +333,14 @@ impl FolderSource {
     /// Reads one complete file, hands it to the pipeline and files it per the outcome.
     /// Returns false when the daemon is shutting down (the file stays for next time).
     async fn take(&self, path: &Path, tx: &mpsc::Sender<Capture>) -> bool {
+        !matches!(self.take_file(path, tx).await, Taken::PipelineClosed)
+    }
+
+    /// [`take`](Self::take), telling what happened to the file.
+    async fn take_file(&self, path: &Path, tx: &mpsc::Sender<Capture>) -> Taken {
         let meta = match tokio::fs::metadata(path).await {
             Ok(m) if m.is_file() => m,
-            _ => return true, // already gone (taken via another event) or not a file
+            _ => return Taken::Gone, // taken via another event, or not a file
         };
         if meta.len() > self.max_file_size {
             let reason = format!(
@@ -334,15 +349,15 @@ impl FolderSource {
                 self.max_file_size
             );
             self.quarantine(path, &reason).await;
-            return true;
+            return Taken::Done(Outcome::Failed { reason });
         }
         let body = match tokio::fs::read(path).await {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Taken::Gone,
             Err(e) => {
-                self.quarantine(path, &format!("cannot read file: {e}"))
-                    .await;
-                return true;
+                let reason = format!("cannot read file: {e}");
+                self.quarantine(path, &reason).await;
+                return Taken::Done(Outcome::Failed { reason });
             }
         };
         let captured_at: DateTime<Utc> = meta
@@ -363,20 +378,50 @@ impl FolderSource {
         };
         let (reply, outcome) = oneshot::channel();
         if tx.send(Capture { page, reply }).await.is_err() {
-            return false;
+            return Taken::PipelineClosed;
         }
         // The pipeline finishes in-flight work on shutdown, so the answer comes unless
         // the pipeline is gone; a closed reply channel leaves the file for next time.
-        match outcome.await {
-            Ok(Outcome::Ingested { .. }) | Ok(Outcome::Duplicate) => self.done(path).await,
-            Ok(Outcome::Failed { reason }) => self.quarantine(path, &reason).await,
+        let Ok(outcome) = outcome.await else {
+            return Taken::PipelineClosed;
+        };
+        match &outcome {
+            Outcome::Ingested { .. } | Outcome::Duplicate => self.done(path).await,
+            Outcome::Failed { reason } => self.quarantine(path, reason).await,
             // Left in place: the next start-up scan (or a later write) takes it again.
-            Ok(Outcome::Deferred { reason }) => {
+            Outcome::Deferred { reason } => {
                 tracing::warn!(source = %self.name, file = %path.display(), %reason, "file kept for a later try")
             }
-            Err(_) => return false,
         }
-        true
+        Taken::Done(outcome)
+    }
+
+    /// One pass for `lookout once` and `lookout import`: every file now in the folder
+    /// that has not changed for `settle` (a file still being written is left for the
+    /// next pass), oldest first. Returns each file's outcome.
+    pub async fn once(
+        &self,
+        tx: &mpsc::Sender<Capture>,
+    ) -> Result<Vec<(PathBuf, Outcome)>, FolderError> {
+        self.prepare()?;
+        let mut outcomes = Vec::new();
+        for path in self.scan() {
+            let quiet = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_some_and(|age| age >= self.settle);
+            if !quiet {
+                tracing::info!(file = %path.display(), "still changing; left for the next pass");
+                continue;
+            }
+            match self.take_file(&path, tx).await {
+                Taken::Done(outcome) => outcomes.push((path, outcome)),
+                Taken::Gone => {}
+                Taken::PipelineClosed => break,
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Files an ingested file per `after`.
