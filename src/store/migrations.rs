@@ -1,6 +1,8 @@
 //! Versioned schema migrations. Each entry is applied once, in order, inside a
 //! transaction; `PRAGMA user_version` records how far a database has come.
 
+use super::{Ctx, StoreError};
+
 /// The migrations, oldest first. Never edit a released one: add a new one.
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -36,7 +38,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         first_seen INTEGER NOT NULL,
         PRIMARY KEY (source, item_id)
     ) WITHOUT ROWID;
-    CREATE INDEX item_sources_newest ON item_sources (source, first_seen DESC);
+    -- Per-source feeds list by when that source first saw the item, newest first.
+    CREATE INDEX item_sources_newest ON item_sources (source, first_seen DESC, item_id DESC);
 
     -- Captures already ingested, by content hash.
     CREATE TABLE captures (
@@ -69,7 +72,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         at       INTEGER NOT NULL,
         PRIMARY KEY (rule, item_id)
     ) WITHOUT ROWID;
-    CREATE INDEX matches_newest ON matches (rule, at DESC);
+    CREATE INDEX matches_newest ON matches (rule, at DESC, item_id DESC);
 
     -- Alert deliveries: one row per (item, rule, notifier).
     CREATE TABLE outbox (
@@ -86,13 +89,70 @@ pub(super) const MIGRATIONS: &[&str] = &[
         created_at      INTEGER NOT NULL,
         done_at         INTEGER
     );
-    CREATE INDEX outbox_due ON outbox (state, next_attempt);
+    -- The worker's poll ("pending and due, oldest first") and the status page's
+    -- "failed, newest first" are both range scans of one state.
+    CREATE INDEX outbox_due ON outbox (state, next_attempt, id);
+    CREATE INDEX outbox_done ON outbox (state, done_at DESC);
 
     -- Bumped on every change feeds can see; the server re-renders when it moves.
+    -- changed_at (unix ms, 0 = never) is the feeds' Last-Modified.
     CREATE TABLE generation (
-        id    INTEGER PRIMARY KEY CHECK (id = 1),
-        value INTEGER NOT NULL
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        value      INTEGER NOT NULL,
+        changed_at INTEGER NOT NULL DEFAULT 0
     );
-    INSERT INTO generation (id, value) VALUES (1, 0);
+    INSERT INTO generation (id, value, changed_at) VALUES (1, 0, 0);
     "#,
 ];
+
+/// The schema version this build writes: one per migration.
+pub(super) fn latest() -> i64 {
+    // The list is a handful of entries; the cast cannot truncate.
+    MIGRATIONS.len() as i64
+}
+
+/// Reads `PRAGMA user_version`.
+pub(super) fn version(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .ctx("reading the schema version")
+}
+
+/// Refuses a database written by a newer lookout before anything touches it.
+pub(super) fn check_not_too_new(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    let found = version(conn)?;
+    if found > latest() {
+        return Err(StoreError::TooNew {
+            found,
+            known: latest(),
+        });
+    }
+    Ok(())
+}
+
+/// Applies every migration the database has not seen, each in its own transaction
+/// together with the `user_version` bump, so a crash leaves the file at a whole version.
+pub(super) fn migrate(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let target = index as i64 + 1;
+        // IMMEDIATE takes the write lock before reading the version, so two processes
+        // opening the same new file cannot both apply a migration.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("starting a schema migration")?;
+        let found = version(&tx)?;
+        if found > latest() {
+            return Err(StoreError::TooNew {
+                found,
+                known: latest(),
+            });
+        }
+        if found >= target {
+            continue;
+        }
+        tx.execute_batch(sql).ctx("applying a schema migration")?;
+        tx.pragma_update(None, "user_version", target)
+            .ctx("recording the schema version")?;
+        tx.commit().ctx("committing a schema migration")?;
+    }
+    Ok(())
+}

@@ -8,9 +8,19 @@
 //!
 //! The store is synchronous; the daemon calls it from `spawn_blocking`.
 
+mod ingest;
+mod items;
 mod migrations;
+mod outbox;
+
+pub use ingest::idempotency_key;
+pub use outbox::RuleMatch;
+
+use std::path::Path;
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::entry::Entry;
 
@@ -221,3 +231,226 @@ pub struct Store {
 
 /// The store shared between tasks; every use goes through `spawn_blocking`.
 pub type SharedStore = std::sync::Arc<std::sync::Mutex<Store>>;
+
+/// How long a statement waits for another connection's write lock before failing.
+/// The daemon holds one connection; this covers `lookout` commands run beside it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Statements the store prepares; all fit in the cache at once, so a hot ingest never
+/// re-parses SQL.
+const STATEMENT_CACHE: usize = 64;
+
+impl Store {
+    /// Opens (creating when absent) the database at `path` and brings its schema up to
+    /// date. The parent directory is created if needed.
+    ///
+    /// WAL with `synchronous=NORMAL`: a commit is durable against a process crash, and a
+    /// power loss can lose at most the last transactions, never corrupt the file.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).ctx("opening the database file")?;
+        Store::setup(conn, true)
+    }
+
+    /// Opens a private in-memory database with the full schema, for tests and dry runs.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory().ctx("opening an in-memory database")?;
+        Store::setup(conn, false)
+    }
+
+    fn setup(mut conn: Connection, file: bool) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .ctx("setting the busy timeout")?;
+        // Check before switching the journal mode: a newer lookout's file is not ours to
+        // touch at all.
+        migrations::check_not_too_new(&conn)?;
+        if file {
+            let _mode: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+                .ctx("switching to WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .ctx("setting synchronous=NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .ctx("enabling foreign keys")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if migrations::version(&conn)? < migrations::latest() {
+            migrations::migrate(&mut conn)?;
+        }
+        Ok(Store { conn })
+    }
+
+    /// The schema version of the open database (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        migrations::version(&self.conn)
+    }
+
+    /// The fetch state of `source`; the default (never fetched) when none is recorded.
+    pub fn fetch_state(&self, source: &str) -> Result<FetchState, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT etag, last_modified, last_success, last_error_at, last_error,
+                        consecutive_failures, ever_succeeded
+                   FROM fetch_state WHERE source = ?1",
+            )
+            .ctx("preparing the fetch state query")?;
+        let state = stmt
+            .query_row([source], |row| fetch_state_from_row(row, 0))
+            .optional()
+            .ctx("reading a source's fetch state")?;
+        Ok(state.unwrap_or_default())
+    }
+
+    /// Records `source`'s fetch state, replacing what was there.
+    pub fn save_fetch_state(&self, source: &str, state: &FetchState) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO fetch_state (source, etag, last_modified, last_success,
+                        last_error_at, last_error, consecutive_failures, ever_succeeded)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (source) DO UPDATE SET
+                        etag = excluded.etag,
+                        last_modified = excluded.last_modified,
+                        last_success = excluded.last_success,
+                        last_error_at = excluded.last_error_at,
+                        last_error = excluded.last_error,
+                        consecutive_failures = excluded.consecutive_failures,
+                        ever_succeeded = excluded.ever_succeeded",
+            )
+            .ctx("preparing the fetch state update")?;
+        stmt.execute(params![
+            source,
+            state.etag,
+            state.last_modified,
+            state.last_success.map(to_ms),
+            state.last_error_at.map(to_ms),
+            state.last_error,
+            state.consecutive_failures,
+            state.ever_succeeded,
+        ])
+        .ctx("saving a source's fetch state")?;
+        Ok(())
+    }
+
+    /// Every recorded fetch state, by source name (for `/healthz` and the status page).
+    pub fn all_fetch_states(&self) -> Result<Vec<(String, FetchState)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT source, etag, last_modified, last_success, last_error_at, last_error,
+                        consecutive_failures, ever_succeeded
+                   FROM fetch_state ORDER BY source",
+            )
+            .ctx("preparing the fetch states query")?;
+        let rows = stmt
+            .query_map([], |row| Ok((row.get(0)?, fetch_state_from_row(row, 1)?)))
+            .ctx("listing fetch states")?;
+        rows.collect::<Result<_, _>>().ctx("reading fetch states")
+    }
+}
+
+/// Attaches what the store was doing to a SQLite error.
+trait Ctx<T> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Ctx<T> for rusqlite::Result<T> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { context, source })
+    }
+}
+
+/// Times are stored as unix milliseconds.
+fn to_ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// A stored value that does not decode is reported as a conversion failure of its
+/// column, never a panic: the file may have been edited or written by a buggy build.
+fn bad_column(
+    idx: usize,
+    what: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, what.into())
+}
+
+fn time_col(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let ms: i64 = row.get(idx)?;
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| bad_column(idx, format!("timestamp {ms} ms is out of range")))
+}
+
+fn opt_time_col(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match row.get::<_, Option<i64>>(idx)? {
+        None => Ok(None),
+        Some(_) => time_col(row, idx).map(Some),
+    }
+}
+
+fn fetch_state_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FetchState> {
+    Ok(FetchState {
+        etag: row.get(at)?,
+        last_modified: row.get(at + 1)?,
+        last_success: opt_time_col(row, at + 2)?,
+        last_error_at: opt_time_col(row, at + 3)?,
+        last_error: row.get(at + 4)?,
+        consecutive_failures: row.get(at + 5)?,
+        ever_succeeded: row.get(at + 6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).expect("valid test time")
+    }
+
+    #[test]
+    fn fresh_store_is_at_the_latest_schema_version() {
+        let store = Store::open_in_memory().expect("open");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            migrations::latest()
+        );
+    }
+
+    #[test]
+    fn fetch_state_defaults_then_round_trips() {
+        let store = Store::open_in_memory().expect("open");
+        assert_eq!(
+            store.fetch_state("hf").expect("read"),
+            FetchState::default()
+        );
+        let state = FetchState {
+            etag: Some("\"abc\"".into()),
+            last_modified: Some("Tue, 05 Mar 2024 10:00:00 GMT".into()),
+            last_success: Some(at(1_700_000_000)),
+            last_error_at: Some(at(1_700_000_100)),
+            last_error: Some("timeout".into()),
+            consecutive_failures: 3,
+            ever_succeeded: true,
+        };
+        store.save_fetch_state("hf", &state).expect("save");
+        assert_eq!(store.fetch_state("hf").expect("read"), state);
+        let cleared = FetchState {
+            consecutive_failures: 0,
+            last_error: None,
+            ..state.clone()
+        };
+        store.save_fetch_state("hf", &cleared).expect("save again");
+        assert_eq!(store.fetch_state("hf").expect("read"), cleared);
+        assert_eq!(
+            store.all_fetch_states().expect("all"),
+            vec![("hf".to_owned(), cleared)]
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! `ingest`: diff a page's entries against every item seen before and enqueue the
+//! alerts of the new ones, in one transaction.
+
+use std::collections::HashSet;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use super::items::{item_from_row, ITEM_COLUMNS};
+use super::{to_ms, AlertMatch, Ctx, Ingest, IngestReport, Matcher, Store, StoreError, StoredItem};
+use crate::entry::{normalize_arxiv_id, Entry};
+
+impl Store {
+    /// Ingests one page's entries in ONE transaction: new items with their aliases,
+    /// matches and outbox rows, updates of known items, the capture record and the
+    /// generation bump commit together or not at all.
+    ///
+    /// - A capture whose `content_hash` is already recorded is skipped whole
+    ///   (`duplicate_capture`).
+    /// - An entry is a known item when any of its [`Entry::aliases`] is; a known item
+    ///   learns the entry's other aliases and any non-empty field that changed
+    ///   (`updated`), else it is `unchanged`. Known items never alert again.
+    /// - Except: when the entry and the item both carry arXiv ids and they differ, they
+    ///   are two papers with one title; the entry becomes a new item and the title alias
+    ///   stays with the first.
+    /// - A new item is offered to `matcher`; each match is recorded (the per-rule feeds)
+    ///   and, when `batch.alerts`, enqueued as one outbox row per notifier, due at
+    ///   `seen_at`, or at the end of its digest window.
+    /// - An entry repeated within the page counts once.
+    /// - Entries with nothing to know them by (no title, link nor arXiv id) are skipped.
+    ///
+    /// `seen_at` is the ingest time: it stamps new items, updates, matches and the
+    /// outbox schedule.
+    pub fn ingest(
+        &mut self,
+        batch: &Ingest<'_>,
+        matcher: &dyn Matcher,
+    ) -> Result<IngestReport, StoreError> {
+        // IMMEDIATE: take the write lock up front instead of upgrading a read lock
+        // midway, which SQLite can only refuse (SQLITE_BUSY) rather than wait for.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("starting an ingest transaction")?;
+        let mut report = IngestReport::default();
+        if let Some(hash) = batch.content_hash {
+            if capture_exists(&tx, hash)? {
+                report.duplicate_capture = true;
+                return Ok(report);
+            }
+        }
+        let now = to_ms(batch.seen_at);
+        let mut seen_in_page: HashSet<i64> = HashSet::with_capacity(batch.entries.len());
+        let mut changed = false;
+        for entry in batch.entries {
+            let aliases = entry.aliases();
+            if aliases.is_empty() {
+                continue;
+            }
+            match find_item(&tx, entry, &aliases)? {
+                Some(item) => {
+                    let learned = add_aliases(&tx, item.id, &aliases)?;
+                    let new_source = add_source(&tx, item.id, batch.source, now)?;
+                    let updated = update_item(&tx, &item, entry, now)?;
+                    changed |= new_source || updated || learned > 0;
+                    if seen_in_page.insert(item.id) {
+                        if updated {
+                            report.updated += 1;
+                        } else {
+                            report.unchanged += 1;
+                        }
+                    }
+                }
+                None => {
+                    let (id, key) = insert_item(&tx, entry, batch, &aliases, now)?;
+                    seen_in_page.insert(id);
+                    report.new += 1;
+                    changed = true;
+                    for matched in matcher.matches(entry, batch.source) {
+                        report.queued += record_match(&tx, id, &key, &matched, batch, now)?;
+                    }
+                }
+            }
+        }
+        if let Some(hash) = batch.content_hash {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO captures
+                            (hash, source, origin, format, entries, new_items, seen_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .ctx("preparing the capture record")?;
+            stmt.execute(params![
+                hash,
+                batch.source,
+                batch.origin,
+                batch.format,
+                i64::try_from(batch.entries.len()).unwrap_or(i64::MAX),
+                i64::try_from(report.new).unwrap_or(i64::MAX),
+                now,
+            ])
+            .ctx("recording the capture")?;
+        }
+        if changed {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE generation SET value = value + 1, changed_at = MAX(changed_at, ?1)
+                      WHERE id = 1",
+                )
+                .ctx("preparing the generation bump")?;
+            stmt.execute([now]).ctx("bumping the generation")?;
+        }
+        tx.commit().ctx("committing an ingest")?;
+        Ok(report)
+    }
+}
+
+/// Whether a capture with this content hash is recorded.
+pub(super) fn capture_exists(conn: &Connection, hash: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT 1 FROM captures WHERE hash = ?1")
+        .ctx("preparing the capture lookup")?;
+    stmt.exists([hash]).ctx("looking up a capture")
+}
+
+/// The known item `entry` is, if any: the item of its most specific alias that is not
+/// a different arXiv paper.
+fn find_item(
+    conn: &Connection,
+    entry: &Entry,
+    aliases: &[String],
+) -> Result<Option<StoredItem>, StoreError> {
+    let entry_arxiv = entry.arxiv_id.as_deref().map(normalize_arxiv_id);
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM item_keys k JOIN items i ON i.id = k.item_id
+          WHERE k.alias = ?1"
+    );
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .ctx("preparing the alias lookup")?;
+    for alias in aliases {
+        let Some(item) = stmt
+            .query_row([alias], item_from_row)
+            .optional()
+            .ctx("looking up an alias")?
+        else {
+            continue;
+        };
+        let other_paper = matches!(
+            (&entry_arxiv, &item.arxiv_id),
+            (Some(ours), Some(theirs)) if ours != theirs
+        );
+        if !other_paper {
+            return Ok(Some(item));
+        }
+    }
+    Ok(None)
+}
+
+/// Records aliases for `item_id`; one already taken (by this item or, for a title
+/// shared by two papers, by another) is left as it is. Returns how many were new.
+fn add_aliases(conn: &Connection, item_id: i64, aliases: &[String]) -> Result<usize, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("INSERT OR IGNORE INTO item_keys (alias, item_id) VALUES (?1, ?2)")
+        .ctx("preparing the alias insert")?;
+    let mut added = 0;
+    for alias in aliases {
+        added += stmt
+            .execute(params![alias, item_id])
+            .ctx("recording an alias")?;
+    }
+    Ok(added)
+}
+
+/// Records that `source` has seen the item; true when it had not before.
+fn add_source(conn: &Connection, item_id: i64, source: &str, now: i64) -> Result<bool, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO item_sources (source, item_id, first_seen) VALUES (?1, ?2, ?3)",
+        )
+        .ctx("preparing the item source insert")?;
+    let added = stmt
+        .execute(params![source, item_id, now])
+        .ctx("recording an item's source")?;
+    Ok(added > 0)
+}
+
+/// Inserts a new item with its aliases and source; returns its row id and key.
+fn insert_item(
+    conn: &Connection,
+    entry: &Entry,
+    batch: &Ingest<'_>,
+    aliases: &[String],
+    now: i64,
+) -> Result<(i64, String), StoreError> {
+    let key = free_key(conn, &aliases[0])?;
+    let format = if entry.format.is_empty() {
+        batch.format
+    } else {
+        entry.format
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO items (key, title, link, summary, authors, author_count, publisher,
+                                source, published, arxiv_id, format, first_seen, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+        )
+        .ctx("preparing the item insert")?;
+    stmt.execute(params![
+        key,
+        entry.title,
+        non_empty(entry.link.as_deref()),
+        entry.summary,
+        authors_json(&entry.authors),
+        entry.author_count,
+        non_empty(entry.source.as_deref()),
+        batch.source,
+        entry.published.map(|d| d.format("%Y-%m-%d").to_string()),
+        entry.arxiv_id.as_deref().map(normalize_arxiv_id),
+        format,
+        now,
+    ])
+    .ctx("inserting an item")?;
+    let id = conn.last_insert_rowid();
+    add_aliases(conn, id, aliases)?;
+    add_source(conn, id, batch.source, now)?;
+    Ok((id, key))
+}
+
+/// `key` itself, unless an item already holds it as its guid. Every item key is also
+/// an alias, so an unmatched entry's first alias is normally free; this only guards the
+/// unique column against an alias table edited by hand, at the cost of one index probe.
+fn free_key(conn: &Connection, key: &str) -> Result<String, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT 1 FROM items WHERE key = ?1")
+        .ctx("preparing the key lookup")?;
+    let mut candidate = key.to_owned();
+    let mut n = 2;
+    while stmt.exists([&candidate]).ctx("looking up an item key")? {
+        candidate = format!("{key}#{n}");
+        n += 1;
+    }
+    Ok(candidate)
+}
+
+/// Brings a known item's stored fields up to date with `entry`: a field changes when
+/// the entry has a non-empty value that differs, so a capture that lacks a field (a
+/// text capture has no links) never erases what a richer one recorded. The title stays
+/// as first seen: it is what readers already know the item by.
+fn update_item(
+    conn: &Connection,
+    item: &StoredItem,
+    entry: &Entry,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut changed = false;
+    let mut pick = |new: Option<String>, old: &Option<String>| -> Option<String> {
+        match new {
+            Some(new) if !new.is_empty() && old.as_deref() != Some(new.as_str()) => {
+                changed = true;
+                Some(new)
+            }
+            _ => old.clone(),
+        }
+    };
+    let summary = pick(Some(entry.summary.clone()), &Some(item.summary.clone()));
+    let link = pick(entry.link.clone(), &item.link);
+    let publisher = pick(entry.source.clone(), &item.publisher);
+    let arxiv_id = pick(
+        entry.arxiv_id.as_deref().map(normalize_arxiv_id),
+        &item.arxiv_id,
+    );
+    let published = pick(
+        entry.published.map(|d| d.format("%Y-%m-%d").to_string()),
+        &item.published.map(|d| d.format("%Y-%m-%d").to_string()),
+    );
+    let authors = if !entry.authors.is_empty() && entry.authors != item.authors {
+        changed = true;
+        &entry.authors
+    } else {
+        &item.authors
+    };
+    let author_count = match entry.author_count {
+        Some(count) if Some(count) != item.author_count => {
+            changed = true;
+            Some(count)
+        }
+        _ => item.author_count,
+    };
+    if !changed {
+        return Ok(false);
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE items SET summary = ?2, link = ?3, authors = ?4, author_count = ?5,
+                              publisher = ?6, published = ?7, arxiv_id = ?8, updated_at = ?9
+              WHERE id = ?1",
+        )
+        .ctx("preparing the item update")?;
+    stmt.execute(params![
+        item.id,
+        summary.unwrap_or_default(),
+        link,
+        authors_json(authors),
+        author_count,
+        publisher,
+        published,
+        arxiv_id,
+        now,
+    ])
+    .ctx("updating an item")?;
+    Ok(true)
+}
+
+/// Records one rule's match of a new item and, for a capture that alerts, one outbox
+/// row per notifier. Returns the outbox rows enqueued.
+fn record_match(
+    conn: &Connection,
+    item_id: i64,
+    item_key: &str,
+    matched: &AlertMatch,
+    batch: &Ingest<'_>,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let words = serde_json::Value::from(matched.matched.clone()).to_string();
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO matches (rule, item_id, matched, at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .ctx("preparing the match insert")?;
+    stmt.execute(params![matched.rule, item_id, words, now])
+        .ctx("recording a match")?;
+    if !batch.alerts {
+        return Ok(0);
+    }
+    let due = due_time(now, matched.digest_secs);
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO outbox
+                    (item_id, rule, notifier, idempotency_key, matched, next_attempt, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .ctx("preparing the outbox insert")?;
+    let mut queued = 0;
+    for notifier in &matched.notifiers {
+        let key = idempotency_key(item_key, &matched.rule, notifier);
+        queued += stmt
+            .execute(params![
+                item_id,
+                matched.rule,
+                notifier,
+                key,
+                words,
+                due,
+                now
+            ])
+            .ctx("enqueueing a delivery")?;
+    }
+    Ok(queued)
+}
+
+/// When a delivery first falls due: now, or for a digest rule the end of the current
+/// window. Windows are aligned to the epoch, so every match of a rule within one window
+/// shares one due time and the worker can send them as one message.
+fn due_time(now: i64, digest_secs: Option<u64>) -> i64 {
+    match digest_secs.filter(|secs| *secs > 0) {
+        Some(secs) => {
+            let window = i64::try_from(secs)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000);
+            now.div_euclid(window)
+                .saturating_add(1)
+                .saturating_mul(window)
+        }
+        None => now,
+    }
+}
+
+/// The delivery key a receiver deduplicates on: hex SHA-256 over the item key, rule
+/// and notifier. Encoded as a JSON array first so no two triples hash the same input.
+pub fn idempotency_key(item_key: &str, rule: &str, notifier: &str) -> String {
+    let input = serde_json::Value::from(vec![item_key, rule, notifier]).to_string();
+    hex::encode(Sha256::digest(input.as_bytes()))
+}
+
+fn authors_json(authors: &[String]) -> String {
+    serde_json::Value::from(authors.to_vec()).to_string()
+}
+
+fn non_empty(text: Option<&str>) -> Option<&str> {
+    text.filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_due_time_is_the_end_of_an_epoch_aligned_window() {
+        assert_eq!(due_time(1_000, None), 1_000);
+        assert_eq!(due_time(1_000, Some(0)), 1_000);
+        assert_eq!(due_time(1_000, Some(900)), 900_000);
+        assert_eq!(due_time(899_999, Some(900)), 900_000);
+        assert_eq!(due_time(900_000, Some(900)), 1_800_000);
+    }
+
+    #[test]
+    fn idempotency_key_is_stable_and_separates_fields() {
+        let a = idempotency_key("arxiv:1", "rule", "hook");
+        assert_eq!(a, idempotency_key("arxiv:1", "rule", "hook"));
+        assert_eq!(a.len(), 64);
+        assert_ne!(
+            idempotency_key("a", "bc", "d"),
+            idempotency_key("ab", "c", "d")
+        );
+    }
+}

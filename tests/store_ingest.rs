@@ -1,0 +1,479 @@
+//! The store's diff against a real SQLite file: identity, dedup, updates, persistence.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use lookout::entry::Entry;
+use lookout::store::{
+    AlertMatch, Ingest, IngestReport, ItemFilter, Matcher, NoRules, Store, StoreError,
+};
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid test time")
+}
+
+fn entry(title: &str) -> Entry {
+    Entry {
+        title: title.to_owned(),
+        summary: format!("About {title}."),
+        format: "hf-papers",
+        ..Entry::default()
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("state").join("lookout.db")).expect("open store")
+}
+
+fn batch<'a>(
+    source: &'a str,
+    hash: Option<&'a str>,
+    entries: &'a [Entry],
+    secs: i64,
+) -> Ingest<'a> {
+    Ingest {
+        source,
+        origin: "/drop/capture.txt",
+        content_hash: hash,
+        format: "hf-papers",
+        entries,
+        seen_at: at(secs),
+        alerts: true,
+    }
+}
+
+/// Matches every entry whose title mentions "diffusion".
+struct Diffusion;
+
+impl Matcher for Diffusion {
+    fn matches(&self, entry: &Entry, _source: &str) -> Vec<AlertMatch> {
+        if entry.title.to_lowercase().contains("diffusion") {
+            vec![AlertMatch {
+                rule: "diffusion".into(),
+                notifiers: vec!["hook".into(), "mail".into()],
+                matched: vec!["diffusion".into()],
+                digest_secs: None,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn titles(store: &Store, filter: ItemFilter<'_>) -> Vec<String> {
+    store
+        .items(filter, 100)
+        .expect("list items")
+        .into_iter()
+        .map(|item| item.title)
+        .collect()
+}
+
+#[test]
+fn new_entries_are_new_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let entries = vec![entry("Alpha"), entry("Beta"), entry("Gamma")];
+    let first = store
+        .ingest(&batch("drop", Some("h1"), &entries, 0), &NoRules)
+        .expect("ingest");
+    assert_eq!(first.new, 3);
+    let again = store
+        .ingest(&batch("drop", Some("h2"), &entries, 10), &NoRules)
+        .expect("ingest again");
+    assert_eq!(
+        again,
+        IngestReport {
+            unchanged: 3,
+            ..IngestReport::default()
+        }
+    );
+    assert_eq!(store.item_count().expect("count"), 3);
+}
+
+#[test]
+fn redropped_capture_adds_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let entries = vec![entry("Alpha"), entry("Beta")];
+    store
+        .ingest(&batch("drop", Some("same"), &entries, 0), &NoRules)
+        .expect("ingest");
+    let generation = store.generation().expect("generation");
+    assert!(store.has_capture("same").expect("has capture"));
+    assert!(!store.has_capture("other").expect("has capture"));
+
+    // Even with different entries, the recorded hash means "these bytes were done".
+    let changed = vec![entry("Alpha"), entry("Delta")];
+    let report = store
+        .ingest(&batch("drop", Some("same"), &changed, 10), &Diffusion)
+        .expect("re-ingest");
+    assert!(report.duplicate_capture);
+    assert_eq!((report.new, report.updated, report.unchanged), (0, 0, 0));
+    assert_eq!(store.item_count().expect("count"), 2);
+    assert_eq!(store.generation().expect("generation"), generation);
+}
+
+#[test]
+fn overlapping_capture_adds_only_unseen_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let monday = vec![entry("Alpha"), entry("Beta"), entry("Gamma")];
+    let tuesday = vec![
+        entry("Gamma"),
+        entry("Beta"),
+        entry("Delta"),
+        entry("Epsilon"),
+    ];
+    store
+        .ingest(&batch("drop", Some("mon"), &monday, 0), &NoRules)
+        .expect("monday");
+    let report = store
+        .ingest(&batch("drop", Some("tue"), &tuesday, 60), &NoRules)
+        .expect("tuesday");
+    assert_eq!((report.new, report.unchanged), (2, 2));
+    assert_eq!(
+        titles(&store, ItemFilter::All),
+        // Newest first; within one capture the later row first.
+        ["Epsilon", "Delta", "Gamma", "Beta", "Alpha"]
+    );
+}
+
+#[test]
+fn same_entry_twice_in_one_page_counts_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let entries = vec![
+        entry("Diffusion Alpha"),
+        entry("Beta"),
+        entry("diffusion   alpha!"),
+    ];
+    let report = store
+        .ingest(&batch("drop", Some("h"), &entries, 0), &Diffusion)
+        .expect("ingest");
+    assert_eq!((report.new, report.updated, report.unchanged), (2, 0, 0));
+    assert_eq!(report.queued, 2, "one item, two notifiers");
+    assert_eq!(store.item_count().expect("count"), 2);
+}
+
+#[test]
+fn changed_summary_updates_the_item_and_bumps_the_generation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let before = vec![entry("Alpha")];
+    store
+        .ingest(&batch("drop", Some("a"), &before, 0), &NoRules)
+        .expect("first");
+    let generation = store.generation().expect("generation");
+
+    let mut edited = entry("Alpha");
+    edited.summary = "A better abstract.".into();
+    let report = store
+        .ingest(&batch("drop", Some("b"), &[edited], 30), &Diffusion)
+        .expect("second");
+    assert_eq!((report.new, report.updated, report.queued), (0, 1, 0));
+    assert!(store.generation().expect("generation") > generation);
+    assert_eq!(store.last_change().expect("last change"), Some(at(30)));
+
+    let item = store
+        .item_by_key("title:alpha")
+        .expect("lookup")
+        .expect("item exists");
+    assert_eq!(item.summary, "A better abstract.");
+    assert_eq!(item.first_seen, at(0));
+    assert_eq!(item.updated_at, at(30));
+    assert_eq!(store.item_count().expect("count"), 1);
+
+    // A capture that lacks the summary never erases it.
+    let mut bare = entry("Alpha");
+    bare.summary.clear();
+    let report = store
+        .ingest(&batch("drop", Some("c"), &[bare], 40), &NoRules)
+        .expect("third");
+    assert_eq!(report.unchanged, 1);
+    let item = store.item_by_key("title:alpha").expect("lookup");
+    assert_eq!(
+        item.map(|i| i.summary).as_deref(),
+        Some("A better abstract.")
+    );
+}
+
+#[test]
+fn unchanged_capture_does_not_bump_the_generation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let entries = vec![entry("Alpha")];
+    store
+        .ingest(&batch("drop", Some("a"), &entries, 0), &NoRules)
+        .expect("first");
+    let generation = store.generation().expect("generation");
+    store
+        .ingest(&batch("drop", Some("b"), &entries, 30), &NoRules)
+        .expect("second");
+    assert_eq!(store.generation().expect("generation"), generation);
+    assert_eq!(store.last_change().expect("last change"), Some(at(0)));
+}
+
+#[test]
+fn text_html_and_json_captures_of_one_paper_are_one_item() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    // Text capture: title, count of authors, no ids.
+    let text = Entry {
+        title: "Scaling Diffusion Transformers".into(),
+        author_count: Some(4),
+        format: "hf-papers",
+        ..Entry::default()
+    };
+    let report = store
+        .ingest(&batch("drop", Some("text"), &[text], 0), &Diffusion)
+        .expect("text");
+    assert_eq!((report.new, report.queued), (1, 2));
+
+    // HTML page: same title, now with the arXiv id, link and abstract.
+    let html = Entry {
+        title: "Scaling Diffusion Transformers".into(),
+        link: Some("https://huggingface.co/papers/2401.00001".into()),
+        summary: "We scale DiTs.".into(),
+        arxiv_id: Some("2401.00001v2".into()),
+        author_count: Some(4),
+        format: "hf-papers",
+        ..Entry::default()
+    };
+    let report = store
+        .ingest(&batch("hf-html", Some("html"), &[html], 60), &Diffusion)
+        .expect("html");
+    assert_eq!((report.new, report.updated, report.queued), (0, 1, 0));
+
+    // JSON API: only the id, and a title the site has since edited.
+    let json = Entry {
+        title: "Scaling Diffusion Transformers (v2)".into(),
+        arxiv_id: Some("arXiv:2401.00001".into()),
+        authors: vec![
+            "A. One".into(),
+            "B. Two".into(),
+            "C. Three".into(),
+            "D. Four".into(),
+        ],
+        published: NaiveDate::from_ymd_opt(2024, 1, 2),
+        format: "hf-json",
+        ..Entry::default()
+    };
+    let report = store
+        .ingest(&batch("hf-json", Some("json"), &[json], 120), &Diffusion)
+        .expect("json");
+    assert_eq!((report.new, report.updated), (0, 1));
+
+    assert_eq!(store.item_count().expect("count"), 1);
+    let item = store
+        .item_by_key("arxiv:2401.00001")
+        .expect("lookup")
+        .expect("the text item learned the arXiv alias");
+    assert_eq!(item.key, "title:scaling diffusion transformers");
+    assert_eq!(item.title, "Scaling Diffusion Transformers");
+    assert_eq!(item.arxiv_id.as_deref(), Some("2401.00001"));
+    assert_eq!(item.summary, "We scale DiTs.");
+    assert_eq!(item.authors.len(), 4);
+    assert_eq!(item.published, NaiveDate::from_ymd_opt(2024, 1, 2));
+    assert_eq!(
+        store
+            .item_by_key("title:scaling diffusion transformers v2")
+            .expect("lookup")
+            .map(|i| i.id),
+        Some(item.id),
+        "the edited title became an alias too"
+    );
+    // Every source that saw it lists it.
+    for source in ["drop", "hf-html", "hf-json"] {
+        assert_eq!(
+            titles(&store, ItemFilter::Source(source)),
+            ["Scaling Diffusion Transformers"]
+        );
+    }
+    assert_eq!(store.outbox_counts().expect("counts").pending, 2);
+}
+
+#[test]
+fn same_title_with_different_arxiv_ids_is_two_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let first = Entry {
+        title: "Attention Is All You Need".into(),
+        arxiv_id: Some("1706.03762".into()),
+        format: "hf-papers",
+        ..Entry::default()
+    };
+    let second = Entry {
+        arxiv_id: Some("2501.99999".into()),
+        ..first.clone()
+    };
+    let report = store
+        .ingest(&batch("drop", Some("a"), &[first], 0), &NoRules)
+        .expect("first");
+    assert_eq!(report.new, 1);
+    let report = store
+        .ingest(&batch("drop", Some("b"), &[second], 10), &NoRules)
+        .expect("second");
+    assert_eq!(report.new, 1);
+    assert_eq!(store.item_count().expect("count"), 2);
+    let newer = store
+        .item_by_key("arxiv:2501.99999")
+        .expect("lookup")
+        .expect("second paper stored");
+    assert_eq!(newer.key, "arxiv:2501.99999");
+    // The shared title stays with the paper that had it first.
+    let by_title = store
+        .item_by_key("title:attention is all you need")
+        .expect("lookup")
+        .expect("title alias");
+    assert_eq!(by_title.arxiv_id.as_deref(), Some("1706.03762"));
+}
+
+#[test]
+fn reopened_file_keeps_everything_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state").join("lookout.db");
+    let entries = vec![entry("Diffusion Alpha"), entry("Beta")];
+    let generation = {
+        let mut store = Store::open(&path).expect("open");
+        store
+            .ingest(&batch("drop", Some("h"), &entries, 0), &Diffusion)
+            .expect("ingest");
+        store.generation().expect("generation")
+    };
+    for _ in 0..2 {
+        let mut store = Store::open(&path).expect("reopen");
+        assert_eq!(store.item_count().expect("count"), 2);
+        assert_eq!(store.generation().expect("generation"), generation);
+        assert!(store.has_capture("h").expect("capture"));
+        assert_eq!(store.outbox_counts().expect("outbox").pending, 2);
+        let report = store
+            .ingest(&batch("drop", Some("h"), &entries, 5), &Diffusion)
+            .expect("re-ingest");
+        assert!(report.duplicate_capture);
+    }
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("journal mode");
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn newer_schema_version_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lookout.db");
+    let known = Store::open(&path)
+        .expect("open")
+        .schema_version()
+        .expect("version");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        conn.pragma_update(None, "user_version", known + 1)
+            .expect("set version");
+    }
+    match Store::open(&path) {
+        Err(StoreError::TooNew { found, known: k }) => {
+            assert_eq!((found, k), (known + 1, known));
+        }
+        Err(other) => panic!("expected TooNew, got {other}"),
+        Ok(_) => panic!("expected TooNew, the store opened"),
+    }
+}
+
+#[test]
+fn corrupt_stored_data_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lookout.db");
+    {
+        let mut store = Store::open(&path).expect("open");
+        store
+            .ingest(&batch("drop", None, &[entry("Alpha")], 0), &NoRules)
+            .expect("ingest");
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        conn.execute(
+            "UPDATE items SET authors = 'not json', published = '2024-13-45'",
+            [],
+        )
+        .expect("corrupt");
+    }
+    let store = Store::open(&path).expect("reopen");
+    let err = store.items(ItemFilter::All, 10).expect_err("corrupt row");
+    assert!(err.to_string().contains("store: "), "{err}");
+}
+
+#[test]
+fn listings_by_source_and_rule_are_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let a = vec![entry("Diffusion One"), entry("Plain One")];
+    let b = vec![entry("Diffusion Two"), entry("Plain One")];
+    store
+        .ingest(&batch("a", Some("a"), &a, 0), &Diffusion)
+        .expect("a");
+    store
+        .ingest(&batch("b", Some("b"), &b, 60), &Diffusion)
+        .expect("b");
+    assert_eq!(
+        titles(&store, ItemFilter::Source("a")),
+        ["Plain One", "Diffusion One"]
+    );
+    // "Plain One" is older as an item but new to source b, seen there with "Diffusion
+    // Two"; the tie goes to the higher row id.
+    assert_eq!(
+        titles(&store, ItemFilter::Source("b")),
+        ["Diffusion Two", "Plain One"]
+    );
+    assert_eq!(
+        titles(&store, ItemFilter::Rule("diffusion")),
+        ["Diffusion Two", "Diffusion One"]
+    );
+    assert!(titles(&store, ItemFilter::Rule("nothing")).is_empty());
+    let limited = store.items(ItemFilter::All, 2).expect("limited");
+    assert_eq!(limited.len(), 2);
+    assert_eq!(limited[0].title, "Diffusion Two");
+    let matches = store.recent_matches("diffusion", 10).expect("matches");
+    assert_eq!(matches.len(), 2);
+    assert_eq!(matches[0].item.title, "Diffusion Two");
+    assert_eq!(matches[0].matched, ["diffusion"]);
+    assert_eq!(matches[0].at, at(60));
+}
+
+#[test]
+fn thousand_entry_page_ingests_in_one_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let page: Vec<Entry> = (0..1000)
+        .map(|n| Entry {
+            title: format!("Paper number {n} on diffusion"),
+            arxiv_id: Some(format!("2401.{n:05}")),
+            link: Some(format!("https://arxiv.org/abs/2401.{n:05}")),
+            summary: "x".repeat(500),
+            authors: vec!["Someone".into(); 5],
+            author_count: Some(5),
+            format: "arxiv",
+            ..Entry::default()
+        })
+        .collect();
+    let report = store
+        .ingest(&batch("arxiv", Some("big"), &page, 0), &Diffusion)
+        .expect("ingest");
+    assert_eq!((report.new, report.queued), (1000, 2000));
+    let report = store
+        .ingest(&batch("arxiv", Some("big2"), &page, 10), &Diffusion)
+        .expect("re-ingest");
+    assert_eq!((report.new, report.unchanged), (0, 1000));
+    assert_eq!(store.item_count().expect("count"), 1000);
+}
+
+#[test]
+fn entries_without_any_identity_are_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    let entries = vec![entry("?!"), entry("Alpha"), entry("")];
+    let report = store
+        .ingest(&batch("drop", Some("h"), &entries, 0), &NoRules)
+        .expect("ingest");
+    assert_eq!(report.new, 1);
+    assert_eq!(store.item_count().expect("count"), 1);
+}
