@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use lookout::alert::{Message, MessageItem, NotifyError, Notifiers};
+use lookout::alert::{Message, MessageItem, Notifiers, NotifyError};
 use lookout::config::Config;
 use serde_json::Value;
 use sha2::Sha256;
@@ -84,7 +84,9 @@ async fn webhook_posts_json_with_idempotency_key_and_verifiable_hmac() {
         server.uri()
     ));
     let hook = n.get("hook").expect("configured");
-    hook.send(&single("Score-based diffusion")).await.expect("delivered");
+    hook.send(&single("Score-based diffusion"))
+        .await
+        .expect("delivered");
 
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests.len(), 1);
@@ -106,7 +108,10 @@ async fn webhook_posts_json_with_idempotency_key_and_verifiable_hmac() {
     assert_eq!(body["key"], "arxiv:2401.00001");
     assert_eq!(body["title"], "Score-based diffusion");
     assert_eq!(body["link"], "https://arxiv.org/abs/2401.00001");
-    assert_eq!(body["summary"], "We study score-based diffusion & SDEs <in depth>.");
+    assert_eq!(
+        body["summary"],
+        "We study score-based diffusion & SDEs <in depth>."
+    );
     assert_eq!(body["authors"][1], "Grace Hopper");
     assert_eq!(body["source"], "hf");
     assert_eq!(body["published"], "2024-04-17");
@@ -121,7 +126,11 @@ async fn webhook_without_secret_sends_no_signature_and_digest_lists_items() {
         "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/\"\n",
         server.uri()
     ));
-    n.get("hook").expect("configured").send(&digest()).await.expect("delivered");
+    n.get("hook")
+        .expect("configured")
+        .send(&digest())
+        .await
+        .expect("delivered");
     let requests = server.received_requests().await.expect("recording on");
     let req = &requests[0];
     assert!(req.headers.get("x-lookout-signature").is_none());
@@ -140,7 +149,11 @@ async fn slack_template_has_text_and_mrkdwn_blocks() {
         "[[notifier]]\nname = \"slack\"\nkind = \"webhook\"\ntemplate = \"slack\"\nurl = \"{}/services/T/B/X\"\n",
         server.uri()
     ));
-    n.get("slack").expect("configured").send(&single("A <b> & c")).await.expect("delivered");
+    n.get("slack")
+        .expect("configured")
+        .send(&single("A <b> & c"))
+        .await
+        .expect("delivered");
     let requests = server.received_requests().await.expect("recording on");
     let body: Value = requests[0].body_json().expect("JSON body");
     let text = body["text"].as_str().expect("text is a string");
@@ -173,8 +186,13 @@ async fn discord_template_has_content_and_embeds() {
     assert_eq!(one["content"], "**lookout: diffusion: Diffusion**");
     assert_eq!(one["embeds"][0]["title"], "Diffusion");
     assert_eq!(one["embeds"][0]["url"], "https://arxiv.org/abs/2401.00001");
-    let description = one["embeds"][0]["description"].as_str().expect("description");
-    assert!(description.contains("score-based diffusion"), "{description}");
+    let description = one["embeds"][0]["description"]
+        .as_str()
+        .expect("description");
+    assert!(
+        description.contains("score-based diffusion"),
+        "{description}"
+    );
     let two: Value = requests[1].body_json().expect("JSON body");
     assert_eq!(two["content"], "**lookout: diffusion: 2 new matches**");
     assert_eq!(two["embeds"].as_array().map(Vec::len), Some(2));
@@ -191,11 +209,22 @@ async fn non_2xx_is_an_error_with_status_and_retry_after_and_no_url() {
         "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook/TOKEN-IN-URL\"\n",
         server.uri()
     ));
-    let err = n.get("hook").expect("configured").send(&single("x")).await.unwrap_err();
-    assert!(matches!(err, NotifyError::Status { status: 429, .. }), "{err:?}");
+    let err = n
+        .get("hook")
+        .expect("configured")
+        .send(&single("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NotifyError::Status { status: 429, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
     let shown = format!("{err} {err:?}");
-    assert!(shown.contains("\"hook\"") && shown.contains("429"), "{shown}");
+    assert!(
+        shown.contains("\"hook\"") && shown.contains("429"),
+        "{shown}"
+    );
     assert!(!shown.contains("TOKEN-IN-URL"), "{shown}");
 }
 
@@ -206,11 +235,19 @@ async fn connection_error_names_the_notifier_not_the_secret_url() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    std::env::set_var("LOOKOUT_TEST_HOOK_URL", format!("http://127.0.0.1:{port}/T0KEN-SECRET"));
+    std::env::set_var(
+        "LOOKOUT_TEST_HOOK_URL",
+        format!("http://127.0.0.1:{port}/T0KEN-SECRET"),
+    );
     let n = notifiers(
         "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"${LOOKOUT_TEST_HOOK_URL}\"\n",
     );
-    let err = n.get("hook").expect("configured").send(&single("x")).await.unwrap_err();
+    let err = n
+        .get("hook")
+        .expect("configured")
+        .send(&single("x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, NotifyError::Http { .. }), "{err:?}");
     let mut shown = format!("{err} {err:?}");
     let mut source = std::error::Error::source(&err);
@@ -250,7 +287,10 @@ async fn ntfy_publishes_json_with_title_tags_click_priority_and_token() {
     assert_eq!(body["priority"], 4);
     assert_eq!(body["click"], "https://arxiv.org/abs/2401.00001");
     let message = body["message"].as_str().expect("message");
-    assert!(message.contains("https://arxiv.org/abs/2401.00001"), "{message}");
+    assert!(
+        message.contains("https://arxiv.org/abs/2401.00001"),
+        "{message}"
+    );
     assert!(message.contains("Matched: diffusion, sde*"), "{message}");
 }
 
@@ -266,7 +306,11 @@ async fn ntfy_under_a_path_prefix_and_without_token() {
         "[[notifier]]\nname = \"phone\"\nkind = \"ntfy\"\nserver = \"{}/ntfy\"\ntopic = \"t\"\n",
         server.uri()
     ));
-    n.get("phone").expect("configured").send(&digest()).await.expect("delivered");
+    n.get("phone")
+        .expect("configured")
+        .send(&digest())
+        .await
+        .expect("delivered");
     let requests = server.received_requests().await.expect("recording on");
     assert!(requests[0].headers.get("authorization").is_none());
     let body: Value = requests[0].body_json().expect("JSON body");
@@ -298,7 +342,11 @@ async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Received>) {
             tokio::spawn(async move {
                 let (read, mut write) = socket.into_split();
                 let mut lines = BufReader::new(read);
-                if write.write_all(b"220 127.0.0.1 ESMTP test\r\n").await.is_err() {
+                if write
+                    .write_all(b"220 127.0.0.1 ESMTP test\r\n")
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 let mut auth = None;
@@ -337,7 +385,11 @@ async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Received>) {
                                 break;
                             }
                             // Undo dot-stuffing.
-                            let l = if l.starts_with(b"..") { l[1..].to_vec() } else { l };
+                            let l = if l.starts_with(b"..") {
+                                l[1..].to_vec()
+                            } else {
+                                l
+                            };
                             data.extend_from_slice(&l);
                         }
                         let _ = tx.send(Received {
@@ -371,7 +423,10 @@ fn base64_decode(text: &str) -> Vec<u8> {
     let mut acc = 0u32;
     let mut bits = 0;
     for c in text.bytes().filter(|c| *c != b'=') {
-        let v = alphabet.iter().position(|a| *a == c).expect("base64 character") as u32;
+        let v = alphabet
+            .iter()
+            .position(|a| *a == c)
+            .expect("base64 character") as u32;
         acc = (acc << 6) | v;
         bits += 6;
         if bits >= 8 {
@@ -397,7 +452,11 @@ async fn email_is_delivered_over_smtp_and_parses_back() {
     msg.items[0].summary = "A summary line that is long enough to be wrapped by any mail \
         encoder that keeps lines short, and then some more words to be sure."
         .to_owned();
-    n.get("me").expect("configured").send(&msg).await.expect("delivered");
+    n.get("me")
+        .expect("configured")
+        .send(&msg)
+        .await
+        .expect("delivered");
 
     let got = tokio::time::timeout(Duration::from_secs(10), mailbox.recv())
         .await
@@ -427,7 +486,10 @@ async fn email_is_delivered_over_smtp_and_parses_back() {
     let body = parsed.body_text(0).expect("a text body");
     assert!(body.contains("https://arxiv.org/abs/2401.00001"), "{body}");
     assert!(body.contains("Ada Lovelace, Grace Hopper"), "{body}");
-    assert!(body.contains("and then some more words to be sure."), "{body}");
+    assert!(
+        body.contains("and then some more words to be sure."),
+        "{body}"
+    );
     assert!(body.contains("Matched: diffusion, sde*"), "{body}");
 }
 
@@ -443,7 +505,12 @@ async fn email_to_a_closed_port_is_an_smtp_error_without_the_password() {
          tls = \"none\"\nusername = \"u\"\npassword = \"${{LOOKOUT_TEST_SMTP_PASSWORD_2}}\"\n\
          from = \"a@example.org\"\nto = [\"b@example.org\"]\n"
     ));
-    let err = n.get("me").expect("configured").send(&single("x")).await.unwrap_err();
+    let err = n
+        .get("me")
+        .expect("configured")
+        .send(&single("x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, NotifyError::Smtp { .. }), "{err:?}");
     let shown = format!("{err} {err:?} {:?}", n.get("me"));
     assert!(!shown.contains("hunter2-pw"), "{shown}");
@@ -489,7 +556,9 @@ async fn command_gets_the_json_on_stdin() {
         "[[notifier]]\nname = \"tee\"\nkind = \"command\"\nprogram = \"tee\"\nargs = [{}]\n",
         toml_str(&out)
     ));
-    send_command(&n, "tee", &single("Diffusion via tee")).await.expect("ran");
+    send_command(&n, "tee", &single("Diffusion via tee"))
+        .await
+        .expect("ran");
     let written: Value =
         serde_json::from_slice(&std::fs::read(&out).expect("tee wrote the file")).expect("JSON");
     assert_eq!(written["title"], "Diffusion via tee");
@@ -522,7 +591,10 @@ async fn command_gets_env_vars_and_literal_args() {
     send_command(&n, "cmd", &msg).await.expect("ran");
     let seen = std::fs::read_to_string(&out).expect("script wrote the file");
     let lines: Vec<&str> = seen.lines().collect();
-    assert_eq!(&lines[..3], [format!("arg={tricky}").as_str(), "arg=a b", "arg=; echo hi"]);
+    assert_eq!(
+        &lines[..3],
+        [format!("arg={tricky}").as_str(), "arg=a b", "arg=; echo hi"]
+    );
     assert!(!pwned.exists(), "arguments reached the program unexpanded");
     for expected in [
         "LOOKOUT_RULE=diffusion",
@@ -558,7 +630,9 @@ async fn command_failure_reports_exit_status_and_first_stderr_line() {
     let missing = notifiers(
         "[[notifier]]\nname = \"nope\"\nkind = \"command\"\nprogram = \"/nonexistent/lookout-prog\"\n",
     );
-    let err = send_command(&missing, "nope", &single("x")).await.unwrap_err();
+    let err = send_command(&missing, "nope", &single("x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, NotifyError::Spawn { .. }), "{err:?}");
 }
 
@@ -582,7 +656,11 @@ async fn hanging_command_is_killed_after_the_timeout() {
     loop {
         match std::fs::read_to_string(&stat) {
             Err(_) => break,
-            Ok(s) if s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) => {
+            Ok(s)
+                if s.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z')) =>
+            {
                 break
             }
             Ok(s) => {
@@ -618,9 +696,17 @@ async fn test_rule_sends_a_sample_through_each_notifier() {
     let key = header(&requests[0], "idempotency-key").expect("key");
     assert!(key.starts_with("test-diffusion-hook-"), "{key}");
     let body: Value = requests[0].body_json().expect("JSON");
-    assert_eq!(body["feed"], "https://feeds.example.org/alerts/diffusion.xml");
-    assert_eq!(body["matched"], serde_json::json!(["diffusion", "score-based"]));
+    assert_eq!(
+        body["feed"],
+        "https://feeds.example.org/alerts/diffusion.xml"
+    );
+    assert_eq!(
+        body["matched"],
+        serde_json::json!(["diffusion", "score-based"])
+    );
 
-    let err = lookout::alert::test_rule(&config, "nope").await.unwrap_err();
+    let err = lookout::alert::test_rule(&config, "nope")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("known: diffusion"), "{err}");
 }

@@ -174,7 +174,10 @@ async fn matches_are_delivered_once_with_the_store_idempotency_keys() {
             idempotency_key(&key, "diffusion", "hook")
         })
         .collect();
-    assert_eq!(keys(&requests).into_iter().collect::<HashSet<_>>(), expected);
+    assert_eq!(
+        keys(&requests).into_iter().collect::<HashSet<_>>(),
+        expected
+    );
     assert_eq!(requests.len(), 2);
     let titles: HashSet<String> = requests
         .iter()
@@ -203,7 +206,10 @@ async fn failing_receiver_is_retried_then_the_row_is_marked_failed() {
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests.len(), 3, "max_attempts sends, then no more");
     let sent = keys(&requests);
-    assert!(sent.iter().all(|k| k == &sent[0]), "every retry carries one key");
+    assert!(
+        sent.iter().all(|k| k == &sent[0]),
+        "every retry carries one key"
+    );
     let failed = store
         .lock()
         .expect("store lock")
@@ -211,7 +217,11 @@ async fn failing_receiver_is_retried_then_the_row_is_marked_failed() {
         .expect("failed list");
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].notifier, "hook");
-    assert!(failed[0].error.contains("HTTP status 503"), "{}", failed[0].error);
+    assert!(
+        failed[0].error.contains("HTTP status 503"),
+        "{}",
+        failed[0].error
+    );
     assert_eq!(counts(&store).pending, 0);
 }
 
@@ -260,7 +270,9 @@ async fn rows_over_the_rate_limit_wait_and_do_not_fail() {
          [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = [\"hook\", \"log\"]\n",
         server.uri()
     ));
-    let entries: Vec<Entry> = (1..=5).map(|n| entry(n, &format!("Diffusion {n}"))).collect();
+    let entries: Vec<Entry> = (1..=5)
+        .map(|n| entry(n, &format!("Diffusion {n}")))
+        .collect();
     assert_eq!(ingest(&store, &config, &entries, Duration::ZERO), 10);
 
     let worker = start(&store, &config, fast());
@@ -273,7 +285,10 @@ async fn rows_over_the_rate_limit_wait_and_do_not_fail() {
     worker.stop().await;
     assert_eq!(now.delivered, 7, "{now:?}");
     assert_eq!(now.pending, 3, "{now:?}");
-    assert_eq!(now.failed, 0, "waiting for a token is not a failed attempt: {now:?}");
+    assert_eq!(
+        now.failed, 0,
+        "waiting for a token is not a failed attempt: {now:?}"
+    );
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests.len(), 2);
 }
@@ -286,7 +301,7 @@ async fn digest_sends_one_message_per_window_and_holds_open_windows() {
     let config = config(&format!(
         "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n\
          [[alert]]\nname = \"closed\"\nany = [\"diffusion\"]\nnotify = [\"hook\"]\ndigest = \"1s\"\n\
-         [[alert]]\nname = \"open\"\nany = [\"transformer\"]\nnotify = [\"hook\"]\ndigest = \"1h\"\n",
+         [[alert]]\nname = \"open\"\nany = [\"transformer\"]\nnotify = [\"hook\"]\ndigest = \"1d\"\n",
         server.uri()
     ));
     // Seen a minute ago: the 1 s window has long closed, so its rows are due.
@@ -295,10 +310,18 @@ async fn digest_sends_one_message_per_window_and_holds_open_windows() {
         entry(2, "Diffusion two"),
         entry(3, "Diffusion three"),
     ];
-    assert_eq!(ingest(&store, &config, &entries, Duration::from_secs(60)), 3);
-    // Seen now: the hour-long window is open, so this row must be held.
     assert_eq!(
-        ingest(&store, &config, &[entry(4, "A transformer")], Duration::ZERO),
+        ingest(&store, &config, &entries, Duration::from_secs(60)),
+        3
+    );
+    // Seen now: the day-long window is open, so this row must be held.
+    assert_eq!(
+        ingest(
+            &store,
+            &config,
+            &[entry(4, "A transformer")],
+            Duration::ZERO
+        ),
         1
     );
 
@@ -368,7 +391,12 @@ async fn send_abandoned_at_shutdown_is_resent_with_the_same_key() {
         .mount(&slow)
         .await;
     let config_slow = hook_config(&slow.uri(), "", "");
-    ingest(&store, &config_slow, &[entry(1, "Diffusion")], Duration::ZERO);
+    ingest(
+        &store,
+        &config_slow,
+        &[entry(1, "Diffusion")],
+        Duration::ZERO,
+    );
 
     let options = OutboxOptions {
         drain: Duration::from_millis(50),
@@ -378,7 +406,10 @@ async fn send_abandoned_at_shutdown_is_resent_with_the_same_key() {
     // Wait until the receiver has the request: the send is in flight.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while slow.received_requests().await.map_or(0, |r| r.len()) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "request never arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "request never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Shutdown with a short deadline abandons it, like a crash before recording.
@@ -422,6 +453,10 @@ async fn rows_for_a_removed_notifier_are_retried_then_failed() {
         .failed_deliveries(10)
         .expect("failed list");
     assert_eq!(failed[0].notifier, "gone");
-    assert!(failed[0].error.contains("not configured"), "{}", failed[0].error);
+    assert!(
+        failed[0].error.contains("not configured"),
+        "{}",
+        failed[0].error
+    );
     assert!(server.received_requests().await.expect("on").is_empty());
 }

@@ -147,7 +147,12 @@ impl Message {
     /// rule's feed.
     pub fn click(&self) -> &str {
         match (self.is_single(), self.items.first()) {
-            (true, Some(MessageItem { link: Some(link), .. })) => link,
+            (
+                true,
+                Some(MessageItem {
+                    link: Some(link), ..
+                }),
+            ) => link,
             _ => &self.feed,
         }
     }
@@ -240,11 +245,23 @@ mod tests {
 
     #[test]
     fn single_message_json_has_the_documented_fields() {
-        let m = Message::from_deliveries("http://f/alerts/diffusion.xml".into(), false, &[delivery(1, "A")]);
+        let m = Message::from_deliveries(
+            "http://f/alerts/diffusion.xml".into(),
+            false,
+            &[delivery(1, "A")],
+        );
         let v = m.to_json();
         for field in [
-            "rule", "key", "title", "link", "summary", "authors", "source", "published",
-            "matched", "feed",
+            "rule",
+            "key",
+            "title",
+            "link",
+            "summary",
+            "authors",
+            "source",
+            "published",
+            "matched",
+            "feed",
         ] {
             assert!(v.get(field).is_some(), "missing {field}: {v}");
         }
@@ -265,14 +282,21 @@ mod tests {
         assert_eq!(a.click(), "f");
         let one = Message::from_deliveries("f".into(), true, &[delivery(3, "C")]);
         assert_eq!(one.idempotency_key, "key-3");
-        assert_eq!(one.to_json()["digest"], true, "digest rules keep the digest shape");
+        assert_eq!(
+            one.to_json()["digest"],
+            true,
+            "digest rules keep the digest shape"
+        );
     }
 
     #[test]
     fn text_names_title_authors_link_and_matches() {
         let m = Message::from_deliveries("f".into(), false, &[delivery(1, "A title")]);
         let t = m.text();
-        assert!(t.contains("A title\nAda, Grace\nhttps://example.org/1\n"), "{t}");
+        assert!(
+            t.contains("A title\nAda, Grace\nhttps://example.org/1\n"),
+            "{t}"
+        );
         assert!(t.contains("Matched: diffusion"), "{t}");
     }
 

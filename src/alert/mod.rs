@@ -19,7 +19,7 @@ pub mod outbox;
 pub mod rules;
 
 pub use message::{Message, MessageItem};
-pub use notifiers::{Notifier, NotifyError, Notifiers};
+pub use notifiers::{Notifier, Notifiers, NotifyError};
 pub use rules::{RuleError, RuleSet};
 
 use crate::config::Config;
@@ -78,7 +78,13 @@ pub async fn test_rule(
         .chain(&rule_config.all)
         .take(3)
         .cloned()
-        .chain(rule_config.regex.iter().take(1).map(|r| r.get_ref().clone()))
+        .chain(
+            rule_config
+                .regex
+                .iter()
+                .take(1)
+                .map(|r| r.get_ref().clone()),
+        )
         .collect();
     let stamp = chrono::Utc::now().timestamp_millis();
 

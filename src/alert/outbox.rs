@@ -51,7 +51,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::message::Message;
-use super::notifiers::{NotifyError, Notifiers};
+use super::notifiers::{Notifiers, NotifyError};
 use crate::store::{Delivery, SharedStore, Store, StoreError};
 
 /// Attempts for rows whose notifier is not configured, before they are marked failed.
@@ -301,11 +301,8 @@ async fn deliver(
     };
     let rule = first.rule.clone();
     let notifier_name = first.notifier.clone();
-    let message = Message::from_deliveries(
-        notifiers.feed_url(&rule),
-        notifiers.is_digest(&rule),
-        &rows,
-    );
+    let message =
+        Message::from_deliveries(notifiers.feed_url(&rule), notifiers.is_digest(&rule), &rows);
     let notifier = notifiers.get(&notifier_name);
     let result = match notifier {
         Some(n) => n.send(&message).await,
@@ -442,7 +439,10 @@ mod tests {
         assert!(bucket.try_take(start).is_ok());
         assert!(bucket.try_take(start).is_ok());
         let wait = bucket.try_take(start).unwrap_err();
-        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
         assert!(bucket.try_take(start + Duration::from_secs(30)).is_ok());
         assert!(bucket.try_take(start + Duration::from_secs(30)).is_err());
     }

@@ -349,8 +349,7 @@ impl RuleSet {
                         .is_some_and(char::is_alphanumeric);
                 for &term_id in &pattern.terms {
                     let term = &self.terms[term_id as usize];
-                    if (term.prefix || end_ok) && self.rules[term.rule as usize].fields & bit != 0
-                    {
+                    if (term.prefix || end_ok) && self.rules[term.rule as usize].fields & bit != 0 {
                         hits.push(term_id);
                     }
                 }
@@ -435,8 +434,7 @@ impl Matcher for RuleSet {
                 .iter()
                 .position(|&t| self.terms[t as usize].rule != rule_id)
                 .map_or(hits.len(), |n| start + n);
-            if let Some(m) = self.decide(&self.rules[rule_id as usize], &hits[start..end], source)
-            {
+            if let Some(m) = self.decide(&self.rules[rule_id as usize], &hits[start..end], source) {
                 out.push(m);
             }
             start = end;
@@ -600,7 +598,10 @@ mod tests {
         assert!(hit(&set, "diffusion: an SDE theory"));
         assert!(!hit(&set, "diffusion theory"), "one `all` keyword missing");
         assert!(!hit(&set, "SDE theory"), "no `any` keyword");
-        assert!(!hit(&set, "diffusion SDE theory: a survey"), "a `none` keyword");
+        assert!(
+            !hit(&set, "diffusion SDE theory: a survey"),
+            "a `none` keyword"
+        );
         let m = set.matches(&entry("SDE theory of diffusion", ""), "s");
         assert_eq!(m[0].matched, ["diffusion", "theory", "sde"]);
     }
@@ -612,7 +613,10 @@ mod tests {
              [[alert]]\nname = \"rx\"\nany = [\"diffusion\"]\nregex = ['\\bSDEs?\\b']\n\
              [[alert]]\nname = \"rxonly\"\nregex = ['arxiv:\\d{4}\\.\\d{5}']\n",
         );
-        assert_eq!(names(&set, &entry("Neural nets on a graph", ""), "s"), ["all"]);
+        assert_eq!(
+            names(&set, &entry("Neural nets on a graph", ""), "s"),
+            ["all"]
+        );
         assert_eq!(names(&set, &entry("Neural SDEs", ""), "s"), ["rx"]);
         assert_eq!(names(&set, &entry("sde", ""), "s"), ["rx"]);
         assert!(names(&set, &entry("sdes2", ""), "s").is_empty());
@@ -644,7 +648,8 @@ mod tests {
 
     #[test]
     fn phrase_does_not_span_two_authors() {
-        let set = rules("[[alert]]\nname = \"a\"\nany = [\"smith jane\"]\nfields = [\"authors\"]\n");
+        let set =
+            rules("[[alert]]\nname = \"a\"\nany = [\"smith jane\"]\nfields = [\"authors\"]\n");
         let mut e = entry("x", "");
         e.authors = vec!["John Smith".into(), "Jane Doe".into()];
         assert!(set.matches(&e, "s").is_empty());
@@ -664,9 +669,7 @@ mod tests {
 
     #[test]
     fn unicode_case_folding() {
-        let set = rules(
-            "[[alert]]\nname = \"u\"\nany = [\"Ärzte\", \"ΣΟΦΙΑ\", \"œuvre*\"]\n",
-        );
+        let set = rules("[[alert]]\nname = \"u\"\nany = [\"Ärzte\", \"ΣΟΦΙΑ\", \"œuvre*\"]\n");
         assert!(hit(&set, "Studie über ärzte"));
         assert!(hit(&set, "ÄRZTE"));
         // Decomposed "A" + combining diaeresis is composed before matching.
@@ -716,7 +719,10 @@ mod tests {
         let mut config = Config::parse("[[alert]]\nname = \"r\"\nany = [\"x\"]\n", "t").unwrap();
         config.alerts[0].all = vec![" * ".to_owned()];
         let err = RuleSet::compile(&config.alerts).unwrap_err();
-        assert!(matches!(err, RuleError::EmptyKeyword { list: "all", .. }), "{err}");
+        assert!(
+            matches!(err, RuleError::EmptyKeyword { list: "all", .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -732,7 +738,10 @@ mod tests {
         }
         let set = rules(&toml);
         assert_eq!(set.len(), 10_000);
-        assert_eq!(names(&set, &entry("about word1234 today", ""), "s"), ["r1234"]);
+        assert_eq!(
+            names(&set, &entry("about word1234 today", ""), "s"),
+            ["r1234"]
+        );
         assert!(names(&set, &entry("about word12340x", ""), "s").is_empty());
         assert_eq!(
             names(&set, &entry("Word9999 and shared  phrase 17", ""), "s"),

@@ -66,11 +66,7 @@ impl Email {
                 ));
             }
             (None, None) => {}
-            _ => {
-                return Err(invalid(
-                    "`username` and `password` go together".to_owned(),
-                ))
-            }
+            _ => return Err(invalid("`username` and `password` go together".to_owned())),
         }
         let from_text = config
             .from
@@ -111,9 +107,7 @@ impl Email {
             notifier: name.to_owned(),
             reason: e.to_string(),
         })?;
-        let transport = self
-            .transport
-            .get_or_init(|| self.builder.clone().build());
+        let transport = self.transport.get_or_init(|| self.builder.clone().build());
         transport
             .send(mail)
             .await

@@ -304,11 +304,10 @@ fn extra_headers(
             notifier: notifier.to_owned(),
             reason: format!("invalid header name {name:?}"),
         })?;
-        let mut value =
-            HeaderValue::from_str(value.expose()).map_err(|_| NotifyError::Config {
-                notifier: notifier.to_owned(),
-                reason: format!("invalid value for header {name:?}"),
-            })?;
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| NotifyError::Config {
+            notifier: notifier.to_owned(),
+            reason: format!("invalid value for header {name:?}"),
+        })?;
         value.set_sensitive(true);
         map.insert(header, value);
     }
@@ -362,13 +361,19 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
             .map(|d| d.with_timezone(&chrono::Utc))
             .unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Mon, 01 Jan 2024 00:01:00 GMT", now),
             Some(Duration::from_secs(60))
         );
         assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("Sun, 31 Dec 2023 00:00:00 GMT", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 31 Dec 2023 00:00:00 GMT", now),
+            None
+        );
     }
 
     #[test]

@@ -92,14 +92,12 @@ impl Ntfy {
             .header("Idempotency-Key", &msg.idempotency_key)
             .json(&body);
         if let Some(token) = &self.token {
-            let mut value = reqwest::header::HeaderValue::from_str(&format!(
-                "Bearer {}",
-                token.expose()
-            ))
-            .map_err(|_| NotifyError::Config {
-                notifier: name.to_owned(),
-                reason: "`token` is not a valid header value".to_owned(),
-            })?;
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| NotifyError::Config {
+                        notifier: name.to_owned(),
+                        reason: "`token` is not a valid header value".to_owned(),
+                    })?;
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }

@@ -43,9 +43,13 @@ impl Webhook {
             notifier: name.to_owned(),
             reason: reason.to_owned(),
         };
-        let raw = config.url.as_ref().ok_or_else(|| invalid("`url` is missing"))?;
+        let raw = config
+            .url
+            .as_ref()
+            .ok_or_else(|| invalid("`url` is missing"))?;
         // The URL may embed a token: the error says it is bad, not what it is.
-        let url = reqwest::Url::parse(raw.expose()).map_err(|_| invalid("`url` is not a valid URL"))?;
+        let url =
+            reqwest::Url::parse(raw.expose()).map_err(|_| invalid("`url` is not a valid URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("`url` must be http or https"));
         }
