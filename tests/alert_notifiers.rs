@@ -249,7 +249,7 @@ async fn connection_error_names_the_notifier_not_the_secret_url() {
         .await
         .unwrap_err();
     assert!(matches!(err, NotifyError::Http { .. }), "{err:?}");
-    let mut shown = format!("{err} {err:?}");
+    let mut shown = format!("{err} {err:?} {:?}", n.get("hook"));
     let mut source = std::error::Error::source(&err);
     while let Some(s) = source {
         shown.push_str(&format!(" {s} {s:?}"));

@@ -41,7 +41,8 @@ pub enum TestRuleError {
 }
 
 /// Sends a sample match of `rule` through each of its notifiers (default `log`) and
-/// returns each notifier's name with its result, in the rule's order. A notifier that
+/// returns each notifier's name with its result, in the rule's order (empty for a
+/// feed-only rule, `notify = []`). A notifier that
 /// cannot be built reports that as its result; the others are still tried.
 ///
 /// Each sample carries a fresh idempotency key (`test-...`), so receivers that drop
@@ -63,9 +64,10 @@ pub async fn test_rule(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    // As in `RuleSet`: no `notify` means the log, `notify = []` means no notifier.
     let mut names: Vec<String> = match &rule_config.notify {
-        Some(names) if !names.is_empty() => names.iter().map(|n| n.get_ref().clone()).collect(),
-        _ => vec!["log".to_owned()],
+        Some(names) => names.iter().map(|n| n.get_ref().clone()).collect(),
+        None => vec!["log".to_owned()],
     };
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(n.clone()));

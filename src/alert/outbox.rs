@@ -24,7 +24,10 @@
 //! - **Digest.** The store schedules every match of a digest rule's window at the
 //!   window's end, so they fall due together; the worker sends all due rows of one
 //!   (rule, notifier) as one [`Message`], retried and marked together. The digest's
-//!   idempotency key is a hash of its rows' keys (the row's own key for one row).
+//!   idempotency key is a hash of its rows' keys (the row's own key for one row), so a
+//!   resend of the same rows carries the same key. A digest still being retried when
+//!   the next window closes goes out merged with that window's rows, under a new key
+//!   (it is a different message).
 //! - **A notifier that is not configured** (removed by a reload while rows were
 //!   pending) is treated as a failing receiver: its rows are retried with backoff, so a
 //!   reload that brings it back within the retry span delivers them, and after
@@ -57,6 +60,9 @@ use crate::store::{Delivery, SharedStore, Store, StoreError};
 /// Attempts for rows whose notifier is not configured, before they are marked failed.
 /// With the default backoff that spans about two hours.
 pub const MISSING_NOTIFIER_MAX_ATTEMPTS: u32 = 8;
+
+/// Longest `Retry-After` honoured; a larger one is cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Tunables of the worker. `Default` is what the daemon runs; tests shorten the times.
 #[derive(Debug, Clone)]
@@ -112,6 +118,9 @@ where
 
 /// Delivers due outbox rows until `shutdown` turns true (or its sender is dropped),
 /// with the default [`OutboxOptions`]. See the module docs.
+///
+/// The daemon calls `wake.notify_one()` after an ingest queued rows: the permit is kept
+/// when the worker is busy, so a wake is never lost (`notify_waiters` would lose it).
 pub async fn run(
     store: SharedStore,
     notifiers: Arc<Notifiers>,
@@ -342,7 +351,9 @@ async fn deliver(
             .await
         }
         Err(error) => {
-            let delay = backoff(attempt, &options).max(error.retry_after().unwrap_or_default());
+            // The receiver's Retry-After wins over our backoff, within reason.
+            let delay = backoff(attempt, &options)
+                .max(error.retry_after().unwrap_or_default().min(MAX_RETRY_AFTER));
             tracing::info!(rule = %rule, notifier = %notifier_name, attempt,
                 retry_in = %humantime::format_duration(Duration::from_secs(delay.as_secs())),
                 error = %error, "outbox: delivery failed; will retry");

@@ -11,6 +11,9 @@
 //! 3. no `none` keyword hits;
 //! 4. the entry's lookout source is in `sources`, when `sources` is given.
 //!
+//! A match is delivered to the rule's `notify` list (default: `log`); `notify = []`
+//! delivers nowhere, and the match only shows in the rule's feed.
+//!
 //! Each keyword or pattern is looked for in the rule's `fields` (default: title, summary,
 //! authors and the publisher); a hit in any of them counts.
 //!
@@ -260,11 +263,10 @@ impl RuleSet {
                 _ => FIELDS.iter().fold(0u8, |mask, (_, bit)| mask | bit),
             };
             used_fields |= fields;
+            // No `notify` means the log; an explicit empty list means the rule's feed only.
             let mut notify: Vec<String> = match &rule.notify {
-                Some(names) if !names.is_empty() => {
-                    names.iter().map(|n| n.get_ref().clone()).collect()
-                }
-                _ => vec!["log".to_owned()],
+                Some(names) => names.iter().map(|n| n.get_ref().clone()).collect(),
+                None => vec!["log".to_owned()],
             };
             let mut seen = std::collections::HashSet::new();
             notify.retain(|n| seen.insert(n.clone()));
@@ -695,6 +697,9 @@ mod tests {
         assert_eq!(m[0].digest_secs, None);
         assert_eq!(m[1].notifiers, ["hook", "log"]);
         assert_eq!(m[1].digest_secs, Some(900));
+        let feed_only = rules("[[alert]]\nname = \"f\"\nany = [\"x\"]\nnotify = []\n");
+        let m = feed_only.matches(&entry("x", ""), "s");
+        assert!(m[0].notifiers.is_empty(), "notify = [] is feed-only");
     }
 
     #[test]

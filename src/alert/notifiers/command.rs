@@ -7,6 +7,8 @@
 //! input. For a digest the single-valued variables describe the first item and
 //! `LOOKOUT_COUNT` says how many there are; the full list is on stdin.
 //!
+//! The program inherits lookout's environment (PATH, HOME, ...) with these added.
+//!
 //! Exit status 0 is success; anything else is an error carrying the status and the
 //! first line of standard error. The child is spawned with `kill_on_drop`, so when the
 //! notifier's timeout drops the running future the program is killed.

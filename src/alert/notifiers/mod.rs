@@ -251,7 +251,8 @@ impl Notifiers {
             digest_rules: config
                 .alerts
                 .iter()
-                .filter(|r| r.digest.is_some_and(|d| d.0.as_secs() > 0))
+                // Any digest, as in `RuleSet` (which rounds a sub-second one up to 1 s).
+                .filter(|r| r.digest.is_some())
                 .map(|r| r.name.get_ref().clone())
                 .collect(),
         })

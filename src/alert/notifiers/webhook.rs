@@ -24,13 +24,30 @@ const SLACK_MAX_ITEMS: usize = 45;
 /// Discord allows 10 embeds a message.
 const DISCORD_MAX_EMBEDS: usize = 10;
 
-#[derive(Debug)]
 pub(super) struct Webhook {
     client: reqwest::Client,
     url: reqwest::Url,
     secret: Option<Secret>,
     template: WebhookTemplate,
     headers: HeaderMap,
+}
+
+impl std::fmt::Debug for Webhook {
+    // The URL's path or query often is the credential (Slack, Discord): show the host only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field(
+                "url",
+                &format_args!(
+                    "{}://{}/…",
+                    self.url.scheme(),
+                    self.url.host_str().unwrap_or("")
+                ),
+            )
+            .field("signed", &self.secret.is_some())
+            .field("template", &self.template)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Webhook {
