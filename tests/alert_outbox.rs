@@ -460,3 +460,40 @@ async fn rows_for_a_removed_notifier_are_retried_then_failed() {
     );
     assert!(server.received_requests().await.expect("on").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_does_not_hold_up_other_notifiers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let slow = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&slow)
+        .await;
+    let fast_server = server(200).await;
+    let config = config(&format!(
+        "[[notifier]]\nname = \"slow\"\nkind = \"webhook\"\nurl = \"{}/\"\ntimeout = \"60s\"\n\
+         [[notifier]]\nname = \"fast\"\nkind = \"webhook\"\nurl = \"{}/\"\n\
+         [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = [\"slow\", \"fast\"]\n",
+        slow.uri(),
+        fast_server.uri()
+    ));
+    let entries = [entry(1, "Diffusion a"), entry(2, "Diffusion b")];
+    assert_eq!(ingest(&store, &config, &entries, Duration::ZERO), 4);
+    let options = OutboxOptions {
+        drain: Duration::from_millis(50),
+        ..fast()
+    };
+    let worker = start(&store, &config, options);
+    wait_for(&store, "both fast rows delivered", |c| c.delivered == 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while slow.received_requests().await.map_or(0, |r| r.len()) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "slow request never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.stop().await;
+    assert_eq!(fast_server.received_requests().await.expect("on").len(), 2);
+    // One send at a time per notifier: the slow one never got its second row.
+    assert_eq!(slow.received_requests().await.expect("on").len(), 1);
+    assert_eq!(counts(&store).pending, 2);
+}
