@@ -15,14 +15,15 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ConfigError, SourceConfig, SourceKind};
+use crate::alert::{outbox, Notifiers, RuleSet};
+use crate::config::{Config, SourceConfig, SourceKind};
 use crate::parse::{self, ParseContext};
 use crate::publish::Publisher;
 use crate::server::{self, AppState};
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
 use crate::sources::{Capture, Outcome, Page};
-use crate::store::{self, Ingest, Matcher, NoRules, SharedStore, Store, StoreError};
+use crate::store::{self, Ingest, Matcher, SharedStore, Store, StoreError};
 
 /// How long shutdown waits for in-flight work before giving up on it.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -52,6 +53,9 @@ pub enum DaemonError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// Alert rules or notifiers could not be built from the config.
+    #[error("alerts: {0}")]
+    Alerts(String),
 }
 
 /// The SQLite database file inside a state directory.
@@ -127,6 +131,49 @@ pub fn process_page(
 struct Live {
     config: RwLock<Arc<Config>>,
     matcher: RwLock<Arc<dyn Matcher + Send + Sync>>,
+    /// Why the last reload was refused, until one succeeds (for the status page).
+    reload_error: RwLock<Option<String>>,
+}
+
+/// The alert side of a config, built before anything is switched so a reload with a
+/// bad rule or notifier changes nothing.
+struct Alerts {
+    rules: Arc<RuleSet>,
+    notifiers: Arc<Notifiers>,
+}
+
+impl Alerts {
+    fn build(config: &Config) -> Result<Alerts, DaemonError> {
+        let rules =
+            RuleSet::compile(&config.alerts).map_err(|e| DaemonError::Alerts(e.to_string()))?;
+        let notifiers =
+            Notifiers::from_config(config).map_err(|e| DaemonError::Alerts(e.to_string()))?;
+        Ok(Alerts {
+            rules: Arc::new(rules),
+            notifiers: Arc::new(notifiers),
+        })
+    }
+}
+
+/// The running outbox worker and the switch that stops it. Reload replaces it whole:
+/// queued deliveries live in the store, so nothing is lost in between.
+struct OutboxTask {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl OutboxTask {
+    fn start(store: SharedStore, notifiers: Arc<Notifiers>, wake: Arc<Notify>) -> OutboxTask {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(outbox::run(store, notifiers, stopped, wake));
+        OutboxTask { stop, task }
+    }
+
+    /// Stops taking rows and waits for sends in flight (the worker has its own deadline).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 impl Live {
@@ -249,9 +296,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             source,
         })?;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
+    let alerts = Alerts::build(&config)?;
     let live = Arc::new(Live {
         config: RwLock::new(Arc::clone(&config)),
-        matcher: RwLock::new(Arc::new(NoRules)),
+        matcher: RwLock::new(alerts.rules.clone()),
+        reload_error: RwLock::new(None),
     });
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -289,6 +338,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Arc::clone(&outbox_wake),
     ));
     let writer = tokio::spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
+    let mut outbox_task =
+        OutboxTask::start(store.clone(), alerts.notifiers, Arc::clone(&outbox_wake));
 
     let mut sources = Sources {
         running: HashMap::new(),
@@ -298,28 +349,42 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     };
     sources.apply(&config);
 
-    wait_for_stop(|| {
+    let mut signals = Signals::install()?;
+    while signals.next().await == Signal::Reload {
         let Some(path) = &config_path else {
             tracing::warn!("SIGHUP ignored: running on the embedded default config");
-            return;
+            continue;
         };
-        match Config::load(path) {
-            Ok(new) => {
-                let new = Arc::new(new);
-                sources.apply(&new);
-                publisher.reconfigure(&new);
-                if let Ok(mut t) = token.write() {
-                    *t = new.server.token.clone();
-                }
-                if let Ok(mut c) = live.config.write() {
-                    *c = new;
-                }
-                tracing::info!(config = %path.display(), "config reloaded");
+        // Everything that can fail is built first; only then is anything switched.
+        let built = Config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|new| {
+                Alerts::build(&new)
+                    .map(|a| (new, a))
+                    .map_err(|e| e.to_string())
+            });
+        let (new, alerts) = match built {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::error!(error = %e, "new config refused; the running config stays");
+                *write(&live.reload_error) = Some(e);
+                continue;
             }
-            Err(e) => reload_refused(&e),
+        };
+        let new = Arc::new(new);
+        sources.apply(&new);
+        publisher.reconfigure(&new);
+        *write(&token) = new.server.token.clone();
+        *write(&live.matcher) = alerts.rules;
+        *write(&live.config) = Arc::clone(&new);
+        *write(&live.reload_error) = None;
+        outbox_task.stop().await;
+        outbox_task = OutboxTask::start(store.clone(), alerts.notifiers, Arc::clone(&outbox_wake));
+        if new.server.listen != config.server.listen {
+            tracing::warn!("server.listen changed; it takes effect at the next restart");
         }
-    })
-    .await?;
+        tracing::info!(config = %path.display(), "config reloaded");
+    }
 
     tracing::info!("shutting down");
     sources.stop_all().await;
@@ -331,6 +396,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         tracing::warn!("pipeline did not drain within {SHUTDOWN_DEADLINE:?}");
     }
     let _ = shutdown_tx.send(true);
+    outbox_task.stop().await;
     let _ = writer.await;
     match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
         Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
@@ -341,21 +407,43 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     Ok(())
 }
 
-fn reload_refused(e: &ConfigError) {
-    tracing::error!(error = %e, "new config refused; the running config stays");
+/// Takes a write lock, recovering from poisoning (the values are whole replacements).
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Waits for SIGTERM or SIGINT, calling `reload` on each SIGHUP meanwhile.
-async fn wait_for_stop(mut reload: impl FnMut()) -> Result<(), DaemonError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
-    loop {
+/// What a signal asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
+/// The signals the daemon listens to, installed once at start.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(DaemonError::Signal)?,
+            int: signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?,
+            hup: signal(SignalKind::hangup()).map_err(DaemonError::Signal)?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(),
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
 }
@@ -442,9 +530,11 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
             source,
         })?;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
+    let alerts = Alerts::build(&config)?;
     let live = Arc::new(Live {
         config: RwLock::new(Arc::clone(&config)),
-        matcher: RwLock::new(Arc::new(NoRules)),
+        matcher: RwLock::new(alerts.rules.clone()),
+        reload_error: RwLock::new(None),
     });
     let (tx, rx) = mpsc::channel::<Capture>(64);
     let pipeline = tokio::spawn(pipeline(
@@ -476,10 +566,38 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     let reports = futures_util::future::join_all(passes).await;
     drop(tx);
     let _ = pipeline.await;
+    deliver_due(&store, alerts.notifiers).await;
     if let Err(e) = publisher.write_all().await {
         tracing::warn!(error = %e, "cannot write feed files");
     }
     Ok(reports)
+}
+
+/// Gives every delivery that is due now one attempt (`lookout once`): runs the outbox
+/// worker until nothing is due, or a minute has passed. Retries scheduled later stay
+/// queued for the next pass or the daemon.
+async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>) {
+    let due = |store: SharedStore| async move {
+        tokio::task::spawn_blocking(move || {
+            store::lock(&store)
+                .due_deliveries(Utc::now(), 1)
+                .map(|rows| !rows.is_empty())
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
+    };
+    if !due(store.clone()).await {
+        return;
+    }
+    let wake = Arc::new(Notify::new());
+    let worker = OutboxTask::start(store.clone(), notifiers, Arc::clone(&wake));
+    wake.notify_one();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while due(store.clone()).await && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.stop().await;
 }
 
 async fn folder_pass(cfg: &SourceConfig, tx: &mpsc::Sender<Capture>) -> (bool, String) {

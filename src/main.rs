@@ -40,6 +40,11 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Alert rule tools.
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
     /// Parse a saved page (or fetch a live one) and print its entries.
     Parse {
         /// The page: a file path, or an http(s) URL to fetch.
@@ -50,6 +55,18 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AlertCommand {
+    /// Send a sample match through a rule's notifiers and print each result.
+    Test {
+        /// The rule name.
+        rule: String,
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
     },
 }
 
@@ -112,6 +129,28 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             }
             if failed > 0 {
                 eprintln!("lookout: {failed} of {} sources failed", reports.len());
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Alert {
+            command: AlertCommand::Test { rule, config },
+        } => {
+            let cfg = load(Some(&config))?;
+            let results = runtime()?.block_on(lookout::alert::test_rule(&cfg, &rule))?;
+            if results.is_empty() {
+                println!("rule {rule} has no notifiers (feed only: /alerts/{rule}.xml)");
+            }
+            let mut failed = 0;
+            for (notifier, result) in &results {
+                match result {
+                    Ok(()) => println!("{notifier}: ok"),
+                    Err(e) => {
+                        failed += 1;
+                        println!("{notifier}: FAILED: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
