@@ -53,15 +53,17 @@ pub fn stopping() -> Result<(), NotifyError> {
     send("STOPPING=1", &[NotifyState::Stopping])
 }
 
-/// Sets the one-line status `systemctl status` shows. Line breaks become spaces: the
-/// protocol is one `KEY=value` per line, so a newline in a message (an error from a
-/// page, say) would otherwise start a new assignment such as `READY=1`.
+/// Sets the one-line status `systemctl status` shows. Line breaks and other control
+/// characters become single spaces: the protocol is one `KEY=value` per line, so a
+/// newline in a message (an error from a page, say) would otherwise start a new
+/// assignment such as `READY=1`.
 pub fn status(line: &str) -> Result<(), NotifyError> {
     let line: String = line
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    send("STATUS=", &[NotifyState::Status(line.trim())])
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    send("STATUS=", &[NotifyState::Status(&line)])
 }
 
 /// Sends one watchdog ping (`WATCHDOG=1`). The [`Watchdog`] task calls it; call it
