@@ -42,9 +42,9 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Parse a saved page and print its entries.
+    /// Parse a saved page (or fetch a live one) and print its entries.
     Parse {
-        /// The page: a file path.
+        /// The page: a file path, or an http(s) URL to fetch.
         page: String,
         /// Page format (default: detected from the content).
         #[arg(short, long, default_value = "auto")]
@@ -53,10 +53,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Ingest a folder of saved captures once, for a first fill of the feeds.
+    /// Ingest a folder of saved captures once, for a first fill of the feeds (no alerts).
     Import {
-        /// The folder of saved pages.
+        /// The folder of saved pages (read, never moved).
         dir: PathBuf,
+        /// Source name to file the items under (default: the first folder source).
+        #[arg(short, long)]
+        source: Option<String>,
         /// Config file; without it, the embedded defaults.
         #[arg(short, long)]
         config: Option<PathBuf>,

@@ -56,6 +56,17 @@ pub enum DaemonError {
     /// Alert rules or notifiers could not be built from the config.
     #[error("alerts: {0}")]
     Alerts(String),
+    /// The import folder could not be read.
+    #[error("reading import folder {path}: {source}")]
+    ImportDir {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A blocking task panicked.
+    #[error("{0} task failed")]
+    Task(&'static str),
 }
 
 /// The SQLite database file inside a state directory.
@@ -660,4 +671,163 @@ async fn http_pass(
         ),
         Err(e) => (false, e.to_string()),
     }
+}
+
+/// What `lookout import` did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSummary {
+    /// Files looked at.
+    pub files: usize,
+    /// Files parsed and stored.
+    pub ingested: usize,
+    /// Files whose bytes were ingested before.
+    pub duplicates: usize,
+    /// Files refused, with why.
+    pub failed: usize,
+    /// Entries read from the ingested files.
+    pub entries: usize,
+    /// Items stored for the first time.
+    pub new_items: usize,
+    /// Wall time of the import.
+    pub elapsed: Duration,
+    /// Each refused file and its reason.
+    pub failures: Vec<(PathBuf, String)>,
+}
+
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "{} files: {} ingested, {} seen before, {} refused; {} entries, {} new items in {:.2}s ({:.0} entries/s)",
+            self.files,
+            self.ingested,
+            self.duplicates,
+            self.failed,
+            self.entries,
+            self.new_items,
+            secs,
+            self.entries as f64 / secs
+        )?;
+        for (path, reason) in &self.failures {
+            writeln!(f, "refused {}: {reason}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// `lookout import DIR`: ingests every file of a folder of saved captures once (read,
+/// never moved), as a baseline (rule feeds fill, no notifications), then writes the
+/// feeds. A progress bar goes to stderr.
+pub async fn import(
+    config: Config,
+    dir: &std::path::Path,
+    source: Option<String>,
+) -> Result<ImportSummary, DaemonError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| DaemonError::ImportDir {
+            path: dir.to_owned(),
+            source,
+        })?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| crate::sources::folder::is_candidate(p))
+        .collect();
+    files.sort();
+    let source = source.unwrap_or_else(|| {
+        config
+            .sources
+            .iter()
+            .find(|s| *s.kind.get_ref() == SourceKind::Folder)
+            .map_or_else(|| "import".to_owned(), |s| s.name.get_ref().clone())
+    });
+    let format = config
+        .source(&source)
+        .map_or_else(|| "auto".to_owned(), |s| s.format.get_ref().clone());
+    let config = Arc::new(config);
+    let rules = Alerts::build(&config)?.rules;
+    let store = {
+        let config = Arc::clone(&config);
+        tokio::task::spawn_blocking(move || open_store(&config))
+            .await
+            .map_err(|_| DaemonError::Task("open store"))??
+    };
+    let summary = {
+        let store = store.clone();
+        let config = Arc::clone(&config);
+        tokio::task::spawn_blocking(move || import_files(&store, &config, rules.as_ref(), &files, &source, &format))
+            .await
+            .map_err(|_| DaemonError::Task("import"))?
+    };
+    let generation = store::lock(&store).generation().unwrap_or(0);
+    let publisher = Arc::new(Publisher::new(store, &config, generation));
+    if let Err(e) = publisher.write_all().await {
+        tracing::warn!(error = %e, "cannot write feed files");
+    }
+    Ok(summary)
+}
+
+fn import_files(
+    store: &SharedStore,
+    config: &Config,
+    matcher: &dyn Matcher,
+    files: &[PathBuf],
+    source: &str,
+    format: &str,
+) -> ImportSummary {
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files, {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut summary = ImportSummary {
+        files: files.len(),
+        ..ImportSummary::default()
+    };
+    for path in files {
+        let outcome = match std::fs::read(path) {
+            Err(e) => Outcome::Failed {
+                reason: format!("cannot read file: {e}"),
+            },
+            Ok(body) => {
+                let captured_at = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .map(chrono::DateTime::<Utc>::from)
+                    .unwrap_or_else(|_| Utc::now());
+                let page = Page {
+                    source: source.to_owned(),
+                    origin: path.display().to_string(),
+                    content_hash: crate::sources::content_hash(&body),
+                    body,
+                    content_type: None,
+                    url: None,
+                    captured_at,
+                    format: format.to_owned(),
+                    baseline: true,
+                };
+                process_page(store, &page, config, matcher)
+            }
+        };
+        match outcome {
+            Outcome::Ingested { report, .. } => {
+                summary.ingested += 1;
+                summary.entries += report.new + report.updated + report.unchanged;
+                summary.new_items += report.new;
+            }
+            Outcome::Duplicate => summary.duplicates += 1,
+            Outcome::Failed { reason } | Outcome::Deferred { reason } => {
+                summary.failed += 1;
+                summary.failures.push((path.clone(), reason));
+            }
+        }
+        bar.set_message(format!("{} new items", summary.new_items));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    summary.elapsed = started.elapsed();
+    summary
 }

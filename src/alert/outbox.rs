@@ -55,6 +55,8 @@ use tokio::time::Instant;
 
 use super::message::Message;
 use super::notifiers::{Notifiers, NotifyError};
+use crate::metrics::Metrics;
+use crate::systemd::Heartbeat;
 use crate::store::{Delivery, SharedStore, Store, StoreError};
 
 /// Attempts for rows whose notifier is not configured, before they are marked failed.
@@ -77,6 +79,11 @@ pub struct OutboxOptions {
     pub backoff_max: Duration,
     /// How long shutdown waits for sends in flight.
     pub drain: Duration,
+    /// Where deliveries are counted and timed (none in tests that do not look).
+    pub metrics: Option<Metrics>,
+    /// The daemon's liveness registry: the worker touches its pulse on every turn of
+    /// its loop, so a stuck worker stops the systemd watchdog.
+    pub heartbeat: Option<Heartbeat>,
 }
 
 impl Default for OutboxOptions {
@@ -87,6 +94,8 @@ impl Default for OutboxOptions {
             backoff_base: Duration::from_secs(30),
             backoff_max: Duration::from_secs(3600),
             drain: Duration::from_secs(10),
+            metrics: None,
+            heartbeat: None,
         }
     }
 }
@@ -148,8 +157,16 @@ pub async fn run_with(
         warned_missing: HashSet::new(),
     };
     let mut sends: JoinSet<()> = JoinSet::new();
+    let pulse = worker
+        .options
+        .heartbeat
+        .as_ref()
+        .map(|h| h.register("outbox"));
     if !*shutdown.borrow_and_update() {
         loop {
+            if let Some(p) = &pulse {
+                p.touch();
+            }
             let token_wait = worker.dispatch(&mut sends).await;
             // A short floor keeps a bucket that is about to refill from spinning the loop.
             let wait = token_wait
@@ -313,12 +330,16 @@ async fn deliver(
     let message =
         Message::from_deliveries(notifiers.feed_url(&rule), notifiers.is_digest(&rule), &rows);
     let notifier = notifiers.get(&notifier_name);
+    let started = std::time::Instant::now();
     let result = match notifier {
         Some(n) => n.send(&message).await,
         None => Err(NotifyError::Unknown {
             notifier: notifier_name.clone(),
         }),
     };
+    if let Some(m) = &options.metrics {
+        m.record_delivery(&notifier_name, result.is_ok(), started.elapsed().as_secs_f64());
+    }
     let max_attempts = notifier.map_or(MISSING_NOTIFIER_MAX_ATTEMPTS, |n| n.max_attempts());
     let attempt = rows.iter().map(|r| r.attempts).max().unwrap_or(0) + 1;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
