@@ -98,13 +98,35 @@ pub fn first<'a>(scope: ElementRef<'a>, sel: &Selector) -> Option<ElementRef<'a>
     scope.select(sel).next()
 }
 
-/// Whether an element's `class` attribute contains any of `words` (case-insensitive,
-/// as a substring of a class name: `result-title`, `ResultSource`).
-pub fn class_has(el: ElementRef<'_>, words: &[&str]) -> bool {
-    el.value().classes().any(|class| {
-        let class = class.to_ascii_lowercase();
-        words.iter().any(|w| class.contains(w))
-    })
+/// The lower-case words of a class name: split at `-`, `_` and camelCase humps, so
+/// `summary-source`, `summary_source` and `SummarySource` all give `["summary", "source"]`.
+pub fn class_words(class: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in class.chars() {
+        if !c.is_alphanumeric() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// Whether `outer` is `inner` or one of its ancestors.
+pub fn contains(outer: ElementRef<'_>, inner: ElementRef<'_>) -> bool {
+    outer.id() == inner.id() || inner.ancestors().any(|a| a.id() == outer.id())
 }
 
 /// One repeated item block of a listing page.
@@ -175,6 +197,13 @@ mod tests {
         assert_eq!(resolve_link("/a", None), None);
         assert_eq!(resolve_link("javascript:void(0)", base.as_ref()), None);
         assert_eq!(resolve_link("#top", base.as_ref()), None);
+    }
+
+    #[test]
+    fn class_words_split_dashes_and_humps() {
+        assert_eq!(class_words("summary-source"), ["summary", "source"]);
+        assert_eq!(class_words("SummarySource"), ["summary", "source"]);
+        assert_eq!(class_words("doc_publisher2"), ["doc", "publisher2"]);
     }
 
     #[test]
