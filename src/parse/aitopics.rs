@@ -11,7 +11,7 @@
 //!   with tolerant class matching, see [`parse_html`].
 
 use chrono::NaiveDate;
-use scraper::{ElementRef, Html};
+use scraper::ElementRef;
 use url::Url;
 
 use super::arxiv::arxiv_id_in;
@@ -113,10 +113,11 @@ fn sniff_text(text: &str, ctx: &ParseContext<'_>) -> bool {
     if page_kind(text) != PageKind::Text {
         return false;
     }
-    let marked = text
-        .lines()
-        .take(40)
-        .any(|l| MARKERS.iter().any(|m| text::trim(l).eq_ignore_ascii_case(m)));
+    let marked = text.lines().take(40).any(|l| {
+        MARKERS
+            .iter()
+            .any(|m| text::trim(l).eq_ignore_ascii_case(m))
+    });
     let blocks = text_blocks(text, ctx.reference_date());
     let found = assemble(&blocks).len();
     found >= 2 || (marked && found >= 1)
@@ -191,7 +192,9 @@ fn item_at(blocks: &[Block], i: usize) -> Option<Item> {
 
 /// A publisher line: short, few words, not prose.
 fn is_publisher_like(text: &str) -> bool {
-    text.chars().count() <= LONGEST_PUBLISHER && text.split_whitespace().count() <= 10 && !is_prose(text)
+    text.chars().count() <= LONGEST_PUBLISHER
+        && text.split_whitespace().count() <= 10
+        && !is_prose(text)
 }
 
 /// Groups blocks into entries (see [`parse_text`]).
@@ -209,7 +212,8 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
             Some(item) => {
                 !entries.is_empty() && {
                     let next = i + item.len;
-                    next >= blocks.len() || item_at(blocks, next).is_some_and(|n| n.summary.is_some())
+                    next >= blocks.len()
+                        || item_at(blocks, next).is_some_and(|n| n.summary.is_some())
                 }
             }
             None => false,
@@ -275,7 +279,9 @@ const ROLE_WORDS: &[(&str, Role)] = &[
 ];
 
 /// Words that name how a part is shown, not what it is.
-const FILLER_WORDS: &[&str] = &["text", "body", "content", "name", "label", "line", "value", "link", "wrap", "wrapper"];
+const FILLER_WORDS: &[&str] = &[
+    "text", "body", "content", "name", "label", "line", "value", "link", "wrap", "wrapper",
+];
 
 /// The role an element's classes give it, if any.
 fn role_of(el: ElementRef<'_>) -> Option<Role> {
@@ -302,7 +308,7 @@ fn role_of(el: ElementRef<'_>) -> Option<Role> {
 /// anywhere in the item (the link to the original) gives the arXiv id. Blocks with a
 /// heading link but no source, date or summary (facets, pagination) are not items.
 pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let doc = Html::parse_document(text);
+    let doc = markup::parse_document(NAME, text)?;
     let title_sel = markup::selector(
         NAME,
         "h2 a[href], h3 a[href], h4 a[href], a[href][class*=\"title\"], a[href][class*=\"Title\"]",
@@ -310,7 +316,10 @@ pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
     let any_sel = markup::selector(NAME, "*")?;
     let p_sel = markup::selector(NAME, "p")?;
     let link_sel = markup::selector(NAME, "a[href]")?;
-    let base = ctx.url.cloned().or_else(|| Url::parse("https://aitopics.org/").ok());
+    let base = ctx
+        .url
+        .cloned()
+        .or_else(|| Url::parse("https://aitopics.org/").ok());
     let reference = ctx.reference_date();
 
     let mut entries = Vec::new();
@@ -332,27 +341,49 @@ pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
             .select(&any_sel)
             .filter(|el| !markup::contains(*el, card.title) && !markup::contains(card.title, *el))
             .map(|el| {
-                let role = if el.value().name() == "time" { Some(Role::Date) } else { role_of(el) };
+                let role = if el.value().name() == "time" {
+                    Some(Role::Date)
+                } else {
+                    role_of(el)
+                };
                 (el, role)
             })
             .collect();
-        let part = |role: Role| parts.iter().filter(move |(_, r)| *r == Some(role)).map(|(el, _)| *el);
-        let source = part(Role::Source).map(text_of).find(|s| !s.is_empty() && *s != title);
+        let part = |role: Role| {
+            parts
+                .iter()
+                .filter(move |(_, r)| *r == Some(role))
+                .map(|(el, _)| *el)
+        };
+        let source = part(Role::Source)
+            .map(text_of)
+            .find(|s| !s.is_empty() && *s != title);
         let published = part(Role::Date).find_map(|el| {
-            let when = el.value().attr("datetime").map(str::to_owned).unwrap_or_else(|| text_of(el));
+            let when = el
+                .value()
+                .attr("datetime")
+                .map(str::to_owned)
+                .unwrap_or_else(|| text_of(el));
             dates::parse_date(&when, reference).or_else(|| dates::find_date(&when, reference))
         });
         // A summary holds prose only: a wrapper around the source or date is not one.
         let holds_meta = |el: ElementRef<'_>| {
-            parts
-                .iter()
-                .any(|(p, r)| matches!(r, Some(Role::Source | Role::Date)) && p.id() != el.id() && markup::contains(el, *p))
+            parts.iter().any(|(p, r)| {
+                matches!(r, Some(Role::Source | Role::Date))
+                    && p.id() != el.id()
+                    && markup::contains(el, *p)
+            })
         };
         let summary = part(Role::Summary)
             .filter(|el| !holds_meta(*el))
             .map(text_of)
             .find(|s| !s.is_empty())
-            .or_else(|| card.root.select(&p_sel).map(text_of).max_by_key(String::len))
+            .or_else(|| {
+                card.root
+                    .select(&p_sel)
+                    .map(text_of)
+                    .max_by_key(String::len)
+            })
             .filter(|s| *s != title)
             .unwrap_or_default();
         if source.is_none() && summary.is_empty() && published.is_none() {
@@ -404,25 +435,40 @@ mod tests {
 
     #[test]
     fn energy_capture_has_10_entries() {
-        assert_eq!(parse_text(&fixture("aitopics_energy.txt"), &ctx()).unwrap().len(), 10);
+        assert_eq!(
+            parse_text(&fixture("aitopics_energy.txt"), &ctx())
+                .unwrap()
+                .len(),
+            10
+        );
     }
 
     #[test]
     fn energy_capture_first_and_last_field_by_field() {
         let entries = parse_text(&fixture("aitopics_energy.txt"), &ctx()).unwrap();
         let first = &entries[0];
-        assert_eq!(first.title, "Differentiable Optimization Layers for Guaranteed Fairness in Deep Learning");
+        assert_eq!(
+            first.title,
+            "Differentiable Optimization Layers for Guaranteed Fairness in Deep Learning"
+        );
         assert_eq!(first.source.as_deref(), Some("arXiv.org Machine Learning"));
-        assert!(first.summary.starts_with("Differentiable optimization layers are traditionally integrated"));
+        assert!(first
+            .summary
+            .starts_with("Differentiable optimization layers are traditionally integrated"));
         assert!(first.summary.ends_with(".github.io/fairness_training/."));
         assert_eq!(first.published, None);
         assert_eq!(first.link, None);
         assert_eq!(first.author_count, None);
         assert_eq!(first.format, "aitopics");
         let last = entries.last().unwrap();
-        assert_eq!(last.title, "Iran war live: Trump threatens Tehran; Saudi, UAE report drone attacks");
+        assert_eq!(
+            last.title,
+            "Iran war live: Trump threatens Tehran; Saudi, UAE report drone attacks"
+        );
         assert_eq!(last.source.as_deref(), Some("Al Jazeera"));
-        assert!(last.summary.starts_with("Could the war trigger a hunger crisis?"));
+        assert!(last
+            .summary
+            .starts_with("Could the war trigger a hunger crisis?"));
         assert!(last.summary.ends_with("power plant that sparked a fire."));
     }
 
@@ -446,7 +492,10 @@ mod tests {
             ]
         );
         let download = &entries[8];
-        assert_eq!(download.title, "The Download: Musk v. Altman week 3, and Trump's tech trading");
+        assert_eq!(
+            download.title,
+            "The Download: Musk v. Altman week 3, and Trump's tech trading"
+        );
     }
 
     #[test]
@@ -454,7 +503,14 @@ mod tests {
         let text = "Goto\n\nCollaborating Authors\n\n\u{a0}Robotics\n\nA Robot Learns to Walk\n\nThe Verge\n\nMay 18, 2026\n\nResearchers built a robot that learns to walk in an afternoon, and it is quite good at it.\n\nShort Item Without Summary\n\nReuters\n\nAnother Robot Story\n\nWired\n\nThis one has a summary again, long enough to be prose for the parser to see.\n";
         let entries = parse_text(text, &ctx()).unwrap();
         let titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
-        assert_eq!(titles, ["A Robot Learns to Walk", "Short Item Without Summary", "Another Robot Story"]);
+        assert_eq!(
+            titles,
+            [
+                "A Robot Learns to Walk",
+                "Short Item Without Summary",
+                "Another Robot Story"
+            ]
+        );
         assert_eq!(entries[0].published, NaiveDate::from_ymd_opt(2026, 5, 18));
         assert_eq!(entries[1].source.as_deref(), Some("Reuters"));
         assert_eq!(entries[1].summary, "");
@@ -467,7 +523,10 @@ mod tests {
         let mut bytes = b"\xEF\xBB\xBF".to_vec();
         bytes.extend(plain.replace('\n', " \r\n").as_bytes());
         let mangled = super::super::decode(&bytes);
-        assert_eq!(parse_text(&mangled, &ctx()).unwrap(), parse_text(&plain, &ctx()).unwrap());
+        assert_eq!(
+            parse_text(&mangled, &ctx()).unwrap(),
+            parse_text(&plain, &ctx()).unwrap()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! Day headings (`h3`: "Showing new listings for Monday, 20 May 2024",
 //! "Tue, 21 May 2024 (showing 25 of 130 entries)") date the entries that follow them.
 
-use scraper::{ElementRef, Html};
+use scraper::ElementRef;
 use url::Url;
 
 use super::markup::{self, text_of};
@@ -30,10 +30,11 @@ impl PageFormat for Arxiv {
         if page_kind(text) != PageKind::Markup {
             return false;
         }
-        let listing_url = ctx
-            .url
-            .is_some_and(|u| u.host_str().is_some_and(|h| h.ends_with("arxiv.org")) && u.path().starts_with("/list/"));
-        listing_url || (text.contains("list-title") && text.contains("/abs/") && text.contains("<dt"))
+        let listing_url = ctx.url.is_some_and(|u| {
+            u.host_str().is_some_and(|h| h.ends_with("arxiv.org")) && u.path().starts_with("/list/")
+        });
+        listing_url
+            || (text.contains("list-title") && text.contains("/abs/") && text.contains("<dt"))
     }
 
     fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
@@ -44,7 +45,7 @@ impl PageFormat for Arxiv {
 /// Parses an arXiv listing page into entries, in page order, each id once (the same
 /// paper can be listed as a new submission and again as a cross-list on some pages).
 pub fn parse_listing(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let doc = Html::parse_document(text);
+    let doc = markup::parse_document(NAME, text)?;
     let walk = markup::selector(NAME, "h1, h2, h3, h4, dt, dd")?;
     let abs_sel = markup::selector(NAME, "a[href*=\"/abs/\"]")?;
     let title_sel = markup::selector(NAME, ".list-title")?;
@@ -133,7 +134,8 @@ pub fn parse_listing(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, P
     if entries.is_empty() && !saw_dt {
         return Err(ParseError::Malformed {
             format: NAME,
-            reason: "no listing entries (dl > dt with an /abs/ link, dd with .list-title) found".into(),
+            reason: "no listing entries (dl > dt with an /abs/ link, dd with .list-title) found"
+                .into(),
         });
     }
     Ok(entries)
@@ -214,19 +216,27 @@ pub fn arxiv_id_in(text: &str) -> Option<String> {
 /// there and is not followed by more id-like characters.
 fn id_prefix_len(s: &str) -> Option<usize> {
     let b = s.as_bytes();
-    let digits_at = |from: usize| b.get(from..).map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count());
+    let digits_at = |from: usize| {
+        b.get(from..)
+            .map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count())
+    };
     let end = if digits_at(0) == 4 && b.get(4) == Some(&b'.') && matches!(digits_at(5), 4 | 5) {
         // New style: YYMM.NNNNN
         5 + digits_at(5)
     } else {
         // Old style: archive[.SUBJ]/YYMMNNN
-        let archive = b.iter().take_while(|c| c.is_ascii_lowercase() || **c == b'-').count();
+        let archive = b
+            .iter()
+            .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
+            .count();
         if archive < 2 {
             return None;
         }
         let mut i = archive;
         if b.get(i) == Some(&b'.') {
-            let subj = b.get(i + 1..).map_or(0, |r| r.iter().take_while(|c| c.is_ascii_uppercase()).count());
+            let subj = b.get(i + 1..).map_or(0, |r| {
+                r.iter().take_while(|c| c.is_ascii_uppercase()).count()
+            });
             if subj != 2 {
                 return None;
             }
@@ -270,12 +280,30 @@ mod tests {
 
     #[test]
     fn finds_ids_in_links_and_text() {
-        assert_eq!(arxiv_id_in("https://arxiv.org/abs/2405.12345v2").as_deref(), Some("2405.12345"));
-        assert_eq!(arxiv_id_in("http://arxiv.org/pdf/2405.12345.pdf").as_deref(), Some("2405.12345"));
-        assert_eq!(arxiv_id_in("oai:arXiv.org:2405.12345v1").as_deref(), Some("2405.12345"));
-        assert_eq!(arxiv_id_in("arXiv:hep-th/9901001").as_deref(), Some("hep-th/9901001"));
-        assert_eq!(arxiv_id_in("/papers/2405.12345").as_deref(), Some("2405.12345"));
-        assert_eq!(arxiv_id_in("https://huggingface.co/papers/2405.12345#community").as_deref(), Some("2405.12345"));
+        assert_eq!(
+            arxiv_id_in("https://arxiv.org/abs/2405.12345v2").as_deref(),
+            Some("2405.12345")
+        );
+        assert_eq!(
+            arxiv_id_in("http://arxiv.org/pdf/2405.12345.pdf").as_deref(),
+            Some("2405.12345")
+        );
+        assert_eq!(
+            arxiv_id_in("oai:arXiv.org:2405.12345v1").as_deref(),
+            Some("2405.12345")
+        );
+        assert_eq!(
+            arxiv_id_in("arXiv:hep-th/9901001").as_deref(),
+            Some("hep-th/9901001")
+        );
+        assert_eq!(
+            arxiv_id_in("/papers/2405.12345").as_deref(),
+            Some("2405.12345")
+        );
+        assert_eq!(
+            arxiv_id_in("https://huggingface.co/papers/2405.12345#community").as_deref(),
+            Some("2405.12345")
+        );
         assert_eq!(arxiv_id_in("/papers/date/2024-05-20"), None);
         assert_eq!(arxiv_id_in("https://example.com/post/1"), None);
         assert_eq!(arxiv_id_in("arxiv:\u{e9}\u{e9}"), None);

@@ -208,7 +208,9 @@ fn parse_iso(text: &str) -> Option<(RawDate, &str)> {
     let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
     let rest = text.get(10..)?;
     // The time part of a timestamp is debris for a date.
-    let rest = rest.strip_prefix(['T', 't']).map_or(rest, |r| r.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == '.'));
+    let rest = rest.strip_prefix(['T', 't']).map_or(rest, |r| {
+        r.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == '.')
+    });
     Some((RawDate::Full(date), rest))
 }
 
@@ -259,7 +261,9 @@ fn month_number(word: &str) -> Option<u32> {
     months
         .iter()
         .zip(1u32..)
-        .find(|((short, long), _)| lower == *short || lower == *long || (*short == "sep" && lower == "sept"))
+        .find(|((short, long), _)| {
+            lower == *short || lower == *long || (*short == "sep" && lower == "sept")
+        })
         .map(|(_, n)| n)
 }
 
@@ -267,8 +271,23 @@ fn month_number(word: &str) -> Option<u32> {
 fn is_weekday(word: &str) -> bool {
     matches!(
         word.to_ascii_lowercase().as_str(),
-        "mon" | "monday" | "tue" | "tues" | "tuesday" | "wed" | "wednesday" | "thu" | "thur" | "thurs"
-            | "thursday" | "fri" | "friday" | "sat" | "saturday" | "sun" | "sunday"
+        "mon"
+            | "monday"
+            | "tue"
+            | "tues"
+            | "tuesday"
+            | "wed"
+            | "wednesday"
+            | "thu"
+            | "thur"
+            | "thurs"
+            | "thursday"
+            | "fri"
+            | "friday"
+            | "sat"
+            | "saturday"
+            | "sun"
+            | "sunday"
     )
 }
 
@@ -367,7 +386,9 @@ impl<'a> Scanner<'a> {
             let (Some(head), Some(tail)) = (rest.get(..2), rest.get(2..)) else {
                 return;
             };
-            if head.eq_ignore_ascii_case(suffix) && !tail.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            if head.eq_ignore_ascii_case(suffix)
+                && !tail.starts_with(|c: char| c.is_ascii_alphabetic())
+            {
                 self.pos += 2;
                 return;
             }
@@ -403,7 +424,12 @@ mod tests {
 
     #[test]
     fn day_month_year_shapes() {
-        for text in ["5 Feb 2024", "05 February 2024", "5th of February 2024", "5. Feb 2024"] {
+        for text in [
+            "5 Feb 2024",
+            "05 February 2024",
+            "5th of February 2024",
+            "5. Feb 2024",
+        ] {
             assert_eq!(parse_date(text, REF()), Some(d(2024, 2, 5)), "{text}");
         }
     }
@@ -411,20 +437,41 @@ mod tests {
     #[test]
     fn iso_and_timestamps_keep_the_written_date() {
         assert_eq!(parse_date("2024-02-05", REF()), Some(d(2024, 2, 5)));
-        assert_eq!(parse_date("2024-02-05T23:30:00-05:00", REF()), Some(d(2024, 2, 5)));
-        assert_eq!(parse_date("2024-02-05T10:00:00.000Z", REF()), Some(d(2024, 2, 5)));
+        assert_eq!(
+            parse_date("2024-02-05T23:30:00-05:00", REF()),
+            Some(d(2024, 2, 5))
+        );
+        assert_eq!(
+            parse_date("2024-02-05T10:00:00.000Z", REF()),
+            Some(d(2024, 2, 5))
+        );
         assert_eq!(parse_date("2024-02-05 10:00", REF()), Some(d(2024, 2, 5)));
-        assert_eq!(parse_date("Mon, 05 Feb 2024 10:00:00 +0000", REF()), Some(d(2024, 2, 5)));
-        assert_eq!(parse_date("Mon, 05 Feb 2024 10:00:00 GMT", REF()), Some(d(2024, 2, 5)));
-        assert_eq!(parse_date("Monday, 20 May 2024", REF()), Some(d(2024, 5, 20)));
-        assert_eq!(parse_date("Mar-5-2024, 14:00:00 GMT", REF()), Some(d(2024, 3, 5)));
+        assert_eq!(
+            parse_date("Mon, 05 Feb 2024 10:00:00 +0000", REF()),
+            Some(d(2024, 2, 5))
+        );
+        assert_eq!(
+            parse_date("Mon, 05 Feb 2024 10:00:00 GMT", REF()),
+            Some(d(2024, 2, 5))
+        );
+        assert_eq!(
+            parse_date("Monday, 20 May 2024", REF()),
+            Some(d(2024, 5, 20))
+        );
+        assert_eq!(
+            parse_date("Mar-5-2024, 14:00:00 GMT", REF()),
+            Some(d(2024, 3, 5))
+        );
     }
 
     #[test]
     fn trailing_page_debris_is_ignored() {
         assert_eq!(parse_date("Dec 19, 2025 1", REF()), Some(d(2025, 12, 19)));
         assert_eq!(parse_date("May 28, 2025 4", REF()), Some(d(2025, 5, 28)));
-        assert_eq!(parse_date("Dec 19, 2025\u{a0}12 ", REF()), Some(d(2025, 12, 19)));
+        assert_eq!(
+            parse_date("Dec 19, 2025\u{a0}12 ", REF()),
+            Some(d(2025, 12, 19))
+        );
         assert_eq!(parse_date("Dec 30 1", REF()), Some(d(2025, 12, 30)));
     }
 
@@ -452,7 +499,11 @@ mod tests {
         // Captured 2026-01-03: Dec 30 is last year, Jan 2 this year.
         assert_eq!(parse_date("Dec 30", REF()), Some(d(2025, 12, 30)));
         assert_eq!(parse_date("Jan 2", REF()), Some(d(2026, 1, 2)));
-        assert_eq!(parse_date("Jan 3", REF()), Some(d(2026, 1, 3)), "same day is not after");
+        assert_eq!(
+            parse_date("Jan 3", REF()),
+            Some(d(2026, 1, 3)),
+            "same day is not after"
+        );
         assert_eq!(parse_date("Jan 4", REF()), Some(d(2025, 1, 4)));
         assert_eq!(parse_date("7 May", d(2026, 5, 20)), Some(d(2026, 5, 7)));
         assert_eq!(parse_date("May 7", d(2026, 5, 6)), Some(d(2025, 5, 7)));
@@ -476,26 +527,49 @@ mod tests {
             find_date("Tue, 21 May 2024 (showing 3 of 3 entries )", REF()),
             Some(d(2024, 5, 21))
         );
-        assert_eq!(find_date("New submissions (showing 3 of 3 entries)", REF()), None);
+        assert_eq!(
+            find_date("New submissions (showing 3 of 3 entries)", REF()),
+            None
+        );
     }
 
     #[test]
     fn explicit_formats_including_yearless() {
-        assert_eq!(parse_with_format("05/02/2024", "%d/%m/%Y", REF()), Some(d(2024, 2, 5)));
-        assert_eq!(parse_with_format("2024-02-05 10:00", "%Y-%m-%d %H:%M", REF()), Some(d(2024, 2, 5)));
-        assert_eq!(parse_with_format("30 Dec", "%d %b", REF()), Some(d(2025, 12, 30)));
+        assert_eq!(
+            parse_with_format("05/02/2024", "%d/%m/%Y", REF()),
+            Some(d(2024, 2, 5))
+        );
+        assert_eq!(
+            parse_with_format("2024-02-05 10:00", "%Y-%m-%d %H:%M", REF()),
+            Some(d(2024, 2, 5))
+        );
+        assert_eq!(
+            parse_with_format("30 Dec", "%d %b", REF()),
+            Some(d(2025, 12, 30))
+        );
         assert_eq!(parse_with_format("nonsense", "%d %b", REF()), None);
     }
 
     #[test]
     fn raw_keeps_yearless_unresolved() {
-        assert_eq!(parse_raw("May 7"), Some(RawDate::Yearless { month: 5, day: 7 }));
+        assert_eq!(
+            parse_raw("May 7"),
+            Some(RawDate::Yearless { month: 5, day: 7 })
+        );
         assert_eq!(parse_raw("May 7, 2024"), Some(RawDate::Full(d(2024, 5, 7))));
     }
 
     #[test]
     fn odd_input_never_panics() {
-        for text in ["\u{fffd}\u{fffd}", "2024-", "2024-02-0", "Feb 5, 20", "é 5 Feb", "5\u{e9}", "Feb 5th\u{e9}"] {
+        for text in [
+            "\u{fffd}\u{fffd}",
+            "2024-",
+            "2024-02-0",
+            "Feb 5, 20",
+            "é 5 Feb",
+            "5\u{e9}",
+            "Feb 5th\u{e9}",
+        ] {
             let _ = parse_date(text, REF());
             let _ = find_date(text, REF());
         }

@@ -47,13 +47,17 @@ pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
         // feed wrote it ("Tue, 19 May 2026 22:30:00 -0400" is the 19th, not the UTC
         // 20th). feed-rs wants a UTC instant, so the date travels as its midnight.
         .timestamp_parser(move |text| {
-            dates::parse_date(text, reference).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
+            dates::parse_date(text, reference)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
         })
         .build();
-    let feed = parser.parse(text.as_bytes()).map_err(|e| ParseError::Malformed {
-        format: NAME,
-        reason: format!("not a readable RSS, Atom or JSON feed: {e}"),
-    })?;
+    let feed = parser
+        .parse(text.as_bytes())
+        .map_err(|e| ParseError::Malformed {
+            format: NAME,
+            reason: format!("not a readable RSS, Atom or JSON feed: {e}"),
+        })?;
     let source = feed
         .title
         .as_ref()
@@ -67,7 +71,11 @@ pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
 }
 
 /// One entry from a feed item; `None` for an item with neither title nor text.
-fn entry_from_item(item: &model::Entry, source: Option<&str>, ctx: &ParseContext<'_>) -> Option<Entry> {
+fn entry_from_item(
+    item: &model::Entry,
+    source: Option<&str>,
+    ctx: &ParseContext<'_>,
+) -> Option<Entry> {
     let summary = item
         .summary
         .as_ref()
@@ -88,11 +96,7 @@ fn entry_from_item(item: &model::Entry, source: Option<&str>, ctx: &ParseContext
         .filter(|t| !t.is_empty())
         // RSS 2.0 allows items with only a description; their first words stand in.
         .or_else(|| (!summary.is_empty()).then(|| headline_from(&summary)))?;
-    let mut authors: Vec<String> = item
-        .authors
-        .iter()
-        .filter_map(person_name)
-        .collect();
+    let mut authors: Vec<String> = item.authors.iter().filter_map(person_name).collect();
     if let [one] = authors.as_slice() {
         if let Some(list) = split_author_list(one) {
             authors = list;
@@ -162,7 +166,11 @@ fn split_author_list(names: &str) -> Option<Vec<String>> {
 
 /// The first sentence (at most 100 characters) of a summary, for items without a title.
 fn headline_from(summary: &str) -> String {
-    let sentence = summary.split_inclusive(". ").next().unwrap_or(summary).trim();
+    let sentence = summary
+        .split_inclusive(". ")
+        .next()
+        .unwrap_or(summary)
+        .trim();
     let mut out: String = sentence.chars().take(100).collect();
     if out.len() < sentence.len() {
         out.push('…');
@@ -219,7 +227,10 @@ mod tests {
 
     #[test]
     fn root_element_skips_prolog() {
-        assert_eq!(root_element("<?xml version=\"1.0\"?>\n<!-- c -->\n<rss version=\"2.0\">"), "rss");
+        assert_eq!(
+            root_element("<?xml version=\"1.0\"?>\n<!-- c -->\n<rss version=\"2.0\">"),
+            "rss"
+        );
         assert_eq!(root_element("<rdf:RDF xmlns:rdf=\"x\">"), "rdf:RDF");
         assert_eq!(root_element("<!DOCTYPE html><html>"), "html");
         assert_eq!(root_element("<?xml"), "");
@@ -232,7 +243,11 @@ mod tests {
     fn author_lists_split_only_into_full_names() {
         assert_eq!(
             split_author_list("Ngozi Okafor, Erik Lindqvist and Haruto Tanaka"),
-            Some(vec!["Ngozi Okafor".into(), "Erik Lindqvist".into(), "Haruto Tanaka".into()])
+            Some(vec![
+                "Ngozi Okafor".into(),
+                "Erik Lindqvist".into(),
+                "Haruto Tanaka".into()
+            ])
         );
         assert_eq!(split_author_list("Smith, John"), None);
         assert_eq!(split_author_list("Ada Example"), None);
@@ -240,7 +255,10 @@ mod tests {
 
     #[test]
     fn headline_is_first_sentence_capped() {
-        assert_eq!(headline_from("One thing happened. Then more."), "One thing happened.");
+        assert_eq!(
+            headline_from("One thing happened. Then more."),
+            "One thing happened."
+        );
         assert_eq!(headline_from(&"x".repeat(150)).chars().count(), 101);
     }
 }

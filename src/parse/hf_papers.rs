@@ -123,7 +123,11 @@ pub fn parse_text(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
 fn sniff_text(text: &str, ctx: &ParseContext<'_>) -> bool {
     let marked = text.lines().any(|line| {
         let line = text::trim(line);
-        MARKERS.iter().any(|m| line.eq_ignore_ascii_case(m)) || meta_part_authors(strip_bullets(line)).is_some()
+        MARKERS.iter().any(|m| line.eq_ignore_ascii_case(m))
+            || meta_part_authors(strip_bullets(line)).is_some()
+            || line
+                .get(..12)
+                .is_some_and(|head| head.eq_ignore_ascii_case("submitted by"))
     });
     marked && parse_text(text, ctx).is_ok_and(|e| !e.is_empty())
 }
@@ -236,7 +240,7 @@ fn classify(line: &str, reference: NaiveDate) -> Line {
         }
         if let Some(n) = meta_part_authors(part) {
             meta.authors = Some(n);
-        } else if let Some(d) = dates::parse_date(part, reference) {
+        } else if let Some(d) = dates::parse_date(strip_published(part), reference) {
             meta.date = Some(d);
         } else if !is_noise_part(part) {
             return Line::Text;
@@ -252,6 +256,18 @@ fn classify(line: &str, reference: NaiveDate) -> Line {
 /// Leading bullets and separators an authors line may carry ("  • 8 authors").
 fn strip_bullets(line: &str) -> &str {
     line.trim_matches(|c: char| text::is_space(c) || matches!(c, '·' | '•' | '|' | '-'))
+}
+
+/// Drops a "Published on" / "Published" label before a date ("Published on May 7").
+fn strip_published(part: &str) -> &str {
+    for label in ["published on ", "published "] {
+        if let Some(head) = part.get(..label.len()) {
+            if head.eq_ignore_ascii_case(label) {
+                return part.get(label.len()..).unwrap_or(part);
+            }
+        }
+    }
+    part
 }
 
 /// "8 authors" / "1 author" -> the count.
@@ -283,7 +299,8 @@ fn is_noise_part(part: &str) -> bool {
     }
     match lower.split_once(' ') {
         Some((n, word)) => {
-            n.bytes().all(|b| b.is_ascii_digit()) && matches!(word, "comment" | "comments" | "upvotes" | "upvote")
+            n.bytes().all(|b| b.is_ascii_digit())
+                && matches!(word, "comment" | "comments" | "upvotes" | "upvote")
         }
         None => false,
     }
@@ -377,7 +394,10 @@ fn assemble(blocks: Vec<Block>) -> Vec<Draft> {
     }
     drafts.extend(cur);
     // Everything before the first certain paper is page header ("Daily Papers" / "May 20").
-    let first = drafts.iter().position(Draft::is_substantial).unwrap_or(drafts.len());
+    let first = drafts
+        .iter()
+        .position(Draft::is_substantial)
+        .unwrap_or(drafts.len());
     drafts.drain(..first);
     drafts.retain(|d| !d.is_bare());
     drafts
@@ -399,7 +419,9 @@ pub fn parse_json(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
     if entries.is_empty() && !is_empty_listing(&value) {
         return Err(ParseError::Malformed {
             format: NAME,
-            reason: "JSON holds no paper objects (expected [{\"paper\": {\"id\", \"title\", ...}}])".into(),
+            reason:
+                "JSON holds no paper objects (expected [{\"paper\": {\"id\", \"title\", ...}}])"
+                    .into(),
         });
     }
     Ok(entries)
@@ -429,7 +451,12 @@ fn papers_in_json(value: &Value, ctx: &ParseContext<'_>) -> Vec<Entry> {
 /// title, publishedAt }`) or a bare paper (`{ id: "<arXiv id>", title, summary |
 /// authors }`, as search and trending lists hold them). Recursion depth is bounded by
 /// serde_json's own nesting limit.
-fn collect_papers(value: &Value, ctx: &ParseContext<'_>, out: &mut Vec<Entry>, seen: &mut HashSet<String>) {
+fn collect_papers(
+    value: &Value,
+    ctx: &ParseContext<'_>,
+    out: &mut Vec<Entry>,
+    seen: &mut HashSet<String>,
+) {
     match value {
         Value::Array(items) => {
             for item in items {
@@ -446,7 +473,10 @@ fn collect_papers(value: &Value, ctx: &ParseContext<'_>, out: &mut Vec<Entry>, s
             };
             match found {
                 Some(Some(entry)) => {
-                    let key = entry.arxiv_id.clone().unwrap_or_else(|| entry.title.clone());
+                    let key = entry
+                        .arxiv_id
+                        .clone()
+                        .unwrap_or_else(|| entry.title.clone());
                     if seen.insert(key) {
                         out.push(entry);
                     }
@@ -466,7 +496,9 @@ fn collect_papers(value: &Value, ctx: &ParseContext<'_>, out: &mut Vec<Entry>, s
 /// A paper object outside a daily-paper wrapper: an arXiv id, a title, and a summary or
 /// authors (so a JSON Feed item or a user object is never taken for one).
 fn is_bare_paper(obj: &Map<String, Value>) -> bool {
-    obj.get("id").and_then(Value::as_str).is_some_and(is_arxiv_id)
+    obj.get("id")
+        .and_then(Value::as_str)
+        .is_some_and(is_arxiv_id)
         && obj.get("title").and_then(Value::as_str).is_some()
         && (obj.contains_key("summary") || obj.contains_key("authors"))
 }
@@ -493,7 +525,11 @@ fn entry_from_json(
     let summary = paper
         .get("summary")
         .and_then(Value::as_str)
-        .or_else(|| wrapper.and_then(|w| w.get("summary")).and_then(Value::as_str))
+        .or_else(|| {
+            wrapper
+                .and_then(|w| w.get("summary"))
+                .and_then(Value::as_str)
+        })
         .map(clean_text)
         .unwrap_or_default();
     let authors: Vec<String> = paper
@@ -517,9 +553,17 @@ fn entry_from_json(
     let published = paper
         .get("publishedAt")
         .and_then(Value::as_str)
-        .or_else(|| wrapper.and_then(|w| w.get("publishedAt")).and_then(Value::as_str))
+        .or_else(|| {
+            wrapper
+                .and_then(|w| w.get("publishedAt"))
+                .and_then(Value::as_str)
+        })
         .and_then(|s| dates::parse_date(s, reference));
-    let id = paper.get("id").and_then(Value::as_str).map(str::trim).unwrap_or("");
+    let id = paper
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or("");
     let arxiv_id = is_arxiv_id(id).then(|| normalize_arxiv_id(id));
     Some(Entry {
         title,
@@ -566,7 +610,7 @@ fn sniff_html(text: &str, ctx: &ParseContext<'_>) -> bool {
 /// targets and keys). When no embedded JSON holds papers, reads the visible cards:
 /// `h3 > a[href="/papers/<id>"]` inside each article.
 pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let doc = Html::parse_document(text);
+    let doc = markup::parse_document(NAME, text)?;
     let props_sel = markup::selector(NAME, "[data-props]")?;
     let mut hydration: Vec<(bool, Value)> = doc
         .select(&props_sel)
@@ -592,7 +636,9 @@ pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
     if entries.is_empty() && !empty_daily {
         return Err(ParseError::Malformed {
             format: NAME,
-            reason: "no DailyPapers data-props and no paper cards (h3 > a[href^=\"/papers/\"]) found".into(),
+            reason:
+                "no DailyPapers data-props and no paper cards (h3 > a[href^=\"/papers/\"]) found"
+                    .into(),
         });
     }
     Ok(entries)
@@ -633,7 +679,11 @@ fn cards_from_markup(doc: &Html, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, P
             .unwrap_or_default();
         let card_text = text_of(card.root);
         let published = card.root.select(&time_sel).find_map(|t| {
-            let when = t.value().attr("datetime").map(str::to_owned).unwrap_or_else(|| text_of(t));
+            let when = t
+                .value()
+                .attr("datetime")
+                .map(str::to_owned)
+                .unwrap_or_else(|| text_of(t));
             dates::parse_date(&when, reference)
         });
         out.push(Entry {
@@ -692,12 +742,18 @@ mod tests {
 
     #[test]
     fn may20_capture_has_27_entries() {
-        assert_eq!(parse_fixture("hf_papers_may20.txt", at(2026, 5, 20)).len(), 27);
+        assert_eq!(
+            parse_fixture("hf_papers_may20.txt", at(2026, 5, 20)).len(),
+            27
+        );
     }
 
     #[test]
     fn apr17_capture_has_35_entries() {
-        assert_eq!(parse_fixture("hf_papers_apr17.txt", at(2026, 4, 17)).len(), 35);
+        assert_eq!(
+            parse_fixture("hf_papers_apr17.txt", at(2026, 4, 17)).len(),
+            35
+        );
     }
 
     #[test]
@@ -708,8 +764,14 @@ mod tests {
             e.title,
             "Enhancing Neural Subset Selection: Integrating Background Information into Set Representations"
         );
-        assert!(e.summary.starts_with("Learning neural subset selection tasks, such as compound selection"));
-        assert!(e.summary.ends_with("strategies in real-world contexts."), "{}", e.summary);
+        assert!(e
+            .summary
+            .starts_with("Learning neural subset selection tasks, such as compound selection"));
+        assert!(
+            e.summary.ends_with("strategies in real-world contexts."),
+            "{}",
+            e.summary
+        );
         assert_eq!(e.author_count, Some(8));
         assert!(e.authors.is_empty());
         assert_eq!(e.published, date(2024, 2, 5));
@@ -744,14 +806,21 @@ mod tests {
             e.title,
             "Reconstruction-Guided Slot Curriculum: Addressing Object Over-Fragmentation in Video Object-Centric Learning"
         );
-        assert!(e.summary.starts_with("Video Object-Centric Learning seeks to decompose raw videos"));
+        assert!(e
+            .summary
+            .starts_with("Video Object-Centric Learning seeks to decompose raw videos"));
         assert!(e.summary.ends_with("github.com/wjun0830/SlotCurri."));
         assert_eq!(e.author_count, None);
         assert_eq!(e.published, None);
         // The neighbour keeps its own title, summary and meta.
         let next = &entries[i + 1];
-        assert_eq!(next.title, "Understanding the Role of Invariance in Transfer Learning");
-        assert!(next.summary.starts_with("Transfer learning is a powerful technique"));
+        assert_eq!(
+            next.title,
+            "Understanding the Role of Invariance in Transfer Learning"
+        );
+        assert!(next
+            .summary
+            .starts_with("Transfer learning is a powerful technique"));
         assert_eq!(next.author_count, Some(3));
         assert_eq!(next.published, date(2024, 7, 5));
         let prev = &entries[i - 1];
@@ -761,7 +830,8 @@ mod tests {
 
     #[test]
     fn yearless_date_resolves_against_capture_time() {
-        let title = "Polynomial-Time Optimal Group Selection via the Double-Commutator Eigenvalue Problem";
+        let title =
+            "Polynomial-Time Optimal Group Selection via the Double-Commutator Eigenvalue Problem";
         let find = |captured| {
             parse_fixture("hf_papers_may20.txt", captured)
                 .into_iter()
@@ -792,7 +862,11 @@ mod tests {
             .find(|e| e.title == "The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models")
             .unwrap();
         assert_eq!(entropy.author_count, Some(17));
-        assert_eq!(entropy.published, date(2025, 5, 28), "upvote debris after the date");
+        assert_eq!(
+            entropy.published,
+            date(2025, 5, 28),
+            "upvote debris after the date"
+        );
         let anatomy = entries
             .iter()
             .find(|e| e.title.starts_with("Anatomy of a Lie"))
@@ -809,7 +883,10 @@ mod tests {
             .iter()
             .find(|e| e.title.starts_with("Causality and Renormalization"))
             .unwrap();
-        assert_eq!(phi.title, "Causality and Renormalization in Finite-Time-Path Out-of-Equilibrium φ^3 QFT");
+        assert_eq!(
+            phi.title,
+            "Causality and Renormalization in Finite-Time-Path Out-of-Equilibrium φ^3 QFT"
+        );
         let last = entries.last().unwrap();
         assert_eq!(last.author_count, Some(42));
         assert_eq!(last.published, date(2024, 11, 18));
@@ -828,10 +905,18 @@ mod tests {
     fn crlf_bom_nbsp_and_trailing_blanks_parse_the_same() {
         let plain = fixture("hf_papers_may20.txt");
         let mut bytes = b"\xEF\xBB\xBF".to_vec();
-        bytes.extend(plain.replace('\n', "  \r\n").replace("\r\n\r\n", "\r\n\u{a0}\r\n").as_bytes());
+        bytes.extend(
+            plain
+                .replace('\n', "  \r\n")
+                .replace("\r\n\r\n", "\r\n\u{a0}\r\n")
+                .as_bytes(),
+        );
         let mangled = super::super::decode(&bytes);
         let ctx = ParseContext::at(at(2026, 5, 20));
-        assert_eq!(parse_text(&mangled, &ctx).unwrap(), parse_text(&plain, &ctx).unwrap());
+        assert_eq!(
+            parse_text(&mangled, &ctx).unwrap(),
+            parse_text(&plain, &ctx).unwrap()
+        );
     }
 
     #[test]
@@ -842,21 +927,41 @@ mod tests {
         let text = super::super::decode(&bytes);
         let entries = parse_text(&text, &ParseContext::at(at(2026, 5, 20))).unwrap();
         assert_eq!(entries.len(), 27);
-        assert_eq!(entries[1].title, "Sub\u{fffd}graph Permutation Equivariant Networks");
+        assert_eq!(
+            entries[1].title,
+            "Sub\u{fffd}graph Permutation Equivariant Networks"
+        );
         assert_eq!(entries[1].author_count, Some(2));
     }
 
     #[test]
     fn capture_without_header_and_with_submitted_by_lines() {
-        let text = "Submitted by\nakhaliq\n\n42\n\nFirst Paper Title\n\nWe propose a method that does a thing, and show that it works on many benchmarks.\n\n · 8 authors\n3\n\nSubmitted by\nsomeone\n\n7\n\nSecond Paper Title\n\nThis abstract is also long enough to be read as prose by the parser, surely.\n\nThird Paper Without Abstract\n\n· 2 authors · May 19\n";
+        let text = "Submitted by\nakhaliq\n\n42\n\nFirst Paper Title\n\nWe propose a method that does a thing, and show that it works on many benchmarks.\n\n · 8 authors\n3\n\nSubmitted by\nsomeone\n\n7\n\nSecond Paper Title\n\nThis abstract is also long enough to be read as prose by the parser, surely.\n\nThird Paper Without Abstract\n\n· 2 authors · Published on May 19\n";
         let entries = parse_text(text, &ParseContext::at(at(2026, 5, 20))).unwrap();
         let titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
-        assert_eq!(titles, ["First Paper Title", "Second Paper Title", "Third Paper Without Abstract"]);
+        assert_eq!(
+            titles,
+            [
+                "First Paper Title",
+                "Second Paper Title",
+                "Third Paper Without Abstract"
+            ]
+        );
         assert_eq!(entries[0].author_count, Some(8));
         assert_eq!(entries[1].author_count, None);
         assert_eq!(entries[2].author_count, Some(2));
         assert_eq!(entries[2].published, date(2026, 5, 19));
         assert_eq!(entries[2].summary, "");
+    }
+
+    #[test]
+    fn capture_without_header_or_author_lines_is_still_sniffed() {
+        let text = "Submitted by akhaliq\n\n12\n\nA Paper Title\n\nThe abstract of the paper, long enough to read as prose for the parser.\n";
+        let ctx = ParseContext::at(at(2026, 5, 20));
+        assert!(HfPapers.sniff(text, &ctx));
+        let entries = parse_text(text, &ctx).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].title, "A Paper Title");
     }
 
     #[test]

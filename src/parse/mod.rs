@@ -78,7 +78,9 @@ pub fn page_kind(text: &str) -> PageKind {
     let mut chars = body.chars();
     match (chars.next(), chars.next()) {
         (Some('<'), Some(c)) if c.is_ascii_alphabetic() || c == '!' || c == '?' => PageKind::Markup,
-        (Some('{' | '['), _) if serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() => PageKind::Json,
+        (Some('{' | '['), _) if serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() => {
+            PageKind::Json
+        }
         _ => PageKind::Text,
     }
 }
@@ -153,7 +155,11 @@ pub fn formats() -> &'static [&'static dyn PageFormat] {
 }
 
 /// Parses a page with the named format, or the first that sniffs it when `format` is `auto`.
-pub fn parse_page(bytes: &[u8], format: &str, ctx: &ParseContext<'_>) -> Result<Parsed, ParseError> {
+pub fn parse_page(
+    bytes: &[u8],
+    format: &str,
+    ctx: &ParseContext<'_>,
+) -> Result<Parsed, ParseError> {
     let text = decode(bytes);
     if text.trim().is_empty() {
         return Err(ParseError::Empty);
@@ -162,7 +168,9 @@ pub fn parse_page(bytes: &[u8], format: &str, ctx: &ParseContext<'_>) -> Result<
         formats()
             .iter()
             .find(|f| f.sniff(&text, ctx))
-            .ok_or_else(|| ParseError::Unrecognized { hint: describe(&text) })?
+            .ok_or_else(|| ParseError::Unrecognized {
+                hint: describe(&text),
+            })?
     } else {
         formats()
             .iter()
@@ -178,7 +186,11 @@ pub fn parse_page(bytes: &[u8], format: &str, ctx: &ParseContext<'_>) -> Result<
 
 /// A short description of unrecognized content for the quarantine sidecar.
 fn describe(text: &str) -> String {
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     let mut first: String = first.chars().take(60).collect();
     if first.chars().any(|c| c == '\u{fffd}' || c.is_control()) {
         first = "binary or non-text content".to_owned();

@@ -14,7 +14,7 @@
 //! Every selector but `item` applies within one item. Relative links resolve against
 //! the page URL. This format never sniffs: it is used when a source names it.
 
-use scraper::{ElementRef, Html, Selector};
+use scraper::{ElementRef, Selector};
 
 use super::arxiv::arxiv_id_in;
 use super::markup::{self, resolve_link, text_of};
@@ -85,9 +85,13 @@ fn compile(css: &str, key: &str) -> Result<Selector, ParseError> {
 
 /// Parses a page with explicit selectors. Items without a title are skipped; a page
 /// where `item` matches nothing is an error (the site most likely changed).
-pub fn parse_with(text: &str, config: &SelectorsConfig, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+pub fn parse_with(
+    text: &str,
+    config: &SelectorsConfig,
+    ctx: &ParseContext<'_>,
+) -> Result<Vec<Entry>, ParseError> {
     let sel = Compiled::new(config)?;
-    let doc = Html::parse_document(text);
+    let doc = markup::parse_document(NAME, text)?;
     let reference = ctx.reference_date();
     let mut matched = 0usize;
     let mut entries = Vec::new();
@@ -107,24 +111,36 @@ pub fn parse_with(text: &str, config: &SelectorsConfig, ctx: &ParseContext<'_>) 
             .and_then(|s| markup::first(item, s))
             .map(text_of)
             .unwrap_or_default();
-        let published = sel.date.as_ref().and_then(|s| markup::first(item, s)).and_then(|el| {
-            let attr = el.value().attr("datetime").or_else(|| el.value().attr("content"));
-            let shown = text_of(el);
-            match &config.date_format {
-                Some(format) => [attr.unwrap_or(""), shown.as_str()]
-                    .into_iter()
-                    .find_map(|t| dates::parse_with_format(t, format, reference))
-                    .or_else(|| attr.and_then(|a| dates::parse_date(a, reference))),
-                None => attr
-                    .and_then(|a| dates::parse_date(a, reference))
-                    .or_else(|| dates::parse_date(&shown, reference))
-                    .or_else(|| dates::find_date(&shown, reference)),
-            }
-        });
+        let published = sel
+            .date
+            .as_ref()
+            .and_then(|s| markup::first(item, s))
+            .and_then(|el| {
+                let attr = el
+                    .value()
+                    .attr("datetime")
+                    .or_else(|| el.value().attr("content"));
+                let shown = text_of(el);
+                match &config.date_format {
+                    Some(format) => [attr.unwrap_or(""), shown.as_str()]
+                        .into_iter()
+                        .find_map(|t| dates::parse_with_format(t, format, reference))
+                        .or_else(|| attr.and_then(|a| dates::parse_date(a, reference))),
+                    None => attr
+                        .and_then(|a| dates::parse_date(a, reference))
+                        .or_else(|| dates::parse_date(&shown, reference))
+                        .or_else(|| dates::find_date(&shown, reference)),
+                }
+            });
         let authors: Vec<String> = sel
             .authors
             .as_ref()
-            .map(|s| item.select(s).map(text_of).filter(|n| !n.is_empty()).collect())
+            .map(|s| {
+                item.select(s)
+                    .map(text_of)
+                    .filter(|n| !n.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         entries.push(Entry {
             title,
@@ -141,7 +157,10 @@ pub fn parse_with(text: &str, config: &SelectorsConfig, ctx: &ParseContext<'_>) 
     if matched == 0 {
         return Err(ParseError::Malformed {
             format: NAME,
-            reason: format!("selectors.item {:?} matched nothing on the page", config.item),
+            reason: format!(
+                "selectors.item {:?} matched nothing on the page",
+                config.item
+            ),
         });
     }
     Ok(entries)

@@ -14,7 +14,11 @@ pub fn is_blank(line: &str) -> bool {
 /// Whitespace as captures contain it: Unicode White_Space (NBSP included) plus the
 /// zero-width characters browsers copy along.
 pub fn is_space(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{feff}' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}'
+        )
 }
 
 /// Trims capture whitespace (see [`is_space`]) from both ends.
@@ -97,7 +101,9 @@ mod tests {
         assert!(is_title_like("Gradient is All You Need?"));
         assert!(is_title_like("Al Jazeera"));
         assert!(!is_prose("Objects in Generated Videos Are Slower Than They Appear: Models Suffer Sub-Earth Gravity and Don't Know Galileo's Principle...for now"));
-        assert!(is_prose("We study things. We find that they are other things in many cases."));
+        assert!(is_prose(
+            "We study things. We find that they are other things in many cases."
+        ));
         assert!(is_prose(&"word ".repeat(60)));
     }
 }
