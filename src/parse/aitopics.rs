@@ -36,12 +36,7 @@ impl PageFormat for AiTopics {
 
     fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
         match page_kind(text) {
-            PageKind::Markup => {
-                ctx.url
-                    .is_some_and(|u| u.host_str().is_some_and(|h| h.ends_with("aitopics.org")))
-                    || text.contains("aitopics.org")
-                    || text.contains("AITopics")
-            }
+            PageKind::Markup => sniff_html(text, ctx),
             PageKind::Json => false,
             PageKind::Text => sniff_text(text, ctx),
         }
@@ -242,6 +237,29 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
 // ---------------------------------------------------------------------------------
 // HTML page
 // ---------------------------------------------------------------------------------
+
+/// Whether an HTML page is an AITopics page: fetched from aitopics.org, or saved from
+/// it (its `<title>` names AITopics, or it links documents as `aitopics.org/doc/` or
+/// site-relative `/doc/`). A page that merely mentions the site is not claimed.
+fn sniff_html(text: &str, ctx: &ParseContext<'_>) -> bool {
+    if ctx
+        .url
+        .is_some_and(|u| u.host_str().is_some_and(|h| h.ends_with("aitopics.org")))
+    {
+        return true;
+    }
+    let lower = text.to_ascii_lowercase();
+    let title = lower
+        .find("<title")
+        .and_then(|start| {
+            let rest = lower.get(start..)?;
+            rest.find("</title").and_then(|end| rest.get(..end))
+        })
+        .unwrap_or("");
+    title.contains("aitopics")
+        || lower.contains("aitopics.org/doc/")
+        || (lower.contains("aitopics.org") && lower.contains("href=\"/doc/"))
+}
 
 /// What a part of an item is, told by the words of its class names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
