@@ -157,8 +157,10 @@ struct Item {
 }
 
 /// Matches an item at `blocks[i..]`: title, then publisher and an optional date in
-/// either order, then a summary if one follows.
-fn item_at(blocks: &[Block], i: usize) -> Option<Item> {
+/// either order, then a summary if one follows. The summary is prose; with
+/// `short_summary` (past the header) a short line counts too when the next item starts
+/// right after it, so a one-line teaser is neither lost nor taken for a title.
+fn item_at(blocks: &[Block], i: usize, short_summary: bool) -> Option<Item> {
     let title = blocks.get(i)?.text().filter(|t| is_title_like(t))?;
     let mut j = i + 1;
     let mut date = None;
@@ -172,7 +174,13 @@ fn item_at(blocks: &[Block], i: usize) -> Option<Item> {
         date = Some(*d);
         j += 1;
     }
-    let summary = blocks.get(j).and_then(Block::text).filter(|t| is_prose(t));
+    let starts_item = |k: usize| {
+        k >= blocks.len() || item_at(blocks, k, false).is_some_and(|n| n.summary.is_some())
+    };
+    let summary = blocks
+        .get(j)
+        .and_then(Block::text)
+        .filter(|t| is_prose(t) || (short_summary && starts_item(j + 1)));
     if summary.is_some() {
         j += 1;
     }
@@ -197,7 +205,7 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
     let mut entries = Vec::new();
     let mut i = 0;
     while i < blocks.len() {
-        let found = item_at(blocks, i);
+        let found = item_at(blocks, i, !entries.is_empty());
         let take = match &found {
             // A complete item always counts.
             Some(item) if item.summary.is_some() => true,
@@ -208,7 +216,7 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
                 !entries.is_empty() && {
                     let next = i + item.len;
                     next >= blocks.len()
-                        || item_at(blocks, next).is_some_and(|n| n.summary.is_some())
+                        || item_at(blocks, next, false).is_some_and(|n| n.summary.is_some())
                 }
             }
             None => false,
@@ -518,7 +526,7 @@ mod tests {
 
     #[test]
     fn capture_with_dates_and_a_missing_summary() {
-        let text = "Goto\n\nCollaborating Authors\n\n\u{a0}Robotics\n\nA Robot Learns to Walk\n\nThe Verge\n\nMay 18, 2026\n\nResearchers built a robot that learns to walk in an afternoon, and it is quite good at it.\n\nShort Item Without Summary\n\nReuters\n\nAnother Robot Story\n\nWired\n\nThis one has a summary again, long enough to be prose for the parser to see.\n";
+        let text = "Goto\n\nCollaborating Authors\n\n\u{a0}Robotics\n\nA Robot Learns to Walk\n\nThe Verge\n\nMay 18, 2026\n\nResearchers built a robot that learns to walk in an afternoon, and it is quite good at it.\n\nShort Item Without Summary\n\nReuters\n\nAnother Robot Story\n\nWired\n\nThis one has a summary again, long enough to be prose for the parser to see.\n\nA Teaser Item\n\nBBC\n\nRobots, briefly\n\nLast Robot Story\n\nAP\n\nAnd a last summary that is long enough to be prose for the parser to see.\n";
         let entries = parse_text(text, &ctx()).unwrap();
         let titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
         assert_eq!(
@@ -526,9 +534,13 @@ mod tests {
             [
                 "A Robot Learns to Walk",
                 "Short Item Without Summary",
-                "Another Robot Story"
+                "Another Robot Story",
+                "A Teaser Item",
+                "Last Robot Story"
             ]
         );
+        assert_eq!(entries[3].summary, "Robots, briefly");
+        assert_eq!(entries[4].source.as_deref(), Some("AP"));
         assert_eq!(entries[0].published, NaiveDate::from_ymd_opt(2026, 5, 18));
         assert_eq!(entries[1].source.as_deref(), Some("Reuters"));
         assert_eq!(entries[1].summary, "");

@@ -76,6 +76,7 @@ const BOILERPLATE: &[&str] = &[
     "subscribe",
     "daily papers",
     "byak and the research community",
+    "by ak and the research community",
     "trending papers",
     "upvote",
     "upvoted",
@@ -91,6 +92,7 @@ const BOILERPLATE: &[&str] = &[
 const MARKERS: &[&str] = &[
     "get trending papers in your email inbox!",
     "byak and the research community",
+    "by ak and the research community",
     "daily papers",
 ];
 
@@ -350,6 +352,11 @@ impl Draft {
     }
 }
 
+/// Whether text ends like a sentence (titles rarely do).
+fn ends_sentence(text: &str) -> bool {
+    text.ends_with(['.', '!', '…'])
+}
+
 /// A title never runs this long; prose this long after a summary continues it.
 const LONGEST_TITLE: usize = 250;
 
@@ -357,7 +364,9 @@ const LONGEST_TITLE: usize = 250;
 fn assemble(blocks: Vec<Block>) -> Vec<Draft> {
     let mut drafts: Vec<Draft> = Vec::new();
     let mut cur: Option<Draft> = None;
-    for block in blocks {
+    let mut blocks = blocks.into_iter().peekable();
+    while let Some(block) = blocks.next() {
+        let meta_follows = matches!(blocks.peek(), Some(Block::Meta(_)));
         match block {
             Block::Meta(m) => {
                 // A meta block with no open entry is the page's own date line: skipped.
@@ -371,8 +380,14 @@ fn assemble(blocks: Vec<Block>) -> Vec<Draft> {
                 let long = t.chars().count() >= LONGEST_TITLE;
                 cur = match cur.take() {
                     None => (!long).then(|| Draft::new(t)),
-                    Some(mut d) if d.summary.is_none() && is_prose(&t) => {
-                        // The summary, whether it comes before the meta block or after it.
+                    Some(mut d)
+                        if d.summary.is_none()
+                            && (is_prose(&t)
+                                || (meta_follows && d.meta.is_none() && ends_sentence(&t))) =>
+                    {
+                        // The summary, whether it comes before the meta block or after
+                        // it; a short one is known by ending a sentence right above the
+                        // meta block.
                         d.summary = Some(t);
                         Some(d)
                     }
@@ -962,6 +977,17 @@ mod tests {
         let entries = parse_text(text, &ctx).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].title, "A Paper Title");
+    }
+
+    #[test]
+    fn short_summary_above_the_meta_block_is_a_summary() {
+        let text = "Daily Papers\n\nA Long Paper\n\nAn abstract that is long enough to be prose for the parser, surely it is.\n\n  • 2 authors\n\nA Terse Paper\n\nWe fix it.\n\n  • 1 authors\n·\nMay 2\n";
+        let entries = parse_text(text, &ParseContext::at(at(2026, 5, 20))).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].title, "A Terse Paper");
+        assert_eq!(entries[1].summary, "We fix it.");
+        assert_eq!(entries[1].author_count, Some(1));
+        assert_eq!(entries[1].published, date(2026, 5, 2));
     }
 
     #[test]
