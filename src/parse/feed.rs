@@ -25,10 +25,16 @@ impl PageFormat for Feed {
         NAME
     }
 
-    fn sniff(&self, text: &str, _ctx: &ParseContext<'_>) -> bool {
+    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
+        // A server that says it sends a feed is believed for markup and JSON bodies;
+        // otherwise the document's root decides.
+        let declared = ctx.content_type.is_some_and(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.contains("rss") || ct.contains("atom") || ct.contains("feed+json")
+        });
         match page_kind(text) {
-            PageKind::Markup => is_feed_root(root_element(text)),
-            PageKind::Json => is_json_feed(text),
+            PageKind::Markup => declared || is_feed_root(root_element(text)),
+            PageKind::Json => declared || is_json_feed(text),
             PageKind::Text => false,
         }
     }
