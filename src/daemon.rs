@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 
 use crate::alert::{outbox, Notifiers, RuleSet};
 use crate::config::{Config, SourceConfig, SourceKind};
+use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::parse::{self, ParseContext};
 use crate::publish::Publisher;
 use crate::server::{self, AppState};
@@ -24,6 +26,7 @@ use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
 use crate::sources::{Capture, Outcome, Page};
 use crate::store::{self, Ingest, Matcher, SharedStore, Store, StoreError};
+use crate::systemd::{self, Heartbeat, Watchdog};
 
 /// How long shutdown waits for in-flight work before giving up on it.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -138,14 +141,6 @@ pub fn process_page(
     }
 }
 
-/// The parts of the running daemon that reload replaces.
-struct Live {
-    config: RwLock<Arc<Config>>,
-    matcher: RwLock<Arc<dyn Matcher + Send + Sync>>,
-    /// Why the last reload was refused, until one succeeds (for the status page).
-    reload_error: RwLock<Option<String>>,
-}
-
 /// The alert side of a config, built before anything is switched so a reload with a
 /// bad rule or notifier changes nothing.
 struct Alerts {
@@ -174,9 +169,20 @@ struct OutboxTask {
 }
 
 impl OutboxTask {
-    fn start(store: SharedStore, notifiers: Arc<Notifiers>, wake: Arc<Notify>) -> OutboxTask {
+    fn start(
+        store: SharedStore,
+        notifiers: Arc<Notifiers>,
+        wake: Arc<Notify>,
+        metrics: &Metrics,
+        heartbeat: Option<&Heartbeat>,
+    ) -> OutboxTask {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(outbox::run(store, notifiers, stopped, wake));
+        let options = outbox::OutboxOptions {
+            metrics: Some(metrics.clone()),
+            heartbeat: heartbeat.cloned(),
+            ..outbox::OutboxOptions::default()
+        };
+        let task = tokio::spawn(outbox::run_with(store, notifiers, stopped, wake, options));
         OutboxTask { stop, task }
     }
 
@@ -184,22 +190,6 @@ impl OutboxTask {
     async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-    }
-}
-
-impl Live {
-    fn config(&self) -> Arc<Config> {
-        match self.config.read() {
-            Ok(c) => Arc::clone(&c),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    fn matcher(&self) -> Arc<dyn Matcher + Send + Sync> {
-        match self.matcher.read() {
-            Ok(m) => Arc::clone(&m),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
     }
 }
 
@@ -216,6 +206,7 @@ struct Sources {
     tx: mpsc::Sender<Capture>,
     store: SharedStore,
     gate: HostGate,
+    metrics: Metrics,
 }
 
 impl Sources {
@@ -261,7 +252,9 @@ impl Sources {
                 })
             }
             SourceKind::Http => match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
-                Ok(source) => tokio::spawn(source.run(tx, stopped)),
+                Ok(source) => {
+                    tokio::spawn(source.with_metrics(self.metrics.clone()).run(tx, stopped))
+                }
                 Err(e) => {
                     tracing::error!(source = %name, error = %e, "cannot start http source");
                     return;
@@ -294,25 +287,16 @@ impl Sources {
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     let config = Arc::new(config);
-    let store = {
-        let config = Arc::clone(&config);
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|e| DaemonError::Signal(std::io::Error::other(e)))??
-    };
-    let generation = store::lock(&store)
-        .generation()
-        .map_err(|source| DaemonError::Store {
-            path: database_path(&config),
-            source,
-        })?;
+    let (store, generation) = open_with_generation(&config).await?;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;
-    let live = Arc::new(Live {
-        config: RwLock::new(Arc::clone(&config)),
-        matcher: RwLock::new(alerts.rules.clone()),
-        reload_error: RwLock::new(None),
-    });
+    let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
+    let metrics = Metrics::new();
+    metrics.prime(
+        config.sources.iter().map(|s| s.name.get_ref().as_str()),
+        std::iter::once("log").chain(config.notifiers.iter().map(|n| n.name.get_ref().as_str())),
+    );
+    let heartbeat = Heartbeat::new();
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -326,6 +310,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         publisher: Arc::clone(&publisher),
         store: store.clone(),
         token: Arc::clone(&token),
+        metrics: metrics.clone(),
+        live: Arc::clone(&live),
     });
     let (shutdown_tx, shutdown) = watch::channel(false);
 
@@ -343,22 +329,45 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     let outbox_wake = Arc::new(Notify::new());
     let pipeline = tokio::spawn(pipeline(
         rx,
-        store.clone(),
-        Arc::clone(&live),
-        Arc::clone(&publisher),
-        Arc::clone(&outbox_wake),
+        Pipeline {
+            store: store.clone(),
+            live: Arc::clone(&live),
+            publisher: Arc::clone(&publisher),
+            outbox_wake: Arc::clone(&outbox_wake),
+            metrics: metrics.clone(),
+            pulse: Some(heartbeat.register("pipeline")),
+        },
     ));
     let writer = tokio::spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
-    let mut outbox_task =
-        OutboxTask::start(store.clone(), alerts.notifiers, Arc::clone(&outbox_wake));
+    let mut outbox_task = OutboxTask::start(
+        store.clone(),
+        alerts.notifiers,
+        Arc::clone(&outbox_wake),
+        &metrics,
+        Some(&heartbeat),
+    );
+    let monitor = tokio::spawn(monitor(
+        store.clone(),
+        Arc::clone(&live),
+        metrics.clone(),
+        heartbeat.register("store"),
+        shutdown.clone(),
+    ));
+    let watchdog = Watchdog::from_env(heartbeat.clone()).map(|w| {
+        tracing::info!(interval = ?w.interval(), "systemd watchdog enabled");
+        tokio::spawn(w.run(shutdown.clone()))
+    });
 
     let mut sources = Sources {
         running: HashMap::new(),
         tx,
         store: store.clone(),
         gate: HostGate::default(),
+        metrics: metrics.clone(),
     };
     sources.apply(&config);
+    // The store is open and the server listens: ready for systemd's `Type=notify`.
+    notify_systemd(systemd::ready());
 
     let mut signals = Signals::install()?;
     while signals.next().await == Signal::Reload {
@@ -378,19 +387,24 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             Ok(ok) => ok,
             Err(e) => {
                 tracing::error!(error = %e, "new config refused; the running config stays");
-                *write(&live.reload_error) = Some(e);
+                live.reload_refused(e);
                 continue;
             }
         };
         let new = Arc::new(new);
         sources.apply(&new);
         publisher.reconfigure(&new);
-        *write(&token) = new.server.token.clone();
-        *write(&live.matcher) = alerts.rules;
-        *write(&live.config) = Arc::clone(&new);
-        *write(&live.reload_error) = None;
+        *crate::live::write(&token) = new.server.token.clone();
+        live.switch(Arc::clone(&new), alerts.rules);
+        // Queued deliveries live in the store: the new worker picks them up.
         outbox_task.stop().await;
-        outbox_task = OutboxTask::start(store.clone(), alerts.notifiers, Arc::clone(&outbox_wake));
+        outbox_task = OutboxTask::start(
+            store.clone(),
+            alerts.notifiers,
+            Arc::clone(&outbox_wake),
+            &metrics,
+            Some(&heartbeat),
+        );
         if new.server.listen != config.server.listen {
             tracing::warn!("server.listen changed; it takes effect at the next restart");
         }
@@ -398,6 +412,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
 
     tracing::info!("shutting down");
+    notify_systemd(systemd::stopping());
     sources.stop_all().await;
     drop(sources); // drops the last pipeline sender: the pipeline drains and ends
     if tokio::time::timeout(SHUTDOWN_DEADLINE, pipeline)
@@ -409,6 +424,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     let _ = shutdown_tx.send(true);
     outbox_task.stop().await;
     let _ = writer.await;
+    let _ = monitor.await;
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
     match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
         Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
         Ok(_) => {}
@@ -418,10 +437,86 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     Ok(())
 }
 
-/// Takes a write lock, recovering from poisoning (the values are whole replacements).
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Opens the store off the async workers and reads its generation.
+async fn open_with_generation(config: &Arc<Config>) -> Result<(SharedStore, u64), DaemonError> {
+    let store = {
+        let config = Arc::clone(config);
+        tokio::task::spawn_blocking(move || open_store(&config))
+            .await
+            .map_err(|_| DaemonError::Task("open store"))??
+    };
+    let generation = store::lock(&store)
+        .generation()
+        .map_err(|source| DaemonError::Store {
+            path: database_path(config),
+            source,
+        })?;
+    Ok((store, generation))
+}
+
+/// sd_notify failures are worth a log line, never a stop.
+fn notify_systemd(result: Result<(), systemd::NotifyError>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Checks every second that the store answers (its pulse feeds the watchdog: a stuck
+/// store lock stops the pings and systemd restarts us), and every ten seconds updates
+/// the pending-alerts gauge and systemd's one-line STATUS.
+async fn monitor(
+    store: SharedStore,
+    live: Arc<Live>,
+    metrics: Metrics,
+    pulse: systemd::Pulse,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = ticks.tick() => {}
+        }
+        let store2 = store.clone();
+        let detailed = n % 10 == 0;
+        let probe = tokio::task::spawn_blocking(move || {
+            let s = store::lock(&store2);
+            let generation = s.generation()?;
+            let extra = if detailed {
+                Some((s.item_count()?, s.outbox_counts()?))
+            } else {
+                None
+            };
+            Ok::<_, StoreError>((generation, extra))
+        })
+        .await;
+        n += 1;
+        match probe {
+            Ok(Ok((_, extra))) => {
+                pulse.touch();
+                if let Some((items, outbox)) = extra {
+                    metrics.set_pending(outbox.pending);
+                    let config = live.config();
+                    let line = format!(
+                        "{items} items; {} sources; {} alerts pending, {} failed{}",
+                        config.sources.len(),
+                        outbox.pending,
+                        outbox.failed,
+                        if live.reload_error().is_some() {
+                            "; last reload refused"
+                        } else {
+                            ""
+                        }
+                    );
+                    notify_systemd(systemd::status(&line));
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "store check failed"),
+            Err(_) => tracing::error!("store check task failed"),
+        }
+    }
 }
 
 /// What a signal asks of the daemon.
@@ -461,20 +556,37 @@ impl Signals {
 
 /// Takes captures one at a time until every sender is gone: parse, ingest, answer the
 /// source, tell the publisher and the outbox.
-async fn pipeline(
-    mut rx: mpsc::Receiver<Capture>,
+/// What the pipeline task works with.
+struct Pipeline {
     store: SharedStore,
     live: Arc<Live>,
     publisher: Arc<Publisher>,
     outbox_wake: Arc<Notify>,
-) {
-    while let Some(Capture { page, reply }) = rx.recv().await {
-        let store2 = store.clone();
-        let config = live.config();
-        let matcher = live.matcher();
+    metrics: Metrics,
+    /// Touched on every capture and every idle second: the pipeline is alive.
+    pulse: Option<systemd::Pulse>,
+}
+
+async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
+    let mut idle = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        if let Some(pulse) = &p.pulse {
+            pulse.touch();
+        }
+        let capture = tokio::select! {
+            capture = rx.recv() => capture,
+            _ = idle.tick() => continue,
+        };
+        let Some(Capture { page, reply }) = capture else {
+            return;
+        };
+        let store = p.store.clone();
+        let config = p.live.config();
+        let matcher = p.live.matcher();
+        let started = std::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
-            let outcome = process_page(&store2, &page, &config, matcher.as_ref());
-            let generation = store::lock(&store2).generation().ok();
+            let outcome = process_page(&store, &page, &config, matcher.as_ref());
+            let generation = store::lock(&store).generation().ok();
             (page, outcome, generation)
         });
         let (page, outcome, generation) = match job.await {
@@ -484,6 +596,7 @@ async fn pipeline(
                 continue;
             }
         };
+        let dropped = page.url.is_none();
         match &outcome {
             Outcome::Ingested { format, report } => {
                 tracing::info!(
@@ -491,22 +604,38 @@ async fn pipeline(
                     new = report.new, updated = report.updated, unchanged = report.unchanged,
                     alerts = report.queued, "ingested page"
                 );
+                let entries = report.new + report.updated + report.unchanged;
+                p.metrics.record_ingest(
+                    &page.source,
+                    entries as u64,
+                    report.new as u64,
+                    started.elapsed().as_secs_f64(),
+                );
                 if report.queued > 0 {
-                    outbox_wake.notify_one();
+                    p.outbox_wake.notify_one();
                 }
             }
             Outcome::Duplicate => {
                 tracing::info!(source = %page.source, origin = %page.origin, "same capture seen before; skipped")
             }
             Outcome::Failed { reason } => {
-                tracing::warn!(source = %page.source, origin = %page.origin, %reason, "page refused")
+                tracing::warn!(source = %page.source, origin = %page.origin, %reason, "page refused");
+                p.metrics.record_parse_failure(&page.source);
             }
             Outcome::Deferred { reason } => {
                 tracing::error!(source = %page.source, origin = %page.origin, %reason, "page not stored; will retry")
             }
         }
+        if dropped {
+            // HTTP sources keep their health in the store; drop folders here.
+            let result = match &outcome {
+                Outcome::Ingested { .. } | Outcome::Duplicate => Ok(()),
+                Outcome::Failed { reason } | Outcome::Deferred { reason } => Err(reason.as_str()),
+            };
+            p.live.record_folder(&page.source, result);
+        }
         if let Some(g) = generation {
-            publisher.store_changed(g);
+            p.publisher.store_changed(g);
         }
         // The source may have stopped listening (shutdown); the page is stored either way.
         let _ = reply.send(outcome);
@@ -528,32 +657,22 @@ pub struct PassReport {
 /// feeds are rendered and written. The same pipeline as the daemon, without a server.
 pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     let config = Arc::new(config);
-    let store = {
-        let config = Arc::clone(&config);
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|e| DaemonError::Signal(std::io::Error::other(e)))??
-    };
-    let generation = store::lock(&store)
-        .generation()
-        .map_err(|source| DaemonError::Store {
-            path: database_path(&config),
-            source,
-        })?;
+    let (store, generation) = open_with_generation(&config).await?;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;
-    let live = Arc::new(Live {
-        config: RwLock::new(Arc::clone(&config)),
-        matcher: RwLock::new(alerts.rules.clone()),
-        reload_error: RwLock::new(None),
-    });
+    let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
+    let metrics = Metrics::new();
     let (tx, rx) = mpsc::channel::<Capture>(64);
     let pipeline = tokio::spawn(pipeline(
         rx,
-        store.clone(),
-        Arc::clone(&live),
-        Arc::clone(&publisher),
-        Arc::new(Notify::new()),
+        Pipeline {
+            store: store.clone(),
+            live,
+            publisher: Arc::clone(&publisher),
+            outbox_wake: Arc::new(Notify::new()),
+            metrics: metrics.clone(),
+            pulse: None,
+        },
     ));
     // No politeness gap within one pass beyond the per-host serialisation.
     let gate = HostGate::default();
@@ -577,7 +696,7 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     let reports = futures_util::future::join_all(passes).await;
     drop(tx);
     let _ = pipeline.await;
-    deliver_due(&store, alerts.notifiers).await;
+    deliver_due(&store, alerts.notifiers, &metrics).await;
     if let Err(e) = publisher.write_all().await {
         tracing::warn!(error = %e, "cannot write feed files");
     }
@@ -587,7 +706,7 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
 /// Gives every delivery that is due now one attempt (`lookout once`): runs the outbox
 /// worker until nothing is due, or a minute has passed. Retries scheduled later stay
 /// queued for the next pass or the daemon.
-async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>) {
+async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>, metrics: &Metrics) {
     let due = |store: SharedStore| async move {
         tokio::task::spawn_blocking(move || {
             store::lock(&store)
@@ -602,7 +721,7 @@ async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>) {
         return;
     }
     let wake = Arc::new(Notify::new());
-    let worker = OutboxTask::start(store.clone(), notifiers, Arc::clone(&wake));
+    let worker = OutboxTask::start(store.clone(), notifiers, Arc::clone(&wake), metrics, None);
     wake.notify_one();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while due(store.clone()).await && tokio::time::Instant::now() < deadline {
@@ -747,18 +866,15 @@ pub async fn import(
         .map_or_else(|| "auto".to_owned(), |s| s.format.get_ref().clone());
     let config = Arc::new(config);
     let rules = Alerts::build(&config)?.rules;
-    let store = {
-        let config = Arc::clone(&config);
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|_| DaemonError::Task("open store"))??
-    };
+    let (store, _) = open_with_generation(&config).await?;
     let summary = {
         let store = store.clone();
         let config = Arc::clone(&config);
-        tokio::task::spawn_blocking(move || import_files(&store, &config, rules.as_ref(), &files, &source, &format))
-            .await
-            .map_err(|_| DaemonError::Task("import"))?
+        tokio::task::spawn_blocking(move || {
+            import_files(&store, &config, rules.as_ref(), &files, &source, &format)
+        })
+        .await
+        .map_err(|_| DaemonError::Task("import"))?
     };
     let generation = store::lock(&store).generation().unwrap_or(0);
     let publisher = Arc::new(Publisher::new(store, &config, generation));

@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod entry;
 pub mod feed;
+pub mod live;
 pub mod metrics;
 pub mod parse;
 pub mod publish;

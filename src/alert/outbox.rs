@@ -56,8 +56,8 @@ use tokio::time::Instant;
 use super::message::Message;
 use super::notifiers::{Notifiers, NotifyError};
 use crate::metrics::Metrics;
-use crate::systemd::Heartbeat;
 use crate::store::{Delivery, SharedStore, Store, StoreError};
+use crate::systemd::Heartbeat;
 
 /// Attempts for rows whose notifier is not configured, before they are marked failed.
 /// With the default backoff that spans about two hours.
@@ -338,7 +338,11 @@ async fn deliver(
         }),
     };
     if let Some(m) = &options.metrics {
-        m.record_delivery(&notifier_name, result.is_ok(), started.elapsed().as_secs_f64());
+        m.record_delivery(
+            &notifier_name,
+            result.is_ok(),
+            started.elapsed().as_secs_f64(),
+        );
     }
     let max_attempts = notifier.map_or(MISSING_NOTIFIER_MAX_ATTEMPTS, |n| n.max_attempts());
     let attempt = rows.iter().map(|r| r.attempts).max().unwrap_or(0) + 1;
