@@ -731,7 +731,7 @@ async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>, metrics: &M
 }
 
 async fn folder_pass(cfg: &SourceConfig, tx: &mpsc::Sender<Capture>) -> (bool, String) {
-    let source = FolderSource::new(cfg);
+    let mut source = FolderSource::new(cfg);
     match source.once(tx).await {
         Err(e) => (false, e.to_string()),
         Ok(outcomes) => {

@@ -29,6 +29,7 @@ fn fast() -> OutboxOptions {
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(40),
         drain: Duration::from_secs(5),
+        ..OutboxOptions::default()
     }
 }
 

@@ -58,7 +58,8 @@ impl MessageItem {
         MessageItem {
             key: item.key.clone(),
             title: item.title.clone(),
-            link: item.link.clone().filter(|l| !l.is_empty()),
+            // The same link the feeds give (a search link for a text capture's paper).
+            link: crate::feed::feed_link_for(item),
             summary: item.summary.clone(),
             authors: item.authors.clone(),
             source: item.source.clone(),
