@@ -353,9 +353,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         heartbeat.register("store"),
         shutdown.clone(),
     ));
+    // Its own switch: pings end before STOPPING=1 is sent, not after the drain.
+    let (watchdog_stop, watchdog_stopped) = watch::channel(false);
     let watchdog = Watchdog::from_env(heartbeat.clone()).map(|w| {
         tracing::info!(interval = ?w.interval(), "systemd watchdog enabled");
-        tokio::spawn(w.run(shutdown.clone()))
+        tokio::spawn(w.run(watchdog_stopped))
     });
 
     let mut sources = Sources {
@@ -412,6 +414,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
 
     tracing::info!("shutting down");
+    let _ = watchdog_stop.send(true);
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
     notify_systemd(systemd::stopping());
     sources.stop_all().await;
     drop(sources); // drops the last pipeline sender: the pipeline drains and ends
@@ -425,9 +431,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     outbox_task.stop().await;
     let _ = writer.await;
     let _ = monitor.await;
-    if let Some(w) = watchdog {
-        let _ = w.await;
-    }
     match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
         Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
         Ok(_) => {}
