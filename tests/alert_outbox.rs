@@ -488,7 +488,10 @@ async fn a_slow_receiver_does_not_hold_up_other_notifiers() {
     wait_for(&store, "both fast rows delivered", |c| c.delivered == 2).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while slow.received_requests().await.map_or(0, |r| r.len()) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "slow request never arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slow request never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     worker.stop().await;
