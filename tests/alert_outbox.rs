@@ -32,7 +32,6 @@ fn fast() -> OutboxOptions {
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(40),
         drain: Duration::from_secs(5),
-        // Whatever else the daemon wires in (metrics, heartbeat) stays at its default.
         ..OutboxOptions::default()
     }
 }
