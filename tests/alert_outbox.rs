@@ -24,7 +24,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 // The struct update keeps this compiling when the daemon adds fields (metrics,
 // heartbeat) that tests leave at their defaults; until then it updates nothing.
-#[allow(clippy::needless_update)]
 fn fast() -> OutboxOptions {
     OutboxOptions {
         poll: Duration::from_millis(20),
