@@ -111,7 +111,7 @@ pub fn process_page(
         content_type: page.content_type.as_deref(),
         selectors,
     };
-    let parsed = match parse::parse_page(&page.body, &page.format, &ctx) {
+    let mut parsed = match parse::parse_page(&page.body, &page.format, &ctx) {
         Ok(p) => p,
         Err(e) => {
             return Outcome::Failed {
@@ -119,6 +119,9 @@ pub fn process_page(
             }
         }
     };
+    // Entries of one capture share their first-seen time and feeds break the tie by
+    // insertion order, newest last: ingest bottom-up so the page's top entry leads.
+    parsed.entries.reverse();
     let batch = Ingest {
         source: &page.source,
         origin: &page.origin,
@@ -286,7 +289,14 @@ impl Sources {
 
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
-    let config = Arc::new(config);
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(config.server.listen);
+    let config = Arc::new(with_base_url(config, bound));
     let (store, generation) = open_with_generation(&config).await?;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;
@@ -297,14 +307,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         std::iter::once("log").chain(config.notifiers.iter().map(|n| n.name.get_ref().as_str())),
     );
     let heartbeat = Heartbeat::new();
-
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.server.listen,
-            source,
-        })?;
-    let bound = listener.local_addr().unwrap_or(config.server.listen);
     let token = Arc::new(RwLock::new(config.server.token.clone()));
     let app = server::router(AppState {
         publisher: Arc::clone(&publisher),
@@ -379,6 +381,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         };
         // Everything that can fail is built first; only then is anything switched.
         let built = Config::load(path)
+            .map(|new| with_base_url(new, bound))
             .map_err(|e| e.to_string())
             .and_then(|new| {
                 Alerts::build(&new)
@@ -438,6 +441,15 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Feeds need absolute links: without a configured `base_url`, the address actually
+/// bound (which differs from the config for port 0) is the base.
+fn with_base_url(mut config: Config, bound: std::net::SocketAddr) -> Config {
+    if config.server.base_url.is_none() {
+        config.server.base_url = Some(format!("http://{bound}"));
+    }
+    config
 }
 
 /// Opens the store off the async workers and reads its generation.
