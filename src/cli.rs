@@ -167,6 +167,7 @@ mod tests {
             parse(&["import", "captures/"]),
             Command::Import {
                 dir: "captures/".into(),
+                source: None,
                 config: None
             }
         );

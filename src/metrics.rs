@@ -195,16 +195,16 @@ impl Metrics {
             let labels = SourceLabels {
                 source: source.to_owned(),
             };
-            self.entries_ingested.get_or_create(&labels);
-            self.new_items.get_or_create(&labels);
-            self.parse_failures.get_or_create(&labels);
+            self.entries_ingested.get_or_create_owned(&labels);
+            self.new_items.get_or_create_owned(&labels);
+            self.parse_failures.get_or_create_owned(&labels);
         }
         for notifier in notifiers {
             let labels = NotifierLabels {
                 notifier: notifier.to_owned(),
             };
-            self.alerts_delivered.get_or_create(&labels);
-            self.alerts_failed.get_or_create(&labels);
+            self.alerts_delivered.get_or_create_owned(&labels);
+            self.alerts_failed.get_or_create_owned(&labels);
         }
     }
 
