@@ -1,7 +1,7 @@
 //! The `lookout` command line: parse arguments, call the library. Thin on purpose.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
