@@ -15,14 +15,18 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ConfigError, SourceConfig, SourceKind};
+use crate::alert::{outbox, Notifiers, RuleSet};
+use crate::config::{Config, SourceConfig, SourceKind};
+use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::parse::{self, ParseContext};
 use crate::publish::Publisher;
 use crate::server::{self, AppState};
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
 use crate::sources::{Capture, Outcome, Page};
-use crate::store::{self, Ingest, Matcher, NoRules, SharedStore, Store, StoreError};
+use crate::store::{self, Ingest, Matcher, SharedStore, Store, StoreError};
+use crate::systemd::{self, Heartbeat, Watchdog};
 
 /// How long shutdown waits for in-flight work before giving up on it.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -52,6 +56,20 @@ pub enum DaemonError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// Alert rules or notifiers could not be built from the config.
+    #[error("alerts: {0}")]
+    Alerts(String),
+    /// The import folder could not be read.
+    #[error("reading import folder {path}: {source}")]
+    ImportDir {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A blocking task panicked.
+    #[error("{0} task failed")]
+    Task(&'static str),
 }
 
 /// The SQLite database file inside a state directory.
@@ -93,7 +111,7 @@ pub fn process_page(
         content_type: page.content_type.as_deref(),
         selectors,
     };
-    let parsed = match parse::parse_page(&page.body, &page.format, &ctx) {
+    let mut parsed = match parse::parse_page(&page.body, &page.format, &ctx) {
         Ok(p) => p,
         Err(e) => {
             return Outcome::Failed {
@@ -101,6 +119,9 @@ pub fn process_page(
             }
         }
     };
+    // Entries of one capture share their first-seen time and feeds break the tie by
+    // insertion order, newest last: ingest bottom-up so the page's top entry leads.
+    parsed.entries.reverse();
     let batch = Ingest {
         source: &page.source,
         origin: &page.origin,
@@ -123,25 +144,55 @@ pub fn process_page(
     }
 }
 
-/// The parts of the running daemon that reload replaces.
-struct Live {
-    config: RwLock<Arc<Config>>,
-    matcher: RwLock<Arc<dyn Matcher + Send + Sync>>,
+/// The alert side of a config, built before anything is switched so a reload with a
+/// bad rule or notifier changes nothing.
+struct Alerts {
+    rules: Arc<RuleSet>,
+    notifiers: Arc<Notifiers>,
 }
 
-impl Live {
-    fn config(&self) -> Arc<Config> {
-        match self.config.read() {
-            Ok(c) => Arc::clone(&c),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+impl Alerts {
+    fn build(config: &Config) -> Result<Alerts, DaemonError> {
+        let rules =
+            RuleSet::compile(&config.alerts).map_err(|e| DaemonError::Alerts(e.to_string()))?;
+        let notifiers =
+            Notifiers::from_config(config).map_err(|e| DaemonError::Alerts(e.to_string()))?;
+        Ok(Alerts {
+            rules: Arc::new(rules),
+            notifiers: Arc::new(notifiers),
+        })
+    }
+}
+
+/// The running outbox worker and the switch that stops it. Reload replaces it whole:
+/// queued deliveries live in the store, so nothing is lost in between.
+struct OutboxTask {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl OutboxTask {
+    fn start(
+        store: SharedStore,
+        notifiers: Arc<Notifiers>,
+        wake: Arc<Notify>,
+        metrics: &Metrics,
+        heartbeat: Option<&Heartbeat>,
+    ) -> OutboxTask {
+        let (stop, stopped) = watch::channel(false);
+        let options = outbox::OutboxOptions {
+            metrics: Some(metrics.clone()),
+            heartbeat: heartbeat.cloned(),
+            ..outbox::OutboxOptions::default()
+        };
+        let task = tokio::spawn(outbox::run_with(store, notifiers, stopped, wake, options));
+        OutboxTask { stop, task }
     }
 
-    fn matcher(&self) -> Arc<dyn Matcher + Send + Sync> {
-        match self.matcher.read() {
-            Ok(m) => Arc::clone(&m),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+    /// Stops taking rows and waits for sends in flight (the worker has its own deadline).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
     }
 }
 
@@ -158,6 +209,7 @@ struct Sources {
     tx: mpsc::Sender<Capture>,
     store: SharedStore,
     gate: HostGate,
+    metrics: Metrics,
 }
 
 impl Sources {
@@ -203,7 +255,9 @@ impl Sources {
                 })
             }
             SourceKind::Http => match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
-                Ok(source) => tokio::spawn(source.run(tx, stopped)),
+                Ok(source) => {
+                    tokio::spawn(source.with_metrics(self.metrics.clone()).run(tx, stopped))
+                }
                 Err(e) => {
                     tracing::error!(source = %name, error = %e, "cannot start http source");
                     return;
@@ -235,25 +289,6 @@ impl Sources {
 
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
-    let config = Arc::new(config);
-    let store = {
-        let config = Arc::clone(&config);
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|e| DaemonError::Signal(std::io::Error::other(e)))??
-    };
-    let generation = store::lock(&store)
-        .generation()
-        .map_err(|source| DaemonError::Store {
-            path: database_path(&config),
-            source,
-        })?;
-    let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
-    let live = Arc::new(Live {
-        config: RwLock::new(Arc::clone(&config)),
-        matcher: RwLock::new(Arc::new(NoRules)),
-    });
-
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -261,11 +296,24 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             source,
         })?;
     let bound = listener.local_addr().unwrap_or(config.server.listen);
+    let config = Arc::new(with_base_url(config, bound));
+    let (store, generation) = open_with_generation(&config).await?;
+    let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
+    let alerts = Alerts::build(&config)?;
+    let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
+    let metrics = Metrics::new();
+    metrics.prime(
+        config.sources.iter().map(|s| s.name.get_ref().as_str()),
+        std::iter::once("log").chain(config.notifiers.iter().map(|n| n.name.get_ref().as_str())),
+    );
+    let heartbeat = Heartbeat::new();
     let token = Arc::new(RwLock::new(config.server.token.clone()));
     let app = server::router(AppState {
         publisher: Arc::clone(&publisher),
         store: store.clone(),
         token: Arc::clone(&token),
+        metrics: metrics.clone(),
+        live: Arc::clone(&live),
     });
     let (shutdown_tx, shutdown) = watch::channel(false);
 
@@ -283,45 +331,97 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     let outbox_wake = Arc::new(Notify::new());
     let pipeline = tokio::spawn(pipeline(
         rx,
-        store.clone(),
-        Arc::clone(&live),
-        Arc::clone(&publisher),
-        Arc::clone(&outbox_wake),
+        Pipeline {
+            store: store.clone(),
+            live: Arc::clone(&live),
+            publisher: Arc::clone(&publisher),
+            outbox_wake: Arc::clone(&outbox_wake),
+            metrics: metrics.clone(),
+            pulse: Some(heartbeat.register("pipeline")),
+        },
     ));
     let writer = tokio::spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
+    let mut outbox_task = OutboxTask::start(
+        store.clone(),
+        alerts.notifiers,
+        Arc::clone(&outbox_wake),
+        &metrics,
+        Some(&heartbeat),
+    );
+    let monitor = tokio::spawn(monitor(
+        store.clone(),
+        Arc::clone(&live),
+        metrics.clone(),
+        heartbeat.register("store"),
+        shutdown.clone(),
+    ));
+    // Its own switch: pings end before STOPPING=1 is sent, not after the drain.
+    let (watchdog_stop, watchdog_stopped) = watch::channel(false);
+    let watchdog = Watchdog::from_env(heartbeat.clone()).map(|w| {
+        tracing::info!(interval = ?w.interval(), "systemd watchdog enabled");
+        tokio::spawn(w.run(watchdog_stopped))
+    });
 
     let mut sources = Sources {
         running: HashMap::new(),
         tx,
         store: store.clone(),
         gate: HostGate::default(),
+        metrics: metrics.clone(),
     };
     sources.apply(&config);
+    // The store is open and the server listens: ready for systemd's `Type=notify`.
+    notify_systemd(systemd::ready());
 
-    wait_for_stop(|| {
+    let mut signals = Signals::install()?;
+    while signals.next().await == Signal::Reload {
         let Some(path) = &config_path else {
             tracing::warn!("SIGHUP ignored: running on the embedded default config");
-            return;
+            continue;
         };
-        match Config::load(path) {
-            Ok(new) => {
-                let new = Arc::new(new);
-                sources.apply(&new);
-                publisher.reconfigure(&new);
-                if let Ok(mut t) = token.write() {
-                    *t = new.server.token.clone();
-                }
-                if let Ok(mut c) = live.config.write() {
-                    *c = new;
-                }
-                tracing::info!(config = %path.display(), "config reloaded");
+        // Everything that can fail is built first; only then is anything switched.
+        let built = Config::load(path)
+            .map(|new| with_base_url(new, bound))
+            .map_err(|e| e.to_string())
+            .and_then(|new| {
+                Alerts::build(&new)
+                    .map(|a| (new, a))
+                    .map_err(|e| e.to_string())
+            });
+        let (new, alerts) = match built {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::error!(error = %e, "new config refused; the running config stays");
+                live.reload_refused(e);
+                continue;
             }
-            Err(e) => reload_refused(&e),
+        };
+        let new = Arc::new(new);
+        sources.apply(&new);
+        publisher.reconfigure(&new);
+        *crate::live::write(&token) = new.server.token.clone();
+        live.switch(Arc::clone(&new), alerts.rules);
+        // Queued deliveries live in the store: the new worker picks them up.
+        outbox_task.stop().await;
+        outbox_task = OutboxTask::start(
+            store.clone(),
+            alerts.notifiers,
+            Arc::clone(&outbox_wake),
+            &metrics,
+            Some(&heartbeat),
+        );
+        if new.server.listen != config.server.listen {
+            tracing::warn!("server.listen changed; it takes effect at the next restart");
         }
-    })
-    .await?;
+        tracing::info!(config = %path.display(), "config reloaded");
+    }
 
     tracing::info!("shutting down");
+    let _ = watchdog_stop.send(true);
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
+    notify_systemd(systemd::stopping());
     sources.stop_all().await;
     drop(sources); // drops the last pipeline sender: the pipeline drains and ends
     if tokio::time::timeout(SHUTDOWN_DEADLINE, pipeline)
@@ -331,7 +431,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         tracing::warn!("pipeline did not drain within {SHUTDOWN_DEADLINE:?}");
     }
     let _ = shutdown_tx.send(true);
+    outbox_task.stop().await;
     let _ = writer.await;
+    let _ = monitor.await;
     match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
         Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
         Ok(_) => {}
@@ -341,41 +443,165 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     Ok(())
 }
 
-fn reload_refused(e: &ConfigError) {
-    tracing::error!(error = %e, "new config refused; the running config stays");
+/// Feeds need absolute links: without a configured `base_url`, the address actually
+/// bound (which differs from the config for port 0) is the base.
+fn with_base_url(mut config: Config, bound: std::net::SocketAddr) -> Config {
+    if config.server.base_url.is_none() {
+        config.server.base_url = Some(format!("http://{bound}"));
+    }
+    config
 }
 
-/// Waits for SIGTERM or SIGINT, calling `reload` on each SIGHUP meanwhile.
-async fn wait_for_stop(mut reload: impl FnMut()) -> Result<(), DaemonError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+/// Opens the store off the async workers and reads its generation.
+async fn open_with_generation(config: &Arc<Config>) -> Result<(SharedStore, u64), DaemonError> {
+    let store = {
+        let config = Arc::clone(config);
+        tokio::task::spawn_blocking(move || open_store(&config))
+            .await
+            .map_err(|_| DaemonError::Task("open store"))??
+    };
+    let generation = store::lock(&store)
+        .generation()
+        .map_err(|source| DaemonError::Store {
+            path: database_path(config),
+            source,
+        })?;
+    Ok((store, generation))
+}
+
+/// sd_notify failures are worth a log line, never a stop.
+fn notify_systemd(result: Result<(), systemd::NotifyError>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Checks every second that the store answers (its pulse feeds the watchdog: a stuck
+/// store lock stops the pings and systemd restarts us), and every ten seconds updates
+/// the pending-alerts gauge and systemd's one-line STATUS.
+async fn monitor(
+    store: SharedStore,
+    live: Arc<Live>,
+    metrics: Metrics,
+    pulse: systemd::Pulse,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(),
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = ticks.tick() => {}
+        }
+        let store2 = store.clone();
+        let detailed = n % 10 == 0;
+        let probe = tokio::task::spawn_blocking(move || {
+            let s = store::lock(&store2);
+            let generation = s.generation()?;
+            let extra = if detailed {
+                Some((s.item_count()?, s.outbox_counts()?))
+            } else {
+                None
+            };
+            Ok::<_, StoreError>((generation, extra))
+        })
+        .await;
+        n += 1;
+        match probe {
+            Ok(Ok((_, extra))) => {
+                pulse.touch();
+                if let Some((items, outbox)) = extra {
+                    metrics.set_pending(outbox.pending);
+                    let config = live.config();
+                    let line = format!(
+                        "{items} items; {} sources; {} alerts pending, {} failed{}",
+                        config.sources.len(),
+                        outbox.pending,
+                        outbox.failed,
+                        if live.reload_error().is_some() {
+                            "; last reload refused"
+                        } else {
+                            ""
+                        }
+                    );
+                    notify_systemd(systemd::status(&line));
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "store check failed"),
+            Err(_) => tracing::error!("store check task failed"),
+        }
+    }
+}
+
+/// What a signal asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
+/// The signals the daemon listens to, installed once at start.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(DaemonError::Signal)?,
+            int: signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?,
+            hup: signal(SignalKind::hangup()).map_err(DaemonError::Signal)?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
 }
 
 /// Takes captures one at a time until every sender is gone: parse, ingest, answer the
 /// source, tell the publisher and the outbox.
-async fn pipeline(
-    mut rx: mpsc::Receiver<Capture>,
+/// What the pipeline task works with.
+struct Pipeline {
     store: SharedStore,
     live: Arc<Live>,
     publisher: Arc<Publisher>,
     outbox_wake: Arc<Notify>,
-) {
-    while let Some(Capture { page, reply }) = rx.recv().await {
-        let store2 = store.clone();
-        let config = live.config();
-        let matcher = live.matcher();
+    metrics: Metrics,
+    /// Touched on every capture and every idle second: the pipeline is alive.
+    pulse: Option<systemd::Pulse>,
+}
+
+async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
+    let mut idle = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        if let Some(pulse) = &p.pulse {
+            pulse.touch();
+        }
+        let capture = tokio::select! {
+            capture = rx.recv() => capture,
+            _ = idle.tick() => continue,
+        };
+        let Some(Capture { page, reply }) = capture else {
+            return;
+        };
+        let store = p.store.clone();
+        let config = p.live.config();
+        let matcher = p.live.matcher();
+        let started = std::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
-            let outcome = process_page(&store2, &page, &config, matcher.as_ref());
-            let generation = store::lock(&store2).generation().ok();
+            let outcome = process_page(&store, &page, &config, matcher.as_ref());
+            let generation = store::lock(&store).generation().ok();
             (page, outcome, generation)
         });
         let (page, outcome, generation) = match job.await {
@@ -385,6 +611,7 @@ async fn pipeline(
                 continue;
             }
         };
+        let dropped = page.url.is_none();
         match &outcome {
             Outcome::Ingested { format, report } => {
                 tracing::info!(
@@ -392,22 +619,38 @@ async fn pipeline(
                     new = report.new, updated = report.updated, unchanged = report.unchanged,
                     alerts = report.queued, "ingested page"
                 );
+                let entries = report.new + report.updated + report.unchanged;
+                p.metrics.record_ingest(
+                    &page.source,
+                    entries as u64,
+                    report.new as u64,
+                    started.elapsed().as_secs_f64(),
+                );
                 if report.queued > 0 {
-                    outbox_wake.notify_one();
+                    p.outbox_wake.notify_one();
                 }
             }
             Outcome::Duplicate => {
                 tracing::info!(source = %page.source, origin = %page.origin, "same capture seen before; skipped")
             }
             Outcome::Failed { reason } => {
-                tracing::warn!(source = %page.source, origin = %page.origin, %reason, "page refused")
+                tracing::warn!(source = %page.source, origin = %page.origin, %reason, "page refused");
+                p.metrics.record_parse_failure(&page.source);
             }
             Outcome::Deferred { reason } => {
                 tracing::error!(source = %page.source, origin = %page.origin, %reason, "page not stored; will retry")
             }
         }
+        if dropped {
+            // HTTP sources keep their health in the store; drop folders here.
+            let result = match &outcome {
+                Outcome::Ingested { .. } | Outcome::Duplicate => Ok(()),
+                Outcome::Failed { reason } | Outcome::Deferred { reason } => Err(reason.as_str()),
+            };
+            p.live.record_folder(&page.source, result);
+        }
         if let Some(g) = generation {
-            publisher.store_changed(g);
+            p.publisher.store_changed(g);
         }
         // The source may have stopped listening (shutdown); the page is stored either way.
         let _ = reply.send(outcome);
@@ -429,30 +672,22 @@ pub struct PassReport {
 /// feeds are rendered and written. The same pipeline as the daemon, without a server.
 pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     let config = Arc::new(config);
-    let store = {
-        let config = Arc::clone(&config);
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|e| DaemonError::Signal(std::io::Error::other(e)))??
-    };
-    let generation = store::lock(&store)
-        .generation()
-        .map_err(|source| DaemonError::Store {
-            path: database_path(&config),
-            source,
-        })?;
+    let (store, generation) = open_with_generation(&config).await?;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
-    let live = Arc::new(Live {
-        config: RwLock::new(Arc::clone(&config)),
-        matcher: RwLock::new(Arc::new(NoRules)),
-    });
+    let alerts = Alerts::build(&config)?;
+    let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
+    let metrics = Metrics::new();
     let (tx, rx) = mpsc::channel::<Capture>(64);
     let pipeline = tokio::spawn(pipeline(
         rx,
-        store.clone(),
-        Arc::clone(&live),
-        Arc::clone(&publisher),
-        Arc::new(Notify::new()),
+        Pipeline {
+            store: store.clone(),
+            live,
+            publisher: Arc::clone(&publisher),
+            outbox_wake: Arc::new(Notify::new()),
+            metrics: metrics.clone(),
+            pulse: None,
+        },
     ));
     // No politeness gap within one pass beyond the per-host serialisation.
     let gate = HostGate::default();
@@ -476,14 +711,42 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     let reports = futures_util::future::join_all(passes).await;
     drop(tx);
     let _ = pipeline.await;
+    deliver_due(&store, alerts.notifiers, &metrics).await;
     if let Err(e) = publisher.write_all().await {
         tracing::warn!(error = %e, "cannot write feed files");
     }
     Ok(reports)
 }
 
+/// Gives every delivery that is due now one attempt (`lookout once`): runs the outbox
+/// worker until nothing is due, or a minute has passed. Retries scheduled later stay
+/// queued for the next pass or the daemon.
+async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>, metrics: &Metrics) {
+    let due = |store: SharedStore| async move {
+        tokio::task::spawn_blocking(move || {
+            store::lock(&store)
+                .due_deliveries(Utc::now(), 1)
+                .map(|rows| !rows.is_empty())
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
+    };
+    if !due(store.clone()).await {
+        return;
+    }
+    let wake = Arc::new(Notify::new());
+    let worker = OutboxTask::start(store.clone(), notifiers, Arc::clone(&wake), metrics, None);
+    wake.notify_one();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while due(store.clone()).await && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.stop().await;
+}
+
 async fn folder_pass(cfg: &SourceConfig, tx: &mpsc::Sender<Capture>) -> (bool, String) {
-    let source = FolderSource::new(cfg);
+    let mut source = FolderSource::new(cfg);
     match source.once(tx).await {
         Err(e) => (false, e.to_string()),
         Ok(outcomes) => {
@@ -542,4 +805,160 @@ async fn http_pass(
         ),
         Err(e) => (false, e.to_string()),
     }
+}
+
+/// What `lookout import` did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSummary {
+    /// Files looked at.
+    pub files: usize,
+    /// Files parsed and stored.
+    pub ingested: usize,
+    /// Files whose bytes were ingested before.
+    pub duplicates: usize,
+    /// Files refused, with why.
+    pub failed: usize,
+    /// Entries read from the ingested files.
+    pub entries: usize,
+    /// Items stored for the first time.
+    pub new_items: usize,
+    /// Wall time of the import.
+    pub elapsed: Duration,
+    /// Each refused file and its reason.
+    pub failures: Vec<(PathBuf, String)>,
+}
+
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "{} files: {} ingested, {} seen before, {} refused; {} entries, {} new items in {:.2}s ({:.0} entries/s)",
+            self.files,
+            self.ingested,
+            self.duplicates,
+            self.failed,
+            self.entries,
+            self.new_items,
+            secs,
+            self.entries as f64 / secs
+        )?;
+        for (path, reason) in &self.failures {
+            writeln!(f, "refused {}: {reason}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// `lookout import DIR`: ingests every file of a folder of saved captures once (read,
+/// never moved), as a baseline (rule feeds fill, no notifications), then writes the
+/// feeds. A progress bar goes to stderr.
+pub async fn import(
+    config: Config,
+    dir: &std::path::Path,
+    source: Option<String>,
+) -> Result<ImportSummary, DaemonError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| DaemonError::ImportDir {
+            path: dir.to_owned(),
+            source,
+        })?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| crate::sources::folder::is_candidate(p))
+        .collect();
+    files.sort();
+    let source = source.unwrap_or_else(|| {
+        config
+            .sources
+            .iter()
+            .find(|s| *s.kind.get_ref() == SourceKind::Folder)
+            .map_or_else(|| "import".to_owned(), |s| s.name.get_ref().clone())
+    });
+    let format = config
+        .source(&source)
+        .map_or_else(|| "auto".to_owned(), |s| s.format.get_ref().clone());
+    let config = Arc::new(config);
+    let rules = Alerts::build(&config)?.rules;
+    let (store, _) = open_with_generation(&config).await?;
+    let summary = {
+        let store = store.clone();
+        let config = Arc::clone(&config);
+        tokio::task::spawn_blocking(move || {
+            import_files(&store, &config, rules.as_ref(), &files, &source, &format)
+        })
+        .await
+        .map_err(|_| DaemonError::Task("import"))?
+    };
+    let generation = store::lock(&store).generation().unwrap_or(0);
+    let publisher = Arc::new(Publisher::new(store, &config, generation));
+    if let Err(e) = publisher.write_all().await {
+        tracing::warn!(error = %e, "cannot write feed files");
+    }
+    Ok(summary)
+}
+
+fn import_files(
+    store: &SharedStore,
+    config: &Config,
+    matcher: &dyn Matcher,
+    files: &[PathBuf],
+    source: &str,
+    format: &str,
+) -> ImportSummary {
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files, {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut summary = ImportSummary {
+        files: files.len(),
+        ..ImportSummary::default()
+    };
+    for path in files {
+        let outcome = match std::fs::read(path) {
+            Err(e) => Outcome::Failed {
+                reason: format!("cannot read file: {e}"),
+            },
+            Ok(body) => {
+                let captured_at = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .map(chrono::DateTime::<Utc>::from)
+                    .unwrap_or_else(|_| Utc::now());
+                let page = Page {
+                    source: source.to_owned(),
+                    origin: path.display().to_string(),
+                    content_hash: crate::sources::content_hash(&body),
+                    body,
+                    content_type: None,
+                    url: None,
+                    captured_at,
+                    format: format.to_owned(),
+                    baseline: true,
+                };
+                process_page(store, &page, config, matcher)
+            }
+        };
+        match outcome {
+            Outcome::Ingested { report, .. } => {
+                summary.ingested += 1;
+                summary.entries += report.new + report.updated + report.unchanged;
+                summary.new_items += report.new;
+            }
+            Outcome::Duplicate => summary.duplicates += 1,
+            Outcome::Failed { reason } | Outcome::Deferred { reason } => {
+                summary.failed += 1;
+                summary.failures.push((path.clone(), reason));
+            }
+        }
+        bar.set_message(format!("{} new items", summary.new_items));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    summary.elapsed = started.elapsed();
+    summary
 }

@@ -12,12 +12,17 @@
 //! [`daemon`] owns the tasks, the shutdown signal and reload.
 
 pub mod alert;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod entry;
 pub mod feed;
+pub mod live;
+pub mod metrics;
 pub mod parse;
 pub mod publish;
 pub mod server;
 pub mod sources;
+pub mod status;
 pub mod store;
+pub mod systemd;

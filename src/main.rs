@@ -1,57 +1,16 @@
 //! The `lookout` command line: parse arguments, call the library. Thin on purpose.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
+use lookout::cli::{AlertCommand, Cli, Command};
 use lookout::config::Config;
 use lookout::entry::Entry;
 use lookout::parse::{self, ParseContext};
-
-/// Feed and alert daemon for listing pages that offer no usable feed.
-#[derive(Parser, Debug)]
-#[command(name = "lookout", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run the daemon: watch and fetch sources, serve feeds, deliver alerts.
-    Run {
-        /// Config file; without it, the embedded defaults (drop folder ./drop, port 8080).
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
-    /// Validate a config file and print what would run.
-    Check {
-        /// Config file.
-        #[arg(short, long)]
-        config: PathBuf,
-    },
-    /// One pass over every source (fetch, parse, ingest, write feeds), then exit; for cron.
-    /// Exits non-zero if any source failed.
-    Once {
-        /// Config file.
-        #[arg(short, long)]
-        config: PathBuf,
-    },
-    /// Parse a saved page (or fetch a live one) and print its entries.
-    Parse {
-        /// The page: a file path, or an http(s) URL to fetch.
-        page: String,
-        /// Page format (default: detected from the content).
-        #[arg(short, long, default_value = "auto")]
-        format: String,
-        /// One JSON object per line instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -98,7 +57,7 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             print!("{}", describe(&cfg));
         }
         Command::Once { config } => {
-            let cfg = load(Some(&config))?;
+            let cfg = load(config.as_deref())?;
             let reports = runtime()?.block_on(lookout::daemon::once(cfg))?;
             let mut failed = 0;
             for r in &reports {
@@ -115,7 +74,43 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
+        Command::Alert {
+            command: AlertCommand::Test { rule, config },
+        } => {
+            let cfg = load(Some(&config))?;
+            let results = runtime()?.block_on(lookout::alert::test_rule(&cfg, &rule))?;
+            if results.is_empty() {
+                println!("rule {rule} has no notifiers (feed only: /alerts/{rule}.xml)");
+            }
+            let mut failed = 0;
+            for (notifier, result) in &results {
+                match result {
+                    Ok(()) => println!("{notifier}: ok"),
+                    Err(e) => {
+                        failed += 1;
+                        println!("{notifier}: FAILED: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
         Command::Parse { page, format, json } => parse_command(&page, &format, json)?,
+        Command::Import {
+            dir,
+            source,
+            config,
+        } => {
+            let cfg = load(config.as_deref())?;
+            let summary = runtime()?.block_on(lookout::daemon::import(cfg, &dir, source))?;
+            println!("{summary}");
+            if summary.failed > 0 {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Completions { shell } => lookout::cli::completions(shell, &mut std::io::stdout())?,
+        Command::Man => lookout::cli::man_page(&mut std::io::stdout())?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

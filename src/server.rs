@@ -14,9 +14,12 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 
-use crate::config::Secret;
+use crate::config::{Secret, SourceKind};
+use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::publish::{FeedFormat, FeedId, FeedScope, Publisher, Rendered};
-use crate::store::SharedStore;
+use crate::status::{self, FeedLink, ItemView, RuleView, SourceView, StatusView};
+use crate::store::{self, ItemFilter, SharedStore, Store, StoreError};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -27,6 +30,10 @@ pub struct AppState {
     pub store: SharedStore,
     /// Access token; `None` leaves the server open (it listens on loopback by default).
     pub token: Arc<RwLock<Option<Secret>>>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
+    /// The config in force, folder health and the last refused reload.
+    pub live: Arc<Live>,
 }
 
 /// Builds the router with every route and layer.
@@ -38,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route("/feeds/{file}", get(source_feed))
         .route("/alerts/{file}", get(rule_feed))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/", get(status_page))
+        .route("/feeds.opml", get(opml))
+        .route("/feed.xsl", get(stylesheet))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
@@ -88,14 +99,18 @@ async fn serve(
     headers: &HeaderMap,
 ) -> Response {
     let id = FeedId { scope, format };
-    match state.publisher.get(&id).await {
+    let response = match state.publisher.get(&id).await {
         Ok(Some(rendered)) => conditional(&rendered, headers),
         Ok(None) => not_found(),
         Err(e) => {
             tracing::error!(error = %e, "cannot render feed");
             (StatusCode::INTERNAL_SERVER_ERROR, "feed unavailable\n").into_response()
         }
-    }
+    };
+    state
+        .metrics
+        .record_feed_request(response.status().as_u16());
+    response
 }
 
 fn not_found() -> Response {
@@ -153,24 +168,247 @@ pub fn http_date(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-async fn healthz(State(s): State<AppState>) -> Response {
-    let store = s.store.clone();
-    let ok = tokio::task::spawn_blocking(move || crate::store::lock(&store).generation().is_ok())
+/// Runs a store query off the async workers.
+async fn with_store<T: Send + 'static>(
+    store: &SharedStore,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store::lock(&store)).map_err(|e| e.to_string()))
         .await
-        .unwrap_or(false);
-    if ok {
-        (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok"})),
-        )
-            .into_response()
-    } else {
-        (
+        .map_err(|_| "store task failed".to_owned())?
+}
+
+/// One source's health, from the store (HTTP) or the daemon's memory (folders).
+fn source_views(state: &AppState, fetch: &[(String, crate::store::FetchState)]) -> Vec<SourceView> {
+    let config = state.live.config();
+    config
+        .sources
+        .iter()
+        .map(|s| {
+            let name = s.name.get_ref().clone();
+            match s.kind.get_ref() {
+                SourceKind::Http => {
+                    let f = fetch
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, f)| f.clone())
+                        .unwrap_or_default();
+                    SourceView {
+                        name,
+                        kind: "http".into(),
+                        ok: f.consecutive_failures == 0,
+                        last_success: f.last_success,
+                        last_error: f.last_error,
+                        last_error_at: f.last_error_at,
+                        consecutive_failures: f.consecutive_failures,
+                    }
+                }
+                SourceKind::Folder => {
+                    let h = state.live.folder_health(&name);
+                    SourceView {
+                        name,
+                        kind: "folder".into(),
+                        ok: h.consecutive_failures == 0,
+                        last_success: h.last_success,
+                        last_error: h.last_error,
+                        last_error_at: h.last_error_at,
+                        consecutive_failures: h.consecutive_failures,
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// 200 with per-source health and outbox totals while the store answers, else 503.
+async fn healthz(State(s): State<AppState>) -> Response {
+    let probe = with_store(&s.store, |st| {
+        st.generation()?;
+        Ok((
+            st.all_fetch_states()?,
+            st.outbox_counts()?,
+            st.item_count()?,
+        ))
+    })
+    .await;
+    match probe {
+        Ok((fetch, outbox, items)) => {
+            let sources: serde_json::Map<String, serde_json::Value> = source_views(&s, &fetch)
+                .into_iter()
+                .map(|v| {
+                    (
+                        v.name.clone(),
+                        serde_json::json!({
+                            "kind": v.kind,
+                            "ok": v.ok,
+                            "last_success": v.last_success.map(|t| t.to_rfc3339()),
+                            "last_error": v.last_error,
+                            "last_error_at": v.last_error_at.map(|t| t.to_rfc3339()),
+                            "consecutive_failures": v.consecutive_failures,
+                        }),
+                    )
+                })
+                .collect();
+            let body = serde_json::json!({
+                "status": "ok",
+                "items": items,
+                "sources": sources,
+                "outbox": {"pending": outbox.pending, "failed": outbox.failed, "delivered": outbox.delivered},
+                "reload_error": s.live.reload_error(),
+            });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "store unavailable"})),
+            axum::Json(serde_json::json!({"status": "store unavailable", "error": e})),
         )
-            .into_response()
+            .into_response(),
     }
+}
+
+/// Prometheus / OpenMetrics text. The pending gauge is read from the store at scrape
+/// time: the store is the truth.
+async fn metrics(State(s): State<AppState>) -> Response {
+    if let Ok(counts) = with_store(&s.store, |st| st.outbox_counts()).await {
+        s.metrics.set_pending(counts.pending);
+    }
+    let mut r = s.metrics.encode().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+/// Every feed in its three formats, with `?token=` when a token protects the server, so
+/// a link copied into a reader works.
+fn feed_links(s: &AppState) -> Vec<FeedLink> {
+    let config = s.live.config();
+    let token = s.token.read().ok().and_then(|t| t.clone());
+    let suffix = token
+        .map(|t| {
+            format!(
+                "?token={}",
+                url::form_urlencoded::byte_serialize(t.expose().as_bytes()).collect::<String>()
+            )
+        })
+        .unwrap_or_default();
+    s.publisher
+        .feeds()
+        .chunks(3)
+        .filter_map(|formats| {
+            let rss = formats.iter().find(|f| f.format == FeedFormat::Rss)?;
+            let url = |format: FeedFormat| {
+                let id = FeedId {
+                    scope: rss.scope.clone(),
+                    format,
+                };
+                format!("{}{suffix}", s.publisher.url_of(&id))
+            };
+            Some(FeedLink {
+                title: rss.title(&config.feed.title),
+                rss: url(FeedFormat::Rss),
+                atom: url(FeedFormat::Atom),
+                json: url(FeedFormat::Json),
+            })
+        })
+        .collect()
+}
+
+/// The status page: sources, newest items, rules with matches and failures, feeds.
+async fn status_page(State(s): State<AppState>) -> Response {
+    let config = s.live.config();
+    let rules: Vec<String> = config
+        .alerts
+        .iter()
+        .map(|r| r.name.get_ref().clone())
+        .collect();
+    let gathered = with_store(&s.store, move |st| {
+        let items = st.items(ItemFilter::All, 30)?;
+        let fetch = st.all_fetch_states()?;
+        let outbox = st.outbox_counts()?;
+        let failed = st.failed_deliveries(50)?;
+        let mut matches = Vec::new();
+        for rule in &rules {
+            matches.push((rule.clone(), st.recent_matches(rule, 5)?));
+        }
+        Ok((items, fetch, outbox, failed, matches))
+    })
+    .await;
+    let (items, fetch, outbox, failed, matches) = match gathered {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "status page: store unavailable");
+            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+        }
+    };
+    let item_view = |i: &crate::store::StoredItem, when| ItemView {
+        title: i.title.clone(),
+        link: crate::feed::feed_link_for(i),
+        source: i.source.clone(),
+        when,
+    };
+    let view = StatusView {
+        title: config.feed.title.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        generated_at: chrono::Utc::now(),
+        reload_error: s.live.reload_error(),
+        sources: source_views(&s, &fetch),
+        items: items
+            .iter()
+            .map(|i| {
+                let when = i
+                    .published
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|d| d.and_utc())
+                    .unwrap_or(i.first_seen);
+                item_view(i, when)
+            })
+            .collect(),
+        rules: matches
+            .into_iter()
+            .map(|(rule, recent)| RuleView {
+                failed: failed.iter().filter(|f| f.rule == rule).cloned().collect(),
+                recent: recent.iter().map(|m| item_view(&m.item, m.at)).collect(),
+                name: rule,
+            })
+            .collect(),
+        outbox,
+        feeds: feed_links(&s),
+        opml_url: "/feeds.opml".to_owned(),
+    };
+    let mut r = status::render_status_page(&view).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+/// OPML 2.0 list of every feed, to subscribe a reader to all of them at once.
+async fn opml(State(s): State<AppState>) -> Response {
+    let title = s.live.config().feed.title.clone();
+    let mut r = status::render_opml(&title, &feed_links(&s)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/x-opml; charset=utf-8"),
+    );
+    r
+}
+
+/// The XSL stylesheet feeds reference, so a feed opened in a browser reads as a page.
+async fn stylesheet() -> Response {
+    let mut r = include_str!("../assets/feed.xsl").into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xsl; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    r
 }
 
 /// Refuses requests without the configured token (bearer header or `?token=`), except
@@ -180,7 +418,9 @@ async fn require_token(State(s): State<AppState>, request: Request, next: Next) 
     let Some(expected) = expected else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/healthz" {
+    // Health checks must reach /healthz; the stylesheet is public and a browser
+    // fetching it for a feed opened with `?token=` would not pass the token on.
+    if matches!(request.uri().path(), "/healthz" | "/feed.xsl") {
         return next.run(request).await;
     }
     let from_header = request

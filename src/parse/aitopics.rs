@@ -11,11 +11,11 @@
 //!   with tolerant class matching, see [`parse_html`].
 
 use chrono::NaiveDate;
-use scraper::Html;
+use scraper::ElementRef;
 use url::Url;
 
 use super::arxiv::arxiv_id_in;
-use super::markup::{self, class_has, text_of};
+use super::markup::{self, text_of};
 use super::text::{self, is_prose, is_title_like, paragraphs};
 use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
 use crate::entry::{clean_text, Entry};
@@ -36,12 +36,7 @@ impl PageFormat for AiTopics {
 
     fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
         match page_kind(text) {
-            PageKind::Markup => {
-                ctx.url
-                    .is_some_and(|u| u.host_str().is_some_and(|h| h.ends_with("aitopics.org")))
-                    || text.contains("aitopics.org")
-                    || text.contains("AITopics")
-            }
+            PageKind::Markup => sniff_html(text, ctx),
             PageKind::Json => false,
             PageKind::Text => sniff_text(text, ctx),
         }
@@ -162,8 +157,10 @@ struct Item {
 }
 
 /// Matches an item at `blocks[i..]`: title, then publisher and an optional date in
-/// either order, then a summary if one follows.
-fn item_at(blocks: &[Block], i: usize) -> Option<Item> {
+/// either order, then a summary if one follows. The summary is prose; with
+/// `short_summary` (past the header) a short line counts too when the next item starts
+/// right after it, so a one-line teaser is neither lost nor taken for a title.
+fn item_at(blocks: &[Block], i: usize, short_summary: bool) -> Option<Item> {
     let title = blocks.get(i)?.text().filter(|t| is_title_like(t))?;
     let mut j = i + 1;
     let mut date = None;
@@ -177,7 +174,13 @@ fn item_at(blocks: &[Block], i: usize) -> Option<Item> {
         date = Some(*d);
         j += 1;
     }
-    let summary = blocks.get(j).and_then(Block::text).filter(|t| is_prose(t));
+    let starts_item = |k: usize| {
+        k >= blocks.len() || item_at(blocks, k, false).is_some_and(|n| n.summary.is_some())
+    };
+    let summary = blocks
+        .get(j)
+        .and_then(Block::text)
+        .filter(|t| is_prose(t) || (short_summary && starts_item(j + 1)));
     if summary.is_some() {
         j += 1;
     }
@@ -202,7 +205,7 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
     let mut entries = Vec::new();
     let mut i = 0;
     while i < blocks.len() {
-        let found = item_at(blocks, i);
+        let found = item_at(blocks, i, !entries.is_empty());
         let take = match &found {
             // A complete item always counts.
             Some(item) if item.summary.is_some() => true,
@@ -213,7 +216,7 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
                 !entries.is_empty() && {
                     let next = i + item.len;
                     next >= blocks.len()
-                        || item_at(blocks, next).is_some_and(|n| n.summary.is_some())
+                        || item_at(blocks, next, false).is_some_and(|n| n.summary.is_some())
                 }
             }
             None => false,
@@ -243,35 +246,100 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
 // HTML page
 // ---------------------------------------------------------------------------------
 
-/// Class-name fragments that mark an item's parts. Matched as substrings of class
-/// names, so `result-source`, `doc-publisher` and `SourceName` all count.
-const SOURCE_CLASSES: &[&str] = &["source", "publisher", "origin", "venue", "journal"];
-const DATE_CLASSES: &[&str] = &["date", "time", "published"];
-const SUMMARY_CLASSES: &[&str] = &[
-    "summary",
-    "abstract",
-    "snippet",
-    "description",
-    "teaser",
-    "excerpt",
+/// Whether an HTML page is an AITopics page: fetched from aitopics.org, or saved from
+/// it (its `<title>` names AITopics, or it links documents as `aitopics.org/doc/` or
+/// site-relative `/doc/`). A page that merely mentions the site is not claimed.
+fn sniff_html(text: &str, ctx: &ParseContext<'_>) -> bool {
+    if ctx
+        .url
+        .is_some_and(|u| u.host_str().is_some_and(|h| h.ends_with("aitopics.org")))
+    {
+        return true;
+    }
+    let lower = text.to_ascii_lowercase();
+    let title = lower
+        .find("<title")
+        .and_then(|start| {
+            let rest = lower.get(start..)?;
+            rest.find("</title").and_then(|end| rest.get(..end))
+        })
+        .unwrap_or("");
+    title.contains("aitopics")
+        || lower.contains("aitopics.org/doc/")
+        || (lower.contains("aitopics.org") && lower.contains("href=\"/doc/"))
+}
+
+/// What a part of an item is, told by the words of its class names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Title,
+    Source,
+    Date,
+    Summary,
+}
+
+/// Class-name words and the role they give. A class is split into words
+/// (`summary-source`, `doc_publisher`, `SourceName`) and read from the last word: a role
+/// word decides, a filler word ([`FILLER_WORDS`]) defers to the word before it, any
+/// other word means no role. So `summary-source` is a source, `summary-text` a summary,
+/// and `summary-meta` or `summary-item` (wrappers) nothing.
+const ROLE_WORDS: &[(&str, Role)] = &[
+    ("title", Role::Title),
+    ("headline", Role::Title),
+    ("source", Role::Source),
+    ("publisher", Role::Source),
+    ("origin", Role::Source),
+    ("venue", Role::Source),
+    ("journal", Role::Source),
+    ("date", Role::Date),
+    ("time", Role::Date),
+    ("published", Role::Date),
+    ("pubdate", Role::Date),
+    ("timestamp", Role::Date),
+    ("summary", Role::Summary),
+    ("abstract", Role::Summary),
+    ("snippet", Role::Summary),
+    ("description", Role::Summary),
+    ("teaser", Role::Summary),
+    ("excerpt", Role::Summary),
 ];
+
+/// Words that name how a part is shown, not what it is.
+const FILLER_WORDS: &[&str] = &[
+    "text", "body", "content", "name", "label", "line", "value", "link", "wrap", "wrapper",
+];
+
+/// The role an element's classes give it, if any.
+fn role_of(el: ElementRef<'_>) -> Option<Role> {
+    el.value().classes().find_map(|class| {
+        for word in markup::class_words(class).iter().rev() {
+            if let Some((_, role)) = ROLE_WORDS.iter().find(|(w, _)| w == word) {
+                return Some(*role);
+            }
+            if !FILLER_WORDS.contains(&word.as_str()) {
+                return None;
+            }
+        }
+        None
+    })
+}
 
 /// Parses an AITopics HTML listing by structure.
 ///
 /// Items are the blocks around each heading link (`h2`-`h4 a[href]`, or links whose
-/// class says title); within an item, the publisher is the element whose class names a
-/// source, the date a `time` element or a date-classed element, the summary a
-/// summary-classed element or else the longest paragraph. Links resolve against the
-/// page URL (default `https://aitopics.org/`); an arXiv link anywhere in the item (the
-/// "Goto" link to the original) gives the arXiv id.
+/// class says title); within an item, parts are told by the words of their class names
+/// (source/publisher, date/time, summary/abstract/snippet), a `time` element is a date,
+/// and without a summary-classed part the longest paragraph is the summary. Links
+/// resolve against the page URL (default `https://aitopics.org/`); an arXiv link
+/// anywhere in the item (the link to the original) gives the arXiv id. Blocks with a
+/// heading link but no source, date or summary (facets, pagination) are not items.
 pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let doc = Html::parse_document(text);
+    let doc = markup::parse_document(NAME, text)?;
     let title_sel = markup::selector(
         NAME,
         "h2 a[href], h3 a[href], h4 a[href], a[href][class*=\"title\"], a[href][class*=\"Title\"]",
     )?;
     let any_sel = markup::selector(NAME, "*")?;
-    let time_sel = markup::selector(NAME, "time")?;
     let p_sel = markup::selector(NAME, "p")?;
     let link_sel = markup::selector(NAME, "a[href]")?;
     let base = ctx
@@ -292,35 +360,50 @@ pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
             .value()
             .attr("href")
             .and_then(|h| markup::resolve_link(h, base.as_ref()));
-        // Pagination and facet links are titled headings too on some pages; an item
-        // has more than its title.
-        let parts: Vec<_> = card.root.select(&any_sel).collect();
-        let source = parts
-            .iter()
-            .find(|el| class_has(**el, SOURCE_CLASSES) && !class_has(**el, SUMMARY_CLASSES))
-            .map(|el| text_of(*el))
-            .filter(|s| !s.is_empty() && *s != title);
-        let published = card
+        // Parts of the item other than its title: neither inside the title nor
+        // holding it (the item's own wrapper classes, "summary-item", say nothing).
+        let parts: Vec<(ElementRef<'_>, Option<Role>)> = card
             .root
-            .select(&time_sel)
-            .chain(
-                parts
-                    .iter()
-                    .copied()
-                    .filter(|el| class_has(*el, DATE_CLASSES)),
-            )
-            .find_map(|el| {
-                let when = el
-                    .value()
-                    .attr("datetime")
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| text_of(el));
-                dates::parse_date(&when, reference).or_else(|| dates::find_date(&when, reference))
-            });
-        let summary = parts
-            .iter()
-            .find(|el| class_has(**el, SUMMARY_CLASSES))
-            .map(|el| text_of(*el))
+            .select(&any_sel)
+            .filter(|el| !markup::contains(*el, card.title) && !markup::contains(card.title, *el))
+            .map(|el| {
+                let role = if el.value().name() == "time" {
+                    Some(Role::Date)
+                } else {
+                    role_of(el)
+                };
+                (el, role)
+            })
+            .collect();
+        let part = |role: Role| {
+            parts
+                .iter()
+                .filter(move |(_, r)| *r == Some(role))
+                .map(|(el, _)| *el)
+        };
+        let source = part(Role::Source)
+            .map(text_of)
+            .find(|s| !s.is_empty() && *s != title);
+        let published = part(Role::Date).find_map(|el| {
+            let when = el
+                .value()
+                .attr("datetime")
+                .map(str::to_owned)
+                .unwrap_or_else(|| text_of(el));
+            dates::parse_date(&when, reference).or_else(|| dates::find_date(&when, reference))
+        });
+        // A summary holds prose only: a wrapper around the source or date is not one.
+        let holds_meta = |el: ElementRef<'_>| {
+            parts.iter().any(|(p, r)| {
+                matches!(r, Some(Role::Source | Role::Date))
+                    && p.id() != el.id()
+                    && markup::contains(el, *p)
+            })
+        };
+        let summary = part(Role::Summary)
+            .filter(|el| !holds_meta(*el))
+            .map(text_of)
+            .find(|s| !s.is_empty())
             .or_else(|| {
                 card.root
                     .select(&p_sel)
@@ -443,7 +526,7 @@ mod tests {
 
     #[test]
     fn capture_with_dates_and_a_missing_summary() {
-        let text = "Goto\n\nCollaborating Authors\n\n\u{a0}Robotics\n\nA Robot Learns to Walk\n\nThe Verge\n\nMay 18, 2026\n\nResearchers built a robot that learns to walk in an afternoon, and it is quite good at it.\n\nShort Item Without Summary\n\nReuters\n\nAnother Robot Story\n\nWired\n\nThis one has a summary again, long enough to be prose for the parser to see.\n";
+        let text = "Goto\n\nCollaborating Authors\n\n\u{a0}Robotics\n\nA Robot Learns to Walk\n\nThe Verge\n\nMay 18, 2026\n\nResearchers built a robot that learns to walk in an afternoon, and it is quite good at it.\n\nShort Item Without Summary\n\nReuters\n\nAnother Robot Story\n\nWired\n\nThis one has a summary again, long enough to be prose for the parser to see.\n\nA Teaser Item\n\nBBC\n\nRobots, briefly\n\nLast Robot Story\n\nAP\n\nAnd a last summary that is long enough to be prose for the parser to see.\n";
         let entries = parse_text(text, &ctx()).unwrap();
         let titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
         assert_eq!(
@@ -451,9 +534,13 @@ mod tests {
             [
                 "A Robot Learns to Walk",
                 "Short Item Without Summary",
-                "Another Robot Story"
+                "Another Robot Story",
+                "A Teaser Item",
+                "Last Robot Story"
             ]
         );
+        assert_eq!(entries[3].summary, "Robots, briefly");
+        assert_eq!(entries[4].source.as_deref(), Some("AP"));
         assert_eq!(entries[0].published, NaiveDate::from_ymd_opt(2026, 5, 18));
         assert_eq!(entries[1].source.as_deref(), Some("Reuters"));
         assert_eq!(entries[1].summary, "");

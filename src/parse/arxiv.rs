@@ -8,7 +8,7 @@
 //! Day headings (`h3`: "Showing new listings for Monday, 20 May 2024",
 //! "Tue, 21 May 2024 (showing 25 of 130 entries)") date the entries that follow them.
 
-use scraper::{ElementRef, Html};
+use scraper::ElementRef;
 use url::Url;
 
 use super::markup::{self, text_of};
@@ -45,7 +45,7 @@ impl PageFormat for Arxiv {
 /// Parses an arXiv listing page into entries, in page order, each id once (the same
 /// paper can be listed as a new submission and again as a cross-list on some pages).
 pub fn parse_listing(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let doc = Html::parse_document(text);
+    let doc = markup::parse_document(NAME, text)?;
     let walk = markup::selector(NAME, "h1, h2, h3, h4, dt, dd")?;
     let abs_sel = markup::selector(NAME, "a[href*=\"/abs/\"]")?;
     let title_sel = markup::selector(NAME, ".list-title")?;

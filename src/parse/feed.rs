@@ -11,7 +11,7 @@ use feed_rs::model;
 
 use super::arxiv::arxiv_id_in;
 use super::markup::{fragment_text, resolve_link};
-use super::{page_kind, PageFormat, PageKind, ParseContext, ParseError};
+use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
 use crate::entry::{clean_text, Entry};
 
 /// The format name used in config and on entries.
@@ -25,10 +25,16 @@ impl PageFormat for Feed {
         NAME
     }
 
-    fn sniff(&self, text: &str, _ctx: &ParseContext<'_>) -> bool {
+    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
+        // A server that says it sends a feed is believed for markup and JSON bodies;
+        // otherwise the document's root decides.
+        let declared = ctx.content_type.is_some_and(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.contains("rss") || ct.contains("atom") || ct.contains("feed+json")
+        });
         match page_kind(text) {
-            PageKind::Markup => is_feed_root(root_element(text)),
-            PageKind::Json => is_json_feed(text),
+            PageKind::Markup => declared || is_feed_root(root_element(text)),
+            PageKind::Json => declared || is_json_feed(text),
             PageKind::Text => false,
         }
     }
@@ -40,8 +46,17 @@ impl PageFormat for Feed {
 
 /// Parses any feed feed-rs reads into entries, in document order.
 pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    let reference = ctx.reference_date();
     let parser = feed_rs::parser::Builder::new()
         .base_uri(ctx.url.map(url::Url::as_str))
+        // Dates go through the one date parser, which keeps the calendar date as the
+        // feed wrote it ("Tue, 19 May 2026 22:30:00 -0400" is the 19th, not the UTC
+        // 20th). feed-rs wants a UTC instant, so the date travels as its midnight.
+        .timestamp_parser(move |text| {
+            dates::parse_date(text, reference)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
         .build();
     let feed = parser
         .parse(text.as_bytes())
@@ -87,12 +102,12 @@ fn entry_from_item(
         .filter(|t| !t.is_empty())
         // RSS 2.0 allows items with only a description; their first words stand in.
         .or_else(|| (!summary.is_empty()).then(|| headline_from(&summary)))?;
-    let authors: Vec<String> = item
-        .authors
-        .iter()
-        .map(|p| clean_text(&p.name))
-        .filter(|n| !n.is_empty())
-        .collect();
+    let mut authors: Vec<String> = item.authors.iter().filter_map(person_name).collect();
+    if let [one] = authors.as_slice() {
+        if let Some(list) = split_author_list(one) {
+            authors = list;
+        }
+    }
     let arxiv_id = link
         .as_deref()
         .and_then(arxiv_id_in)
@@ -122,6 +137,37 @@ fn web_link(item: &model::Entry, ctx: &ParseContext<'_>) -> Option<String> {
     preferred
         .and_then(|href| resolve_link(href, ctx.url))
         .or_else(|| resolve_link(&item.id, None))
+}
+
+/// A person's display name. RSS 2.0 `<author>` holds an email address, optionally
+/// with the name in parentheses ("ed@example.org (Ed Smith)"); feed-rs keeps it as the
+/// email of a person named "author", so the name is taken from the parentheses then.
+fn person_name(person: &model::Person) -> Option<String> {
+    let name = clean_text(&person.name);
+    let placeholder = name.is_empty() || name == "author";
+    if !placeholder {
+        return Some(name);
+    }
+    let email = clean_text(person.email.as_deref()?);
+    let named = email
+        .split_once('(')
+        .and_then(|(_, rest)| rest.rsplit_once(')'))
+        .map(|(inner, _)| clean_text(inner))
+        .filter(|n| !n.is_empty());
+    named.or_else(|| (!email.is_empty()).then_some(email))
+}
+
+/// Splits one author string that is really a list ("A. Smith, B. Jones, C. Lee", as
+/// `dc:creator` in arXiv's RSS carries it). Only when every comma-separated part is a
+/// full name (has a space), so "Smith, John" stays one author.
+fn split_author_list(names: &str) -> Option<Vec<String>> {
+    let names = names.replace(" and ", ", ");
+    let parts: Vec<String> = names
+        .split(',')
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    (parts.len() > 1 && parts.iter().all(|p| p.contains(' '))).then_some(parts)
 }
 
 /// The first sentence (at most 100 characters) of a summary, for items without a title.
@@ -197,6 +243,20 @@ mod tests {
         assert!(is_feed_root("rdf:RDF"));
         assert!(is_feed_root("feed"));
         assert!(!is_feed_root("html"));
+    }
+
+    #[test]
+    fn author_lists_split_only_into_full_names() {
+        assert_eq!(
+            split_author_list("Ngozi Okafor, Erik Lindqvist and Haruto Tanaka"),
+            Some(vec![
+                "Ngozi Okafor".into(),
+                "Erik Lindqvist".into(),
+                "Haruto Tanaka".into()
+            ])
+        );
+        assert_eq!(split_author_list("Smith, John"), None);
+        assert_eq!(split_author_list("Ada Example"), None);
     }
 
     #[test]

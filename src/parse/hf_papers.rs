@@ -76,6 +76,7 @@ const BOILERPLATE: &[&str] = &[
     "subscribe",
     "daily papers",
     "byak and the research community",
+    "by ak and the research community",
     "trending papers",
     "upvote",
     "upvoted",
@@ -91,6 +92,7 @@ const BOILERPLATE: &[&str] = &[
 const MARKERS: &[&str] = &[
     "get trending papers in your email inbox!",
     "byak and the research community",
+    "by ak and the research community",
     "daily papers",
 ];
 
@@ -125,6 +127,9 @@ fn sniff_text(text: &str, ctx: &ParseContext<'_>) -> bool {
         let line = text::trim(line);
         MARKERS.iter().any(|m| line.eq_ignore_ascii_case(m))
             || meta_part_authors(strip_bullets(line)).is_some()
+            || line
+                .get(..12)
+                .is_some_and(|head| head.eq_ignore_ascii_case("submitted by"))
     });
     marked && parse_text(text, ctx).is_ok_and(|e| !e.is_empty())
 }
@@ -237,7 +242,7 @@ fn classify(line: &str, reference: NaiveDate) -> Line {
         }
         if let Some(n) = meta_part_authors(part) {
             meta.authors = Some(n);
-        } else if let Some(d) = dates::parse_date(part, reference) {
+        } else if let Some(d) = dates::parse_date(strip_published(part), reference) {
             meta.date = Some(d);
         } else if !is_noise_part(part) {
             return Line::Text;
@@ -253,6 +258,18 @@ fn classify(line: &str, reference: NaiveDate) -> Line {
 /// Leading bullets and separators an authors line may carry ("  • 8 authors").
 fn strip_bullets(line: &str) -> &str {
     line.trim_matches(|c: char| text::is_space(c) || matches!(c, '·' | '•' | '|' | '-'))
+}
+
+/// Drops a "Published on" / "Published" label before a date ("Published on May 7").
+fn strip_published(part: &str) -> &str {
+    for label in ["published on ", "published "] {
+        if let Some(head) = part.get(..label.len()) {
+            if head.eq_ignore_ascii_case(label) {
+                return part.get(label.len()..).unwrap_or(part);
+            }
+        }
+    }
+    part
 }
 
 /// "8 authors" / "1 author" -> the count.
@@ -335,6 +352,11 @@ impl Draft {
     }
 }
 
+/// Whether text ends like a sentence (titles rarely do).
+fn ends_sentence(text: &str) -> bool {
+    text.ends_with(['.', '!', '…'])
+}
+
 /// A title never runs this long; prose this long after a summary continues it.
 const LONGEST_TITLE: usize = 250;
 
@@ -342,7 +364,9 @@ const LONGEST_TITLE: usize = 250;
 fn assemble(blocks: Vec<Block>) -> Vec<Draft> {
     let mut drafts: Vec<Draft> = Vec::new();
     let mut cur: Option<Draft> = None;
-    for block in blocks {
+    let mut blocks = blocks.into_iter().peekable();
+    while let Some(block) = blocks.next() {
+        let meta_follows = matches!(blocks.peek(), Some(Block::Meta(_)));
         match block {
             Block::Meta(m) => {
                 // A meta block with no open entry is the page's own date line: skipped.
@@ -356,8 +380,14 @@ fn assemble(blocks: Vec<Block>) -> Vec<Draft> {
                 let long = t.chars().count() >= LONGEST_TITLE;
                 cur = match cur.take() {
                     None => (!long).then(|| Draft::new(t)),
-                    Some(mut d) if d.summary.is_none() && is_prose(&t) => {
-                        // The summary, whether it comes before the meta block or after it.
+                    Some(mut d)
+                        if d.summary.is_none()
+                            && (is_prose(&t)
+                                || (meta_follows && d.meta.is_none() && ends_sentence(&t))) =>
+                    {
+                        // The summary, whether it comes before the meta block or after
+                        // it; a short one is known by ending a sentence right above the
+                        // meta block.
                         d.summary = Some(t);
                         Some(d)
                     }
@@ -595,7 +625,7 @@ fn sniff_html(text: &str, ctx: &ParseContext<'_>) -> bool {
 /// targets and keys). When no embedded JSON holds papers, reads the visible cards:
 /// `h3 > a[href="/papers/<id>"]` inside each article.
 pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let doc = Html::parse_document(text);
+    let doc = markup::parse_document(NAME, text)?;
     let props_sel = markup::selector(NAME, "[data-props]")?;
     let mut hydration: Vec<(bool, Value)> = doc
         .select(&props_sel)
@@ -921,7 +951,7 @@ mod tests {
 
     #[test]
     fn capture_without_header_and_with_submitted_by_lines() {
-        let text = "Submitted by\nakhaliq\n\n42\n\nFirst Paper Title\n\nWe propose a method that does a thing, and show that it works on many benchmarks.\n\n · 8 authors\n3\n\nSubmitted by\nsomeone\n\n7\n\nSecond Paper Title\n\nThis abstract is also long enough to be read as prose by the parser, surely.\n\nThird Paper Without Abstract\n\n· 2 authors · May 19\n";
+        let text = "Submitted by\nakhaliq\n\n42\n\nFirst Paper Title\n\nWe propose a method that does a thing, and show that it works on many benchmarks.\n\n · 8 authors\n3\n\nSubmitted by\nsomeone\n\n7\n\nSecond Paper Title\n\nThis abstract is also long enough to be read as prose by the parser, surely.\n\nThird Paper Without Abstract\n\n· 2 authors · Published on May 19\n";
         let entries = parse_text(text, &ParseContext::at(at(2026, 5, 20))).unwrap();
         let titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
         assert_eq!(
@@ -937,6 +967,27 @@ mod tests {
         assert_eq!(entries[2].author_count, Some(2));
         assert_eq!(entries[2].published, date(2026, 5, 19));
         assert_eq!(entries[2].summary, "");
+    }
+
+    #[test]
+    fn capture_without_header_or_author_lines_is_still_sniffed() {
+        let text = "Submitted by akhaliq\n\n12\n\nA Paper Title\n\nThe abstract of the paper, long enough to read as prose for the parser.\n";
+        let ctx = ParseContext::at(at(2026, 5, 20));
+        assert!(HfPapers.sniff(text, &ctx));
+        let entries = parse_text(text, &ctx).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].title, "A Paper Title");
+    }
+
+    #[test]
+    fn short_summary_above_the_meta_block_is_a_summary() {
+        let text = "Daily Papers\n\nA Long Paper\n\nAn abstract that is long enough to be prose for the parser, surely it is.\n\n  • 2 authors\n\nA Terse Paper\n\nWe fix it.\n\n  • 1 authors\n·\nMay 2\n";
+        let entries = parse_text(text, &ParseContext::at(at(2026, 5, 20))).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].title, "A Terse Paper");
+        assert_eq!(entries[1].summary, "We fix it.");
+        assert_eq!(entries[1].author_count, Some(1));
+        assert_eq!(entries[1].published, date(2026, 5, 2));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! Every selector but `item` applies within one item. Relative links resolve against
 //! the page URL. This format never sniffs: it is used when a source names it.
 
-use scraper::{ElementRef, Html, Selector};
+use scraper::{ElementRef, Selector};
 
 use super::arxiv::arxiv_id_in;
 use super::markup::{self, resolve_link, text_of};
@@ -91,7 +91,7 @@ pub fn parse_with(
     ctx: &ParseContext<'_>,
 ) -> Result<Vec<Entry>, ParseError> {
     let sel = Compiled::new(config)?;
-    let doc = Html::parse_document(text);
+    let doc = markup::parse_document(NAME, text)?;
     let reference = ctx.reference_date();
     let mut matched = 0usize;
     let mut entries = Vec::new();

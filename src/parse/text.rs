@@ -73,12 +73,6 @@ pub fn is_title_like(text: &str) -> bool {
     !text.is_empty() && text.chars().count() <= 300 && !is_prose(text)
 }
 
-/// Whether the page is plain text rather than markup or JSON, so text-capture formats
-/// may claim it. Markup starts with a tag; JSON parses as JSON.
-pub fn is_plain_text(text: &str) -> bool {
-    super::page_kind(text) == super::PageKind::Text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

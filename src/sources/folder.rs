@@ -121,8 +121,10 @@ impl FolderSource {
         &self.dir
     }
 
-    /// Creates the folder and its `processed/` and `failed/` children.
-    fn prepare(&self) -> Result<(), FolderError> {
+    /// Creates the folder and its `processed/` and `failed/` children, and makes the
+    /// folder's path absolute: the watcher reports absolute paths, and a relative
+    /// `path = "./drop"` must still recognise its own files.
+    fn prepare(&mut self) -> Result<(), FolderError> {
         for dir in [
             self.dir.clone(),
             self.dir.join("processed"),
@@ -133,6 +135,10 @@ impl FolderSource {
                 source,
             })?;
         }
+        self.dir = std::fs::canonicalize(&self.dir).map_err(|source| FolderError::Create {
+            path: self.dir.clone(),
+            source,
+        })?;
         Ok(())
     }
 
@@ -141,7 +147,7 @@ impl FolderSource {
     /// Files are handled one at a time, in the order they became complete; the watcher
     /// keeps collecting events meanwhile.
     pub async fn run(
-        self,
+        mut self,
         tx: mpsc::Sender<Capture>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), FolderError> {
@@ -400,7 +406,7 @@ impl FolderSource {
     /// that has not changed for `settle` (a file still being written is left for the
     /// next pass), oldest first. Returns each file's outcome.
     pub async fn once(
-        &self,
+        &mut self,
         tx: &mpsc::Sender<Capture>,
     ) -> Result<Vec<(PathBuf, Outcome)>, FolderError> {
         self.prepare()?;

@@ -58,7 +58,19 @@ impl Daemon {
 
     /// Like `start`, with extra environment variables.
     pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(config, env, None)
+    }
+
+    /// Like `start`, in a working directory (for relative paths in the config).
+    pub fn start_in(config: &Path, cwd: &Path) -> Daemon {
+        Daemon::spawn(config, &[], Some(cwd))
+    }
+
+    fn spawn(config: &Path, env: &[(&str, &str)], cwd: Option<&Path>) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lookout"));
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
         cmd.arg("run")
             .arg("--config")
             .arg(config)

@@ -91,6 +91,7 @@ pub struct HttpSource {
     host: String,
     store: SharedStore,
     status: watch::Sender<SourceStatus>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for HttpSource {
@@ -137,6 +138,7 @@ impl HttpSource {
             max_backoff: cfg.max_backoff.0,
             backoff_base: schedule::DEFAULT_BACKOFF_BASE,
             start_delay: schedule::DEFAULT_START_DELAY,
+            metrics: None,
             gate,
             host,
             store,
@@ -156,6 +158,12 @@ impl HttpSource {
     /// [`schedule::DEFAULT_START_DELAY`]).
     pub fn with_start_delay(mut self, max: Duration) -> Self {
         self.start_delay = max;
+        self
+    }
+
+    /// Counts every fetch by outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -249,6 +257,16 @@ impl HttpSource {
         result: &Result<FetchOutcome, HttpError>,
         next: Option<Duration>,
     ) {
+        if let Some(m) = &self.metrics {
+            use crate::metrics::FetchOutcome as M;
+            let outcome = match result {
+                Ok(FetchOutcome::NotModified) => M::NotModified,
+                Ok(_) => M::Ok,
+                Err(HttpError::Refused { .. }) => M::Refused,
+                Err(_) => M::Error,
+            };
+            m.record_fetch(&self.name, outcome);
+        }
         self.status.send_modify(|s| {
             if let Some(state) = state {
                 s.state = state;

@@ -1,0 +1,120 @@
+//! The `email` notifier: one plain-text mail per message over SMTP (lettre, rustls).
+//!
+//! Subject `[lookout] <rule>: <title>`; the body has the title, authors, link, summary
+//! and matched keywords. The Message-ID is derived from the idempotency key, so a mail
+//! resent after a crash is recognisably the same mail.
+
+use std::sync::OnceLock;
+
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::NotifyError;
+use crate::alert::message::Message;
+use crate::config::{NotifierConfig, SmtpTls};
+
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+pub(super) struct Email {
+    /// The configured transport, not yet connected.
+    builder: lettre::transport::smtp::AsyncSmtpTransportBuilder,
+    /// Built on first use: lettre's connection pool spawns a task, which needs the
+    /// runtime, and notifiers are also built outside one (`lookout check`).
+    transport: OnceLock<Transport>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+}
+
+impl std::fmt::Debug for Email {
+    // The builder holds the credentials; show only the addresses.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Email {
+    pub(super) fn new(name: &str, config: &NotifierConfig) -> Result<Email, NotifyError> {
+        let invalid = |reason: String| NotifyError::Config {
+            notifier: name.to_owned(),
+            reason,
+        };
+        let host = config
+            .host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid("`host` is missing".to_owned()))?;
+        let mut builder = match config.tls {
+            SmtpTls::Starttls => Transport::starttls_relay(host)
+                .map_err(|e| invalid(format!("TLS setup for {host:?}: {e}")))?
+                .port(config.port.unwrap_or(587)),
+            SmtpTls::Tls => Transport::relay(host)
+                .map_err(|e| invalid(format!("TLS setup for {host:?}: {e}")))?
+                .port(config.port.unwrap_or(465)),
+            SmtpTls::None => Transport::builder_dangerous(host).port(config.port.unwrap_or(25)),
+        };
+        builder = builder.timeout(Some(config.timeout.0));
+        match (&config.username, &config.password) {
+            (Some(user), Some(password)) => {
+                builder = builder.credentials(Credentials::new(
+                    user.expose().to_owned(),
+                    password.expose().to_owned(),
+                ));
+            }
+            (None, None) => {}
+            _ => return Err(invalid("`username` and `password` go together".to_owned())),
+        }
+        let from_text = config
+            .from
+            .as_deref()
+            .ok_or_else(|| invalid("`from` is missing".to_owned()))?;
+        let from: Mailbox = from_text
+            .parse()
+            .map_err(|e| invalid(format!("`from` {from_text:?}: {e}")))?;
+        let to = config
+            .to
+            .iter()
+            .map(|t| {
+                t.parse::<Mailbox>()
+                    .map_err(|e| invalid(format!("`to` {t:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if to.is_empty() {
+            return Err(invalid("`to` is empty".to_owned()));
+        }
+        Ok(Email {
+            builder,
+            transport: OnceLock::new(),
+            from,
+            to,
+        })
+    }
+
+    pub(super) async fn send(&self, name: &str, msg: &Message) -> Result<(), NotifyError> {
+        let mut mail = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(format!("[lookout] {}", msg.headline()))
+            .message_id(Some(format!("<{}@lookout>", msg.idempotency_key)))
+            .header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            mail = mail.to(to.clone());
+        }
+        let mail = mail.body(msg.text()).map_err(|e| NotifyError::Mail {
+            notifier: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let transport = self.transport.get_or_init(|| self.builder.clone().build());
+        transport
+            .send(mail)
+            .await
+            .map(|_| ())
+            .map_err(|source| NotifyError::Smtp {
+                notifier: name.to_owned(),
+                source,
+            })
+    }
+}

@@ -1,0 +1,107 @@
+//! The `ntfy` notifier: publish to an ntfy server's topic.
+//!
+//! It uses ntfy's JSON publish API (POST `{server}/` with
+//! `{topic, title, message, tags, click, priority}`) rather than the header API: titles
+//! and tags travel as JSON strings, so non-ASCII titles need no RFC 2047 encoding.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
+use serde_json::json;
+
+use super::{check_status, extra_headers, http_error, NotifyError};
+use crate::alert::message::{truncate, Message};
+use crate::config::{NotifierConfig, Secret};
+
+/// ntfy's default server.
+pub const DEFAULT_SERVER: &str = "https://ntfy.sh";
+
+/// ntfy keeps messages up to 4096 bytes as text; longer ones become attachments.
+const MAX_MESSAGE_CHARS: usize = 3500;
+
+#[derive(Debug)]
+pub(super) struct Ntfy {
+    client: reqwest::Client,
+    /// The server root, where the JSON API is published.
+    endpoint: reqwest::Url,
+    topic: String,
+    token: Option<Secret>,
+    tags: Vec<String>,
+    priority: Option<u8>,
+    headers: HeaderMap,
+}
+
+impl Ntfy {
+    pub(super) fn new(
+        name: &str,
+        config: &NotifierConfig,
+        client: &reqwest::Client,
+    ) -> Result<Ntfy, NotifyError> {
+        let invalid = |reason: String| NotifyError::Config {
+            notifier: name.to_owned(),
+            reason,
+        };
+        let server = config.server.as_deref().unwrap_or(DEFAULT_SERVER);
+        // A trailing slash keeps a path prefix (ntfy behind a reverse proxy) in the URL.
+        let root = format!("{}/", server.trim_end_matches('/'));
+        let endpoint = reqwest::Url::parse(&root)
+            .map_err(|e| invalid(format!("`server` {server:?} is not a valid URL: {e}")))?;
+        if !matches!(endpoint.scheme(), "http" | "https") {
+            return Err(invalid("`server` must be http or https".to_owned()));
+        }
+        let topic = config
+            .topic
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| invalid("`topic` is missing".to_owned()))?;
+        Ok(Ntfy {
+            client: client.clone(),
+            endpoint,
+            topic,
+            token: config.token.clone(),
+            tags: config.tags.clone(),
+            priority: config.priority,
+            headers: extra_headers(name, &config.headers)?,
+        })
+    }
+
+    pub(super) async fn send(
+        &self,
+        name: &str,
+        msg: &Message,
+        timeout: Duration,
+    ) -> Result<(), NotifyError> {
+        let mut body = json!({
+            "topic": self.topic,
+            "title": truncate(&msg.headline(), 250),
+            "message": truncate(&msg.text(), MAX_MESSAGE_CHARS),
+            "click": msg.click(),
+        });
+        if !self.tags.is_empty() {
+            body["tags"] = json!(self.tags);
+        }
+        if let Some(priority) = self.priority {
+            body["priority"] = json!(priority);
+        }
+        let mut request = self
+            .client
+            .post(self.endpoint.clone())
+            .timeout(timeout)
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", &msg.idempotency_key)
+            .json(&body);
+        if let Some(token) = &self.token {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| NotifyError::Config {
+                        notifier: name.to_owned(),
+                        reason: "`token` is not a valid header value".to_owned(),
+                    })?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = request.send().await.map_err(|e| http_error(name, e))?;
+        check_status(name, &response)
+    }
+}

@@ -1,0 +1,250 @@
+//! The `lookout` command line, defined once (clap derive) in the library, so the binary,
+//! the man page and the shell completions all come from the same definitions.
+//!
+//! `main.rs` parses [`Cli`] and dispatches; [`completions`] and [`man_page`] render the
+//! definitions for `lookout completions SHELL` and `lookout man`, which
+//! `packaging/build-assets` runs to put both into the Debian package.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+
+/// Feed and alert daemon for listing pages that offer no usable feed.
+#[derive(Parser, Debug)]
+#[command(name = "lookout", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Run the daemon: watch and fetch sources, serve feeds, deliver alerts.
+    Run {
+        /// Config file; without it, the embedded defaults (drop folder ./drop, port 8080).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Take every source once (scan drop folders, fetch listing pages), ingest, deliver
+    /// alerts, and exit.
+    Once {
+        /// Config file; without it, the embedded defaults.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and print what would run.
+    Check {
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Parse a saved page (or fetch a live one) and print its entries.
+    Parse {
+        /// The page: a file path, or an http(s) URL to fetch.
+        page: String,
+        /// Page format (default: detected from the content).
+        #[arg(short, long, default_value = "auto")]
+        format: String,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ingest a folder of saved captures once, for a first fill of the feeds (no alerts).
+    Import {
+        /// The folder of saved pages (read, never moved).
+        dir: PathBuf,
+        /// Source name to file the items under (default: the first folder source).
+        #[arg(short, long)]
+        source: Option<String>,
+        /// Config file; without it, the embedded defaults.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Alert rules and notifiers.
+    Alert {
+        /// What to do with alerts.
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+/// `lookout alert ...`.
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+pub enum AlertCommand {
+    /// Send a test message through every notifier of a rule.
+    Test {
+        /// The rule's name.
+        rule: String,
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+/// The clap command tree (for completions, the man page and tests).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Writes the completion script for `shell` to `out`.
+///
+/// clap_complete panics when its writer fails (a closed pipe, say), so the script is
+/// generated into memory first and written with an error the caller can report.
+pub fn completions(shell: Shell, out: &mut impl Write) -> std::io::Result<()> {
+    let mut cmd = command();
+    let name = cmd.get_name().to_owned();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    out.write_all(&script)
+}
+
+/// Writes the `lookout(1)` man page, in roff, to `out`.
+pub fn man_page(out: &mut impl Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(command()).render(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("lookout").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?} does not parse: {e}"))
+            .command
+    }
+
+    #[test]
+    fn definitions_pass_clap_debug_asserts() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn existing_subcommands_parse_as_before() {
+        assert_eq!(parse(&["run"]), Command::Run { config: None });
+        assert_eq!(
+            parse(&["run", "-c", "x.toml"]),
+            Command::Run {
+                config: Some("x.toml".into())
+            }
+        );
+        assert_eq!(
+            parse(&["check", "--config", "x.toml"]),
+            Command::Check {
+                config: "x.toml".into()
+            }
+        );
+        assert_eq!(
+            parse(&["parse", "page.txt", "--json"]),
+            Command::Parse {
+                page: "page.txt".into(),
+                format: "auto".into(),
+                json: true
+            }
+        );
+    }
+
+    #[test]
+    fn new_subcommands_parse() {
+        assert_eq!(
+            parse(&["once", "-c", "x.toml"]),
+            Command::Once {
+                config: Some("x.toml".into())
+            }
+        );
+        assert_eq!(
+            parse(&["import", "captures/"]),
+            Command::Import {
+                dir: "captures/".into(),
+                source: None,
+                config: None
+            }
+        );
+        assert_eq!(
+            parse(&["alert", "test", "diffusion", "-c", "x.toml"]),
+            Command::Alert {
+                command: AlertCommand::Test {
+                    rule: "diffusion".into(),
+                    config: "x.toml".into()
+                }
+            }
+        );
+        assert_eq!(
+            parse(&["completions", "zsh"]),
+            Command::Completions { shell: Shell::Zsh }
+        );
+        assert_eq!(parse(&["man"]), Command::Man);
+    }
+
+    #[test]
+    fn check_requires_a_config() {
+        assert!(Cli::try_parse_from(["lookout", "check"]).is_err());
+    }
+
+    #[test]
+    fn bash_completions_mention_run_and_check() {
+        let mut out = Vec::new();
+        completions(Shell::Bash, &mut out).expect("write completions");
+        let script = String::from_utf8(out).expect("UTF-8 script");
+        assert!(script.contains("run"), "{script}");
+        assert!(script.contains("check"), "{script}");
+        assert!(
+            script.contains("complete -F"),
+            "a bash completion: {script}"
+        );
+    }
+
+    #[test]
+    fn every_shell_gets_a_completion_script() {
+        for shell in [
+            Shell::Bash,
+            Shell::Zsh,
+            Shell::Fish,
+            Shell::Elvish,
+            Shell::PowerShell,
+        ] {
+            let mut out = Vec::new();
+            completions(shell, &mut out).expect("write completions");
+            let script = String::from_utf8_lossy(&out);
+            assert!(script.contains("import"), "{shell}: {script}");
+        }
+    }
+
+    #[test]
+    fn man_page_mentions_lookout_and_its_subcommands() {
+        let mut out = Vec::new();
+        man_page(&mut out).expect("write man page");
+        let page = String::from_utf8(out).expect("UTF-8 roff");
+        assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+        assert!(page.contains(".TH lookout"), "{page}");
+        for sub in ["run", "check", "parse", "import", "completions"] {
+            assert!(page.contains(sub), "man page lacks {sub}: {page}");
+        }
+    }
+
+    #[test]
+    fn completions_report_a_failing_writer() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let err = completions(Shell::Bash, &mut Broken).expect_err("writer fails");
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+    }
+}

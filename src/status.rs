@@ -1,0 +1,728 @@
+//! The status page (`GET /`) and the OPML subscription list (`GET /feeds.opml`),
+//! rendered from plain data.
+//!
+//! Everything here is a pure function: the server gathers a [`StatusView`] from the
+//! store, the config and the daemon's state, and these functions turn it into bytes.
+//! That keeps the page testable without a server, and keeps I/O out of rendering.
+//!
+//! The page is server-rendered HTML that needs no JavaScript: a person checking on the
+//! daemon from a phone gets a readable page on the first response. It is written as
+//! polyglot HTML5 (every element closed, every attribute quoted), so the tests can
+//! parse it as XML and check its structure instead of grepping strings.
+//!
+//! Text on the page comes from captured pages and from the config, and captured pages
+//! are hostile by default: every interpolated value goes through [`escape_html`], and
+//! links taken from captures are only made clickable when they are `http(s)` URLs, since
+//! escaping does not stop a `javascript:` URL from running when clicked.
+
+use chrono::{DateTime, Utc};
+
+use crate::store::{FailedDelivery, OutboxCounts};
+
+/// Everything the status page shows; gathered by the server, rendered by
+/// [`render_status_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusView {
+    /// The feed title from the config (`[feed] title`), used as the page title.
+    pub title: String,
+    /// lookout's version.
+    pub version: String,
+    /// When the view was gathered; relative times ("5 min ago") count from it.
+    pub generated_at: DateTime<Utc>,
+    /// The error of the last refused config reload, while the old config still runs.
+    pub reload_error: Option<String>,
+    /// Every configured source and its state.
+    pub sources: Vec<SourceView>,
+    /// The newest items, newest first.
+    pub items: Vec<ItemView>,
+    /// Every alert rule with its recent matches and failed deliveries.
+    pub rules: Vec<RuleView>,
+    /// Outbox totals.
+    pub outbox: OutboxCounts,
+    /// Every feed, in its three formats.
+    pub feeds: Vec<FeedLink>,
+    /// Where the OPML list of all feeds is served (normally `/feeds.opml`; the server
+    /// adds `?token=` when a token protects it, as it does for feed links).
+    pub opml_url: String,
+}
+
+/// One source as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceView {
+    /// The source's name.
+    pub name: String,
+    /// Its kind (`folder`, `http`).
+    pub kind: String,
+    /// Whether its last attempt succeeded (a source never attempted is ok).
+    pub ok: bool,
+    /// Its last successful fetch or ingest.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Its last error message, if any.
+    pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+}
+
+/// One item in a list of items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemView {
+    /// The item's title.
+    pub title: String,
+    /// Where it links to (see [`crate::feed::feed_link_for`]); shown as a link only
+    /// when it is an `http(s)` URL.
+    pub link: Option<String>,
+    /// The source that saw it.
+    pub source: String,
+    /// Its date: publication date, else first seen (or, for a match, when it matched).
+    pub when: DateTime<Utc>,
+}
+
+/// One alert rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleView {
+    /// The rule's name.
+    pub name: String,
+    /// Its most recent matches, newest first.
+    pub recent: Vec<ItemView>,
+    /// Deliveries of its matches that were given up on.
+    pub failed: Vec<FailedDelivery>,
+}
+
+/// One feed in its three formats, as absolute or server-relative URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedLink {
+    /// Human title ("lookout: hf-daily").
+    pub title: String,
+    /// RSS 2.0 URL.
+    pub rss: String,
+    /// Atom URL.
+    pub atom: String,
+    /// JSON Feed URL.
+    pub json: String,
+}
+
+/// Escapes text for HTML and XML element content and attribute values: `&`, `<`, `>`,
+/// `"` and `'` become references. Characters XML 1.0 forbids (C0 controls other than
+/// tab and newlines) are dropped, since no page text needs them and they would make
+/// the OPML invalid XML. The one escaping function of this module: every interpolated
+/// value goes through it.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for ch in crate::feed::xml_safe(text).chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// Whether a link from a captured page may be rendered as a clickable `href`: only
+/// absolute `http` and `https` URLs (not `javascript:`, `data:` and the like).
+fn safe_href(link: &str) -> bool {
+    url::Url::parse(link.trim()).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+/// The inline stylesheet: system fonts, a readable measure, large tap targets, and a
+/// dark palette when the device asks for one. Kept free of `<` and `&` so the page
+/// stays well-formed XML.
+const CSS: &str = r#"
+:root { color-scheme: light dark; --fg: #1b1d21; --muted: #5d6470; --bg: #ffffff;
+  --card: #f4f5f7; --line: #dde0e5; --link: #0b57d0; --ok: #16794c; --bad: #b3261e;
+  --warn-bg: #fff4e5; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6e7ea; --muted: #a2a8b3; --bg: #15171a; --card: #1f2226;
+    --line: #33373d; --link: #8ab4f8; --ok: #5fd08f; --bad: #f28b82; --warn-bg: #3a2a12; }
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+  font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif; }
+main { max-width: 46rem; margin: 0 auto; padding: 1rem; }
+header h1 { font-size: 1.5rem; margin: 0.5rem 0 0; }
+header p { margin: 0.25rem 0 0; color: var(--muted); font-size: 0.9rem; }
+h2 { font-size: 1.15rem; margin: 1.75rem 0 0.5rem; padding-bottom: 0.25rem;
+  border-bottom: 1px solid var(--line); }
+h3 { font-size: 1rem; margin: 1rem 0 0.25rem; }
+a { color: var(--link); }
+ul.list { list-style: none; margin: 0; padding: 0; }
+ul.list > li { padding: 0.6rem 0; border-bottom: 1px solid var(--line); }
+ul.list > li:last-child { border-bottom: 0; }
+.meta { color: var(--muted); font-size: 0.875rem; }
+.err { color: var(--bad); font-size: 0.875rem; overflow-wrap: anywhere; }
+.badge { display: inline-block; font-size: 0.75rem; font-weight: 600; padding: 0.05rem 0.5rem;
+  border-radius: 1rem; border: 1px solid currentColor; margin-left: 0.4rem; vertical-align: 0.1rem; }
+.badge.ok { color: var(--ok); }
+.badge.bad { color: var(--bad); }
+.notice { background: var(--warn-bg); border-left: 4px solid var(--bad); padding: 0.75rem 1rem;
+  margin: 1rem 0; overflow-wrap: anywhere; }
+.notice pre { white-space: pre-wrap; margin: 0.25rem 0 0; font-size: 0.875rem; }
+.feeds a { display: inline-block; padding: 0.2rem 0.1rem; margin-right: 0.6rem; }
+.item a, .item span.title { font-weight: 500; overflow-wrap: anywhere; }
+.empty { color: var(--muted); font-style: italic; }
+.totals { display: flex; flex-wrap: wrap; gap: 0.5rem 1.25rem; margin: 0.25rem 0; }
+footer { margin: 2rem 0 1rem; color: var(--muted); font-size: 0.8rem; }
+"#;
+
+/// Renders the status page as a complete HTML5 document.
+pub fn render_status_page(view: &StatusView) -> String {
+    let mut html = String::with_capacity(16 * 1024);
+    let title = escape_html(&view.title);
+    html.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n");
+    html.push_str("<meta charset=\"utf-8\" />\n");
+    html.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n");
+    html.push_str("<meta name=\"color-scheme\" content=\"light dark\" />\n");
+    html.push_str("<meta name=\"robots\" content=\"noindex\" />\n");
+    html.push_str(&format!("<title>{title} status</title>\n"));
+    // Feed autodiscovery: a browser or reader opening the page finds every feed.
+    for feed in &view.feeds {
+        html.push_str(&format!(
+            "<link rel=\"alternate\" type=\"application/rss+xml\" title=\"{}\" href=\"{}\" />\n",
+            escape_html(&feed.title),
+            escape_html(&feed.rss)
+        ));
+    }
+    html.push_str(&format!("<style>{CSS}</style>\n</head>\n<body>\n<main>\n"));
+
+    html.push_str(&format!(
+        "<header>\n<h1>{title}</h1>\n<p>lookout {} · as of {}</p>\n</header>\n",
+        escape_html(&view.version),
+        time_tag(view.generated_at, view.generated_at, false)
+    ));
+
+    if let Some(err) = &view.reload_error {
+        html.push_str(&format!(
+            "<div class=\"notice\" id=\"reload-error\" role=\"alert\"><strong>The last config \
+             reload was refused</strong>; the previous config is still running.<pre>{}</pre></div>\n",
+            escape_html(err)
+        ));
+    }
+
+    render_sources(&mut html, view);
+    render_items(&mut html, view);
+    render_rules(&mut html, view);
+    render_feeds(&mut html, view);
+
+    html.push_str(&format!(
+        "<footer>Generated {} by lookout {}.</footer>\n",
+        escape_html(&format_time(view.generated_at)),
+        escape_html(&view.version)
+    ));
+    html.push_str("</main>\n</body>\n</html>\n");
+    html
+}
+
+fn render_sources(html: &mut String, view: &StatusView) {
+    let failing = view.sources.iter().filter(|s| !s.ok).count();
+    html.push_str(&format!(
+        "<section id=\"sources\">\n<h2>Sources <span class=\"meta\">{} · {} failing</span></h2>\n",
+        view.sources.len(),
+        failing
+    ));
+    if view.sources.is_empty() {
+        html.push_str("<p class=\"empty\">No sources are configured.</p>\n</section>\n");
+        return;
+    }
+    html.push_str("<ul class=\"list\">\n");
+    for s in &view.sources {
+        let badge = if s.ok {
+            "<span class=\"badge ok\">ok</span>"
+        } else {
+            "<span class=\"badge bad\">failing</span>"
+        };
+        html.push_str(&format!(
+            "<li class=\"source\"><strong>{}</strong> <span class=\"meta\">{}</span>{badge}\n",
+            escape_html(&s.name),
+            escape_html(&s.kind)
+        ));
+        let last_success = match s.last_success {
+            Some(t) => time_tag(t, view.generated_at, true),
+            None => "never".to_owned(),
+        };
+        html.push_str(&format!("<div class=\"meta\">last success: {last_success}"));
+        if s.consecutive_failures > 0 {
+            html.push_str(&format!(
+                " · {} consecutive failure{}",
+                s.consecutive_failures,
+                if s.consecutive_failures == 1 { "" } else { "s" }
+            ));
+        }
+        html.push_str("</div>\n");
+        if let Some(err) = &s.last_error {
+            let at = s
+                .last_error_at
+                .map(|t| format!(" ({})", time_tag(t, view.generated_at, true)))
+                .unwrap_or_default();
+            html.push_str(&format!(
+                "<div class=\"err\">last error{at}: {}</div>\n",
+                escape_html(err)
+            ));
+        }
+        html.push_str("</li>\n");
+    }
+    html.push_str("</ul>\n</section>\n");
+}
+
+fn render_items(html: &mut String, view: &StatusView) {
+    html.push_str("<section id=\"items\">\n<h2>Newest items</h2>\n");
+    if view.items.is_empty() {
+        html.push_str("<p class=\"empty\">No items yet. Drop a saved page into a watched folder, or wait for the next fetch.</p>\n</section>\n");
+        return;
+    }
+    html.push_str("<ul class=\"list\">\n");
+    for item in &view.items {
+        html.push_str(&item_li(item, view.generated_at));
+    }
+    html.push_str("</ul>\n</section>\n");
+}
+
+/// One item as a list entry: its title (a link when safe), then source and date.
+fn item_li(item: &ItemView, now: DateTime<Utc>) -> String {
+    let title = escape_html(&item.title);
+    let head = match item.link.as_deref().filter(|l| safe_href(l)) {
+        Some(link) => format!(
+            "<a href=\"{}\" rel=\"noopener noreferrer\">{title}</a>",
+            escape_html(link.trim())
+        ),
+        None => format!("<span class=\"title\">{title}</span>"),
+    };
+    format!(
+        "<li class=\"item\">{head}\n<div class=\"meta\">{} · {}</div></li>\n",
+        escape_html(&item.source),
+        time_tag(item.when, now, true)
+    )
+}
+
+fn render_rules(html: &mut String, view: &StatusView) {
+    html.push_str("<section id=\"rules\">\n<h2>Alert rules</h2>\n");
+    html.push_str(&format!(
+        "<div class=\"totals meta\"><span>{} pending</span><span>{} delivered</span><span>{} failed</span></div>\n",
+        view.outbox.pending, view.outbox.delivered, view.outbox.failed
+    ));
+    if view.rules.is_empty() {
+        html.push_str("<p class=\"empty\">No alert rules are configured.</p>\n</section>\n");
+        return;
+    }
+    for rule in &view.rules {
+        html.push_str(&format!(
+            "<h3 class=\"rule\">{}</h3>\n",
+            escape_html(&rule.name)
+        ));
+        if rule.recent.is_empty() {
+            html.push_str("<p class=\"empty\">No matches yet.</p>\n");
+        } else {
+            html.push_str("<ul class=\"list\">\n");
+            for item in &rule.recent {
+                html.push_str(&item_li(item, view.generated_at));
+            }
+            html.push_str("</ul>\n");
+        }
+        if !rule.failed.is_empty() {
+            html.push_str(&format!(
+                "<p class=\"err\"><strong>{} failed deliver{}</strong></p>\n<ul class=\"list failed\">\n",
+                rule.failed.len(),
+                if rule.failed.len() == 1 { "y" } else { "ies" }
+            ));
+            for f in &rule.failed {
+                html.push_str(&format!(
+                    "<li>{} <span class=\"meta\">to {} · {}</span>\n<div class=\"err\">{}</div></li>\n",
+                    escape_html(&f.title),
+                    escape_html(&f.notifier),
+                    time_tag(f.at, view.generated_at, true),
+                    escape_html(&f.error)
+                ));
+            }
+            html.push_str("</ul>\n");
+        }
+    }
+    html.push_str("</section>\n");
+}
+
+fn render_feeds(html: &mut String, view: &StatusView) {
+    html.push_str("<section id=\"feeds\">\n<h2>Feeds</h2>\n<ul class=\"list feeds\">\n");
+    for feed in &view.feeds {
+        html.push_str(&format!(
+            "<li>{}<br /><a href=\"{}\">RSS</a><a href=\"{}\">Atom</a><a href=\"{}\">JSON Feed</a></li>\n",
+            escape_html(&feed.title),
+            escape_html(&feed.rss),
+            escape_html(&feed.atom),
+            escape_html(&feed.json)
+        ));
+    }
+    html.push_str(&format!(
+        "</ul>\n<p><a href=\"{}\">All feeds as OPML</a> <span class=\"meta\">(import into a feed reader)</span></p>\n</section>\n",
+        escape_html(&view.opml_url)
+    ));
+}
+
+/// `2026-11-25 08:09 UTC`.
+fn format_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A `<time>` element; with `relative`, it reads "5 min ago" and carries the full time
+/// as its tooltip, since on a status page the age is what a person checks first.
+fn time_tag(t: DateTime<Utc>, now: DateTime<Utc>, relative: bool) -> String {
+    let full = escape_html(&format_time(t));
+    let machine = escape_html(&t.to_rfc3339());
+    if relative {
+        format!(
+            "<time datetime=\"{machine}\" title=\"{full}\">{}</time>",
+            escape_html(&ago(t, now))
+        )
+    } else {
+        format!("<time datetime=\"{machine}\">{full}</time>")
+    }
+}
+
+/// How long before `now` the time `t` was, in the largest unit that fits.
+fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - t).num_seconds();
+    match secs {
+        s if s < 0 => format_time(t),
+        0..60 => "just now".to_owned(),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        86_400..2_592_000 => format!("{} d ago", secs / 86_400),
+        _ => t.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// Renders an OPML 2.0 subscription list with one outline per feed (its RSS URL, which
+/// every reader understands; the Atom and JSON variants would only subscribe the same
+/// items twice).
+pub fn render_opml(title: &str, feeds: &[FeedLink]) -> String {
+    let mut xml = String::with_capacity(256 + feeds.len() * 160);
+    xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n");
+    xml.push_str(&format!(
+        "  <head>\n    <title>{}</title>\n  </head>\n  <body>\n",
+        escape_html(title)
+    ));
+    for feed in feeds {
+        let t = escape_html(&feed.title);
+        xml.push_str(&format!(
+            "    <outline type=\"rss\" text=\"{t}\" title=\"{t}\" xmlUrl=\"{}\" />\n",
+            escape_html(&feed.rss)
+        ));
+    }
+    xml.push_str("  </body>\n</opml>\n");
+    xml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("valid test time")
+            .to_utc()
+    }
+
+    fn feed(name: &str) -> FeedLink {
+        FeedLink {
+            title: format!("lookout: {name}"),
+            rss: format!("http://127.0.0.1:8080/feeds/{name}.xml"),
+            atom: format!("http://127.0.0.1:8080/feeds/{name}.atom"),
+            json: format!("http://127.0.0.1:8080/feeds/{name}.json"),
+        }
+    }
+
+    fn view() -> StatusView {
+        let now = at("2026-11-25T12:00:00Z");
+        StatusView {
+            title: "lookout".into(),
+            version: "0.1.0".into(),
+            generated_at: now,
+            reload_error: None,
+            sources: vec![
+                SourceView {
+                    name: "drop".into(),
+                    kind: "folder".into(),
+                    ok: true,
+                    last_success: Some(at("2026-11-25T11:55:00Z")),
+                    last_error: None,
+                    last_error_at: None,
+                    consecutive_failures: 0,
+                },
+                SourceView {
+                    name: "hf-daily".into(),
+                    kind: "http".into(),
+                    ok: false,
+                    last_success: Some(at("2026-11-24T09:00:00Z")),
+                    last_error: Some("HTTP 503 from huggingface.co".into()),
+                    last_error_at: Some(at("2026-11-25T11:30:00Z")),
+                    consecutive_failures: 3,
+                },
+            ],
+            items: vec![ItemView {
+                title: "Diffusion models are real-time game engines".into(),
+                link: Some("https://arxiv.org/abs/2408.14837".into()),
+                source: "hf-daily".into(),
+                when: at("2026-11-25T10:00:00Z"),
+            }],
+            rules: vec![RuleView {
+                name: "diffusion".into(),
+                recent: vec![],
+                failed: vec![FailedDelivery {
+                    rule: "diffusion".into(),
+                    notifier: "phone".into(),
+                    title: "Some paper".into(),
+                    error: "ntfy answered 401".into(),
+                    at: at("2026-11-25T11:00:00Z"),
+                }],
+            }],
+            outbox: OutboxCounts {
+                pending: 2,
+                failed: 1,
+                delivered: 10,
+            },
+            feeds: vec![feed("all"), feed("drop")],
+            opml_url: "/feeds.opml".into(),
+        }
+    }
+
+    /// Every text node of the document, concatenated.
+    fn text_of(doc: &roxmltree::Document<'_>) -> String {
+        doc.descendants()
+            .filter(|n| n.is_text())
+            .filter_map(|n| n.text())
+            .collect()
+    }
+
+    fn parse(html: &str) -> roxmltree::Document<'_> {
+        let opts = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..roxmltree::ParsingOptions::default()
+        };
+        roxmltree::Document::parse_with_options(html, opts)
+            .unwrap_or_else(|e| panic!("page is not well-formed: {e}\n{html}"))
+    }
+
+    #[test]
+    fn escape_html_escapes_markup_quotes_and_ampersands() {
+        assert_eq!(
+            escape_html(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        assert_eq!(escape_html("plain text"), "plain text");
+        assert_eq!(escape_html("bell\u{7}"), "bell");
+    }
+
+    #[test]
+    fn status_page_is_well_formed_with_phone_viewport_and_dark_mode() {
+        let html = render_status_page(&view());
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        let doc = parse(&html);
+        let meta = |name: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name("meta") && n.attribute("name") == Some(name))
+                .and_then(|n| n.attribute("content"))
+        };
+        assert_eq!(
+            meta("viewport"),
+            Some("width=device-width, initial-scale=1")
+        );
+        assert!(html.contains("prefers-color-scheme: dark"));
+        assert!(
+            !doc.descendants().any(|n| n.has_tag_name("script")),
+            "the page needs no script"
+        );
+    }
+
+    #[test]
+    fn status_page_shows_sources_items_rules_and_feed_links() {
+        let html = render_status_page(&view());
+        let doc = parse(&html);
+        let text = text_of(&doc);
+        for expected in [
+            "drop",
+            "hf-daily",
+            "failing",
+            "3 consecutive failures",
+            "HTTP 503 from huggingface.co",
+            "Diffusion models are real-time game engines",
+            "diffusion",
+            "ntfy answered 401",
+            "2 pending",
+        ] {
+            assert!(text.contains(expected), "page lacks {expected:?}:\n{html}");
+        }
+        let hrefs: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("a"))
+            .filter_map(|n| n.attribute("href"))
+            .collect();
+        for expected in [
+            "https://arxiv.org/abs/2408.14837",
+            "http://127.0.0.1:8080/feeds/drop.xml",
+            "http://127.0.0.1:8080/feeds/drop.atom",
+            "http://127.0.0.1:8080/feeds/drop.json",
+            "http://127.0.0.1:8080/feeds/all.xml",
+            "/feeds.opml",
+        ] {
+            assert!(
+                hrefs.contains(&expected),
+                "no link to {expected}: {hrefs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_page_relative_times_count_from_generation() {
+        let html = render_status_page(&view());
+        assert!(html.contains(">5 min ago</time>"), "{html}");
+        assert!(html.contains(">30 min ago</time>"), "{html}");
+        assert!(html.contains(">2 h ago</time>"), "{html}");
+    }
+
+    #[test]
+    fn status_page_shows_reload_error_only_when_there_is_one() {
+        let mut v = view();
+        let html = render_status_page(&v);
+        assert!(!html.contains("reload-error"));
+        v.reload_error = Some("lookout.toml:3:9: key `every`: invalid duration \"3x\"".into());
+        let html = render_status_page(&v);
+        let doc = parse(&html);
+        let notice = doc
+            .descendants()
+            .find(|n| n.attribute("id") == Some("reload-error"))
+            .expect("reload error notice");
+        let text: String = notice.descendants().filter_map(|n| n.text()).collect();
+        assert!(text.contains("invalid duration \"3x\""), "{text}");
+    }
+
+    #[test]
+    fn hostile_text_is_escaped_everywhere_on_the_page() {
+        let hostile = r#"<script>alert('x')</script> "q" & <img src=x onerror=alert(1)>"#;
+        let mut v = view();
+        v.title = hostile.into();
+        v.version = hostile.into();
+        v.reload_error = Some(hostile.into());
+        v.sources[0].name = hostile.into();
+        v.sources[0].kind = hostile.into();
+        v.sources[1].last_error = Some(hostile.into());
+        v.items[0].title = hostile.into();
+        v.items[0].source = hostile.into();
+        v.items[0].link = Some(format!("https://example.org/?q=\"><script>{hostile}"));
+        v.rules[0].name = hostile.into();
+        v.rules[0].failed[0].title = hostile.into();
+        v.rules[0].failed[0].error = hostile.into();
+        v.rules[0].failed[0].notifier = hostile.into();
+        v.feeds[0].title = hostile.into();
+        v.feeds[0].rss = format!("/x.xml?\"{hostile}");
+        v.opml_url = format!("/feeds.opml?\"{hostile}");
+        let html = render_status_page(&v);
+        let doc = parse(&html);
+        assert!(
+            !doc.descendants()
+                .any(|n| n.has_tag_name("script") || n.has_tag_name("img")),
+            "hostile markup became elements:\n{html}"
+        );
+        // The hostile text survives as text, the way a person should read it.
+        assert!(text_of(&doc).contains("<script>alert('x')</script> \"q\" & <img"));
+        assert!(!html.contains("<script>"));
+        assert!(!html.contains("onerror=alert(1)>"));
+    }
+
+    #[test]
+    fn non_http_links_are_not_clickable() {
+        let mut v = view();
+        v.items[0].link = Some("javascript:alert(document.cookie)".into());
+        v.items.push(ItemView {
+            title: "data link".into(),
+            link: Some("data:text/html,<script>alert(1)</script>".into()),
+            source: "drop".into(),
+            when: v.generated_at,
+        });
+        let html = render_status_page(&v);
+        let doc = parse(&html);
+        let hrefs: Vec<&str> = doc
+            .descendants()
+            .filter_map(|n| n.attribute("href"))
+            .collect();
+        assert!(
+            hrefs
+                .iter()
+                .all(|h| !h.starts_with("javascript:") && !h.starts_with("data:")),
+            "{hrefs:?}"
+        );
+        assert!(text_of(&doc).contains("Diffusion models are real-time game engines"));
+    }
+
+    #[test]
+    fn empty_view_renders_explanations_not_empty_lists() {
+        let mut v = view();
+        v.sources.clear();
+        v.items.clear();
+        v.rules.clear();
+        let html = render_status_page(&v);
+        let doc = parse(&html);
+        let text = text_of(&doc);
+        assert!(text.contains("No sources are configured."));
+        assert!(text.contains("No items yet."));
+        assert!(text.contains("No alert rules are configured."));
+    }
+
+    #[test]
+    fn opml_lists_every_feed_and_parses_as_xml() {
+        let feeds = vec![feed("all"), feed("drop"), feed("hf-daily")];
+        let opml = render_opml("lookout feeds", &feeds);
+        let doc = roxmltree::Document::parse(&opml).expect("OPML is well-formed XML");
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "opml");
+        assert_eq!(root.attribute("version"), Some("2.0"));
+        let title = root
+            .descendants()
+            .find(|n| n.has_tag_name("title"))
+            .and_then(|n| n.text());
+        assert_eq!(title, Some("lookout feeds"));
+        let outlines: Vec<(Option<&str>, Option<&str>, Option<&str>)> = root
+            .descendants()
+            .filter(|n| n.has_tag_name("outline"))
+            .map(|n| {
+                (
+                    n.attribute("type"),
+                    n.attribute("text"),
+                    n.attribute("xmlUrl"),
+                )
+            })
+            .collect();
+        let expected: Vec<(Option<&str>, Option<&str>, Option<&str>)> = feeds
+            .iter()
+            .map(|f| (Some("rss"), Some(f.title.as_str()), Some(f.rss.as_str())))
+            .collect();
+        assert_eq!(outlines, expected);
+    }
+
+    #[test]
+    fn opml_escapes_hostile_titles_and_urls() {
+        let hostile = FeedLink {
+            title: "a <b> & \"c\" 'd'\u{1}".into(),
+            rss: "http://h/x.xml?a=1&b=\"2\"".into(),
+            atom: String::new(),
+            json: String::new(),
+        };
+        let opml = render_opml("t & <t>", std::slice::from_ref(&hostile));
+        let doc = roxmltree::Document::parse(&opml).expect("OPML is well-formed XML");
+        let outline = doc
+            .descendants()
+            .find(|n| n.has_tag_name("outline"))
+            .expect("an outline");
+        assert_eq!(outline.attribute("text"), Some("a <b> & \"c\" 'd'"));
+        assert_eq!(
+            outline.attribute("xmlUrl"),
+            Some("http://h/x.xml?a=1&b=\"2\"")
+        );
+        let title = doc
+            .descendants()
+            .find(|n| n.has_tag_name("title"))
+            .and_then(|n| n.text());
+        assert_eq!(title, Some("t & <t>"));
+    }
+}

@@ -1,0 +1,777 @@
+//! Every page format's fixture parses exactly, field by field; sniffing picks the right
+//! format; the same paper from the HF text capture, HTML page and JSON API is one item;
+//! and nothing a page can contain makes a parser panic.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use lookout::config::SelectorsConfig;
+use lookout::entry::Entry;
+use lookout::parse::{formats, parse_page, ParseContext, ParseError};
+
+fn captured() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 20, 12, 0, 0).unwrap()
+}
+
+fn ctx() -> ParseContext<'static> {
+    ParseContext::at(captured())
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn parse(name: &str) -> (String, Vec<Entry>) {
+    let parsed =
+        parse_page(&fixture(name), "auto", &ctx()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (parsed.format.to_owned(), parsed.entries)
+}
+
+fn date(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(y, m, d)
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Sniffing
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn every_fixture_is_sniffed_as_its_format() {
+    let expected = [
+        ("hf_papers_may20.txt", "hf-papers", 27),
+        ("hf_papers_apr17.txt", "hf-papers", 35),
+        ("aitopics_energy.txt", "aitopics", 10),
+        ("hf_papers_page.html", "hf-papers", 4),
+        ("hf_papers_cards.html", "hf-papers", 3),
+        ("hf_daily_papers_api.json", "hf-papers", 4),
+        ("arxiv_list_new.html", "arxiv", 5),
+        ("arxiv_list_recent.html", "arxiv", 4),
+        ("aitopics_listing.html", "aitopics", 5),
+        ("feed_rss2.xml", "feed", 3),
+        ("feed_rss1.xml", "feed", 2),
+        ("feed_rss091.xml", "feed", 2),
+        ("feed_atom.xml", "feed", 2),
+        ("feed.json", "feed", 2),
+    ];
+    for (name, format, count) in expected {
+        let (got, entries) = parse(name);
+        assert_eq!(got, format, "{name}");
+        assert_eq!(entries.len(), count, "{name}");
+        assert!(entries.iter().all(|e| e.format == format), "{name}");
+    }
+}
+
+#[test]
+fn every_text_field_is_clean() {
+    for name in [
+        "hf_papers_may20.txt",
+        "aitopics_energy.txt",
+        "hf_papers_page.html",
+        "hf_daily_papers_api.json",
+        "arxiv_list_new.html",
+        "aitopics_listing.html",
+        "feed_rss2.xml",
+        "feed_atom.xml",
+        "feed.json",
+    ] {
+        for e in parse(name).1 {
+            for field in [&e.title, &e.summary]
+                .into_iter()
+                .chain(e.authors.iter())
+                .chain(e.source.iter())
+            {
+                assert_eq!(field.trim(), field, "{name}: {field:?}");
+                assert!(
+                    !field.contains("  ") && !field.contains('\n') && !field.contains('\u{a0}'),
+                    "{name}: {field:?}"
+                );
+            }
+            assert!(!e.title.is_empty(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn text_that_matches_no_format_is_unrecognized() {
+    let prose = b"Meeting notes\n\nWe talked about the budget and agreed to meet again.\n";
+    assert!(matches!(
+        parse_page(prose, "auto", &ctx()),
+        Err(ParseError::Unrecognized { .. })
+    ));
+    let html = b"<!doctype html><html><body><p>Hello</p></body></html>";
+    assert!(matches!(
+        parse_page(html, "auto", &ctx()),
+        Err(ParseError::Unrecognized { .. })
+    ));
+    let json = br#"{"hello": ["world"]}"#;
+    assert!(matches!(
+        parse_page(json, "auto", &ctx()),
+        Err(ParseError::Unrecognized { .. })
+    ));
+}
+
+#[test]
+fn random_bytes_are_unrecognized_and_empty_pages_are_empty() {
+    // A fixed pseudo-random sequence (xorshift), so the test is repeatable.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let err = parse_page(&bytes, "auto", &ctx()).unwrap_err();
+    assert!(matches!(err, ParseError::Unrecognized { .. }), "{err}");
+    assert_eq!(parse_page(b"", "auto", &ctx()), Err(ParseError::Empty));
+    assert_eq!(
+        parse_page(b" \r\n\xC2\xA0\n", "auto", &ctx()),
+        Err(ParseError::Empty)
+    );
+    assert_eq!(
+        parse_page(b"x", "no-such-format", &ctx()),
+        Err(ParseError::UnknownFormat("no-such-format".into()))
+    );
+}
+
+#[test]
+fn no_format_panics_on_any_fixture_or_garbage() {
+    let mut pages: Vec<Vec<u8>> =
+        std::fs::read_dir(format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+    let nasty: &[&[u8]] = &[
+        b"\xff\xfe\x00<\x00r\x00s\x00s",
+        b"<rss><channel><item><title>",
+        b"[{\"paper\": {\"id\": 5, \"title\": null}}]",
+        b"[{\"paper\": {\"id\": \"2401.00001\", \"title\": \"T\", \"authors\": [1, null, {\"name\": 2}]}}]",
+        b"<div data-target=\"DailyPapers\" data-props=\"{not json\"></div>",
+        b"<dl><dt><a href=\"/abs/\">x</a></dt><dd><div class=\"list-title\"></div></dd></dl>",
+        b"  \xE2\x80\xA2 8 authors\n\xC2\xB7\nFeb 30, 2024\n",
+        b"Title\n\nPublisher\n\n\xC2\xA0",
+    ];
+    pages.extend(nasty.iter().map(|p| p.to_vec()));
+    // Deep nesting must not overflow the stack of the text walker.
+    pages.push(format!("<html><body>{}x</body></html>", "<div>".repeat(20_000)).into_bytes());
+    // Cut every fixture at odd points, as a half-written file would be.
+    let cuts: Vec<Vec<u8>> = pages
+        .iter()
+        .flat_map(|p| [p.len() / 3, p.len() / 2 + 1].map(|n| p[..n].to_vec()))
+        .collect();
+    pages.extend(cuts);
+    let selectors = SelectorsConfig {
+        item: "div".into(),
+        title: "x".into(),
+        link: None,
+        summary: None,
+        date: None,
+        date_format: None,
+        authors: None,
+    };
+    let mut ctx = ctx();
+    ctx.selectors = Some(&selectors);
+    for page in &pages {
+        for format in formats() {
+            let _ = parse_page(page, format.name(), &ctx);
+        }
+        let _ = parse_page(page, "auto", &ctx);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Hugging Face: HTML and JSON
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn hf_html_page_reads_daily_papers_data_props() {
+    let (_, entries) = parse("hf_papers_page.html");
+    let ids: Vec<_> = entries
+        .iter()
+        .map(|e| e.arxiv_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["2605.08817", "2402.03139", "2209.15430", "2303.10876"]
+    );
+    let e = &entries[2];
+    assert_eq!(
+        e.title,
+        "Relative representations enable zero-shot latent space communication"
+    );
+    assert_eq!(
+        e.link.as_deref(),
+        Some("https://huggingface.co/papers/2209.15430")
+    );
+    assert!(e
+        .summary
+        .starts_with("Neural networks embed the geometric structure of a data manifold"));
+    assert!(
+        e.summary
+            .contains("hinder any form of reuse. Nevertheless, we"),
+        "line break joined"
+    );
+    assert!(e.summary.ends_with("(e.g., CNNs, GCNs, transformers)."));
+    assert_eq!(
+        e.authors,
+        strings(&[
+            "Luca Moschella",
+            "Valentino Maiorca",
+            "Marco Fumero",
+            "Antonio Norelli",
+            "Francesco Locatello",
+            "Emanuele Rodolà"
+        ])
+    );
+    assert_eq!(e.author_count, Some(6));
+    assert_eq!(e.published, date(2022, 9, 30));
+    assert_eq!(e.source, None);
+    let synthetic = &entries[0];
+    assert_eq!(
+        synthetic.title,
+        "Sparse Routing Makes Long-Context Retrieval Cheap"
+    );
+    assert_eq!(synthetic.published, date(2026, 5, 19));
+    assert_eq!(synthetic.author_count, Some(3));
+    assert!(synthetic
+        .summary
+        .ends_with("We release code and checkpoints."));
+}
+
+#[test]
+fn hf_html_page_without_data_props_reads_the_cards() {
+    let (_, entries) = parse("hf_papers_cards.html");
+    let got: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.title.as_str(),
+                e.arxiv_id.as_deref(),
+                e.author_count,
+                e.link.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "Relative representations enable zero-shot latent space communication",
+                Some("2209.15430"),
+                Some(6),
+                Some("https://huggingface.co/papers/2209.15430")
+            ),
+            (
+                "Self-Normalizing Neural Networks",
+                Some("1706.02515"),
+                Some(4),
+                Some("https://huggingface.co/papers/1706.02515")
+            ),
+            (
+                "EqMotion: Equivariant Multi-agent Motion Prediction with Invariant Interaction Reasoning",
+                Some("2303.10876"),
+                Some(7),
+                Some("https://huggingface.co/papers/2303.10876")
+            ),
+        ]
+    );
+    assert!(entries
+        .iter()
+        .all(|e| e.summary.is_empty() && e.published.is_none()));
+}
+
+#[test]
+fn hf_json_api_field_by_field() {
+    let (_, entries) = parse("hf_daily_papers_api.json");
+    let e = &entries[1];
+    assert_eq!(
+        e.title,
+        "Frame Averaging for Invariant and Equivariant Network Design"
+    );
+    assert_eq!(e.arxiv_id.as_deref(), Some("2110.03336"));
+    assert_eq!(
+        e.link.as_deref(),
+        Some("https://huggingface.co/papers/2110.03336")
+    );
+    assert_eq!(e.authors.len(), 7);
+    assert_eq!(e.authors[0], "Omri Puny");
+    assert_eq!(e.authors[6], "Yaron Lipman");
+    assert_eq!(e.author_count, Some(7));
+    assert_eq!(e.published, date(2021, 10, 7));
+    assert!(e
+        .summary
+        .starts_with("Many machine learning tasks involve learning functions"));
+    assert_eq!(entries[3].arxiv_id.as_deref(), Some("2605.08817"));
+}
+
+#[test]
+fn hf_pages_with_other_hydration_targets_are_read_tolerantly() {
+    // A trending or search page: another target, papers as bare objects under another key.
+    let props = r#"{"papers":[{"id":"2402.03139v2","title":"Enhancing Neural Subset Selection","summary":"S.","authors":[{"name":"Binghui Xie"}],"publishedAt":"2024-02-05T11:17:42.000Z"},{"id":"not-a-paper","title":"Sidebar"}],"query":"subset"}"#;
+    let page = format!(
+        "<!doctype html><html><body><div data-target=\"PapersSearch\" data-props=\"{}\"></div></body></html>",
+        props.replace('"', "&quot;")
+    );
+    let url = url::Url::parse("https://huggingface.co/papers?q=subset").unwrap();
+    let mut ctx = ctx();
+    ctx.url = Some(&url);
+    let parsed = parse_page(page.as_bytes(), "auto", &ctx).unwrap();
+    assert_eq!(parsed.format, "hf-papers");
+    assert_eq!(parsed.entries.len(), 1);
+    assert_eq!(parsed.entries[0].arxiv_id.as_deref(), Some("2402.03139"));
+    assert_eq!(
+        parsed.entries[0].link.as_deref(),
+        Some("https://huggingface.co/papers/2402.03139")
+    );
+    // A daily page for a day with no papers is empty, not an error.
+    let empty = "<html><body><div data-target=\"DailyPapers\" data-props=\"{&quot;dailyPapers&quot;:[]}\"></div></body></html>";
+    assert_eq!(
+        parse_page(empty.as_bytes(), "hf-papers", &ctx)
+            .unwrap()
+            .entries,
+        []
+    );
+    assert_eq!(parse_page(b"[]", "hf-papers", &ctx).unwrap().entries, []);
+}
+
+// ---------------------------------------------------------------------------------
+// Cross-format identity
+// ---------------------------------------------------------------------------------
+
+/// Ingests entries the way the store matches them: an entry is a known item when any
+/// of its aliases is known; every alias it has is then recorded for that item.
+fn distinct_items(entries: &[Entry]) -> usize {
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut items = 0;
+    for e in entries {
+        let aliases = e.aliases();
+        let item = match aliases.iter().find_map(|a| owner.get(a)) {
+            Some(&item) => item,
+            None => {
+                items += 1;
+                items
+            }
+        };
+        for a in aliases {
+            owner.entry(a).or_insert(item);
+        }
+    }
+    items
+}
+
+#[test]
+fn same_paper_as_text_html_and_json_is_one_item() {
+    let (_, text) = parse("hf_papers_may20.txt");
+    let (_, html) = parse("hf_papers_page.html");
+    let (_, json) = parse("hf_daily_papers_api.json");
+    // Overlapping papers share an alias across every pair of shapes.
+    let shares = |a: &Entry, b: &Entry| a.aliases().iter().any(|x| b.aliases().contains(x));
+    let by_title =
+        |list: &[Entry], title: &str| list.iter().find(|e| e.title == title).cloned().unwrap();
+    let relrep = "Relative representations enable zero-shot latent space communication";
+    assert!(shares(&by_title(&text, relrep), &by_title(&html, relrep)));
+    assert!(shares(&by_title(&text, relrep), &by_title(&json, relrep)));
+    assert!(shares(&by_title(&html, relrep), &by_title(&json, relrep)));
+    let frame = "Frame Averaging for Invariant and Equivariant Network Design";
+    assert!(shares(&by_title(&text, frame), &by_title(&json, frame)));
+    let subset = "Enhancing Neural Subset Selection: Integrating Background Information into Set Representations";
+    assert!(shares(&by_title(&text, subset), &by_title(&html, subset)));
+
+    // 27 papers in the capture; the HTML and JSON add only the synthetic 2605.08817.
+    let mut all: Vec<Entry> = text.iter().chain(&html).chain(&json).cloned().collect();
+    assert_eq!(all.len(), 35);
+    assert_eq!(distinct_items(&all), 28);
+    // The order of arrival does not matter.
+    all.reverse();
+    assert_eq!(distinct_items(&all), 28);
+    let mut by_id_first: Vec<Entry> = json.iter().chain(&text).chain(&html).cloned().collect();
+    by_id_first.rotate_left(2);
+    assert_eq!(distinct_items(&by_id_first), 28);
+}
+
+#[test]
+fn arxiv_listing_and_arxiv_feeds_share_ids() {
+    let (_, listing) = parse("arxiv_list_new.html");
+    let (_, rss) = parse("feed_rss1.xml");
+    let (_, atom) = parse("feed_atom.xml");
+    let all: Vec<Entry> = listing.iter().chain(&rss).chain(&atom).cloned().collect();
+    // 5 listed; the RSS 1.0 items are two of them; the Atom feed adds EqMotion only.
+    assert_eq!(distinct_items(&all), 6);
+}
+
+// ---------------------------------------------------------------------------------
+// arXiv
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn arxiv_new_listing_field_by_field() {
+    let (_, entries) = parse("arxiv_list_new.html");
+    let e = &entries[0];
+    assert_eq!(
+        e.title,
+        "Sharper $\\ell_1$ Bounds for Sparse Linear Bandits"
+    );
+    assert_eq!(e.arxiv_id.as_deref(), Some("2605.11201"));
+    assert_eq!(e.link.as_deref(), Some("https://arxiv.org/abs/2605.11201"));
+    assert_eq!(
+        e.authors,
+        strings(&["Ngozi Okafor", "Erik Lindqvist", "Haruto Tanaka"])
+    );
+    assert_eq!(e.author_count, Some(3));
+    assert_eq!(e.source.as_deref(), Some("Machine Learning (cs.LG)"));
+    assert_eq!(e.published, date(2026, 5, 20));
+    assert_eq!(
+        e.summary,
+        "We study sparse linear bandits in $d$ dimensions with $s$ active coordinates and give regret bounds of order $\\tilde O(\\sqrt{s d T})$ that hold without a margin condition. The analysis replaces the usual restricted eigenvalue argument by an $\\ell_1$ peeling step."
+    );
+    assert_eq!(
+        entries[1].title,
+        "Curriculum Pruning & Distillation for On-Device Speech Models"
+    );
+    assert_eq!(entries[1].authors[0], "María José García");
+    let cross = &entries[3];
+    assert_eq!(
+        cross.title,
+        "Calibrated Uncertainty for Gaussian Process Surrogates"
+    );
+    assert_eq!(cross.source.as_deref(), Some("Machine Learning (stat.ML)"));
+    assert_eq!(cross.authors[0], "Siobhán O'Connor");
+    let replaced = &entries[4];
+    assert_eq!(replaced.arxiv_id.as_deref(), Some("2209.15430"));
+    assert_eq!(replaced.summary, "");
+    assert_eq!(replaced.author_count, Some(6));
+}
+
+#[test]
+fn arxiv_recent_listing_dates_entries_by_their_day_heading() {
+    let (_, entries) = parse("arxiv_list_recent.html");
+    let got: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.arxiv_id.as_deref().unwrap(),
+                e.published,
+                e.source.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "2605.09921",
+                date(2026, 5, 19),
+                Some("Computation and Language (cs.CL)")
+            ),
+            (
+                "2605.09870",
+                date(2026, 5, 19),
+                Some("Artificial Intelligence (cs.AI)")
+            ),
+            (
+                "2605.08812",
+                date(2026, 5, 18),
+                Some("Computation and Language (cs.CL)")
+            ),
+            (
+                "2605.08790",
+                date(2026, 5, 18),
+                Some("Computation and Language (cs.CL)")
+            ),
+        ]
+    );
+    assert_eq!(
+        entries[0].title,
+        "Tokenizer-Free Language Models for Morphologically Rich Languages"
+    );
+    assert_eq!(
+        entries[0].authors,
+        strings(&["Ayşe Yılmaz", "Juha Koskinen"])
+    );
+    assert!(entries.iter().all(|e| e.summary.is_empty()));
+}
+
+// ---------------------------------------------------------------------------------
+// AITopics HTML
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn aitopics_html_listing_field_by_field() {
+    let (_, entries) = parse("aitopics_listing.html");
+    let e = &entries[0];
+    assert_eq!(
+        e.title,
+        "Differentiable Optimization Layers for Guaranteed Fairness in Deep Learning"
+    );
+    assert_eq!(
+        e.link.as_deref(),
+        Some("https://aitopics.org/doc/arxivorg:7D2A91C3/")
+    );
+    assert_eq!(e.source.as_deref(), Some("arXiv.org Machine Learning"));
+    assert_eq!(e.published, date(2026, 5, 19));
+    assert_eq!(e.arxiv_id.as_deref(), Some("2605.10211"));
+    assert!(e
+        .summary
+        .starts_with("Differentiable optimization layers are traditionally integrated"));
+    assert!(e.summary.ends_with('…'));
+    let news = &entries[2];
+    assert_eq!(
+        news.title,
+        "NextEra, Dominion to create huge power biz as AI drives US energy demand"
+    );
+    assert_eq!(news.source.as_deref(), Some("Al Jazeera"));
+    assert_eq!(news.published, date(2026, 5, 18));
+    assert_eq!(news.arxiv_id, None);
+    let mit = &entries[3];
+    assert_eq!(mit.source.as_deref(), Some("MIT Technology Review"));
+    assert_eq!(entries[4].published, date(2026, 5, 17));
+    // The same titles as the text capture: one item across both shapes.
+    let (_, text) = parse("aitopics_energy.txt");
+    let all: Vec<Entry> = text.iter().chain(&entries).cloned().collect();
+    assert_eq!(distinct_items(&all), 10);
+}
+
+// ---------------------------------------------------------------------------------
+// Feeds
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn rss2_feed_field_by_field() {
+    let (_, entries) = parse("feed_rss2.xml");
+    let e = &entries[0];
+    assert_eq!(e.title, "Reading notes: relative representations");
+    assert_eq!(
+        e.link.as_deref(),
+        Some("https://notebook.example.org/2026/05/relative-representations/")
+    );
+    assert_eq!(
+        e.summary,
+        "Why angles between latent encodings survive retraining, and what Moschella et al. build on it."
+    );
+    assert_eq!(e.authors, strings(&["Priya Raman"]));
+    assert_eq!(e.source.as_deref(), Some("The Gradient Notebook"));
+    assert_eq!(
+        e.published,
+        date(2026, 5, 19),
+        "the date as the feed wrote it, not UTC"
+    );
+    assert_eq!(e.arxiv_id, None, "a post about a paper is not the paper");
+    let frame = &entries[1];
+    assert_eq!(frame.title, "Frame Averaging, explained & implemented");
+    assert_eq!(frame.arxiv_id.as_deref(), Some("2110.03336"));
+    assert_eq!(frame.authors, strings(&["Tomás Ruiz"]));
+    assert_eq!(
+        frame.summary,
+        "A short walk through the frame averaging operator with code."
+    );
+    let untitled = &entries[2];
+    assert_eq!(
+        untitled.title,
+        "Housekeeping: the notebook moves to a new server this weekend."
+    );
+    assert_eq!(
+        untitled.link.as_deref(),
+        Some("https://notebook.example.org/2026/05/housekeeping/")
+    );
+    assert_eq!(untitled.published, date(2026, 5, 8));
+}
+
+#[test]
+fn rss1_and_rss091_feeds_field_by_field() {
+    let (_, rdf) = parse("feed_rss1.xml");
+    assert_eq!(
+        rdf[0].title,
+        "Sharper $\\ell_1$ Bounds for Sparse Linear Bandits"
+    );
+    assert_eq!(rdf[0].arxiv_id.as_deref(), Some("2605.11201"));
+    assert_eq!(
+        rdf[0].authors,
+        strings(&["Ngozi Okafor", "Erik Lindqvist", "Haruto Tanaka"])
+    );
+    assert_eq!(rdf[0].published, date(2026, 5, 20));
+    assert_eq!(rdf[0].source.as_deref(), Some("cs.LG updates on arXiv.org"));
+    assert_eq!(
+        rdf[0].summary,
+        "We study sparse linear bandits in $d$ dimensions with $s$ active coordinates."
+    );
+    assert_eq!(
+        rdf[1].title,
+        "Curriculum Pruning & Distillation for On-Device Speech Models"
+    );
+    let (_, old) = parse("feed_rss091.xml");
+    assert_eq!(old[0].title, "Our paper on counting circuits is out");
+    assert_eq!(
+        old[0].link.as_deref(),
+        Some("http://lab.example.edu/news/counting")
+    );
+    assert_eq!(old[0].summary, "See arXiv for the preprint.");
+    assert_eq!(old[1].summary, "");
+    assert_eq!(old[1].published, None);
+}
+
+#[test]
+fn atom_feed_field_by_field() {
+    let (_, entries) = parse("feed_atom.xml");
+    let e = &entries[0];
+    assert_eq!(
+        e.title,
+        "EqMotion: Equivariant Multi-agent Motion Prediction with Invariant Interaction Reasoning"
+    );
+    assert_eq!(e.arxiv_id.as_deref(), Some("2303.10876"));
+    assert_eq!(e.link.as_deref(), Some("http://arxiv.org/abs/2303.10876v2"));
+    assert_eq!(
+        e.authors,
+        strings(&["Chenxin Xu", "Robby T. Tan", "Siheng Chen"])
+    );
+    assert_eq!(e.published, date(2023, 3, 20));
+    assert!(e.summary.starts_with(
+        "Learning to predict agent motions with relationship reasoning is important for many"
+    ));
+    assert_eq!(entries[1].arxiv_id.as_deref(), Some("2605.11305"));
+}
+
+#[test]
+fn json_feed_field_by_field() {
+    let (_, entries) = parse("feed.json");
+    let e = &entries[0];
+    assert_eq!(e.title, "Sparse Routing Makes Long-Context Retrieval Cheap");
+    assert_eq!(
+        e.link.as_deref(),
+        Some("https://huggingface.co/papers/2605.08817")
+    );
+    assert_eq!(e.arxiv_id.as_deref(), Some("2605.08817"));
+    assert_eq!(
+        e.summary,
+        "Sparse routing for long-context retrieval, reading 12x fewer tokens."
+    );
+    assert_eq!(
+        e.authors,
+        strings(&["Ada Example", "Bo Sample", "Chidi Placeholder"])
+    );
+    assert_eq!(e.published, date(2026, 5, 20));
+    assert_eq!(e.source.as_deref(), Some("Paper Picks"));
+    let gp = &entries[1];
+    assert_eq!(
+        gp.summary,
+        "Post-hoc recalibration that is exact for the squared exponential kernel."
+    );
+    assert_eq!(gp.published, date(2026, 5, 18));
+    assert_eq!(gp.arxiv_id, None);
+}
+
+// ---------------------------------------------------------------------------------
+// Selectors
+// ---------------------------------------------------------------------------------
+
+fn blog_selectors() -> SelectorsConfig {
+    SelectorsConfig {
+        item: "article.post".into(),
+        title: "h2".into(),
+        link: None,
+        summary: Some("p.teaser".into()),
+        date: Some("time".into()),
+        date_format: None,
+        authors: Some(".byline a".into()),
+    }
+}
+
+#[test]
+fn selectors_blog_field_by_field() {
+    let config = blog_selectors();
+    let url = url::Url::parse("https://lab.example.edu/blog/").unwrap();
+    let mut ctx = ctx();
+    ctx.selectors = Some(&config);
+    ctx.url = Some(&url);
+    let parsed = parse_page(&fixture("selectors_blog.html"), "selectors", &ctx).unwrap();
+    assert_eq!(parsed.format, "selectors");
+    let entries = parsed.entries;
+    assert_eq!(entries.len(), 3, "the item without a title is skipped");
+    let e = &entries[0];
+    assert_eq!(e.title, "When do transformers learn to count?");
+    assert_eq!(
+        e.link.as_deref(),
+        Some("https://lab.example.edu/blog/posts/counting-circuits.html")
+    );
+    assert_eq!(e.authors, strings(&["Lena Schmidt", "Karl Weber"]));
+    assert_eq!(e.author_count, Some(2));
+    assert_eq!(e.published, date(2026, 5, 19));
+    assert!(e
+        .summary
+        .starts_with("We trace when a counting circuit forms"));
+    assert_eq!(
+        entries[1].link.as_deref(),
+        Some("https://lab.example.edu/blog/posts/gp-surrogates.html")
+    );
+    assert_eq!(entries[1].published, date(2026, 5, 3));
+    assert_eq!(entries[1].authors, strings(&["Siobhán O'Connor"]));
+    assert_eq!(entries[2].title, "Lab retreat photos");
+    assert_eq!(entries[2].link, None);
+    assert_eq!(
+        entries[2].published,
+        date(2026, 4, 28),
+        "yearless date from the capture time"
+    );
+}
+
+#[test]
+fn selectors_with_an_explicit_date_format() {
+    let mut config = blog_selectors();
+    config.date = Some("time".into());
+    config.date_format = Some("%d %B %Y".into());
+    let mut ctx = ctx();
+    ctx.selectors = Some(&config);
+    let entries = parse_page(&fixture("selectors_blog.html"), "selectors", &ctx)
+        .unwrap()
+        .entries;
+    assert_eq!(entries[1].published, date(2026, 5, 3));
+    // Without a page URL a relative link cannot be made absolute.
+    assert_eq!(entries[0].link, None);
+}
+
+#[test]
+fn selectors_errors_are_clear() {
+    let page = fixture("selectors_blog.html");
+    let err = parse_page(&page, "selectors", &ctx()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ParseError::Malformed {
+                format: "selectors",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("[source.selectors]"), "{err}");
+
+    let mut bad = blog_selectors();
+    bad.summary = Some("p..teaser".into());
+    let mut ctx = ctx();
+    ctx.selectors = Some(&bad);
+    let err = parse_page(&page, "selectors", &ctx)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("selectors.summary"), "{err}");
+
+    let mut nothing = blog_selectors();
+    nothing.item = "li.nope".into();
+    ctx.selectors = Some(&nothing);
+    let err = parse_page(&page, "selectors", &ctx)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("matched nothing"), "{err}");
+
+    // Never chosen by sniffing, even with a config present.
+    let config = blog_selectors();
+    ctx.selectors = Some(&config);
+    assert!(parse_page(&page, "auto", &ctx).is_err());
+}
