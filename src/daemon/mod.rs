@@ -327,6 +327,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             tracing::warn!("SIGHUP ignored: running on the embedded default config");
             continue;
         };
+        notify_systemd(systemd::reloading());
+        // READY=1 again once this reload is over, whether it was taken or refused.
+        let _ready_again = ReadyAgain;
         // Everything that can fail is built first; only then is anything switched.
         let built = Config::load(path)
             .map(|new| with_base_url(new, bound))
@@ -415,6 +418,15 @@ async fn open_with_generation(config: &Arc<Config>) -> Result<(SharedStore, u64)
             source,
         })?;
     Ok((store, generation))
+}
+
+/// Sends READY=1 when dropped: ends a reload however the reload ends.
+struct ReadyAgain;
+
+impl Drop for ReadyAgain {
+    fn drop(&mut self) {
+        notify_systemd(systemd::ready());
+    }
 }
 
 /// sd_notify failures are worth a log line, never a stop.
