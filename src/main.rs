@@ -157,7 +157,11 @@ fn describe(cfg: &Config) -> String {
     ));
     for s in &cfg.sources {
         let what = match (&s.path, &s.url) {
-            (Some(p), _) => format!("folder {} (after: {:?})", p.get_ref().display(), s.after),
+            (Some(p), _) => format!(
+                "folder {} (after: {})",
+                p.get_ref().display(),
+                format!("{:?}", s.after).to_lowercase()
+            ),
             (_, Some(u)) => format!("http {} every {}", u.get_ref(), s.every),
             _ => String::new(),
         };
@@ -175,23 +179,23 @@ fn describe(cfg: &Config) -> String {
         ));
     }
     for r in &cfg.alerts {
-        let notify: Vec<&str> = r
-            .notify
-            .iter()
-            .flatten()
-            .map(|n| n.get_ref().as_str())
-            .collect();
+        // As the rules read it: no `notify` means the log, `notify = []` only the feed.
+        let notify = match &r.notify {
+            None => "log".to_owned(),
+            Some(names) if names.is_empty() => "its feed only".to_owned(),
+            Some(names) => names
+                .iter()
+                .map(|n| n.get_ref().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         out.push_str(&format!(
-            "alert {}: any {:?} all {:?} none {:?} -> {}\n",
+            "alert {}: any {:?} all {:?} none {:?} regex {:?} -> {notify}\n",
             r.name.get_ref(),
             r.any,
             r.all,
             r.none,
-            if notify.is_empty() {
-                "log".to_owned()
-            } else {
-                notify.join(", ")
-            }
+            r.regex.iter().map(|x| x.get_ref()).collect::<Vec<_>>(),
         ));
     }
     out
