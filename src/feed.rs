@@ -133,10 +133,13 @@ fn description_html(item: &StoredItem) -> String {
     html
 }
 
-/// Escapes text for HTML element content and attribute values.
-fn escape_html(text: &str) -> String {
+/// Escapes text for HTML and XML element content and attribute values: `&`, `<`, `>`,
+/// `"` and `'` become references, and characters XML 1.0 forbids are dropped (see
+/// [`xml_safe`]). The one escaping function of the crate: the feeds' HTML descriptions,
+/// the status page and the OPML list all go through it.
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for ch in text.chars() {
+    for ch in xml_safe(text).chars() {
         match ch {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),

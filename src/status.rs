@@ -103,25 +103,9 @@ pub struct FeedLink {
     pub json: String,
 }
 
-/// Escapes text for HTML and XML element content and attribute values: `&`, `<`, `>`,
-/// `"` and `'` become references. Characters XML 1.0 forbids (C0 controls other than
-/// tab and newlines) are dropped, since no page text needs them and they would make
-/// the OPML invalid XML. The one escaping function of this module: every interpolated
-/// value goes through it.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for ch in crate::feed::xml_safe(text).chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-    out
-}
+/// Escapes every value interpolated into the page or the OPML (the crate's one
+/// escaping function, shared with the feeds).
+pub use crate::feed::escape_html;
 
 /// Whether a link from a captured page may be rendered as a clickable `href`: only
 /// absolute `http` and `https` URLs (not `javascript:`, `data:` and the like).

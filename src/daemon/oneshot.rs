@@ -1,0 +1,327 @@
+//! Runs that end by themselves: `lookout once` (one pass over every source, for cron)
+//! and `lookout import` (a folder of saved captures, for a first fill of the feeds).
+//! Both use the daemon's pipeline and store; neither starts a server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, Notify};
+
+use super::{open_with_generation, pipeline, Alerts, DaemonError, OutboxTask, Pipeline};
+use crate::alert::Notifiers;
+use crate::config::{Config, SourceConfig, SourceKind};
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::publish::Publisher;
+use crate::sources::folder::FolderSource;
+use crate::sources::http::{HostGate, HttpSource};
+use crate::sources::{Capture, Outcome, Page};
+use crate::store::{self, Matcher, SharedStore};
+
+/// One source's result in a `lookout once` pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    /// The source name.
+    pub source: String,
+    /// False when the source failed (the pass exits non-zero).
+    pub ok: bool,
+    /// One line saying what happened.
+    pub summary: String,
+}
+
+/// `lookout once`: one pass over every source (fetch or scan, parse, ingest), then the
+/// feeds are rendered and written. The same pipeline as the daemon, without a server.
+pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
+    let config = Arc::new(config);
+    let (store, generation) = open_with_generation(&config).await?;
+    let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
+    let alerts = Alerts::build(&config)?;
+    let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
+    let metrics = Metrics::new();
+    let (tx, rx) = mpsc::channel::<Capture>(64);
+    let pipeline = tokio::spawn(pipeline(
+        rx,
+        Pipeline {
+            store: store.clone(),
+            live,
+            publisher: Arc::clone(&publisher),
+            outbox_wake: Arc::new(Notify::new()),
+            metrics: metrics.clone(),
+            pulse: None,
+        },
+    ));
+    // No politeness gap within one pass beyond the per-host serialisation.
+    let gate = HostGate::default();
+    let passes = config.sources.iter().map(|cfg| {
+        let tx = tx.clone();
+        let store = store.clone();
+        let gate = gate.clone();
+        async move {
+            let name = cfg.name.get_ref().clone();
+            let (ok, summary) = match cfg.kind.get_ref() {
+                SourceKind::Folder => folder_pass(cfg, &tx).await,
+                SourceKind::Http => http_pass(cfg, gate, store, &tx).await,
+            };
+            PassReport {
+                source: name,
+                ok,
+                summary,
+            }
+        }
+    });
+    let reports = futures_util::future::join_all(passes).await;
+    drop(tx);
+    let _ = pipeline.await;
+    deliver_due(&store, alerts.notifiers, &metrics).await;
+    if let Err(e) = publisher.write_all().await {
+        tracing::warn!(error = %e, "cannot write feed files");
+    }
+    Ok(reports)
+}
+
+/// Gives every delivery that is due now one attempt (`lookout once`): runs the outbox
+/// worker until nothing is due, or a minute has passed. Retries scheduled later stay
+/// queued for the next pass or the daemon.
+async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>, metrics: &Metrics) {
+    let due = |store: SharedStore| async move {
+        tokio::task::spawn_blocking(move || {
+            store::lock(&store)
+                .due_deliveries(Utc::now(), 1)
+                .map(|rows| !rows.is_empty())
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
+    };
+    if !due(store.clone()).await {
+        return;
+    }
+    let wake = Arc::new(Notify::new());
+    let worker = OutboxTask::start(store.clone(), notifiers, Arc::clone(&wake), metrics, None);
+    wake.notify_one();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while due(store.clone()).await && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.stop().await;
+}
+
+async fn folder_pass(cfg: &SourceConfig, tx: &mpsc::Sender<Capture>) -> (bool, String) {
+    let mut source = FolderSource::new(cfg);
+    match source.once(tx).await {
+        Err(e) => (false, e.to_string()),
+        Ok(outcomes) => {
+            let (mut ingested, mut new, mut dup, mut failed, mut deferred) = (0, 0, 0, 0, 0);
+            for (_, outcome) in &outcomes {
+                match outcome {
+                    Outcome::Ingested { report, .. } => {
+                        ingested += 1;
+                        new += report.new;
+                    }
+                    Outcome::Duplicate => dup += 1,
+                    Outcome::Failed { .. } => failed += 1,
+                    Outcome::Deferred { .. } => deferred += 1,
+                }
+            }
+            let summary = format!(
+                "{} files: {ingested} ingested ({new} new items), {dup} seen before, {failed} refused (in failed/), {deferred} not stored",
+                outcomes.len()
+            );
+            (failed == 0 && deferred == 0, summary)
+        }
+    }
+}
+
+async fn http_pass(
+    cfg: &SourceConfig,
+    gate: HostGate,
+    store: SharedStore,
+    tx: &mpsc::Sender<Capture>,
+) -> (bool, String) {
+    use crate::sources::http::FetchOutcome;
+    let source = match HttpSource::new(cfg, gate, store) {
+        Ok(s) => s,
+        Err(e) => return (false, e.to_string()),
+    };
+    match source.fetch_once(tx).await {
+        Ok(FetchOutcome::NotModified) => (true, "not modified".to_owned()),
+        Ok(FetchOutcome::Duplicate) => (true, "unchanged page (seen before)".to_owned()),
+        Ok(FetchOutcome::Ingested {
+            format,
+            report,
+            baseline,
+        }) => (
+            true,
+            format!(
+                "{format}: {} entries, {} new, {} updated{}",
+                report.new + report.updated + report.unchanged,
+                report.new,
+                report.updated,
+                if baseline {
+                    " (baseline: no alerts)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// What `lookout import` did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSummary {
+    /// Files looked at.
+    pub files: usize,
+    /// Files parsed and stored.
+    pub ingested: usize,
+    /// Files whose bytes were ingested before.
+    pub duplicates: usize,
+    /// Files refused, with why.
+    pub failed: usize,
+    /// Entries read from the ingested files.
+    pub entries: usize,
+    /// Items stored for the first time.
+    pub new_items: usize,
+    /// Wall time of the import.
+    pub elapsed: Duration,
+    /// Each refused file and its reason.
+    pub failures: Vec<(PathBuf, String)>,
+}
+
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "{} files: {} ingested, {} seen before, {} refused; {} entries, {} new items in {:.2}s ({:.0} entries/s)",
+            self.files,
+            self.ingested,
+            self.duplicates,
+            self.failed,
+            self.entries,
+            self.new_items,
+            secs,
+            self.entries as f64 / secs
+        )?;
+        for (path, reason) in &self.failures {
+            writeln!(f, "refused {}: {reason}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// `lookout import DIR`: ingests every file of a folder of saved captures once (read,
+/// never moved), as a baseline (rule feeds fill, no notifications), then writes the
+/// feeds. A progress bar goes to stderr.
+pub async fn import(
+    config: Config,
+    dir: &std::path::Path,
+    source: Option<String>,
+) -> Result<ImportSummary, DaemonError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| DaemonError::ImportDir {
+            path: dir.to_owned(),
+            source,
+        })?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| crate::sources::folder::is_candidate(p))
+        .collect();
+    files.sort();
+    let source = source.unwrap_or_else(|| {
+        config
+            .sources
+            .iter()
+            .find(|s| *s.kind.get_ref() == SourceKind::Folder)
+            .map_or_else(|| "import".to_owned(), |s| s.name.get_ref().clone())
+    });
+    let format = config
+        .source(&source)
+        .map_or_else(|| "auto".to_owned(), |s| s.format.get_ref().clone());
+    let config = Arc::new(config);
+    let rules = Alerts::build(&config)?.rules;
+    let (store, _) = open_with_generation(&config).await?;
+    let summary = {
+        let store = store.clone();
+        let config = Arc::clone(&config);
+        tokio::task::spawn_blocking(move || {
+            import_files(&store, &config, rules.as_ref(), &files, &source, &format)
+        })
+        .await
+        .map_err(|_| DaemonError::Task("import"))?
+    };
+    let generation = store::lock(&store).generation().unwrap_or(0);
+    let publisher = Arc::new(Publisher::new(store, &config, generation));
+    if let Err(e) = publisher.write_all().await {
+        tracing::warn!(error = %e, "cannot write feed files");
+    }
+    Ok(summary)
+}
+
+fn import_files(
+    store: &SharedStore,
+    config: &Config,
+    matcher: &dyn Matcher,
+    files: &[PathBuf],
+    source: &str,
+    format: &str,
+) -> ImportSummary {
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files, {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut summary = ImportSummary {
+        files: files.len(),
+        ..ImportSummary::default()
+    };
+    for path in files {
+        let outcome = match std::fs::read(path) {
+            Err(e) => Outcome::Failed {
+                reason: format!("cannot read file: {e}"),
+            },
+            Ok(body) => {
+                let captured_at = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .map(chrono::DateTime::<Utc>::from)
+                    .unwrap_or_else(|_| Utc::now());
+                let page = Page {
+                    source: source.to_owned(),
+                    origin: path.display().to_string(),
+                    content_hash: crate::sources::content_hash(&body),
+                    body,
+                    content_type: None,
+                    url: None,
+                    captured_at,
+                    format: format.to_owned(),
+                    baseline: true,
+                };
+                super::process_page(store, &page, config, matcher)
+            }
+        };
+        match outcome {
+            Outcome::Ingested { report, .. } => {
+                summary.ingested += 1;
+                summary.entries += report.new + report.updated + report.unchanged;
+                summary.new_items += report.new;
+            }
+            Outcome::Duplicate => summary.duplicates += 1,
+            Outcome::Failed { reason } | Outcome::Deferred { reason } => {
+                summary.failed += 1;
+                summary.failures.push((path.clone(), reason));
+            }
+        }
+        bar.set_message(format!("{} new items", summary.new_items));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    summary.elapsed = started.elapsed();
+    summary
+}

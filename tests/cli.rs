@@ -1,0 +1,164 @@
+//! The command line as a user meets it: `check`, `parse`, `import`, `alert test`.
+
+use std::process::{Command, Output};
+
+fn lookout(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run lookout")
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_accepts_the_shipped_config_and_prints_what_would_run() {
+    let config = format!("{}/config/lookout.toml", env!("CARGO_MANIFEST_DIR"));
+    let out = lookout(&["check", "--config", &config]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("config ok"));
+    assert!(
+        stdout.contains("source drop: folder ./drop (after: move), format auto"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("alert diffusion:"), "{stdout}");
+}
+
+#[test]
+fn check_refuses_a_bad_config_with_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[feed]\ntitle = \"x\"\nmax_items = \"many\"\n").unwrap();
+    let out = lookout(&["check", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "{}:3:13: key `max_items` in [feed]",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn parse_json_prints_one_object_per_entry_with_every_field() {
+    let out = lookout(&["parse", &fixture("hf_papers_may20.txt"), "--json"]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 27);
+    let first = &lines[0];
+    for field in [
+        "key",
+        "title",
+        "link",
+        "summary",
+        "authors",
+        "author_count",
+        "source",
+        "published",
+        "format",
+    ] {
+        assert!(first.get(field).is_some(), "field {field} in {first}");
+    }
+    assert_eq!(first["published"], "2024-02-05");
+    assert_eq!(first["author_count"], 8);
+    assert_eq!(first["format"], "hf-papers");
+}
+
+#[test]
+fn parse_table_names_the_format_and_refuses_garbage() {
+    let out = lookout(&["parse", &fixture("aitopics_energy.txt")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("10 entries, format aitopics"), "{stdout}");
+    assert!(stdout.contains("Al Jazeera"));
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, [0u8, 159, 146, 150, 1, 2, 3]).unwrap();
+    let out = lookout(&["parse", junk.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized"));
+}
+
+#[test]
+fn import_fills_the_feeds_once_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let captures = dir.path().join("captures");
+    std::fs::create_dir(&captures).unwrap();
+    for name in [
+        "hf_papers_may20.txt",
+        "hf_papers_apr17.txt",
+        "aitopics_energy.txt",
+    ] {
+        std::fs::copy(fixture(name), captures.join(name)).unwrap();
+    }
+    std::fs::write(captures.join("junk.bin"), [0u8, 1, 2, 255]).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {:?}\n",
+            dir.path().join("state"),
+            dir.path().join("drop")
+        ),
+    )
+    .unwrap();
+    let out = lookout(&[
+        "import",
+        captures.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a refused file makes the exit non-zero"
+    );
+    assert!(
+        stdout.contains("4 files: 3 ingested, 0 seen before, 1 refused; 72 entries, 68 new items"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("refused ") && stdout.contains("junk.bin"),
+        "{stdout}"
+    );
+    let feed = std::fs::read(dir.path().join("state/feeds/feed.xml")).expect("feeds written");
+    assert_eq!(
+        rss::Channel::read_from(&feed[..]).unwrap().items().len(),
+        68
+    );
+    assert!(
+        captures.join("hf_papers_may20.txt").exists(),
+        "import never moves files"
+    );
+
+    std::fs::remove_file(captures.join("junk.bin")).unwrap();
+    let out = lookout(&[
+        "import",
+        captures.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 files: 0 ingested, 3 seen before"));
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_definitions() {
+    let out = lookout(&["completions", "bash"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("import"));
+    let out = lookout(&["man"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH lookout"));
+}

@@ -1,0 +1,113 @@
+//! End to end: the real daemon polling local listing pages. A source that hangs and one
+//! that fails do not hold up a healthy one, and the feeds keep being served meanwhile.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[test]
+fn slow_and_failing_sources_do_not_stop_the_others_or_the_feeds() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/hf"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_bytes(fixture("hf_papers_may20.txt"))
+                    .insert_header("etag", "\"hf-1\""),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/slow"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/broken"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+        server
+    });
+    let uri = server.uri();
+    let sources = format!(
+        "[[source]]\nname = \"hf\"\nkind = \"http\"\nurl = \"{uri}/hf\"\nevery = \"1s\"\njitter = \"0s\"\n\
+         [[source]]\nname = \"slow\"\nkind = \"http\"\nurl = \"{uri}/slow\"\nevery = \"1s\"\ntimeout = \"2s\"\n\
+         [[source]]\nname = \"broken\"\nkind = \"http\"\nurl = \"{uri}/broken\"\nevery = \"1s\"\n"
+    );
+    let setup = Setup::new(&sources);
+    let daemon = Daemon::start(&setup.config);
+    let base = daemon.base.clone();
+
+    // The healthy source fills its feed while the slow one hangs.
+    wait_for(
+        Duration::from_secs(30),
+        "the healthy source's items",
+        || {
+            let (status, _, body) = get(&format!("{base}/feeds/hf.xml"), &[]);
+            (status == 200 && rss_guids(&body).len() == 27).then_some(())
+        },
+    );
+    // It keeps its schedule: conditional GETs go on (answered 200 with the same ETag;
+    // the same bytes are recognised and skipped).
+    let hf_requests = |server: &MockServer| {
+        rt.block_on(server.received_requests())
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/hf")
+            .count()
+    };
+    let first = hf_requests(&server);
+    wait_for(
+        Duration::from_secs(20),
+        "more fetches of the healthy source",
+        || (hf_requests(&server) >= first + 2).then_some(()),
+    );
+    let conditional = rt
+        .block_on(server.received_requests())
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.url.path() == "/hf" && r.headers.get("if-none-match").is_some());
+    assert!(conditional, "later fetches are conditional");
+
+    // The failures are visible in health, and the feeds are served throughout.
+    let health = wait_for(Duration::from_secs(30), "both failures in /healthz", || {
+        let (_, _, body) = get(&format!("{base}/healthz"), &[]);
+        let h: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let failing = |s: &str| {
+            h["sources"][s]["consecutive_failures"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1
+        };
+        (failing("slow") && failing("broken")).then_some(h)
+    });
+    assert!(
+        health["sources"]["slow"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{health}"
+    );
+    assert!(
+        health["sources"]["broken"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{health}"
+    );
+    assert_eq!(health["sources"]["hf"]["consecutive_failures"], 0);
+    let (status, _, body) = get(&format!("{base}/feed.xml"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(rss_guids(&body).len(), 27);
+    assert!(
+        daemon.stop(Duration::from_secs(10)).success(),
+        "stops while a fetch hangs"
+    );
+}
