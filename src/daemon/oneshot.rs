@@ -52,8 +52,7 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
             pulse: None,
         },
     ));
-    // No politeness gap within one pass beyond the per-host serialisation.
-    let gate = HostGate::default();
+    let gate = HostGate::new(config.http.min_host_gap.0);
     let passes = config.sources.iter().map(|cfg| {
         let tx = tx.clone();
         let store = store.clone();
