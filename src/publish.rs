@@ -379,16 +379,25 @@ impl Publisher {
         let Some(dir) = self.settings.read().ok().and_then(|s| s.feeds_dir.clone()) else {
             return Ok(());
         };
+        // Files are written for every feed, but only feeds someone asks for over HTTP
+        // stay in memory: a feed already cached is reused, the others are rendered,
+        // written and dropped.
+        let generation = self.generation();
         for id in self.feeds() {
-            let Some(rendered) = self.get(&id).await? else {
-                continue;
-            };
+            let this = Arc::clone(self);
             let path = id.file_path(&dir);
-            let bytes = rendered.bytes.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
-                .await
-                .map_err(|_| PublishError::Task(id.url_path()))??;
+            let url_path = id.url_path();
+            tokio::task::spawn_blocking(move || {
+                let rendered = match this.cached(&id, generation) {
+                    Some(hit) => hit,
+                    None => Arc::new(this.render(&id, generation)?),
+                };
+                write_atomically(&path, &rendered.bytes)
+            })
+            .await
+            .map_err(|_| PublishError::Task(url_path))??;
         }
+        release_freed_memory();
         Ok(())
     }
 }
