@@ -249,13 +249,13 @@ fn copies_for(unit: usize, target: usize) -> usize {
     target.div_ceil(unit.max(1)).max(1)
 }
 
-/// `body` with every title (raw or HTML-escaped) suffixed by its copy number; copy 0
-/// stays as it was.
+/// `body` with every title (raw or HTML-escaped) suffixed by its copy number and every
+/// arXiv id moved to another (see [`shift_arxiv_ids`]); copy 0 stays as it was.
 pub fn uniquify(body: &str, titles: &[String], k: usize) -> String {
     if k == 0 {
         return body.to_owned();
     }
-    let mut out = body.to_owned();
+    let mut out = shift_arxiv_ids(body, k);
     for title in titles {
         if title.trim().is_empty() {
             continue;
@@ -268,6 +268,21 @@ pub fn uniquify(body: &str, titles: &[String], k: usize) -> String {
         }
     }
     out
+}
+
+/// Every new-style arXiv id (`YYMM.NNNNN`) in `text` replaced by another one, the same
+/// way for the same id within a copy and differently per copy `k`, so parsers that
+/// merge entries by paper id (the Hugging Face and arXiv readers) see distinct papers.
+pub fn shift_arxiv_ids(text: &str, k: usize) -> String {
+    use std::sync::OnceLock;
+    static ID: OnceLock<regex::Regex> = OnceLock::new();
+    let id = ID.get_or_init(|| regex::Regex::new(r"\b(\d{4})\.(\d{5})\b").expect("valid regex"));
+    id.replace_all(text, |c: &regex::Captures<'_>| {
+        let n: usize = c[2].parse().unwrap_or(0);
+        // 7919 is prime to 100000: copies up to 100000 never collide with themselves.
+        format!("{}.{:05}", &c[1], (n + k * 7919) % 100_000)
+    })
+    .into_owned()
 }
 
 fn escape_html(s: &str) -> String {
@@ -310,7 +325,8 @@ fn repeat_region(
 }
 
 /// The array's elements repeated `copies` times; from the second copy on, every
-/// `title` (and `id`) string anywhere inside an element gets the copy number.
+/// `title` string anywhere inside an element gets the copy number and every other
+/// string its arXiv ids shifted.
 fn replicate_json(elements: &[serde_json::Value], copies: usize) -> Vec<serde_json::Value> {
     let mut out = Vec::with_capacity(elements.len() * copies);
     for k in 0..copies {
@@ -333,6 +349,7 @@ fn suffix_fields(value: &mut serde_json::Value, k: usize) {
                     serde_json::Value::String(s) if key == "title" => {
                         s.push_str(&format!(" (copy {k})"));
                     }
+                    serde_json::Value::String(s) => *s = shift_arxiv_ids(s, k),
                     _ => suffix_fields(v, k),
                 }
             }

@@ -18,7 +18,8 @@ pub fn parse(data: &[u8], format: &str) -> Option<Parsed> {
         date_format: None,
         authors: Some(".byline a".into()),
     };
-    let mut ctx = ParseContext::at(chrono::DateTime::from_timestamp(1_779_300_000, 0).expect("time"));
+    let mut ctx =
+        ParseContext::at(chrono::DateTime::from_timestamp(1_779_300_000, 0).expect("time"));
     ctx.url = Some(&url);
     ctx.selectors = Some(&selectors);
     let parsed = parse_page(data, format, &ctx).ok()?;
