@@ -87,6 +87,27 @@ pub struct Config {
     /// Where alert matches are delivered.
     #[serde(default, rename = "notifier")]
     pub notifiers: Vec<NotifierConfig>,
+    /// Politeness shared by every HTTP source.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: settings shared by all HTTP sources.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Least time between two requests to the same host (and port), whichever
+    /// sources make them. `"0s"` for hosts you run yourself.
+    #[serde(default = "default_min_host_gap")]
+    pub min_host_gap: HumanDuration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            min_host_gap: default_min_host_gap(),
+        }
+    }
 }
 
 /// `[server]`: the listening socket and how feeds link back to it.
@@ -544,6 +565,9 @@ fn default_max_redirects() -> usize {
 }
 fn default_max_backoff() -> HumanDuration {
     HumanDuration(Duration::from_secs(6 * 3600))
+}
+fn default_min_host_gap() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
 }
 fn default_notify_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))

@@ -294,6 +294,7 @@ impl Publisher {
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(id.clone(), Arc::clone(&rendered));
         }
+        release_freed_memory();
         Ok(Some(rendered))
     }
 
@@ -378,17 +379,38 @@ impl Publisher {
         let Some(dir) = self.settings.read().ok().and_then(|s| s.feeds_dir.clone()) else {
             return Ok(());
         };
+        // Files are written for every feed, but only feeds someone asks for over HTTP
+        // stay in memory: a feed already cached is reused, the others are rendered,
+        // written and dropped.
+        let generation = self.generation();
         for id in self.feeds() {
-            let Some(rendered) = self.get(&id).await? else {
-                continue;
-            };
+            let this = Arc::clone(self);
             let path = id.file_path(&dir);
-            let bytes = rendered.bytes.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
-                .await
-                .map_err(|_| PublishError::Task(id.url_path()))??;
+            let url_path = id.url_path();
+            tokio::task::spawn_blocking(move || {
+                let rendered = match this.cached(&id, generation) {
+                    Some(hit) => hit,
+                    None => Arc::new(this.render(&id, generation)?),
+                };
+                write_atomically(&path, &rendered.bytes)
+            })
+            .await
+            .map_err(|_| PublishError::Task(url_path))??;
         }
+        release_freed_memory();
         Ok(())
+    }
+}
+
+/// Rendering a feed builds the whole document (and the items behind it) in memory
+/// and frees it a moment later; glibc keeps such freed pages, so a daemon that
+/// rendered a few large feeds would idle several MB above what it holds. Giving them
+/// back after a render keeps the idle footprint at what the cache really uses.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

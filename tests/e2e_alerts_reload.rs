@@ -52,7 +52,7 @@ fn matches_are_delivered_once_and_fill_the_rule_feed() {
         "fixture has matching titles: {expected:?}"
     );
 
-    let requests = wait_for(Duration::from_secs(20), "every webhook delivery", || {
+    let requests = wait_for(Duration::from_secs(60), "every webhook delivery", || {
         let r = received(&server, &rt);
         (r.len() >= expected.len()).then_some(r)
     });
@@ -136,7 +136,7 @@ fn sighup_adds_sources_and_rules_and_refuses_a_bad_config() {
     std::fs::create_dir_all(&second).unwrap();
     std::fs::write(second.join(".x.part"), fixture("hf_papers_may20.txt")).unwrap();
     std::fs::rename(second.join(".x.part"), second.join("x.txt")).unwrap();
-    let body = wait_for(Duration::from_secs(20), "the new source's feed", || {
+    let body = wait_for(Duration::from_secs(60), "the new source's feed", || {
         let (status, _, body) = get(&format!("{base}/feeds/second.xml"), &[]);
         (status == 200 && rss_guids(&body).len() == 27).then_some(body)
     });

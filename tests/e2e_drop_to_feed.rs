@@ -47,7 +47,7 @@ fn dropped_captures_become_one_feed_that_survives_restart() {
     );
 
     let guids = wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the feed to hold every item",
         || {
             let (status, _, body) = get(&feed_url, &[]);

@@ -65,7 +65,7 @@ fn slow_and_failing_sources_do_not_stop_the_others_or_the_feeds() {
     };
     let first = hf_requests(&server);
     wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "more fetches of the healthy source",
         || (hf_requests(&server) >= first + 2).then_some(()),
     );

@@ -52,7 +52,7 @@ async fn once_fetches_every_source_writes_feeds_and_exits_by_outcome() {
         .await;
 
     let good = format!(
-        "{}{}",
+        "[http]\nmin_host_gap = \"0s\"\n{}{}",
         http_source("hf", &format!("{}/hf", server.uri())),
         http_source("ai", &format!("{}/ai", server.uri()))
     );

@@ -193,7 +193,7 @@ fn relative_drop_folder_of_the_quick_start_works() {
     .unwrap();
     let processed = dir.path().join("drop/processed/ai.txt");
     wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the copied file to be ingested",
         || processed.exists().then_some(()),
     );

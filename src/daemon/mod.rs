@@ -314,7 +314,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         running: HashMap::new(),
         tx,
         store: store.clone(),
-        gate: HostGate::default(),
+        gate: HostGate::new(config.http.min_host_gap.0),
         metrics: metrics.clone(),
     };
     sources.apply(&config);

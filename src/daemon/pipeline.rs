@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::config::Config;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::parse::{self, ParseContext};
+use crate::parse::{self, ParseContext, ParseError, Parsed};
 use crate::publish::Publisher;
 use crate::sources::{Capture, Outcome, Page};
 use crate::store::{self, Ingest, Matcher, SharedStore};
@@ -34,16 +34,7 @@ pub fn process_page(
             }
         }
     }
-    let selectors = config
-        .source(&page.source)
-        .and_then(|s| s.selectors.as_ref());
-    let ctx = ParseContext {
-        captured_at: page.captured_at,
-        url: page.url.as_ref(),
-        content_type: page.content_type.as_deref(),
-        selectors,
-    };
-    let mut parsed = match parse::parse_page(&page.body, &page.format, &ctx) {
+    let parsed = match parse_for_ingest(page, config) {
         Ok(p) => p,
         Err(e) => {
             return Outcome::Failed {
@@ -51,19 +42,7 @@ pub fn process_page(
             }
         }
     };
-    // Entries of one capture share their first-seen time and feeds break the tie by
-    // insertion order, newest last: ingest bottom-up so the page's top entry leads.
-    parsed.entries.reverse();
-    let batch = Ingest {
-        source: &page.source,
-        origin: &page.origin,
-        content_hash: Some(&page.content_hash),
-        format: parsed.format,
-        entries: &parsed.entries,
-        seen_at: Utc::now(),
-        alerts: !page.baseline,
-    };
-    let result = store::lock(store).ingest(&batch, matcher);
+    let result = store::lock(store).ingest(&batch_of(page, &parsed), matcher);
     match result {
         Ok(report) if report.duplicate_capture => Outcome::Duplicate,
         Ok(report) => Outcome::Ingested {
@@ -78,6 +57,37 @@ pub fn process_page(
 
 /// Takes captures one at a time until every sender is gone: parse, ingest, answer the
 /// source, tell the publisher and the outbox.
+/// Parses a page with its source's format and selectors, entries in ingest order.
+pub(super) fn parse_for_ingest(page: &Page, config: &Config) -> Result<Parsed, ParseError> {
+    let selectors = config
+        .source(&page.source)
+        .and_then(|s| s.selectors.as_ref());
+    let ctx = ParseContext {
+        captured_at: page.captured_at,
+        url: page.url.as_ref(),
+        content_type: page.content_type.as_deref(),
+        selectors,
+    };
+    let mut parsed = parse::parse_page(&page.body, &page.format, &ctx)?;
+    // Entries of one capture share their first-seen time and feeds break the tie by
+    // insertion order, newest last: ingest bottom-up so the page's top entry leads.
+    parsed.entries.reverse();
+    Ok(parsed)
+}
+
+/// The store's view of a parsed page.
+pub(super) fn batch_of<'a>(page: &'a Page, parsed: &'a Parsed) -> Ingest<'a> {
+    Ingest {
+        source: &page.source,
+        origin: &page.origin,
+        content_hash: Some(&page.content_hash),
+        format: parsed.format,
+        entries: &parsed.entries,
+        seen_at: Utc::now(),
+        alerts: !page.baseline,
+    }
+}
+
 /// What the pipeline task works with.
 pub(super) struct Pipeline {
     pub(super) store: SharedStore,

@@ -48,77 +48,108 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("starting an ingest transaction")?;
-        let mut report = IngestReport::default();
-        if let Some(hash) = batch.content_hash {
-            if capture_exists(&tx, hash)? {
-                report.duplicate_capture = true;
-                return Ok(report);
-            }
-        }
-        let now = to_ms(batch.seen_at);
-        let mut seen_in_page: HashSet<i64> = HashSet::with_capacity(batch.entries.len());
-        let mut changed = false;
-        for entry in batch.entries {
-            let aliases = entry.aliases();
-            if aliases.is_empty() {
-                continue;
-            }
-            match find_item(&tx, entry, &aliases)? {
-                Some(item) => {
-                    let learned = add_aliases(&tx, item.id, &aliases)?;
-                    let new_source = add_source(&tx, item.id, batch.source, now)?;
-                    let updated = update_item(&tx, &item, entry, now)?;
-                    changed |= new_source || updated || learned > 0;
-                    if seen_in_page.insert(item.id) {
-                        if updated {
-                            report.updated += 1;
-                        } else {
-                            report.unchanged += 1;
-                        }
-                    }
-                }
-                None => {
-                    let (id, key) = insert_item(&tx, entry, batch, &aliases, now)?;
-                    seen_in_page.insert(id);
-                    report.new += 1;
-                    changed = true;
-                    for matched in matcher.matches(entry, batch.source) {
-                        report.queued += record_match(&tx, id, &key, &matched, batch, now)?;
-                    }
-                }
-            }
-        }
-        if let Some(hash) = batch.content_hash {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO captures
-                            (hash, source, origin, format, entries, new_items, seen_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .ctx("preparing the capture record")?;
-            stmt.execute(params![
-                hash,
-                batch.source,
-                batch.origin,
-                batch.format,
-                i64::try_from(batch.entries.len()).unwrap_or(i64::MAX),
-                i64::try_from(report.new).unwrap_or(i64::MAX),
-                now,
-            ])
-            .ctx("recording the capture")?;
-        }
-        if changed {
-            let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE generation SET value = value + 1, changed_at = MAX(changed_at, ?1)
-                      WHERE id = 1",
-                )
-                .ctx("preparing the generation bump")?;
-            stmt.execute([now]).ctx("bumping the generation")?;
-        }
+        let report = ingest_in(&tx, batch, matcher)?;
         tx.commit().ctx("committing an ingest")?;
         Ok(report)
     }
+
+    /// Ingests many pages in one transaction, in order, as if each were ingested alone:
+    /// what a bulk import does. One commit per page would write the touched index
+    /// pages to the WAL again for every page; batching writes them once.
+    pub fn ingest_all(
+        &mut self,
+        batches: &[Ingest<'_>],
+        matcher: &dyn Matcher,
+    ) -> Result<Vec<IngestReport>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("starting an ingest transaction")?;
+        let reports = batches
+            .iter()
+            .map(|batch| ingest_in(&tx, batch, matcher))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().ctx("committing an ingest")?;
+        Ok(reports)
+    }
+}
+
+/// The body of [`Store::ingest`], inside the caller's transaction.
+fn ingest_in(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &Ingest<'_>,
+    matcher: &dyn Matcher,
+) -> Result<IngestReport, StoreError> {
+    let tx = &**tx;
+    let mut report = IngestReport::default();
+    if let Some(hash) = batch.content_hash {
+        if capture_exists(tx, hash)? {
+            report.duplicate_capture = true;
+            return Ok(report);
+        }
+    }
+    let now = to_ms(batch.seen_at);
+    let mut seen_in_page: HashSet<i64> = HashSet::with_capacity(batch.entries.len());
+    let mut changed = false;
+    for entry in batch.entries {
+        let aliases = entry.aliases();
+        if aliases.is_empty() {
+            continue;
+        }
+        match find_item(tx, entry, &aliases)? {
+            Some(item) => {
+                let learned = add_aliases(tx, item.id, &aliases)?;
+                let new_source = add_source(tx, item.id, batch.source, now)?;
+                let updated = update_item(tx, &item, entry, now)?;
+                changed |= new_source || updated || learned > 0;
+                if seen_in_page.insert(item.id) {
+                    if updated {
+                        report.updated += 1;
+                    } else {
+                        report.unchanged += 1;
+                    }
+                }
+            }
+            None => {
+                let (id, key) = insert_item(tx, entry, batch, &aliases, now)?;
+                seen_in_page.insert(id);
+                report.new += 1;
+                changed = true;
+                for matched in matcher.matches(entry, batch.source) {
+                    report.queued += record_match(tx, id, &key, &matched, batch, now)?;
+                }
+            }
+        }
+    }
+    if let Some(hash) = batch.content_hash {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO captures
+                            (hash, source, origin, format, entries, new_items, seen_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .ctx("preparing the capture record")?;
+        stmt.execute(params![
+            hash,
+            batch.source,
+            batch.origin,
+            batch.format,
+            i64::try_from(batch.entries.len()).unwrap_or(i64::MAX),
+            i64::try_from(report.new).unwrap_or(i64::MAX),
+            now,
+        ])
+        .ctx("recording the capture")?;
+    }
+    if changed {
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE generation SET value = value + 1, changed_at = MAX(changed_at, ?1)
+                      WHERE id = 1",
+            )
+            .ctx("preparing the generation bump")?;
+        stmt.execute([now]).ctx("bumping the generation")?;
+    }
+    Ok(report)
 }
 
 /// Whether a capture with this content hash is recorded.

@@ -173,7 +173,7 @@ impl Setup {
     pub fn wait_filed(&self, sub: &str, name: &str) -> PathBuf {
         let path = self.drop.join(sub).join(name);
         wait_for(
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             &format!("{name} in {sub}/"),
             || path.exists().then(|| path.clone()),
         )

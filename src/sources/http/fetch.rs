@@ -244,18 +244,26 @@ impl std::fmt::Display for RedirectStop {
 
 impl StdError for RedirectStop {}
 
-/// Builds the one client a source uses for all its fetches (connection reuse, one
-/// place for timeouts and headers). `name` labels config errors.
+/// What one source sends with every request: a client shared with the other sources
+/// that agree on its client-level settings, plus its own headers.
+#[derive(Clone)]
+pub(crate) struct SourceClient {
+    http: reqwest::Client,
+    headers: HeaderMap,
+}
+
+/// Builds a source's client: its configured headers (checked here, so a bad one is a
+/// config error at start) over a shared [`reqwest::Client`].
 pub(crate) fn build_client(
     name: &str,
     limits: &Limits,
     headers: &std::collections::BTreeMap<String, Secret>,
-) -> Result<reqwest::Client, HttpError> {
+) -> Result<SourceClient, HttpError> {
     let config_error = |reason: String| HttpError::Config {
         source_name: name.to_owned(),
         reason,
     };
-    let mut default_headers = HeaderMap::new();
+    let mut map = HeaderMap::new();
     for (key, value) in headers {
         let header_name = HeaderName::from_bytes(key.as_bytes())
             .map_err(|_| config_error(format!("invalid header name {key:?}")))?;
@@ -264,9 +272,36 @@ pub(crate) fn build_client(
             .map_err(|_| config_error(format!("invalid value for header {key:?}")))?;
         // Keeps the value out of reqwest's and hyper's Debug output.
         header_value.set_sensitive(true);
-        default_headers.insert(header_name, header_value);
+        map.insert(header_name, header_value);
     }
-    let max = limits.max_redirects;
+    HeaderValue::from_str(&limits.user_agent)
+        .map_err(|_| config_error("invalid user_agent".to_owned()))?;
+    Ok(SourceClient {
+        http: shared_client(limits.connect_timeout, limits.max_redirects)
+            .map_err(|e| config_error(format!("cannot build HTTP client: {}", chain(&e))))?,
+        headers: map,
+    })
+}
+
+/// One [`reqwest::Client`] per (connect timeout, redirect cap). Building a client loads
+/// the system's trust store, about 150 PEM certificates: measured, that was most of the
+/// time of a `lookout once` over ten sources when every source built its own. Shared
+/// clients also share their connection pools. Everything else (total timeout,
+/// User-Agent, headers) is set per request.
+fn shared_client(
+    connect_timeout: std::time::Duration,
+    max_redirects: usize,
+) -> Result<reqwest::Client, reqwest::Error> {
+    type Clients = std::collections::HashMap<(std::time::Duration, usize), reqwest::Client>;
+    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<Clients>> = std::sync::OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(client) = clients.get(&(connect_timeout, max_redirects)) {
+        return Ok(client.clone());
+    }
+    let max = max_redirects;
     // A loop is reported as a loop (not as "too many redirects") so the log says what
     // the site is doing wrong.
     let policy = redirect::Policy::custom(move |attempt| {
@@ -279,16 +314,14 @@ pub(crate) fn build_client(
             attempt.follow()
         }
     });
-    reqwest::Client::builder()
-        .connect_timeout(limits.connect_timeout)
-        .timeout(limits.timeout)
+    let client = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
         .redirect(policy)
-        .user_agent(limits.user_agent.as_str())
-        .default_headers(default_headers)
         .gzip(true)
         .brotli(true)
-        .build()
-        .map_err(|e| config_error(format!("cannot build HTTP client: {}", chain(&e))))
+        .build()?;
+    clients.insert((connect_timeout, max_redirects), client.clone());
+    Ok(client)
 }
 
 /// Validators from the last good fetch, sent back for a conditional GET.
@@ -321,12 +354,18 @@ pub(crate) struct Body {
 
 /// One conditional GET of `url`, body read under `limits.max_body_size`.
 pub(crate) async fn get(
-    client: &reqwest::Client,
+    client: &SourceClient,
     url: &Url,
     limits: &Limits,
     validators: &Validators,
 ) -> Result<Response, HttpError> {
-    let mut request = client.get(url.clone());
+    let mut request = client.http.get(url.clone()).timeout(limits.timeout);
+    // Checked when the client was built. Configured headers come after, so a
+    // `User-Agent` among them wins.
+    if let Ok(agent) = HeaderValue::from_str(&limits.user_agent) {
+        request = request.header(header::USER_AGENT, agent);
+    }
+    request = request.headers(client.headers.clone());
     // A stored validator that is no longer a valid header value is skipped, which
     // just costs one unconditional fetch.
     if let Some(v) = validators.etag.as_deref().and_then(valid_header) {

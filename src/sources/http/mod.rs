@@ -80,7 +80,7 @@ pub struct HttpSource {
     url: Url,
     format: String,
     alert_on_first: bool,
-    client: reqwest::Client,
+    client: fetch::SourceClient,
     limits: Limits,
     every: Duration,
     jitter: Duration,
