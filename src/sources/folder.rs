@@ -89,6 +89,10 @@ enum Taken {
     PipelineClosed,
 }
 
+/// Least quiet time for a file known only from a scan (start-up, or after an event
+/// overflow) or a metadata change. Files untouched for longer are taken at once.
+const SCAN_QUIET: Duration = Duration::from_secs(2);
+
 /// A file on the watch list, waiting for its size and mtime to stop changing.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -292,11 +296,13 @@ impl FolderSource {
         let age = mtime
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .unwrap_or_default();
-        let stable_since = now.checked_sub(age.min(self.settle)).unwrap_or(now);
         let quiet = match how {
             Readiness::Writing => self.settle.max(WRITER_QUIET),
-            _ => self.settle,
+            // Found by a scan or a metadata change: no close event will tell when a
+            // writer is done, so a pausing writer gets a little more room.
+            _ => self.settle.max(SCAN_QUIET),
         };
+        let stable_since = now.checked_sub(age.min(quiet)).unwrap_or(now);
         let entry = pending.entry(path).or_insert(Pending {
             size: meta.len(),
             mtime,

@@ -99,6 +99,20 @@ impl Daemon {
                 .and_then(|rest| rest.split_whitespace().next())
                 .map(str::to_owned)
         });
+        // "lookout running" comes before the sources start: a file dropped earlier than
+        // a folder's watch would be found by its start-up scan, which can only wait
+        // for size and mtime to settle, not for the writer to close the file.
+        let folders = std::fs::read_to_string(config)
+            .map(|text| text.matches("kind = \"folder\"").count())
+            .unwrap_or(0);
+        wait_for(
+            Duration::from_secs(60),
+            "the drop folders to be watched",
+            || {
+                let l = log.lock().unwrap();
+                (l.matches("watching drop folder").count() >= folders).then_some(())
+            },
+        );
         Daemon {
             child,
             base: format!("http://{addr}"),
