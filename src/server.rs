@@ -168,15 +168,14 @@ pub fn http_date(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-/// Runs a store query off the async workers.
+/// Runs a store query off the async workers; the error as text for the response.
 async fn with_store<T: Send + 'static>(
     store: &SharedStore,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, String> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store::lock(&store)).map_err(|e| e.to_string()))
+    store::blocking(store, move |s| f(s))
         .await
-        .map_err(|_| "store task failed".to_owned())?
+        .map_err(|e| e.to_string())
 }
 
 /// One source's health, from the store (HTTP) or the daemon's memory (folders).

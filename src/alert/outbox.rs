@@ -100,29 +100,13 @@ impl Default for OutboxOptions {
     }
 }
 
-/// Why the worker could not use the store (logged; the worker carries on).
-#[derive(Debug, thiserror::Error)]
-enum OutboxError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the store lock is poisoned (a store call panicked)")]
-    Poisoned,
-    #[error("store task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
-}
-
 /// Runs `f` on the store off the async workers, as every store call must.
-async fn with_store<T, F>(store: &SharedStore, f: F) -> Result<T, OutboxError>
+async fn with_store<T, F>(store: &SharedStore, f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || {
-        let guard = store.lock().map_err(|_| OutboxError::Poisoned)?;
-        f(&guard).map_err(OutboxError::from)
-    })
-    .await?
+    crate::store::blocking(store, move |s| f(s)).await
 }
 
 /// Delivers due outbox rows until `shutdown` turns true (or its sender is dropped),

@@ -43,6 +43,9 @@ pub enum StoreError {
         /// Newest version this build knows.
         known: i64,
     },
+    /// A store call on the blocking pool panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Task(String),
     /// The state directory could not be created.
     #[error("cannot create state directory {path}: {source}")]
     Dir {
@@ -238,6 +241,18 @@ pub fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Store> {
     store
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs a store call on the blocking pool, as every call from async code must:
+/// SQLite must not block the runtime. The one place tasks reach the store from.
+pub async fn blocking<T: Send + 'static>(
+    store: &SharedStore,
+    call: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = std::sync::Arc::clone(store);
+    tokio::task::spawn_blocking(move || call(&mut lock(&store)))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
 /// How long a statement waits for another connection's write lock before failing.

@@ -104,14 +104,6 @@ pub enum HttpError {
         #[source]
         error: StoreError,
     },
-    /// The store task died (a panic in the store) before answering.
-    #[error("source {source_name:?}: fetch state: {reason}")]
-    StoreTask {
-        /// The source.
-        source_name: String,
-        /// What happened to the task.
-        reason: String,
-    },
     /// The pipeline stopped taking pages (the daemon is shutting down).
     #[error("source {source_name:?}: the pipeline is closed")]
     PipelineClosed {

@@ -20,8 +20,6 @@ mod fetch;
 mod gate;
 pub mod schedule;
 
-use std::ops::DerefMut;
-use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -399,31 +397,19 @@ impl HttpSource {
             .await
     }
 
-    /// Runs a store call on the blocking pool: SQLite must not block the runtime.
+    /// Runs a store call on the blocking pool, naming this source in the error.
     async fn with_store<T: Send + 'static>(
         &self,
         call: impl FnOnce(&mut crate::store::Store) -> Result<T, crate::store::StoreError>
             + Send
             + 'static,
     ) -> Result<T, HttpError> {
-        let store = SharedStore::clone(&self.store);
-        let joined = tokio::task::spawn_blocking(move || {
-            // A panic elsewhere while holding the lock leaves SQLite consistent (an
-            // unfinished transaction rolls back), so a poisoned lock is still usable.
-            let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
-            call(guard.deref_mut())
-        })
-        .await;
-        match joined {
-            Ok(result) => result.map_err(|error| HttpError::Store {
+        crate::store::blocking(&self.store, call)
+            .await
+            .map_err(|error| HttpError::Store {
                 source_name: self.name.clone(),
                 error,
-            }),
-            Err(join) => Err(HttpError::StoreTask {
-                source_name: self.name.clone(),
-                reason: join.to_string(),
-            }),
-        }
+            })
     }
 }
 
