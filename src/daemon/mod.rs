@@ -454,22 +454,20 @@ async fn monitor(
             _ = shutdown.wait_for(|stop| *stop) => return,
             _ = ticks.tick() => {}
         }
-        let store2 = store.clone();
         let detailed = n % 10 == 0;
-        let probe = tokio::task::spawn_blocking(move || {
-            let s = store::lock(&store2);
+        let probe = store::blocking(&store, move |s| {
             let generation = s.generation()?;
             let extra = if detailed {
                 Some((s.item_count()?, s.outbox_counts()?))
             } else {
                 None
             };
-            Ok::<_, StoreError>((generation, extra))
+            Ok((generation, extra))
         })
         .await;
         n += 1;
         match probe {
-            Ok(Ok((_, extra))) => {
+            Ok((_, extra)) => {
                 pulse.touch();
                 if let Some((items, outbox)) = extra {
                     metrics.set_pending(outbox.pending);
@@ -488,8 +486,7 @@ async fn monitor(
                     notify_systemd(systemd::status(&line));
                 }
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "store check failed"),
-            Err(_) => tracing::error!("store check task failed"),
+            Err(e) => tracing::error!(error = %e, "store check failed"),
         }
     }
 }

@@ -86,14 +86,9 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
 /// queued for the next pass or the daemon.
 async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>, metrics: &Metrics) {
     let due = |store: SharedStore| async move {
-        tokio::task::spawn_blocking(move || {
-            store::lock(&store)
-                .due_deliveries(Utc::now(), 1)
-                .map(|rows| !rows.is_empty())
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false)
+        store::blocking(&store, |s| s.due_deliveries(Utc::now(), 1))
+            .await
+            .is_ok_and(|rows| !rows.is_empty())
     };
     if !due(store.clone()).await {
         return;
