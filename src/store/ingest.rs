@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use super::items::{item_from_row, BY_ALIAS};
+use super::items::{item_from_row, BY_ID};
 use super::{to_ms, AlertMatch, Ctx, Ingest, IngestReport, Matcher, Store, StoreError, StoredItem};
 use crate::entry::{normalize_arxiv_id, Entry};
 
@@ -161,7 +161,8 @@ pub(super) fn capture_exists(conn: &Connection, hash: &str) -> Result<bool, Stor
 }
 
 /// The known item `entry` is, if any: the item of its most specific alias that is not
-/// a different arXiv paper.
+/// a different arXiv paper. Probes the alias index alone (most entries of a page are
+/// either all new or all known) and reads the whole row only for the item found.
 fn find_item(
     conn: &Connection,
     entry: &Entry,
@@ -169,26 +170,38 @@ fn find_item(
 ) -> Result<Option<StoredItem>, StoreError> {
     let entry_arxiv = entry.arxiv_id.as_deref().map(normalize_arxiv_id);
     let mut stmt = conn
-        .prepare_cached(BY_ALIAS)
+        .prepare_cached(ALIAS_OWNER)
         .ctx("preparing the alias lookup")?;
     for alias in aliases {
-        let Some(item) = stmt
-            .query_row([alias], item_from_row)
+        let Some((id, arxiv_id)) = stmt
+            .query_row([alias], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
+            })
             .optional()
             .ctx("looking up an alias")?
         else {
             continue;
         };
         let other_paper = matches!(
-            (&entry_arxiv, &item.arxiv_id),
+            (&entry_arxiv, &arxiv_id),
             (Some(ours), Some(theirs)) if ours != theirs
         );
         if !other_paper {
-            return Ok(Some(item));
+            let mut stmt = conn
+                .prepare_cached(BY_ID)
+                .ctx("preparing the item read")?;
+            return stmt
+                .query_row([id], item_from_row)
+                .optional()
+                .ctx("reading a known item");
         }
     }
     Ok(None)
 }
+
+/// The item id and arXiv id behind an alias.
+pub(super) const ALIAS_OWNER: &str =
+    "SELECT i.id, i.arxiv_id FROM item_keys k JOIN items i ON i.id = k.item_id WHERE k.alias = ?1";
 
 /// Records aliases for `item_id`; one already taken (by this item or, for a title
 /// shared by two papers, by another) is left as it is. Returns how many were new.
@@ -248,7 +261,7 @@ fn insert_item(
         entry.author_count,
         non_empty(entry.source.as_deref()),
         batch.source,
-        entry.published.map(|d| d.format("%Y-%m-%d").to_string()),
+        entry.published.map(ymd),
         entry.arxiv_id.as_deref().map(normalize_arxiv_id),
         format,
         now,
@@ -287,25 +300,26 @@ fn update_item(
     now: i64,
 ) -> Result<bool, StoreError> {
     let mut changed = false;
-    let mut pick = |new: Option<String>, old: &Option<String>| -> Option<String> {
+    // The new value when the entry has a non-empty one that differs, else the stored one.
+    let mut pick = |new: Option<&str>, old: Option<&str>| -> Option<String> {
         match new {
-            Some(new) if !new.is_empty() && old.as_deref() != Some(new.as_str()) => {
+            Some(new) if !new.is_empty() && old != Some(new) => {
                 changed = true;
-                Some(new)
+                Some(new.to_owned())
             }
-            _ => old.clone(),
+            _ => old.map(str::to_owned),
         }
     };
-    let summary = pick(Some(entry.summary.clone()), &Some(item.summary.clone()));
-    let link = pick(entry.link.clone(), &item.link);
-    let publisher = pick(entry.source.clone(), &item.publisher);
+    let summary = pick(Some(&entry.summary), Some(&item.summary));
+    let link = pick(entry.link.as_deref(), item.link.as_deref());
+    let publisher = pick(entry.source.as_deref(), item.publisher.as_deref());
     let arxiv_id = pick(
-        entry.arxiv_id.as_deref().map(normalize_arxiv_id),
-        &item.arxiv_id,
+        entry.arxiv_id.as_deref().map(normalize_arxiv_id).as_deref(),
+        item.arxiv_id.as_deref(),
     );
     let published = pick(
-        entry.published.map(|d| d.format("%Y-%m-%d").to_string()),
-        &item.published.map(|d| d.format("%Y-%m-%d").to_string()),
+        entry.published.map(ymd).as_deref(),
+        item.published.map(ymd).as_deref(),
     );
     let authors = if !entry.authors.is_empty() && entry.authors != item.authors {
         changed = true;
@@ -418,6 +432,11 @@ pub fn idempotency_key(item_key: &str, rule: &str, notifier: &str) -> String {
 
 fn authors_json(authors: &[String]) -> String {
     serde_json::Value::from(authors.to_vec()).to_string()
+}
+
+/// A date as the store keeps it: `YYYY-MM-DD`.
+fn ymd(date: chrono::NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
 }
 
 fn non_empty(text: Option<&str>) -> Option<&str> {

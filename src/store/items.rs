@@ -49,6 +49,9 @@ pub(super) const BY_ALIAS: &str = concat!(
     " FROM item_keys k JOIN items i ON i.id = k.item_id WHERE k.alias = ?1"
 );
 
+/// One item by row id.
+pub(super) const BY_ID: &str = concat!("SELECT ", item_columns!(), " FROM items i WHERE i.id = ?1");
+
 /// Decodes the item columns of a row selected with [`item_columns!`].
 pub(super) fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
     let authors: String = row.get(5)?;

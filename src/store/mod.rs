@@ -20,6 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::entry::Entry;
@@ -301,6 +302,14 @@ impl Store {
             .ctx("setting synchronous=NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .ctx("enabling foreign keys")?;
+        // Query-planner stability: plans never depend on bound values (lookout keeps no
+        // statistics for them to depend on). Without it, SQLite marks a join whose WHERE
+        // binds a parameter as "re-plan when rebound", and rusqlite's statement cache
+        // clears the bindings of every statement it takes back, so such a query was
+        // compiled again on every call: 21 µs instead of 0.4 µs per alias lookup, a
+        // quarter of a bulk import's time.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .ctx("enabling the query planner stability guarantee")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         if migrations::version(&conn)? < migrations::latest() {
             migrations::migrate(&mut conn)?;
@@ -448,6 +457,8 @@ mod tests {
             items::LIST_SOURCE,
             items::LIST_RULE,
             items::BY_ALIAS,
+            items::BY_ID,
+            ingest::ALIAS_OWNER,
             ingest::CAPTURE_EXISTS,
             ingest::KEY_EXISTS,
             outbox::DUE,
@@ -475,6 +486,16 @@ mod tests {
                 assert!(!step.contains("TEMP B-TREE"), "{sql}\n  sorts: {plan:?}");
             }
         }
+    }
+
+    /// Cached statements must not be compiled again per call (see `Store::setup`).
+    #[test]
+    fn query_plans_do_not_depend_on_bound_values() {
+        let store = Store::open_in_memory().expect("open");
+        assert!(store
+            .conn
+            .db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+            .expect("read db config"));
     }
 
     #[test]
