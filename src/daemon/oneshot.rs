@@ -277,6 +277,31 @@ fn read_capture(path: &std::path::Path, source: &str, format: &str) -> Result<Pa
     })
 }
 
+/// Captures parsed ahead of the store: the pages with their entries, and the files
+/// that could not be read or parsed, with why.
+#[derive(Default)]
+struct ParsedChunk {
+    pages: Vec<(PathBuf, Page, Parsed)>,
+    failures: Vec<(PathBuf, String)>,
+}
+
+/// Reads and parses one chunk of files.
+fn parse_chunk(files: &[PathBuf], config: &Config, source: &str, format: &str) -> ParsedChunk {
+    let mut chunk = ParsedChunk::default();
+    for path in files {
+        let parsed = read_capture(path, source, format).and_then(|page| {
+            super::pipeline::parse_for_ingest(&page, config)
+                .map(|parsed| (page, parsed))
+                .map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok((page, parsed)) => chunk.pages.push((path.clone(), page, parsed)),
+            Err(reason) => chunk.failures.push((path.clone(), reason)),
+        }
+    }
+    chunk
+}
+
 fn import_files(
     store: &SharedStore,
     config: &Config,
@@ -297,51 +322,73 @@ fn import_files(
         files: files.len(),
         ..ImportSummary::default()
     };
-    // Pages are parsed one by one and stored a chunk at a time, in one transaction
-    // per chunk: far fewer commits for a folder of thousands of captures.
-    const CHUNK: usize = 64;
-    for chunk in files.chunks(CHUNK) {
-        let mut pages: Vec<(&PathBuf, Page, Parsed)> = Vec::with_capacity(chunk.len());
-        for path in chunk {
-            match read_capture(path, source, format).and_then(|page| {
-                super::pipeline::parse_for_ingest(&page, config)
-                    .map(|parsed| (page, parsed))
-                    .map_err(|e| e.to_string())
-            }) {
-                Ok((page, parsed)) => pages.push((path, page, parsed)),
-                Err(reason) => {
-                    summary.failed += 1;
-                    summary.failures.push((path.clone(), reason));
-                }
-            }
-        }
-        let batches: Vec<_> = pages
-            .iter()
-            .map(|(_, page, parsed)| super::pipeline::batch_of(page, parsed))
+    // Files are stored a chunk at a time, one transaction per chunk: far fewer commits
+    // for a folder of thousands of captures. Parsing runs ahead on the other cores,
+    // chunk k on worker k % workers, each worker one chunk ahead at most; the store
+    // takes the chunks back in file order, so items are first seen in that order.
+    const CHUNK: usize = 128;
+    let chunks: Vec<&[PathBuf]> = files.chunks(CHUNK).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .saturating_sub(1)
+        .clamp(1, 8);
+    let mut store = store::lock(store);
+    if let Err(e) = store.tune_for_bulk_load(true) {
+        tracing::warn!(error = %e, "cannot tune the store for a bulk load; importing anyway");
+    }
+    std::thread::scope(|scope| {
+        let parsed: Vec<std::sync::mpsc::Receiver<ParsedChunk>> = (0..workers)
+            .map(|worker| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let chunks = &chunks;
+                scope.spawn(move || {
+                    for files in chunks.iter().skip(worker).step_by(workers) {
+                        if tx.send(parse_chunk(files, config, source, format)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                rx
+            })
             .collect();
-        match store::lock(store).ingest_all(&batches, matcher) {
-            Ok(reports) => {
-                for report in reports {
-                    if report.duplicate_capture {
-                        summary.duplicates += 1;
-                    } else {
-                        summary.ingested += 1;
-                        summary.entries += report.new + report.updated + report.unchanged;
-                        summary.new_items += report.new;
+        for (n, files) in chunks.iter().enumerate() {
+            // A worker that died (it cannot, short of a panic) ends the import here;
+            // the scope then re-raises its panic.
+            let Ok(chunk) = parsed[n % workers].recv() else {
+                break;
+            };
+            summary.failed += chunk.failures.len();
+            summary.failures.extend(chunk.failures);
+            let batches: Vec<_> = chunk
+                .pages
+                .iter()
+                .map(|(_, page, parsed)| super::pipeline::batch_of(page, parsed))
+                .collect();
+            match store.ingest_all(&batches, matcher) {
+                Ok(reports) => {
+                    for report in reports {
+                        if report.duplicate_capture {
+                            summary.duplicates += 1;
+                        } else {
+                            summary.ingested += 1;
+                            summary.entries += report.new + report.updated + report.unchanged;
+                            summary.new_items += report.new;
+                        }
+                    }
+                }
+                Err(e) => {
+                    for (path, _, _) in chunk.pages {
+                        summary.failed += 1;
+                        summary.failures.push((path, format!("not stored: {e}")));
                     }
                 }
             }
-            Err(e) => {
-                for (path, _, _) in &pages {
-                    summary.failed += 1;
-                    summary
-                        .failures
-                        .push(((*path).clone(), format!("not stored: {e}")));
-                }
-            }
+            bar.set_message(format!("{} new items", summary.new_items));
+            bar.inc(files.len() as u64);
         }
-        bar.set_message(format!("{} new items", summary.new_items));
-        bar.inc(chunk.len() as u64);
+    });
+    if let Err(e) = store.tune_for_bulk_load(false) {
+        tracing::warn!(error = %e, "cannot restore the store's settings after a bulk load");
     }
     bar.finish_and_clear();
     summary.elapsed = started.elapsed();

@@ -34,11 +34,15 @@ impl PageFormat for AiTopics {
         NAME
     }
 
-    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
+    fn recognize(
+        &self,
+        text: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Option<Result<Vec<Entry>, ParseError>> {
         match page_kind(text) {
-            PageKind::Markup => sniff_html(text, ctx),
-            PageKind::Json => false,
-            PageKind::Text => sniff_text(text, ctx),
+            PageKind::Markup => sniff_html(text, ctx).then(|| parse_html(text, ctx)),
+            PageKind::Json => None,
+            PageKind::Text => recognize_text(text, ctx).map(Ok),
         }
     }
 
@@ -101,21 +105,18 @@ pub fn parse_text(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
     Ok(entries)
 }
 
-/// Whether a text page is an AITopics capture: the header markers and at least one
-/// item, or at least two items without them (one title/publisher/prose triple alone is
-/// too common in ordinary text to claim the page).
-fn sniff_text(text: &str, ctx: &ParseContext<'_>) -> bool {
-    if page_kind(text) != PageKind::Text {
-        return false;
-    }
+/// A text page's items when it is an AITopics capture: the header markers and at
+/// least one item, or at least two items without them (one title/publisher/prose
+/// triple alone is too common in ordinary text to claim the page).
+fn recognize_text(text: &str, ctx: &ParseContext<'_>) -> Option<Vec<Entry>> {
     let marked = text.lines().take(40).any(|l| {
         MARKERS
             .iter()
             .any(|m| text::trim(l).eq_ignore_ascii_case(m))
     });
     let blocks = text_blocks(text, ctx.reference_date());
-    let found = assemble(&blocks).len();
-    found >= 2 || (marked && found >= 1)
+    let entries = assemble(&blocks);
+    (entries.len() >= 2 || (marked && !entries.is_empty())).then_some(entries)
 }
 
 /// Splits the capture into line blocks. Within a paragraph, each line is its own block,

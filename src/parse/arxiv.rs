@@ -26,20 +26,28 @@ impl PageFormat for Arxiv {
         NAME
     }
 
-    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
-        if page_kind(text) != PageKind::Markup {
-            return false;
-        }
-        let listing_url = ctx.url.is_some_and(|u| {
-            u.host_str().is_some_and(|h| h.ends_with("arxiv.org")) && u.path().starts_with("/list/")
-        });
-        listing_url
-            || (text.contains("list-title") && text.contains("/abs/") && text.contains("<dt"))
+    fn recognize(
+        &self,
+        text: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Option<Result<Vec<Entry>, ParseError>> {
+        is_listing(text, ctx).then(|| parse_listing(text, ctx))
     }
 
     fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
         parse_listing(text, ctx)
     }
+}
+
+/// Whether a page is an arXiv listing: by its URL, or by its markup.
+fn is_listing(text: &str, ctx: &ParseContext<'_>) -> bool {
+    if page_kind(text) != PageKind::Markup {
+        return false;
+    }
+    let listing_url = ctx.url.is_some_and(|u| {
+        u.host_str().is_some_and(|h| h.ends_with("arxiv.org")) && u.path().starts_with("/list/")
+    });
+    listing_url || (text.contains("list-title") && text.contains("/abs/") && text.contains("<dt"))
 }
 
 /// Parses an arXiv listing page into entries, in page order, each id once (the same

@@ -25,7 +25,22 @@ impl PageFormat for Feed {
         NAME
     }
 
-    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
+    fn recognize(
+        &self,
+        text: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Option<Result<Vec<Entry>, ParseError>> {
+        is_feed(text, ctx).then(|| parse_feed(text, ctx))
+    }
+
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+        parse_feed(text, ctx)
+    }
+}
+
+/// Whether a page is a feed: by its declared type or its document root.
+fn is_feed(text: &str, ctx: &ParseContext<'_>) -> bool {
+    {
         // A server that says it sends a feed is believed for markup and JSON bodies;
         // otherwise the document's root decides.
         let declared = ctx.content_type.is_some_and(|ct| {
@@ -37,10 +52,6 @@ impl PageFormat for Feed {
             PageKind::Json => declared || is_json_feed(text),
             PageKind::Text => false,
         }
-    }
-
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-        parse_feed(text, ctx)
     }
 }
 

@@ -29,7 +29,7 @@ use super::arxiv::{arxiv_id_in, is_arxiv_id};
 use super::markup::{self, text_of};
 use super::text::{self, is_prose, paragraphs};
 use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
-use crate::entry::{clean_text, normalize_arxiv_id, Entry};
+use crate::entry::{clean_join, clean_text, normalize_arxiv_id, Entry};
 
 /// The format name used in config and on entries.
 pub const NAME: &str = "hf-papers";
@@ -45,14 +45,17 @@ impl PageFormat for HfPapers {
         NAME
     }
 
-    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
-        match page_kind(text) {
-            PageKind::Markup => sniff_html(text, ctx),
-            PageKind::Json => serde_json::from_str::<Value>(text)
-                .map(|v| !papers_in_json(&v, ctx).is_empty())
-                .unwrap_or(false),
-            PageKind::Text => sniff_text(text, ctx),
-        }
+    fn recognize(
+        &self,
+        text: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Option<Result<Vec<Entry>, ParseError>> {
+        let entries = match page_kind(text) {
+            PageKind::Markup => return sniff_html(text, ctx).then(|| parse_html(text, ctx)),
+            PageKind::Json => papers_in_json(&serde_json::from_str::<Value>(text).ok()?, ctx),
+            PageKind::Text => recognize_text(text, ctx)?,
+        };
+        (!entries.is_empty()).then_some(Ok(entries))
     }
 
     fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
@@ -120,9 +123,9 @@ pub fn parse_text(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
     Ok(entries)
 }
 
-/// Whether a text page is a Daily Papers capture: a site marker line or an
+/// A text page's entries when it is a Daily Papers capture: a site marker line or an
 /// "N authors" line, and at least one entry when parsed.
-fn sniff_text(text: &str, ctx: &ParseContext<'_>) -> bool {
+fn recognize_text(text: &str, ctx: &ParseContext<'_>) -> Option<Vec<Entry>> {
     let marked = text.lines().any(|line| {
         let line = text::trim(line);
         MARKERS.iter().any(|m| line.eq_ignore_ascii_case(m))
@@ -131,7 +134,10 @@ fn sniff_text(text: &str, ctx: &ParseContext<'_>) -> bool {
                 .get(..12)
                 .is_some_and(|head| head.eq_ignore_ascii_case("submitted by"))
     });
-    marked && parse_text(text, ctx).is_ok_and(|e| !e.is_empty())
+    if !marked {
+        return None;
+    }
+    parse_text(text, ctx).ok()
 }
 
 /// What a meta block says about its entry.
@@ -208,13 +214,16 @@ fn flush_text(run: &mut Vec<&str>, blocks: &mut Vec<Block>) {
         Some((first, rest)) => (*first, rest),
         None => return,
     };
-    let rest_joined = clean_text(&rest.join(" "));
-    if !rest.is_empty() && text::is_title_like(first) && is_prose(&rest_joined) {
-        blocks.push(Block::Text(clean_text(first)));
-        blocks.push(Block::Text(rest_joined));
-    } else {
-        blocks.push(Block::Text(clean_text(&run.join(" "))));
+    if !rest.is_empty() && text::is_title_like(first) {
+        let rest_joined = clean_join(rest);
+        if is_prose(&rest_joined) {
+            blocks.push(Block::Text(clean_text(first)));
+            blocks.push(Block::Text(rest_joined));
+            run.clear();
+            return;
+        }
     }
+    blocks.push(Block::Text(clean_join(run)));
     run.clear();
 }
 
@@ -338,10 +347,11 @@ impl Draft {
 
     fn into_entry(self) -> Entry {
         let meta = self.meta.unwrap_or_default();
+        // Blocks are cleaned when they are cut from the page; joining two keeps them so.
         Entry {
-            title: clean_text(&self.title),
+            title: self.title,
             link: None,
-            summary: self.summary.map(|s| clean_text(&s)).unwrap_or_default(),
+            summary: self.summary.unwrap_or_default(),
             authors: Vec::new(),
             author_count: meta.authors,
             source: None,

@@ -123,10 +123,20 @@ pub enum ParseError {
 pub trait PageFormat: Sync {
     /// The name used in config (`format = "..."`) and in entries.
     fn name(&self) -> &'static str;
-    /// Whether this format recognizes the page (for `format = "auto"`).
-    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool;
+    /// For `format = "auto"`: this format's reading of the page, or `None` when the
+    /// page is not of this format. A format whose test is reading the page returns
+    /// that reading, so an auto page is parsed once, not once to sniff and again.
+    fn recognize(
+        &self,
+        text: &str,
+        ctx: &ParseContext<'_>,
+    ) -> Option<Result<Vec<Entry>, ParseError>>;
     /// Every entry of the page, in page order.
     fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError>;
+    /// Whether this format recognizes the page.
+    fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
+        self.recognize(text, ctx).is_some()
+    }
 }
 
 /// Decodes captured bytes as text the way real captures need: a UTF-8 BOM dropped,
@@ -164,23 +174,23 @@ pub fn parse_page(
     if text.trim().is_empty() {
         return Err(ParseError::Empty);
     }
-    let chosen = if format == "auto" {
+    let (chosen, entries) = if format == "auto" {
         formats()
             .iter()
-            .find(|f| f.sniff(&text, ctx))
+            .find_map(|f| Some((f, f.recognize(&text, ctx)?)))
             .ok_or_else(|| ParseError::Unrecognized {
                 hint: describe(&text),
             })?
     } else {
-        formats()
+        let chosen = formats()
             .iter()
             .find(|f| f.name() == format)
-            .ok_or_else(|| ParseError::UnknownFormat(format.to_owned()))?
+            .ok_or_else(|| ParseError::UnknownFormat(format.to_owned()))?;
+        (chosen, chosen.parse(&text, ctx))
     };
-    let entries = chosen.parse(&text, ctx)?;
     Ok(Parsed {
         format: chosen.name(),
-        entries,
+        entries: entries?,
     })
 }
 

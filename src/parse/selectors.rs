@@ -34,8 +34,13 @@ impl PageFormat for Selectors {
     }
 
     /// Never: without the user's selectors there is nothing to recognize.
-    fn sniff(&self, _text: &str, _ctx: &ParseContext<'_>) -> bool {
-        false
+    /// Never claims a page: selectors only apply when a source names them.
+    fn recognize(
+        &self,
+        _text: &str,
+        _ctx: &ParseContext<'_>,
+    ) -> Option<Result<Vec<Entry>, ParseError>> {
+        None
     }
 
     fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {

@@ -187,9 +187,7 @@ fn find_item(
             (Some(ours), Some(theirs)) if ours != theirs
         );
         if !other_paper {
-            let mut stmt = conn
-                .prepare_cached(BY_ID)
-                .ctx("preparing the item read")?;
+            let mut stmt = conn.prepare_cached(BY_ID).ctx("preparing the item read")?;
             return stmt
                 .query_row([id], item_from_row)
                 .optional()

@@ -317,6 +317,29 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Tunes this connection for a bulk load (`on`), or back to the daemon's settings.
+    ///
+    /// A bulk load touches every index page again and again: a 32 MiB page cache keeps
+    /// them in memory instead of re-reading them, and checkpointing only every 64 MiB of
+    /// WAL (instead of 4 MiB) copies each page to the database once per checkpoint, not
+    /// once per few commits. Turning it off folds the WAL into the database and
+    /// truncates it, so the daemon's footprint is as before.
+    pub fn tune_for_bulk_load(&self, on: bool) -> Result<(), StoreError> {
+        let (cache_kib, checkpoint_pages) = if on { (32_768, 16_384) } else { (2_000, 1_000) };
+        self.conn
+            .pragma_update(None, "cache_size", -cache_kib)
+            .ctx("setting the page cache size")?;
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", checkpoint_pages)
+            .ctx("setting the WAL checkpoint interval")?;
+        if !on {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .ctx("checkpointing the WAL")?;
+        }
+        Ok(())
+    }
+
     /// The schema version of the open database (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         migrations::version(&self.conn)
