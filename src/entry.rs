@@ -67,9 +67,19 @@ impl Entry {
 ///
 /// "Gradient is All You Need?" and "gradient  is all you need" are the same title.
 pub fn normalize_title(title: &str) -> String {
-    let mut out = String::with_capacity(title.len());
+    // Most titles are NFKC already (all ASCII ones are): the quick check skips the
+    // normalizer, which measured as a tenth of a bulk import's store time.
+    match unicode_normalization::is_nfkc_quick(title.chars()) {
+        unicode_normalization::IsNormalized::Yes => fold_title(title.chars()),
+        _ => fold_title(title.nfkc()),
+    }
+}
+
+/// Lower-cases NFKC characters and collapses runs of anything not alphanumeric.
+fn fold_title(chars: impl Iterator<Item = char>) -> String {
+    let mut out = String::with_capacity(chars.size_hint().0);
     let mut pending_space = false;
-    for ch in title.nfkc().flat_map(char::to_lowercase) {
+    for ch in chars.flat_map(char::to_lowercase) {
         if ch.is_alphanumeric() {
             if pending_space && !out.is_empty() {
                 out.push(' ');
@@ -262,6 +272,14 @@ mod tests {
             normalize_title("  gradient\u{a0}is all-you  need ")
         );
         assert_eq!(normalize_title("Ärzte: A Study"), "ärzte a study");
+    }
+
+    #[test]
+    fn titles_not_in_nfkc_are_normalized_first() {
+        // Ligature, full-width letters, a decomposed umlaut: each equals its plain form.
+        assert_eq!(normalize_title("E\u{fb03}cient"), "efficient");
+        assert_eq!(normalize_title("\u{ff21}\u{ff29} Models"), "ai models");
+        assert_eq!(normalize_title("A\u{308}rzte"), normalize_title("Ärzte"));
     }
 
     #[test]
