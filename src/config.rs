@@ -15,6 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::publish::FeedFormat;
+
 /// The configuration `lookout run` uses when given no `--config`.
 pub const DEFAULT_CONFIG: &str = r#"
 state_dir = "./lookout-data"
@@ -148,6 +150,10 @@ pub struct FeedConfig {
     /// Whether feeds are also written under `state_dir/feeds/`.
     #[serde(default = "yes")]
     pub write_files: bool,
+    /// Which formats are written as files: RSS alone by default (every format is
+    /// always served over HTTP).
+    #[serde(default = "default_file_formats")]
+    pub file_formats: Vec<FeedFormat>,
 }
 
 impl Default for FeedConfig {
@@ -156,6 +162,7 @@ impl Default for FeedConfig {
             title: default_feed_title(),
             max_items: default_max_items(),
             write_files: true,
+            file_formats: default_file_formats(),
         }
     }
 }
@@ -538,6 +545,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_feed_title() -> String {
     "lookout".to_owned()
+}
+fn default_file_formats() -> Vec<FeedFormat> {
+    vec![FeedFormat::Rss]
 }
 fn default_max_items() -> usize {
     500

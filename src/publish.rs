@@ -1,12 +1,14 @@
 //! Publishing: which feeds exist, their rendered bytes kept in memory, and their copies
 //! on disk.
 //!
-//! The store bumps a generation counter on every change feeds can see. A feed is
-//! rendered at most once per generation and then served from memory, with a strong
-//! ETag, until the generation moves; conditional GETs never touch the database.
-//! After each change the writer task renders every feed and writes it atomically
-//! (temp file + rename) under `state_dir/feeds/`, so a static web server or a reader
-//! pointed at the files sees only whole feeds.
+//! The store bumps a generation counter on every change feeds can see, and records
+//! which feed scopes (all items, a source, a rule) each change touched. A feed is
+//! rendered again only when its own scope has changed since its last rendering; until
+//! then requests are served from memory with a strong ETag, and conditional GETs never
+//! touch the database. After each change the writer task writes the feeds whose scope
+//! changed, atomically (temp file + rename) under `state_dir/feeds/`, and only when
+//! their bytes differ from the file's, so a static web server or a reader pointed at
+//! the files sees only whole feeds, and unchanged ones keep their mtime.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,8 +32,10 @@ pub enum FeedScope {
     Rule(String),
 }
 
-/// The three syndication formats every feed is offered in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The three syndication formats every feed is offered in. In the config
+/// (`[feed] file_formats`) they are `"rss"`, `"atom"` and `"json"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FeedFormat {
     /// RSS 2.0 (`.xml`).
     Rss,
@@ -152,6 +156,7 @@ struct Settings {
     base_url: String,
     max_items: usize,
     feeds_dir: Option<PathBuf>,
+    file_formats: Vec<FeedFormat>,
     sources: Vec<String>,
     rules: Vec<String>,
 }
@@ -171,6 +176,7 @@ impl Settings {
                 .feed
                 .write_files
                 .then(|| config.state_dir.join("feeds")),
+            file_formats: config.feed.file_formats.clone(),
             sources: config
                 .sources
                 .iter()
@@ -191,6 +197,37 @@ pub struct Publisher {
     settings: RwLock<Settings>,
     cache: Mutex<HashMap<FeedId, Arc<Rendered>>>,
     generation: watch::Sender<u64>,
+    /// When each scope last changed, as read from the store at a generation.
+    scopes: Mutex<Option<ScopeChanges>>,
+    /// The generation each feed file was last written (or found current) at.
+    written: Mutex<HashMap<FeedId, u64>>,
+}
+
+/// [`Store::scope_changes`](crate::store::Store::scope_changes) as read at one
+/// store generation.
+struct ScopeChanges {
+    read_at: u64,
+    changed_at: HashMap<String, u64>,
+}
+
+impl ScopeChanges {
+    fn of(&self, scope: &FeedScope) -> u64 {
+        self.changed_at
+            .get(&scope.filter().scope_key())
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl FeedScope {
+    /// The store's listing for this scope.
+    fn filter(&self) -> ItemFilter<'_> {
+        match self {
+            FeedScope::All => ItemFilter::All,
+            FeedScope::Source(s) => ItemFilter::Source(s),
+            FeedScope::Rule(r) => ItemFilter::Rule(r),
+        }
+    }
 }
 
 impl Publisher {
@@ -201,6 +238,8 @@ impl Publisher {
             settings: RwLock::new(Settings::from_config(config)),
             cache: Mutex::new(HashMap::new()),
             generation: watch::Sender::new(generation),
+            scopes: Mutex::new(None),
+            written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -212,6 +251,10 @@ impl Publisher {
         }
         if let Ok(mut cache) = self.cache.lock() {
             cache.clear();
+        }
+        // Titles and links may have changed: every file is checked again.
+        if let Ok(mut written) = self.written.lock() {
+            written.clear();
         }
         // Wake the writer so files for new feeds appear.
         self.generation.send_modify(|_| {});
@@ -275,35 +318,83 @@ impl Publisher {
         format!("{base}{}", id.url_path())
     }
 
-    /// The feed's current rendering: from memory when the store has not changed since,
-    /// else rendered now. `None` when no such feed exists.
+    /// The feed's current rendering: from memory when its scope has not changed since,
+    /// else rendered now (and kept). `None` when no such feed exists.
     pub async fn get(self: &Arc<Self>, id: &FeedId) -> Result<Option<Arc<Rendered>>, PublishError> {
         if !self.exists(id) {
             return Ok(None);
         }
-        let generation = self.generation();
-        if let Some(hit) = self.cached(id, generation) {
+        if let Some(hit) = self.cached_without_store(id) {
             return Ok(Some(hit));
         }
         let this = Arc::clone(self);
         let id2 = id.clone();
-        let rendered = tokio::task::spawn_blocking(move || this.render(&id2, generation))
+        let rendered = tokio::task::spawn_blocking(move || this.current(&id2, true))
             .await
             .map_err(|_| PublishError::Task(id.url_path()))??;
-        let rendered = Arc::new(rendered);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(id.clone(), Arc::clone(&rendered));
-        }
-        release_freed_memory();
         Ok(Some(rendered))
     }
 
-    fn cached(&self, id: &FeedId, generation: u64) -> Option<Arc<Rendered>> {
-        let cache = self.cache.lock().ok()?;
-        cache
+    /// The cached rendering when it is known current without asking the store: the
+    /// scope changes were read at the current generation.
+    fn cached_without_store(&self, id: &FeedId) -> Option<Arc<Rendered>> {
+        let changed_at = {
+            let scopes = self.scopes.lock().ok()?;
+            let scopes = scopes.as_ref().filter(|s| s.read_at == self.generation())?;
+            scopes.of(&id.scope)
+        };
+        self.cache
+            .lock()
+            .ok()?
             .get(id)
-            .filter(|r| r.generation == generation)
+            .filter(|r| r.generation >= changed_at)
             .cloned()
+    }
+
+    /// When a feed's scope last changed, reading the scope changes from the store once
+    /// per generation (blocking).
+    fn scope_changed_at(&self, scope: &FeedScope, generation: u64) -> Result<u64, PublishError> {
+        let mut scopes = self
+            .scopes
+            .lock()
+            .map_err(|_| PublishError::Task("scope changes".to_owned()))?;
+        if scopes.as_ref().is_none_or(|s| s.read_at != generation) {
+            let changed_at = crate::store::lock(&self.store)
+                .scope_changes()
+                .map_err(|source| PublishError::Store {
+                    path: scope_path(scope),
+                    source,
+                })?;
+            *scopes = Some(ScopeChanges {
+                read_at: generation,
+                changed_at,
+            });
+        }
+        Ok(scopes.as_ref().map_or(0, |s| s.of(scope)))
+    }
+
+    /// The feed's current rendering (blocking): the cached one when its scope has not
+    /// changed since it was rendered, else a new one, kept in the cache when `keep`.
+    fn current(&self, id: &FeedId, keep: bool) -> Result<Arc<Rendered>, PublishError> {
+        let generation = self.generation();
+        let changed_at = self.scope_changed_at(&id.scope, generation)?;
+        let hit = self.cache.lock().ok().and_then(|cache| {
+            cache
+                .get(id)
+                .filter(|r| r.generation >= changed_at)
+                .cloned()
+        });
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let rendered = Arc::new(self.render(id, generation)?);
+        if keep {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.insert(id.clone(), Arc::clone(&rendered));
+            }
+        }
+        release_freed_memory();
+        Ok(rendered)
     }
 
     /// Renders one feed from the store (blocking: call from `spawn_blocking`).
@@ -313,14 +404,9 @@ impl Publisher {
             .read()
             .map(|s| s.clone())
             .map_err(|_| PublishError::Task(id.url_path()))?;
-        let filter = match &id.scope {
-            FeedScope::All => ItemFilter::All,
-            FeedScope::Source(s) => ItemFilter::Source(s),
-            FeedScope::Rule(r) => ItemFilter::Rule(r),
-        };
         let items = {
             crate::store::lock(&self.store)
-                .items(filter, settings.max_items)
+                .items(id.scope.filter(), settings.max_items)
                 .map_err(|source| PublishError::Store {
                     path: id.url_path(),
                     source,
@@ -357,9 +443,8 @@ impl Publisher {
         })
     }
 
-    /// Writes every feed under `state_dir/feeds/` after each store change, until
-    /// `shutdown` turns true. Renders go through the cache, so the server then answers
-    /// from memory.
+    /// Writes the feed files under `state_dir/feeds/` after each store change, until
+    /// `shutdown` turns true.
     pub async fn write_files(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut changes = self.generation.subscribe();
         changes.mark_changed();
@@ -374,32 +459,62 @@ impl Publisher {
         }
     }
 
-    /// Renders and writes every feed file once.
+    /// Writes every feed file (in the configured `file_formats`) whose scope changed
+    /// since it was last written, and whose bytes differ from the file on disk.
     pub async fn write_all(self: &Arc<Self>) -> Result<(), PublishError> {
-        let Some(dir) = self.settings.read().ok().and_then(|s| s.feeds_dir.clone()) else {
+        let Some((dir, formats)) = self
+            .settings
+            .read()
+            .ok()
+            .and_then(|s| Some((s.feeds_dir.clone()?, s.file_formats.clone())))
+        else {
             return Ok(());
         };
-        // Files are written for every feed, but only feeds someone asks for over HTTP
-        // stay in memory: a feed already cached is reused, the others are rendered,
-        // written and dropped.
-        let generation = self.generation();
         for id in self.feeds() {
+            if !formats.contains(&id.format) {
+                continue;
+            }
             let this = Arc::clone(self);
-            let path = id.file_path(&dir);
             let url_path = id.url_path();
-            tokio::task::spawn_blocking(move || {
-                let rendered = match this.cached(&id, generation) {
-                    Some(hit) => hit,
-                    None => Arc::new(this.render(&id, generation)?),
-                };
-                write_atomically(&path, &rendered.bytes)
-            })
-            .await
-            .map_err(|_| PublishError::Task(url_path))??;
+            let path = id.file_path(&dir);
+            tokio::task::spawn_blocking(move || this.write_file(&id, &path))
+                .await
+                .map_err(|_| PublishError::Task(url_path))??;
         }
         release_freed_memory();
         Ok(())
     }
+
+    /// Brings one feed file up to date (blocking). Only feeds someone asks for over
+    /// HTTP stay in memory: a cached rendering is reused, others are rendered, written
+    /// and dropped.
+    fn write_file(&self, id: &FeedId, path: &Path) -> Result<(), PublishError> {
+        let generation = self.generation();
+        let changed_at = self.scope_changed_at(&id.scope, generation)?;
+        let done =
+            |written: &HashMap<FeedId, u64>| written.get(id).is_some_and(|at| *at >= changed_at);
+        if self.written.lock().is_ok_and(|w| done(&w)) {
+            return Ok(());
+        }
+        let rendered = self.current(id, false)?;
+        // A restart, or a change that left this feed's bytes as they were: no write.
+        if std::fs::read(path).ok().as_deref() != Some(&rendered.bytes[..]) {
+            write_atomically(path, &rendered.bytes)?;
+        }
+        if let Ok(mut written) = self.written.lock() {
+            written.insert(id.clone(), rendered.generation);
+        }
+        Ok(())
+    }
+}
+
+/// A scope's feed path, for errors.
+fn scope_path(scope: &FeedScope) -> String {
+    FeedId {
+        scope: scope.clone(),
+        format: FeedFormat::Rss,
+    }
+    .url_path()
 }
 
 /// Rendering a feed builds the whole document (and the items behind it) in memory

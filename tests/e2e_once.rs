@@ -87,7 +87,9 @@ async fn once_fetches_every_source_writes_feeds_and_exits_by_outcome() {
     );
     let hf = std::fs::read(feeds.join("feeds/hf.xml")).expect("per-source feed written");
     assert_eq!(rss_guids(&hf).len(), 27);
-    assert!(feeds.join("feeds/ai.atom").exists() && feeds.join("feeds/drop.json").exists());
+    assert!(feeds.join("feeds/ai.xml").exists() && feeds.join("feeds/drop.xml").exists());
+    // Atom and JSON Feed are served over HTTP; files are RSS unless configured.
+    assert!(!feeds.join("feeds/ai.atom").exists());
 
     // Second pass: the servers' ETag makes it a conditional GET; nothing new.
     let (ok, stdout, _) = tokio::task::spawn_blocking({

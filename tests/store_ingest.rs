@@ -477,3 +477,61 @@ fn entries_without_any_identity_are_skipped() {
     assert_eq!(report.new, 1);
     assert_eq!(store.item_count().expect("count"), 1);
 }
+
+/// Each change records which feeds it touched, so only those are rendered again.
+#[test]
+fn changes_record_the_feed_scopes_they_touch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let gen_of = |store: &Store, scope: ItemFilter<'_>| {
+        store
+            .scope_changes()
+            .unwrap()
+            .get(&scope.scope_key())
+            .copied()
+    };
+
+    // A new item: the all feed, its source's feed and the matching rule's feed.
+    let first = [entry("Diffusion for graphs")];
+    store
+        .ingest(&batch("a", None, &first, 1), &Diffusion)
+        .unwrap();
+    let g1 = store.generation().unwrap();
+    assert_eq!(gen_of(&store, ItemFilter::All), Some(g1));
+    assert_eq!(gen_of(&store, ItemFilter::Source("a")), Some(g1));
+    assert_eq!(gen_of(&store, ItemFilter::Rule("diffusion")), Some(g1));
+    assert_eq!(gen_of(&store, ItemFilter::Source("b")), None);
+
+    // The same item, unchanged, seen on another source: only that source's feed.
+    store
+        .ingest(&batch("b", None, &first, 2), &Diffusion)
+        .unwrap();
+    let g2 = store.generation().unwrap();
+    assert!(g2 > g1);
+    assert_eq!(gen_of(&store, ItemFilter::Source("b")), Some(g2));
+    assert_eq!(gen_of(&store, ItemFilter::All), Some(g1));
+    assert_eq!(gen_of(&store, ItemFilter::Source("a")), Some(g1));
+    assert_eq!(gen_of(&store, ItemFilter::Rule("diffusion")), Some(g1));
+
+    // A page that changes nothing touches nothing.
+    store
+        .ingest(&batch("a", None, &first, 3), &Diffusion)
+        .unwrap();
+    assert_eq!(store.generation().unwrap(), g2);
+
+    // An update (a new summary) changes every feed the item is in.
+    let mut updated = entry("Diffusion for graphs");
+    updated.summary = "A longer, better abstract.".into();
+    store
+        .ingest(&batch("a", None, &[updated], 4), &Diffusion)
+        .unwrap();
+    let g3 = store.generation().unwrap();
+    for scope in [
+        ItemFilter::All,
+        ItemFilter::Source("a"),
+        ItemFilter::Source("b"),
+        ItemFilter::Rule("diffusion"),
+    ] {
+        assert_eq!(gen_of(&store, scope), Some(g3), "{scope:?}");
+    }
+}

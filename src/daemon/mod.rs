@@ -13,7 +13,7 @@ mod oneshot;
 mod pipeline;
 
 pub use oneshot::{import, once, ImportSummary, PassReport};
-pub use pipeline::process_page;
+pub use pipeline::process_pages;
 use pipeline::{pipeline, Pipeline};
 
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
 //! The ingest pipeline: every captured page is parsed and its entries diffed into the
-//! store, one page at a time, then the source is told what became of it.
+//! store, then the source is told what became of it. Pages queued at the same moment
+//! share one transaction (group commit); each still gets its own outcome.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,47 +17,75 @@ use crate::sources::{Capture, Outcome, Page};
 use crate::store::{self, Ingest, Matcher, SharedStore};
 use crate::systemd;
 
-/// Parses a page and ingests its entries: the one path every page takes, from the
-/// daemon, `lookout once` and `lookout import`. Blocking: call from `spawn_blocking`.
-pub fn process_page(
+/// Parses pages and ingests their entries, all in one store transaction: the path
+/// every captured page takes, in the daemon and in `lookout once`. Each page gets its
+/// own outcome, as if it were ingested alone. Blocking: call from `spawn_blocking`.
+pub fn process_pages(
     store: &SharedStore,
-    page: &Page,
+    pages: &[Page],
     config: &Config,
     matcher: &dyn Matcher,
-) -> Outcome {
-    let seen = store::lock(store).has_capture(&page.content_hash);
-    match seen {
-        Ok(true) => return Outcome::Duplicate,
-        Ok(false) => {}
-        Err(e) => {
-            return Outcome::Deferred {
+) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; pages.len()];
+    let mut parsed: Vec<(usize, Parsed)> = Vec::with_capacity(pages.len());
+    for (n, page) in pages.iter().enumerate() {
+        let seen = store::lock(store).has_capture(&page.content_hash);
+        outcomes[n] = match seen {
+            Ok(true) => Some(Outcome::Duplicate),
+            Ok(false) => match parse_for_ingest(page, config) {
+                Ok(p) => {
+                    parsed.push((n, p));
+                    None
+                }
+                Err(e) => Some(Outcome::Failed {
+                    reason: e.to_string(),
+                }),
+            },
+            Err(e) => Some(Outcome::Deferred {
                 reason: e.to_string(),
-            }
-        }
+            }),
+        };
     }
-    let parsed = match parse_for_ingest(page, config) {
-        Ok(p) => p,
-        Err(e) => {
-            return Outcome::Failed {
-                reason: e.to_string(),
-            }
-        }
-    };
-    let result = store::lock(store).ingest(&batch_of(page, &parsed), matcher);
+    let batches: Vec<Ingest<'_>> = parsed
+        .iter()
+        .map(|(n, p)| batch_of(&pages[*n], p))
+        .collect();
+    let result = store::lock(store).ingest_all(&batches, matcher);
     match result {
-        Ok(report) if report.duplicate_capture => Outcome::Duplicate,
-        Ok(report) => Outcome::Ingested {
-            format: parsed.format,
-            report,
-        },
-        Err(e) => Outcome::Deferred {
-            reason: e.to_string(),
-        },
+        Ok(reports) => {
+            for ((n, p), report) in parsed.iter().zip(reports) {
+                outcomes[*n] = Some(if report.duplicate_capture {
+                    Outcome::Duplicate
+                } else {
+                    Outcome::Ingested {
+                        format: p.format,
+                        report,
+                    }
+                });
+            }
+        }
+        Err(e) => {
+            for (n, _) in &parsed {
+                outcomes[*n] = Some(Outcome::Deferred {
+                    reason: e.to_string(),
+                });
+            }
+        }
     }
+    outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or(Outcome::Deferred {
+                reason: "not processed".to_owned(),
+            })
+        })
+        .collect()
 }
 
-/// Takes captures one at a time until every sender is gone: parse, ingest, answer the
-/// source, tell the publisher and the outbox.
+/// Most captures one store transaction takes: a burst (a `lookout once` pass, many
+/// drops at once) commits together instead of once per page.
+const GROUP_COMMIT: usize = 64;
+
 /// Parses a page with its source's format and selectors, entries in ingest order.
 pub(super) fn parse_for_ingest(page: &Page, config: &Config) -> Result<Parsed, ParseError> {
     let selectors = config
@@ -99,6 +128,9 @@ pub(super) struct Pipeline {
     pub(super) pulse: Option<systemd::Pulse>,
 }
 
+/// Takes captures until every sender is gone: parse, ingest (whatever is queued
+/// together, in one transaction), tell the publisher, answer each source, wake the
+/// outbox.
 pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
     let mut idle = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -109,27 +141,53 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
             capture = rx.recv() => capture,
             _ = idle.tick() => continue,
         };
-        let Some(Capture { page, reply }) = capture else {
+        let Some(first) = capture else {
             return;
         };
+        // Whatever else is already queued joins this transaction.
+        let mut captures = vec![first];
+        while captures.len() < GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(more) => captures.push(more),
+                Err(_) => break,
+            }
+        }
+        let (pages, replies): (Vec<Page>, Vec<_>) =
+            captures.into_iter().map(|c| (c.page, c.reply)).unzip();
         let store = p.store.clone();
         let config = p.live.config();
         let matcher = p.live.matcher();
         let started = std::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
-            let outcome = process_page(&store, &page, &config, matcher.as_ref());
+            let outcomes = process_pages(&store, &pages, &config, matcher.as_ref());
             let generation = store::lock(&store).generation().ok();
-            (page, outcome, generation)
+            (pages, outcomes, generation)
         });
-        let (page, outcome, generation) = match job.await {
+        let (pages, outcomes, generation) = match job.await {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "ingest task failed");
                 continue;
             }
         };
+        if let Some(g) = generation {
+            p.publisher.store_changed(g);
+        }
+        let elapsed = started.elapsed().as_secs_f64() / pages.len() as f64;
+        for ((page, outcome), reply) in pages.into_iter().zip(outcomes).zip(replies) {
+            p.report(&page, &outcome, elapsed);
+            // The source may have stopped listening (shutdown); the page is stored
+            // either way.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+impl Pipeline {
+    /// Logs and counts what became of one page; `seconds` is its share of the ingest.
+    fn report(&self, page: &Page, outcome: &Outcome, seconds: f64) {
         let dropped = page.url.is_none();
-        match &outcome {
+        match outcome {
             Outcome::Ingested { format, report } => {
                 tracing::info!(
                     source = %page.source, origin = %page.origin, format,
@@ -137,14 +195,14 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
                     alerts = report.queued, "ingested page"
                 );
                 let entries = report.new + report.updated + report.unchanged;
-                p.metrics.record_ingest(
+                self.metrics.record_ingest(
                     &page.source,
                     entries as u64,
                     report.new as u64,
-                    started.elapsed().as_secs_f64(),
+                    seconds,
                 );
                 if report.queued > 0 {
-                    p.outbox_wake.notify_one();
+                    self.outbox_wake.notify_one();
                 }
             }
             Outcome::Duplicate => {
@@ -152,7 +210,7 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
             }
             Outcome::Failed { reason } => {
                 tracing::warn!(source = %page.source, origin = %page.origin, %reason, "page refused");
-                p.metrics.record_parse_failure(&page.source);
+                self.metrics.record_parse_failure(&page.source);
             }
             Outcome::Deferred { reason } => {
                 tracing::error!(source = %page.source, origin = %page.origin, %reason, "page not stored; will retry")
@@ -160,16 +218,11 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
         }
         if dropped {
             // HTTP sources keep their health in the store; drop folders here.
-            let result = match &outcome {
+            let result = match outcome {
                 Outcome::Ingested { .. } | Outcome::Duplicate => Ok(()),
                 Outcome::Failed { reason } | Outcome::Deferred { reason } => Err(reason.as_str()),
             };
-            p.live.record_folder(&page.source, result);
+            self.live.record_folder(&page.source, result);
         }
-        if let Some(g) = generation {
-            p.publisher.store_changed(g);
-        }
-        // The source may have stopped listening (shutdown); the page is stored either way.
-        let _ = reply.send(outcome);
     }
 }

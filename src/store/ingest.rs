@@ -1,13 +1,16 @@
 //! `ingest`: diff a page's entries against every item seen before and enqueue the
 //! alerts of the new ones, in one transaction.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 use super::items::{item_from_row, BY_ID};
-use super::{to_ms, AlertMatch, Ctx, Ingest, IngestReport, Matcher, Store, StoreError, StoredItem};
+use super::{
+    to_ms, AlertMatch, Ctx, Ingest, IngestReport, ItemFilter, Matcher, Store, StoreError,
+    StoredItem,
+};
 use crate::entry::{normalize_arxiv_id, Entry};
 
 /// Whether a capture hash is recorded.
@@ -91,6 +94,10 @@ fn ingest_in(
     let now = to_ms(batch.seen_at);
     let mut seen_in_page: HashSet<i64> = HashSet::with_capacity(batch.entries.len());
     let mut changed = false;
+    // The feed scopes this page changes (see `ItemFilter::scope_key`): the two every
+    // new item is in, and a set for the rest.
+    let (mut all_changed, mut source_changed) = (false, false);
+    let mut touched: BTreeSet<String> = BTreeSet::new();
     for entry in batch.entries {
         let aliases = entry.aliases();
         if aliases.is_empty() {
@@ -102,6 +109,11 @@ fn ingest_in(
                 let new_source = add_source(tx, item.id, batch.source, now)?;
                 let updated = update_item(tx, &item, entry, now)?;
                 changed |= new_source || updated || learned > 0;
+                source_changed |= new_source;
+                if updated {
+                    all_changed = true;
+                    scopes_of(tx, item.id, &mut touched)?;
+                }
                 if seen_in_page.insert(item.id) {
                     if updated {
                         report.updated += 1;
@@ -115,8 +127,10 @@ fn ingest_in(
                 seen_in_page.insert(id);
                 report.new += 1;
                 changed = true;
+                (all_changed, source_changed) = (true, true);
                 for matched in matcher.matches(entry, batch.source) {
                     report.queued += record_match(tx, id, &key, &matched, batch, now)?;
+                    touched.insert(ItemFilter::Rule(&matched.rule).scope_key());
                 }
             }
         }
@@ -148,9 +162,48 @@ fn ingest_in(
             )
             .ctx("preparing the generation bump")?;
         stmt.execute([now]).ctx("bumping the generation")?;
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO scope_changes (scope, generation)
+                      SELECT ?1, value FROM generation WHERE id = 1
+                 ON CONFLICT (scope) DO UPDATE SET generation = excluded.generation",
+            )
+            .ctx("preparing the scope change record")?;
+        if all_changed {
+            touched.insert(ItemFilter::All.scope_key());
+        }
+        if source_changed {
+            touched.insert(ItemFilter::Source(batch.source).scope_key());
+        }
+        for scope in &touched {
+            stmt.execute([scope]).ctx("recording a feed scope change")?;
+        }
     }
     Ok(report)
 }
+
+/// Adds the scopes of every feed an item is in (its sources and matched rules).
+fn scopes_of(
+    conn: &Connection,
+    item_id: i64,
+    scopes: &mut BTreeSet<String>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(ITEM_SCOPES)
+        .ctx("preparing the item scope lookup")?;
+    let rows = stmt
+        .query_map([item_id], |row| row.get::<_, String>(0))
+        .ctx("looking up an item's feeds")?;
+    for scope in rows {
+        scopes.insert(scope.ctx("reading an item's feeds")?);
+    }
+    Ok(())
+}
+
+/// The feed scopes an item is in; keys as [`ItemFilter::scope_key`] makes them.
+pub(super) const ITEM_SCOPES: &str =
+    "SELECT 'source:' || source FROM item_sources WHERE item_id = ?1
+     UNION ALL SELECT 'rule:' || rule FROM matches WHERE item_id = ?1";
 
 /// Whether a capture with this content hash is recorded.
 pub(super) fn capture_exists(conn: &Connection, hash: &str) -> Result<bool, StoreError> {

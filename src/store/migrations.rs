@@ -103,6 +103,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO generation (id, value, changed_at) VALUES (1, 0, 0);
     "#,
+    // 2: per-feed change tracking, so a change re-renders only the feeds it touched.
+    r#"
+    -- From an item to the feeds it is in: an updated item changes each of them.
+    CREATE INDEX item_sources_item ON item_sources (item_id);
+    CREATE INDEX matches_item ON matches (item_id);
+
+    -- The generation at which each feed scope ('all', 'source:NAME', 'rule:NAME') last
+    -- changed. A scope with no row has not changed since this table was made.
+    CREATE TABLE scope_changes (
+        scope      TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes: one per migration.

@@ -16,6 +16,7 @@ mod outbox;
 pub use ingest::idempotency_key;
 pub use outbox::RuleMatch;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -162,6 +163,18 @@ pub enum ItemFilter<'a> {
     Source(&'a str),
     /// Items this alert rule matched.
     Rule(&'a str),
+}
+
+impl ItemFilter<'_> {
+    /// The key the store records this feed scope's changes under: `all`,
+    /// `source:NAME` or `rule:NAME` (see [`Store::scope_changes`]).
+    pub fn scope_key(&self) -> String {
+        match self {
+            ItemFilter::All => "all".to_owned(),
+            ItemFilter::Source(name) => format!("source:{name}"),
+            ItemFilter::Rule(name) => format!("rule:{name}"),
+        }
+    }
 }
 
 /// Per-source HTTP state kept across restarts: conditional GET validators and backoff.
@@ -315,6 +328,26 @@ impl Store {
             migrations::migrate(&mut conn)?;
         }
         Ok(Store { conn })
+    }
+
+    /// The generation at which each feed scope last changed, by
+    /// [`ItemFilter::scope_key`]. A scope not listed has not changed since the store
+    /// began tracking scopes: its feed is current at any generation.
+    pub fn scope_changes(&self) -> Result<HashMap<String, u64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT scope, generation FROM scope_changes")
+            .ctx("preparing the scope change listing")?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .ctx("listing scope changes")?;
+        rows.map(|row| {
+            let (scope, generation) = row.ctx("reading a scope change")?;
+            Ok((scope, u64::try_from(generation).unwrap_or(0)))
+        })
+        .collect()
     }
 
     /// Tunes this connection for a bulk load (`on`), or back to the daemon's settings.
@@ -482,6 +515,7 @@ mod tests {
             items::BY_ALIAS,
             items::BY_ID,
             ingest::ALIAS_OWNER,
+            ingest::ITEM_SCOPES,
             ingest::CAPTURE_EXISTS,
             ingest::KEY_EXISTS,
             outbox::DUE,

@@ -1,0 +1,134 @@
+//! Feed files on disk: written when their feed changed, left alone otherwise.
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use lookout::config::Config;
+use lookout::entry::Entry;
+use lookout::publish::Publisher;
+use lookout::store::{Ingest, NoRules, SharedStore, Store};
+
+fn config(dir: &std::path::Path, extra: &str) -> Config {
+    let text = format!(
+        r#"
+state_dir = "{}"
+{extra}
+[[source]]
+name = "a"
+kind = "folder"
+path = "{0}/a"
+[[source]]
+name = "b"
+kind = "folder"
+path = "{0}/b"
+"#,
+        dir.display()
+    );
+    Config::parse(&text, "test.toml").expect("valid config")
+}
+
+fn ingest(store: &SharedStore, publisher: &Publisher, source: &str, title: &str) {
+    let entries = [Entry {
+        title: title.to_owned(),
+        summary: format!("About {title}."),
+        format: "hf-papers",
+        ..Entry::default()
+    }];
+    let mut store = lookout::store::lock(store);
+    store
+        .ingest(
+            &Ingest {
+                source,
+                origin: "test",
+                content_hash: None,
+                format: "hf-papers",
+                entries: &entries,
+                seen_at: Utc::now(),
+                alerts: false,
+            },
+            &NoRules,
+        )
+        .expect("ingest");
+    publisher.store_changed(store.generation().expect("generation"));
+}
+
+/// The inode of a file: a rename into place gives a new one, so an unchanged inode
+/// means the file was not rewritten.
+fn inode(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).expect("file exists").ino()
+}
+
+#[tokio::test]
+async fn only_feeds_whose_items_changed_are_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "");
+    let store: SharedStore = Arc::new(Mutex::new(
+        Store::open(&config.state_dir.join("lookout.db")).unwrap(),
+    ));
+    let publisher = Arc::new(Publisher::new(store.clone(), &config, 0));
+    let feeds = dir.path().join("feeds");
+
+    ingest(&store, &publisher, "a", "First paper");
+    publisher.write_all().await.unwrap();
+    let (all, a, b) = (
+        feeds.join("feed.xml"),
+        feeds.join("feeds/a.xml"),
+        feeds.join("feeds/b.xml"),
+    );
+    let before = [inode(&all), inode(&a), inode(&b)];
+    // RSS files by default; Atom and JSON Feed are served, not written.
+    assert!(!feeds.join("feed.atom").exists() && !feeds.join("feeds/a.json").exists());
+
+    // A new item on source b: the all feed and b's feed change, a's does not.
+    ingest(&store, &publisher, "b", "Second paper");
+    publisher.write_all().await.unwrap();
+    assert_ne!(inode(&all), before[0], "all feed rewritten");
+    assert_eq!(inode(&a), before[1], "feed of source a left alone");
+    assert_ne!(inode(&b), before[2], "feed of source b rewritten");
+    let b_feed = std::fs::read_to_string(&b).unwrap();
+    assert!(b_feed.contains("Second paper") && !b_feed.contains("First paper"));
+
+    // A restart renders everything once more but writes nothing whose bytes match.
+    let after = [inode(&all), inode(&a), inode(&b)];
+    let generation = lookout::store::lock(&store).generation().unwrap();
+    let restarted = Arc::new(Publisher::new(store.clone(), &config, generation));
+    restarted.write_all().await.unwrap();
+    assert_eq!([inode(&all), inode(&a), inode(&b)], after);
+}
+
+#[tokio::test]
+async fn configured_file_formats_are_all_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        "[feed]\nfile_formats = [\"rss\", \"atom\", \"json\"]",
+    );
+    let store: SharedStore = Arc::new(Mutex::new(
+        Store::open(&config.state_dir.join("lookout.db")).unwrap(),
+    ));
+    let publisher = Arc::new(Publisher::new(store.clone(), &config, 0));
+    ingest(&store, &publisher, "a", "First paper");
+    publisher.write_all().await.unwrap();
+    for file in [
+        "feed.xml",
+        "feed.atom",
+        "feed.json",
+        "feeds/b.atom",
+        "feeds/a.json",
+    ] {
+        assert!(dir.path().join("feeds").join(file).exists(), "{file}");
+    }
+}
+
+#[test]
+fn unknown_file_format_is_refused_with_its_line() {
+    let err = Config::parse(
+        "state_dir = \"/tmp/x\"\n[feed]\nfile_formats = [\"rss\", \"html\"]\n",
+        "bad.toml",
+    )
+    .expect_err("html is not a feed format");
+    let text = err.to_string();
+    assert!(text.contains("bad.toml:3"), "{text}");
+    assert!(text.contains("html"), "{text}");
+}
