@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -392,8 +393,8 @@ impl Publisher {
             if let Ok(mut cache) = self.cache.lock() {
                 cache.insert(id.clone(), Arc::clone(&rendered));
             }
+            release_freed_memory();
         }
-        release_freed_memory();
         Ok(rendered)
     }
 
@@ -470,19 +471,29 @@ impl Publisher {
         else {
             return Ok(());
         };
-        for id in self.feeds() {
-            if !formats.contains(&id.format) {
-                continue;
-            }
-            let this = Arc::clone(self);
-            let url_path = id.url_path();
-            let path = id.file_path(&dir);
-            tokio::task::spawn_blocking(move || this.write_file(&id, &path))
-                .await
-                .map_err(|_| PublishError::Task(url_path))??;
-        }
+        // A few at a time: renders wait for the store in turn, but the XML and the
+        // file writes of one feed overlap with the next one's.
+        let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let writes = self
+            .feeds()
+            .into_iter()
+            .filter(|id| formats.contains(&id.format))
+            .map(|id| {
+                let this = Arc::clone(self);
+                let url_path = id.url_path();
+                let path = id.file_path(&dir);
+                async move {
+                    tokio::task::spawn_blocking(move || this.write_file(&id, &path))
+                        .await
+                        .map_err(|_| PublishError::Task(url_path))?
+                }
+            });
+        let results: Vec<Result<(), PublishError>> = futures_util::stream::iter(writes)
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
         release_freed_memory();
-        Ok(())
+        results.into_iter().collect()
     }
 
     /// Brings one feed file up to date (blocking). Only feeds someone asks for over

@@ -72,7 +72,7 @@ pub async fn test_rule(
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(n.clone()));
 
-    let client = notifiers::http_client()?;
+    let mut client = notifiers::LazyClient::default();
     let feed = format!("{}/alerts/{rule}.xml", notifiers::feed_base(config));
     let matched: Vec<String> = rule_config
         .any
@@ -93,7 +93,7 @@ pub async fn test_rule(
     let mut results = Vec::with_capacity(names.len());
     for name in names {
         let notifier = match config.notifiers.iter().find(|n| n.name.get_ref() == &name) {
-            Some(n) => Notifier::from_config(n, &client),
+            Some(n) => Notifier::from_config(n, &mut client),
             None if name == "log" => Ok(Notifier::log()),
             None => Err(NotifyError::Unknown {
                 notifier: name.clone(),

@@ -154,13 +154,15 @@ impl Notifier {
     /// ntfy share. Nothing is contacted yet.
     pub fn from_config(
         config: &NotifierConfig,
-        client: &reqwest::Client,
+        client: &mut LazyClient,
     ) -> Result<Notifier, NotifyError> {
         let name = config.name.get_ref().clone();
         let kind = match config.kind.get_ref() {
             NotifierKind::Log => Kind::Log,
-            NotifierKind::Webhook => Kind::Webhook(webhook::Webhook::new(&name, config, client)?),
-            NotifierKind::Ntfy => Kind::Ntfy(ntfy::Ntfy::new(&name, config, client)?),
+            NotifierKind::Webhook => {
+                Kind::Webhook(webhook::Webhook::new(&name, config, &client.get()?)?)
+            }
+            NotifierKind::Ntfy => Kind::Ntfy(ntfy::Ntfy::new(&name, config, &client.get()?)?),
             NotifierKind::Email => Kind::Email(email::Email::new(&name, config)?),
             NotifierKind::Command => Kind::Command(command::Command::new(&name, config)?),
         };
@@ -238,11 +240,11 @@ impl Notifiers {
     /// Builds every `[[notifier]]` of the config (and `log`). Fails on the first one
     /// that cannot be built.
     pub fn from_config(config: &Config) -> Result<Notifiers, NotifyError> {
-        let client = http_client()?;
+        let mut client = LazyClient::default();
         let mut by_name = HashMap::new();
         by_name.insert("log".to_owned(), Notifier::log());
         for n in &config.notifiers {
-            let notifier = Notifier::from_config(n, &client)?;
+            let notifier = Notifier::from_config(n, &mut client)?;
             by_name.insert(notifier.name.clone(), notifier);
         }
         Ok(Notifiers {
@@ -282,10 +284,27 @@ pub(crate) fn feed_base(config: &Config) -> String {
     }
 }
 
+/// The notifiers' one HTTP client, built on first use: building it loads the system's
+/// trust store (~10 ms), wasted when no notifier speaks HTTP.
+#[derive(Default)]
+pub struct LazyClient(Option<reqwest::Client>);
+
+impl LazyClient {
+    /// The client, built now if this is the first call.
+    pub fn get(&mut self) -> Result<reqwest::Client, NotifyError> {
+        if let Some(client) = &self.0 {
+            return Ok(client.clone());
+        }
+        let client = http_client()?;
+        self.0 = Some(client.clone());
+        Ok(client)
+    }
+}
+
 /// The one HTTP client of the notifiers. Redirects are not followed: a webhook that
 /// redirects a POST is misconfigured, and following it could send the signed body and
 /// headers somewhere else.
-pub(crate) fn http_client() -> Result<reqwest::Client, NotifyError> {
+fn http_client() -> Result<reqwest::Client, NotifyError> {
     reqwest::Client::builder()
         .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
