@@ -38,6 +38,8 @@ use crate::systemd::{self, Heartbeat, Watchdog};
 
 /// How long shutdown waits for in-flight work before giving up on it.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest wait at start-up (and reload) for the drop folders to be watched.
+const WATCH_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why the daemon could not start (once running, failures are logged, not fatal).
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +156,8 @@ struct RunningSource {
 /// Starts, stops and restarts source tasks to match the config.
 struct Sources {
     running: HashMap<String, RunningSource>,
+    /// Folder sources started but not yet watching.
+    starting: Vec<tokio::sync::oneshot::Receiver<()>>,
     tx: mpsc::Sender<Capture>,
     store: SharedStore,
     gate: HostGate,
@@ -196,8 +200,10 @@ impl Sources {
             SourceKind::Folder => {
                 let source = FolderSource::new(cfg);
                 let name = name.clone();
+                let (watching, started) = tokio::sync::oneshot::channel();
+                self.starting.push(started);
                 tokio::spawn(async move {
-                    if let Err(e) = source.run(tx, stopped).await {
+                    if let Err(e) = source.run(tx, stopped, Some(watching)).await {
                         tracing::error!(source = %name, error = %e, "folder source stopped");
                     }
                 })
@@ -220,6 +226,17 @@ impl Sources {
                 task,
             },
         );
+    }
+
+    /// Waits until every folder source started so far watches its folder (or failed,
+    /// which it logs), so READY means a file dropped now is taken. Bounded: a folder
+    /// on a hung mount must not keep the daemon from reporting ready.
+    async fn watching(&mut self) {
+        let starting = std::mem::take(&mut self.starting);
+        let all = futures_util::future::join_all(starting);
+        if tokio::time::timeout(WATCH_DEADLINE, all).await.is_err() {
+            tracing::warn!("drop folders not all watched after {WATCH_DEADLINE:?}; going on");
+        }
     }
 
     /// Stops every source and waits (up to the deadline) for them to finish.
@@ -273,7 +290,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             })
             .await
     });
-    tracing::info!(listen = %bound, state_dir = %config.state_dir.display(), "lookout running");
 
     let (tx, rx) = mpsc::channel::<Capture>(64);
     let outbox_wake = Arc::new(Notify::new());
@@ -312,13 +328,17 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
 
     let mut sources = Sources {
         running: HashMap::new(),
+        starting: Vec::new(),
         tx,
         store: store.clone(),
         gate: HostGate::new(config.http.min_host_gap.0),
         metrics: metrics.clone(),
     };
     sources.apply(&config);
-    // The store is open and the server listens: ready for systemd's `Type=notify`.
+    sources.watching().await;
+    // The store is open, the server listens and every drop folder is watched: ready
+    // for systemd's `Type=notify`, and for files.
+    tracing::info!(listen = %bound, state_dir = %config.state_dir.display(), "lookout running");
     notify_systemd(systemd::ready());
 
     let mut signals = Signals::install()?;
@@ -349,6 +369,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         };
         let new = Arc::new(new);
         sources.apply(&new);
+        sources.watching().await;
         publisher.reconfigure(&new);
         *crate::live::write(&token) = new.server.token.clone();
         live.switch(Arc::clone(&new), alerts.rules);

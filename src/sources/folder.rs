@@ -147,6 +147,7 @@ impl FolderSource {
     }
 
     /// Watches the folder until `shutdown` turns true, sending each complete file to `tx`.
+    /// `watching` is told once the watch is set: from then on no file written is missed.
     ///
     /// Files are handled one at a time, in the order they became complete; the watcher
     /// keeps collecting events meanwhile.
@@ -154,6 +155,7 @@ impl FolderSource {
         mut self,
         tx: mpsc::Sender<Capture>,
         mut shutdown: watch::Receiver<bool>,
+        watching: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), FolderError> {
         self.prepare()?;
         let (event_tx, mut events) = mpsc::unbounded_channel();
@@ -175,6 +177,9 @@ impl FolderSource {
                 source,
             })?;
         tracing::info!(source = %self.name, dir = %self.dir.display(), "watching drop folder");
+        if let Some(watching) = watching {
+            let _ = watching.send(());
+        }
 
         // Files left while we were down: the watch is already on, so nothing written
         // from here on is missed; these still have to settle like any other.

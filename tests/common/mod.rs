@@ -99,20 +99,21 @@ impl Daemon {
                 .and_then(|rest| rest.split_whitespace().next())
                 .map(str::to_owned)
         });
-        // "lookout running" comes before the sources start: a file dropped earlier than
-        // a folder's watch would be found by its start-up scan, which can only wait
-        // for size and mtime to settle, not for the writer to close the file.
+        // "lookout running" (and READY) comes only once every drop folder is watched:
+        // a file dropped earlier could only be judged by its size and mtime settling,
+        // not by the writer closing it. Every end-to-end test holds the daemon to it.
         let folders = std::fs::read_to_string(config)
             .map(|text| text.matches("kind = \"folder\"").count())
             .unwrap_or(0);
-        wait_for(
-            Duration::from_secs(60),
-            "the drop folders to be watched",
-            || {
-                let l = log.lock().unwrap();
-                (l.matches("watching drop folder").count() >= folders).then_some(())
-            },
-        );
+        {
+            let l = log.lock().unwrap();
+            let running = l.find("lookout running").expect("running line seen");
+            let watched = l[..running].matches("watching drop folder").count();
+            assert!(
+                watched >= folders,
+                "lookout running before its {folders} drop folders were watched:\n{l}"
+            );
+        }
         Daemon {
             child,
             base: format!("http://{addr}"),
