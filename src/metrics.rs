@@ -77,7 +77,7 @@ struct NotifierLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct StatusLabels {
-    status: String,
+    status: u16,
 }
 
 /// Every metric lookout exports, and the registry that encodes them.
@@ -264,9 +264,7 @@ impl Metrics {
     /// Counts one feed request answered with HTTP `status` (200, 304, 401, 404, ...).
     pub fn record_feed_request(&self, status: u16) {
         self.feed_requests
-            .get_or_create(&StatusLabels {
-                status: status.to_string(),
-            })
+            .get_or_create(&StatusLabels { status })
             .inc();
     }
 

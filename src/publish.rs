@@ -124,6 +124,18 @@ pub struct Rendered {
     pub generation: u64,
     /// `Content-Type` value.
     pub content_type: &'static str,
+    /// The `ETag` and `Last-Modified` header values, made once: a conditional GET
+    /// then costs no formatting.
+    pub headers: ValidatorHeaders,
+}
+
+/// A rendering's validators as response header values.
+#[derive(Debug, Clone)]
+pub struct ValidatorHeaders {
+    /// `ETag`.
+    pub etag: Option<axum::http::HeaderValue>,
+    /// `Last-Modified`, an IMF-fixdate.
+    pub last_modified: Option<axum::http::HeaderValue>,
 }
 
 /// Why a feed could not be rendered or written.
@@ -208,19 +220,38 @@ pub struct Publisher {
 /// store generation.
 struct ScopeChanges {
     read_at: u64,
-    changed_at: HashMap<String, u64>,
+    changed_at: HashMap<FeedScope, u64>,
 }
 
 impl ScopeChanges {
+    /// Keyed by scope, so the request path looks one up without building its key.
+    fn new(read_at: u64, by_key: HashMap<String, u64>) -> ScopeChanges {
+        let changed_at = by_key
+            .into_iter()
+            .filter_map(|(key, generation)| Some((FeedScope::from_key(&key)?, generation)))
+            .collect();
+        ScopeChanges {
+            read_at,
+            changed_at,
+        }
+    }
+
     fn of(&self, scope: &FeedScope) -> u64 {
-        self.changed_at
-            .get(&scope.filter().scope_key())
-            .copied()
-            .unwrap_or(0)
+        self.changed_at.get(scope).copied().unwrap_or(0)
     }
 }
 
 impl FeedScope {
+    /// The scope a store scope key names (see `ItemFilter::scope_key`).
+    fn from_key(key: &str) -> Option<FeedScope> {
+        match key.split_once(':') {
+            None if key == "all" => Some(FeedScope::All),
+            Some(("source", name)) => Some(FeedScope::Source(name.to_owned())),
+            Some(("rule", name)) => Some(FeedScope::Rule(name.to_owned())),
+            _ => None,
+        }
+    }
+
     /// The store's listing for this scope.
     fn filter(&self) -> ItemFilter<'_> {
         match self {
@@ -366,10 +397,7 @@ impl Publisher {
                     path: scope_path(scope),
                     source,
                 })?;
-            *scopes = Some(ScopeChanges {
-                read_at: generation,
-                changed_at,
-            });
+            *scopes = Some(ScopeChanges::new(generation, changed_at));
         }
         Ok(scopes.as_ref().map_or(0, |s| s.of(scope)))
     }
@@ -393,7 +421,7 @@ impl Publisher {
             if let Ok(mut cache) = self.cache.lock() {
                 cache.insert(id.clone(), Arc::clone(&rendered));
             }
-            release_freed_memory();
+            self.release_freed_memory();
         }
         Ok(rendered)
     }
@@ -435,12 +463,21 @@ impl Publisher {
             .map(|i| i.updated_at.max(i.first_seen))
             .max()
             .unwrap_or_else(Utc::now);
+        let etag = feed::etag(&bytes);
+        let headers = ValidatorHeaders {
+            etag: axum::http::HeaderValue::from_str(&etag).ok(),
+            last_modified: axum::http::HeaderValue::from_str(&crate::server::http_date(
+                last_modified,
+            ))
+            .ok(),
+        };
         Ok(Rendered {
-            etag: feed::etag(&bytes),
+            etag,
             bytes: bytes.into(),
             last_modified,
             generation,
             content_type: id.format.content_type(),
+            headers,
         })
     }
 
@@ -492,7 +529,7 @@ impl Publisher {
             .buffer_unordered(parallel)
             .collect()
             .await;
-        release_freed_memory();
+        self.release_freed_memory();
         results.into_iter().collect()
     }
 
@@ -528,15 +565,21 @@ fn scope_path(scope: &FeedScope) -> String {
     .url_path()
 }
 
-/// Rendering a feed builds the whole document (and the items behind it) in memory
-/// and frees it a moment later; glibc keeps such freed pages, so a daemon that
-/// rendered a few large feeds would idle several MB above what it holds. Giving them
-/// back after a render keeps the idle footprint at what the cache really uses.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap memory to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
+impl Publisher {
+    /// Rendering a feed builds the whole document (and the items behind it) in memory
+    /// and frees it a moment later, and fills SQLite's page cache with the rows it
+    /// read; glibc keeps freed pages. Giving both back after renders keeps an idle
+    /// daemon at what its feed cache really holds; the next render re-reads a few
+    /// pages from the OS's file cache.
+    fn release_freed_memory(&self) {
+        if let Err(e) = crate::store::lock(&self.store).release_memory() {
+            tracing::debug!(error = %e, "cannot shrink the store's page cache");
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free heap memory to the kernel.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 

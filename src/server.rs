@@ -119,7 +119,6 @@ fn not_found() -> Response {
 
 /// Answers 304 when the client's validators match, else the feed with its validators.
 fn conditional(rendered: &Rendered, headers: &HeaderMap) -> Response {
-    let last_modified = http_date(rendered.last_modified);
     let fresh = match headers.get(header::IF_NONE_MATCH) {
         // If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
         Some(inm) => inm
@@ -143,11 +142,11 @@ fn conditional(rendered: &Rendered, headers: &HeaderMap) -> Response {
         r
     };
     let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&rendered.etag) {
-        h.insert(header::ETAG, v);
+    if let Some(v) = &rendered.headers.etag {
+        h.insert(header::ETAG, v.clone());
     }
-    if let Ok(v) = HeaderValue::from_str(&last_modified) {
-        h.insert(header::LAST_MODIFIED, v);
+    if let Some(v) = &rendered.headers.last_modified {
+        h.insert(header::LAST_MODIFIED, v.clone());
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response

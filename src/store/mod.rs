@@ -350,6 +350,14 @@ impl Store {
         .collect()
     }
 
+    /// Frees what SQLite's page cache holds (`PRAGMA shrink_memory`), for an idle
+    /// daemon after a burst of reads.
+    pub fn release_memory(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA shrink_memory")
+            .ctx("shrinking the page cache")
+    }
+
     /// Tunes this connection for a bulk load (`on`), or back to the daemon's settings.
     ///
     /// A bulk load touches every index page again and again: a 32 MiB page cache keeps
@@ -543,6 +551,30 @@ mod tests {
                 assert!(!step.contains("TEMP B-TREE"), "{sql}\n  sorts: {plan:?}");
             }
         }
+    }
+
+    /// A store made by the first schema keeps its items counted after the upgrade,
+    /// and the count follows inserts and deletes however they are made.
+    #[test]
+    fn item_count_survives_the_upgrade_and_follows_every_write() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(migrations::MIGRATIONS[0])
+            .expect("schema 1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version 1");
+        let insert = "INSERT INTO items (key, title, source, format, first_seen, updated_at)
+                      VALUES (?1, 't', 's', 'f', 0, 0)";
+        for key in ["a", "b"] {
+            conn.execute(insert, [key]).expect("old item");
+        }
+        let store = Store::setup(conn, false).expect("upgrade");
+        assert_eq!(store.item_count().expect("count"), 2);
+        store.conn.execute(insert, ["c"]).expect("raw insert");
+        store
+            .conn
+            .execute("DELETE FROM items WHERE key IN ('a', 'b')", [])
+            .expect("raw delete");
+        assert_eq!(store.item_count().expect("count"), 1);
     }
 
     /// Cached statements must not be compiled again per call (see `Store::setup`).
