@@ -361,12 +361,14 @@ impl Store {
     /// Tunes this connection for a bulk load (`on`), or back to the daemon's settings.
     ///
     /// A bulk load touches every index page again and again: a 32 MiB page cache keeps
-    /// them in memory instead of re-reading them, and checkpointing only every 64 MiB of
-    /// WAL (instead of 4 MiB) copies each page to the database once per checkpoint, not
-    /// once per few commits. Turning it off folds the WAL into the database and
-    /// truncates it, so the daemon's footprint is as before.
+    /// them in memory instead of re-reading them, and no automatic checkpoint runs
+    /// during the load, so each page is copied into the database once, at the end,
+    /// instead of once per few commits (the WAL grows to about the size of what is
+    /// loaded meanwhile). Turning it off folds the WAL into the database and truncates
+    /// it, so the daemon's footprint is as before; a load that is interrupted leaves
+    /// the WAL to the daemon's next checkpoint.
     pub fn tune_for_bulk_load(&self, on: bool) -> Result<(), StoreError> {
-        let (cache_kib, checkpoint_pages) = if on { (32_768, 16_384) } else { (2_000, 1_000) };
+        let (cache_kib, checkpoint_pages) = if on { (32_768, 0) } else { (2_000, 1_000) };
         self.conn
             .pragma_update(None, "cache_size", -cache_kib)
             .ctx("setting the page cache size")?;
