@@ -156,7 +156,7 @@ pub fn clean_join(parts: &[&str]) -> String {
 ///
 /// Whitespace is what [`char::is_whitespace`] says plus U+FEFF. Runs of words with
 /// single ASCII spaces between them are copied whole; a character is decoded only at
-/// the lead bytes of non-ASCII whitespace (the bytes `is_clean` stops at). Going
+/// the lead bytes of non-ASCII whitespace (see `BYTE_CLASS`). Going
 /// character by character, then word by word, this was a bulk import's top cost.
 fn push_clean(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
@@ -232,29 +232,26 @@ static BYTE_CLASS: [u8; 256] = {
 #[inline]
 fn whitespace_at(text: &str, i: usize) -> usize {
     match text.as_bytes().get(i) {
-        Some(b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r') => 1,
-        Some(0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF) => {
-            match text.get(i..).and_then(|t| t.chars().next()) {
-                Some(c) if c.is_whitespace() || c == '\u{feff}' => c.len_utf8(),
-                _ => 0,
-            }
-        }
-        _ => 0,
+        Some(&b) if BYTE_CLASS[usize::from(b)] == WORD => 0,
+        Some(b) if b.is_ascii() => 1,
+        Some(_) => match text.get(i..).and_then(|t| t.chars().next()) {
+            Some(c) if c.is_whitespace() || c == '\u{feff}' => c.len_utf8(),
+            _ => 0,
+        },
+        None => 0,
     }
 }
 
 /// Whether `clean_text` would return `bytes` unchanged: ASCII spaces only between
 /// words, one at a time, no other ASCII whitespace, and no lead byte of a non-ASCII
-/// whitespace character (U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000, U+FEFF),
-/// which sends the text the slow, exact way.
+/// whitespace character ([`BYTE_CLASS`]), which sends the text the slow, exact way.
 fn is_clean(bytes: &[u8]) -> bool {
     let mut previous_space = true; // a leading space is not clean
     for &b in bytes {
         match b {
             b' ' if previous_space => return false,
             b' ' => previous_space = true,
-            b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | 0x1C..=0x1F => return false,
-            0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF => return false,
+            _ if BYTE_CLASS[usize::from(b)] != WORD => return false,
             _ => previous_space = false,
         }
     }
