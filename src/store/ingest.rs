@@ -45,15 +45,8 @@ impl Store {
         batch: &Ingest<'_>,
         matcher: &dyn Matcher,
     ) -> Result<IngestReport, StoreError> {
-        // IMMEDIATE: take the write lock up front instead of upgrading a read lock
-        // midway, which SQLite can only refuse (SQLITE_BUSY) rather than wait for.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("starting an ingest transaction")?;
-        let report = ingest_in(&tx, batch, matcher)?;
-        tx.commit().ctx("committing an ingest")?;
-        Ok(report)
+        let mut reports = self.ingest_all(std::slice::from_ref(batch), matcher)?;
+        Ok(reports.pop().unwrap_or_default())
     }
 
     /// Ingests many pages in one transaction, in order, as if each were ingested alone:
@@ -64,6 +57,8 @@ impl Store {
         batches: &[Ingest<'_>],
         matcher: &dyn Matcher,
     ) -> Result<Vec<IngestReport>, StoreError> {
+        // IMMEDIATE: take the write lock up front instead of upgrading a read lock
+        // midway, which SQLite can only refuse (SQLITE_BUSY) rather than wait for.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -77,7 +72,7 @@ impl Store {
     }
 }
 
-/// The body of [`Store::ingest`], inside the caller's transaction.
+/// One page of [`Store::ingest_all`], inside its transaction.
 fn ingest_in(
     tx: &rusqlite::Transaction<'_>,
     batch: &Ingest<'_>,
