@@ -375,6 +375,11 @@ impl Publisher {
             let scopes = scopes.as_ref().filter(|s| s.read_at == self.generation())?;
             scopes.of(&id.scope)
         };
+        self.cached_since(id, changed_at)
+    }
+
+    /// The cached rendering, if it was made after its scope last changed.
+    fn cached_since(&self, id: &FeedId, changed_at: u64) -> Option<Arc<Rendered>> {
         self.cache
             .lock()
             .ok()?
@@ -407,13 +412,19 @@ impl Publisher {
     fn current(&self, id: &FeedId, keep: bool) -> Result<Arc<Rendered>, PublishError> {
         let generation = self.generation();
         let changed_at = self.scope_changed_at(&id.scope, generation)?;
-        let hit = self.cache.lock().ok().and_then(|cache| {
-            cache
-                .get(id)
-                .filter(|r| r.generation >= changed_at)
-                .cloned()
-        });
-        if let Some(hit) = hit {
+        self.current_at(id, generation, changed_at, keep)
+    }
+
+    /// [`Publisher::current`] with the generation and the scope's last change already
+    /// read.
+    fn current_at(
+        &self,
+        id: &FeedId,
+        generation: u64,
+        changed_at: u64,
+        keep: bool,
+    ) -> Result<Arc<Rendered>, PublishError> {
+        if let Some(hit) = self.cached_since(id, changed_at) {
             return Ok(hit);
         }
         let rendered = Arc::new(self.render(id, generation)?);
@@ -544,7 +555,7 @@ impl Publisher {
         if self.written.lock().is_ok_and(|w| done(&w)) {
             return Ok(());
         }
-        let rendered = self.current(id, false)?;
+        let rendered = self.current_at(id, generation, changed_at, false)?;
         // A restart, or a change that left this feed's bytes as they were: no write.
         if std::fs::read(path).ok().as_deref() != Some(&rendered.bytes[..]) {
             write_atomically(path, &rendered.bytes)?;
