@@ -50,7 +50,12 @@ pub fn process_pages(
         .iter()
         .map(|(n, p)| batch_of(&pages[*n], p))
         .collect();
-    let result = store::lock(store).ingest_all(&batches, matcher);
+    // Nothing to store (every page seen before or refused): no write transaction.
+    let result = if batches.is_empty() {
+        Ok(Vec::new())
+    } else {
+        store::lock(store).ingest_all(&batches, matcher)
+    };
     match result {
         Ok(reports) => {
             for ((n, p), report) in parsed.iter().zip(reports) {
