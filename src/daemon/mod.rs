@@ -13,7 +13,6 @@ mod oneshot;
 mod pipeline;
 
 pub use oneshot::{import, once, ImportSummary, PassReport};
-pub use pipeline::process_pages;
 use pipeline::{pipeline, Pipeline};
 
 use std::collections::HashMap;

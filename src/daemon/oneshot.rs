@@ -54,24 +54,40 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
         },
     ));
     let gate = HostGate::new(config.http.min_host_gap.0);
-    let passes = config.sources.iter().map(|cfg| {
-        let tx = tx.clone();
-        let store = store.clone();
-        let gate = gate.clone();
-        async move {
-            let name = cfg.name.get_ref().clone();
-            let (ok, summary) = match cfg.kind.get_ref() {
-                SourceKind::Folder => folder_pass(cfg, &tx).await,
-                SourceKind::Http => http_pass(cfg, gate, store, &tx).await,
-            };
-            PassReport {
-                source: name,
-                ok,
-                summary,
-            }
-        }
-    });
-    let reports = futures_util::future::join_all(passes).await;
+    // One task per source, so fetching and reading bodies run on every worker thread.
+    let passes: Vec<_> = (0..config.sources.len())
+        .map(|n| {
+            let config = Arc::clone(&config);
+            let tx = tx.clone();
+            let store = store.clone();
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                let cfg = &config.sources[n];
+                let name = cfg.name.get_ref().clone();
+                let (ok, summary) = match cfg.kind.get_ref() {
+                    SourceKind::Folder => folder_pass(cfg, &tx).await,
+                    SourceKind::Http => http_pass(cfg, gate, store, &tx).await,
+                };
+                PassReport {
+                    source: name,
+                    ok,
+                    summary,
+                }
+            })
+        })
+        .collect();
+    let mut reports = Vec::with_capacity(passes.len());
+    for (pass, cfg) in futures_util::future::join_all(passes)
+        .await
+        .into_iter()
+        .zip(&config.sources)
+    {
+        reports.push(pass.unwrap_or_else(|e| PassReport {
+            source: cfg.name.get_ref().clone(),
+            ok: false,
+            summary: format!("pass failed: {e}"),
+        }));
+    }
     drop(tx);
     let _ = pipeline.await;
     deliver_due(&store, alerts.notifiers, &metrics).await;

@@ -2,11 +2,12 @@
 //! store, then the source is told what became of it. Pages queued at the same moment
 //! share one transaction (group commit); each still gets its own outcome.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::Config;
 use crate::live::Live;
@@ -17,38 +18,53 @@ use crate::sources::{Capture, Outcome, Page};
 use crate::store::{self, Ingest, Matcher, SharedStore};
 use crate::systemd;
 
-/// Parses pages and ingests their entries, all in one store transaction: the path
-/// every captured page takes, in the daemon and in `lookout once`. Each page gets its
-/// own outcome, as if it were ingested alone. Blocking: call from `spawn_blocking`.
-pub fn process_pages(
-    store: &SharedStore,
-    pages: &[Page],
-    config: &Config,
-    matcher: &dyn Matcher,
-) -> Vec<Outcome> {
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; pages.len()];
-    let mut parsed: Vec<(usize, Parsed)> = Vec::with_capacity(pages.len());
-    for (n, page) in pages.iter().enumerate() {
-        let seen = store::lock(store).has_capture(&page.content_hash);
-        outcomes[n] = match seen {
-            Ok(true) => Some(Outcome::Duplicate),
-            Ok(false) => match parse_for_ingest(page, config) {
-                Ok(p) => {
-                    parsed.push((n, p));
-                    None
-                }
-                Err(e) => Some(Outcome::Failed {
-                    reason: e.to_string(),
-                }),
-            },
-            Err(e) => Some(Outcome::Deferred {
+/// A page made ready for the store, on the blocking pool: parsed, or already known
+/// to be a duplicate or refused.
+pub(super) enum Prepared {
+    /// Parsed; its entries go to the store.
+    Parsed(Parsed),
+    /// Nothing to store: this is the page's outcome.
+    Done(Outcome),
+}
+
+/// Readies one page for ingest (blocking): skips a capture already recorded, else
+/// parses it with its source's format. Parsing runs as pages arrive, beside the
+/// ingest of earlier ones, so it needs no store lock: when an ingest holds it, the
+/// duplicate check is left to the ingest transaction, which makes it anyway.
+pub(super) fn prepare(store: &SharedStore, page: &Page, config: &Config) -> Prepared {
+    let seen = match store.try_lock() {
+        Ok(store) => store.has_capture(&page.content_hash),
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().has_capture(&page.content_hash),
+        Err(std::sync::TryLockError::WouldBlock) => Ok(false),
+    };
+    match seen {
+        Ok(true) => Prepared::Done(Outcome::Duplicate),
+        Ok(false) => match parse_for_ingest(page, config) {
+            Ok(parsed) => Prepared::Parsed(parsed),
+            Err(e) => Prepared::Done(Outcome::Failed {
                 reason: e.to_string(),
             }),
-        };
+        },
+        Err(e) => Prepared::Done(Outcome::Deferred {
+            reason: e.to_string(),
+        }),
     }
-    let batches: Vec<Ingest<'_>> = parsed
+}
+
+/// Ingests prepared pages, all in one store transaction: the path every captured page
+/// takes, in the daemon and in `lookout once`. Each page gets its own outcome, as if
+/// it were ingested alone. Blocking: call from `spawn_blocking`.
+pub(super) fn ingest_prepared(
+    store: &SharedStore,
+    pages: &[(Page, Prepared)],
+    matcher: &dyn Matcher,
+) -> Vec<Outcome> {
+    let batches: Vec<Ingest<'_>> = pages
         .iter()
-        .map(|(n, p)| batch_of(&pages[*n], p))
+        .filter_map(|(page, prepared)| match prepared {
+            Prepared::Parsed(parsed) => Some(batch_of(page, parsed)),
+            Prepared::Done(_) => None,
+        })
         .collect();
     // Nothing to store (every page seen before or refused): no write transaction.
     let result = if batches.is_empty() {
@@ -56,33 +72,26 @@ pub fn process_pages(
     } else {
         store::lock(store).ingest_all(&batches, matcher)
     };
-    match result {
-        Ok(reports) => {
-            for ((n, p), report) in parsed.iter().zip(reports) {
-                outcomes[*n] = Some(if report.duplicate_capture {
-                    Outcome::Duplicate
-                } else {
-                    Outcome::Ingested {
-                        format: p.format,
-                        report,
-                    }
-                });
-            }
-        }
-        Err(e) => {
-            for (n, _) in &parsed {
-                outcomes[*n] = Some(Outcome::Deferred {
-                    reason: e.to_string(),
-                });
-            }
-        }
+    let mut reports = match result {
+        Ok(reports) => reports.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(e) => vec![Err(e.to_string()); batches.len()],
     }
-    outcomes
-        .into_iter()
-        .map(|o| {
-            o.unwrap_or(Outcome::Deferred {
-                reason: "not processed".to_owned(),
-            })
+    .into_iter();
+    pages
+        .iter()
+        .map(|(_, prepared)| match prepared {
+            Prepared::Done(outcome) => outcome.clone(),
+            Prepared::Parsed(parsed) => match reports.next() {
+                Some(Ok(report)) if report.duplicate_capture => Outcome::Duplicate,
+                Some(Ok(report)) => Outcome::Ingested {
+                    format: parsed.format,
+                    report,
+                },
+                Some(Err(reason)) => Outcome::Deferred { reason },
+                None => Outcome::Deferred {
+                    reason: "not processed".to_owned(),
+                },
+            },
         })
         .collect()
 }
@@ -133,38 +142,88 @@ pub(super) struct Pipeline {
     pub(super) pulse: Option<systemd::Pulse>,
 }
 
-/// Takes captures until every sender is gone: parse, ingest (whatever is queued
-/// together, in one transaction), tell the publisher, answer each source, wake the
-/// outbox.
+/// A page being prepared on the blocking pool, and where its outcome goes.
+struct Preparing {
+    job: tokio::task::JoinHandle<(Page, Prepared)>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// Takes captures until every sender is gone. Each page is parsed as soon as it
+/// arrives, on the blocking pool; pages are ingested in arrival order, whatever is
+/// parsed and waiting together in one transaction; then the publisher is told, each
+/// source answered and the outbox woken.
 pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
+    // Bounded like the capture channel: at most this many pages wait parsed or in
+    // parsing, and a burst's sources wait for their turn to send.
+    let (jobs, mut ready) = mpsc::channel::<Preparing>(GROUP_COMMIT);
+    let store = p.store.clone();
+    let live = Arc::clone(&p.live);
+    let parser = tokio::spawn(async move {
+        while let Some(Capture { page, reply }) = rx.recv().await {
+            let store = store.clone();
+            let config = live.config();
+            let job = tokio::task::spawn_blocking(move || {
+                let prepared = prepare(&store, &page, &config);
+                (page, prepared)
+            });
+            if jobs.send(Preparing { job, reply }).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut waiting: VecDeque<Preparing> = VecDeque::new();
     let mut idle = tokio::time::interval(Duration::from_secs(1));
     loop {
         if let Some(pulse) = &p.pulse {
             pulse.touch();
         }
-        let capture = tokio::select! {
-            capture = rx.recv() => capture,
-            _ = idle.tick() => continue,
-        };
-        let Some(first) = capture else {
-            return;
-        };
-        // Whatever else is already queued joins this transaction.
-        let mut captures = vec![first];
-        while captures.len() < GROUP_COMMIT {
-            match rx.try_recv() {
-                Ok(more) => captures.push(more),
+        if waiting.is_empty() {
+            let next = tokio::select! {
+                next = ready.recv() => next,
+                _ = idle.tick() => continue,
+            };
+            match next {
+                Some(preparing) => waiting.push_back(preparing),
+                None => break,
+            }
+        }
+        while waiting.len() < GROUP_COMMIT {
+            match ready.try_recv() {
+                Ok(more) => waiting.push_back(more),
                 Err(_) => break,
             }
         }
-        let (pages, replies): (Vec<Page>, Vec<_>) =
-            captures.into_iter().map(|c| (c.page, c.reply)).unzip();
-        let store = p.store.clone();
-        let config = p.live.config();
-        let matcher = p.live.matcher();
+        // The oldest page first, then every page behind it that is ready too.
+        let mut group = Vec::new();
+        while group.len() < GROUP_COMMIT {
+            let Some(head) = waiting.front() else { break };
+            if !group.is_empty() && !head.job.is_finished() {
+                break;
+            }
+            let Some(Preparing { job, reply }) = waiting.pop_front() else {
+                break;
+            };
+            match job.await {
+                Ok(page) => group.push((page, reply)),
+                Err(e) => tracing::error!(error = %e, "parse task failed"),
+            }
+        }
+        if !group.is_empty() {
+            p.ingest(group).await;
+        }
+    }
+    let _ = parser.await;
+}
+
+impl Pipeline {
+    /// Ingests a group of prepared pages in one transaction and answers each source.
+    async fn ingest(&self, group: Vec<((Page, Prepared), oneshot::Sender<Outcome>)>) {
+        let (pages, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        let store = self.store.clone();
+        let matcher = self.live.matcher();
         let started = std::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
-            let outcomes = process_pages(&store, &pages, &config, matcher.as_ref());
+            let outcomes = ingest_prepared(&store, &pages, matcher.as_ref());
             let generation = store::lock(&store).generation().ok();
             (pages, outcomes, generation)
         });
@@ -172,23 +231,21 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "ingest task failed");
-                continue;
+                return;
             }
         };
         if let Some(g) = generation {
-            p.publisher.store_changed(g);
+            self.publisher.store_changed(g);
         }
         let elapsed = started.elapsed().as_secs_f64() / pages.len() as f64;
-        for ((page, outcome), reply) in pages.into_iter().zip(outcomes).zip(replies) {
-            p.report(&page, &outcome, elapsed);
+        for (((page, _), outcome), reply) in pages.into_iter().zip(outcomes).zip(replies) {
+            self.report(&page, &outcome, elapsed);
             // The source may have stopped listening (shutdown); the page is stored
             // either way.
             let _ = reply.send(outcome);
         }
     }
-}
 
-impl Pipeline {
     /// Logs and counts what became of one page; `seconds` is its share of the ingest.
     fn report(&self, page: &Page, outcome: &Outcome, seconds: f64) {
         let dropped = page.url.is_none();
@@ -229,5 +286,95 @@ impl Pipeline {
             };
             self.live.record_folder(&page.source, result);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NoRules, Store};
+
+    fn page(body: &[u8]) -> Page {
+        Page {
+            source: "drop".to_owned(),
+            origin: "test".to_owned(),
+            body: body.to_vec(),
+            content_type: None,
+            url: None,
+            captured_at: Utc::now(),
+            format: "auto".to_owned(),
+            baseline: true,
+            content_hash: crate::sources::content_hash(body),
+        }
+    }
+
+    fn setup() -> (SharedStore, Config) {
+        let store = Store::open_in_memory().expect("in-memory store opens");
+        let config = Config::parse("", "test.toml").expect("empty config parses");
+        (Arc::new(std::sync::Mutex::new(store)), config)
+    }
+
+    const APR17: &[u8] = include_bytes!("../../tests/fixtures/hf_papers_apr17.txt");
+    const MAY20: &[u8] = include_bytes!("../../tests/fixtures/hf_papers_may20.txt");
+
+    #[test]
+    fn a_group_answers_every_page_in_order_as_if_each_were_ingested_alone() {
+        let (store, config) = setup();
+        let pages: Vec<(Page, Prepared)> = [APR17, &b"no entries at all"[..], MAY20, APR17]
+            .into_iter()
+            .map(|body| {
+                let page = page(body);
+                let prepared = prepare(&store, &page, &config);
+                (page, prepared)
+            })
+            .collect();
+        let outcomes = ingest_prepared(&store, &pages, &NoRules);
+        assert_eq!(outcomes.len(), 4);
+        assert!(
+            matches!(&outcomes[0], Outcome::Ingested { report, .. } if report.new > 0),
+            "{:?}",
+            outcomes[0]
+        );
+        assert!(
+            matches!(&outcomes[1], Outcome::Failed { .. }),
+            "{:?}",
+            outcomes[1]
+        );
+        assert!(
+            matches!(&outcomes[2], Outcome::Ingested { report, .. } if report.new > 0),
+            "{:?}",
+            outcomes[2]
+        );
+        // The same bytes twice in one group: stored once.
+        assert_eq!(outcomes[3], Outcome::Duplicate);
+    }
+
+    #[test]
+    fn a_page_prepared_while_the_store_is_busy_is_still_known_as_a_duplicate() {
+        let (store, config) = setup();
+        let first = page(APR17);
+        let prepared = prepare(&store, &first, &config);
+        assert!(matches!(
+            ingest_prepared(&store, &[(first, prepared)], &NoRules)[0],
+            Outcome::Ingested { .. }
+        ));
+
+        // Store free: known before parsing.
+        assert!(matches!(
+            prepare(&store, &page(APR17), &config),
+            Prepared::Done(Outcome::Duplicate)
+        ));
+        // Store busy (an ingest holds it): parsed anyway, and the ingest transaction
+        // finds the capture.
+        let again = page(APR17);
+        let prepared = {
+            let _busy = store::lock(&store);
+            prepare(&store, &again, &config)
+        };
+        assert!(matches!(prepared, Prepared::Parsed(_)));
+        assert_eq!(
+            ingest_prepared(&store, &[(again, prepared)], &NoRules),
+            vec![Outcome::Duplicate]
+        );
     }
 }
