@@ -152,11 +152,13 @@ fn ingest_in(
     if changed {
         let mut stmt = tx
             .prepare_cached(
-                "UPDATE generation SET value = value + 1, changed_at = MAX(changed_at, ?1)
+                "UPDATE generation SET value = value + 1, changed_at = MAX(changed_at, ?1),
+                                       items = items + ?2
                       WHERE id = 1",
             )
             .ctx("preparing the generation bump")?;
-        stmt.execute([now]).ctx("bumping the generation")?;
+        stmt.execute(params![now, i64::try_from(report.new).unwrap_or(i64::MAX)])
+            .ctx("bumping the generation")?;
         let mut stmt = tx
             .prepare_cached(
                 "INSERT INTO scope_changes (scope, generation)
@@ -285,7 +287,6 @@ fn insert_item(
     aliases: &[String],
     now: i64,
 ) -> Result<(i64, String), StoreError> {
-    let key = free_key(conn, &aliases[0])?;
     let format = if entry.format.is_empty() {
         batch.format
     } else {
@@ -298,41 +299,57 @@ fn insert_item(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
         )
         .ctx("preparing the item insert")?;
-    stmt.execute(params![
-        key,
-        entry.title,
-        non_empty(entry.link.as_deref()),
-        entry.summary,
-        authors_json(&entry.authors),
-        entry.author_count,
-        non_empty(entry.source.as_deref()),
-        batch.source,
-        entry.published.map(ymd),
-        entry.arxiv_id.as_deref().map(normalize_arxiv_id),
-        format,
-        now,
-    ])
-    .ctx("inserting an item")?;
+    let mut insert = |key: &str| {
+        stmt.execute(params![
+            key,
+            entry.title,
+            non_empty(entry.link.as_deref()),
+            entry.summary,
+            authors_json(&entry.authors),
+            entry.author_count,
+            non_empty(entry.source.as_deref()),
+            batch.source,
+            entry.published.map(ymd),
+            entry.arxiv_id.as_deref().map(normalize_arxiv_id),
+            format,
+            now,
+        ])
+    };
+    // The key is the first alias. Every item key is also an alias, so an unmatched
+    // entry's first alias is normally free as a key; only an alias table edited by
+    // hand makes it taken, and then the insert is refused and a free key is found.
+    let mut key = aliases[0].clone();
+    match insert(&key) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            key = free_key(conn, &key)?;
+            insert(&key).ctx("inserting an item")?;
+        }
+        other => {
+            other.ctx("inserting an item")?;
+        }
+    }
     let id = conn.last_insert_rowid();
     add_aliases(conn, id, aliases)?;
     add_source(conn, id, batch.source, now)?;
     Ok((id, key))
 }
 
-/// `key` itself, unless an item already holds it as its guid. Every item key is also
-/// an alias, so an unmatched entry's first alias is normally free; this only guards the
-/// unique column against an alias table edited by hand, at the cost of one index probe.
+/// `key` with the first free `#n` suffix, for a key an item already holds as its
+/// guid.
 fn free_key(conn: &Connection, key: &str) -> Result<String, StoreError> {
     let mut stmt = conn
         .prepare_cached(KEY_EXISTS)
         .ctx("preparing the key lookup")?;
-    let mut candidate = key.to_owned();
     let mut n = 2;
-    while stmt.exists([&candidate]).ctx("looking up an item key")? {
-        candidate = format!("{key}#{n}");
+    loop {
+        let candidate = format!("{key}#{n}");
+        if !stmt.exists([&candidate]).ctx("looking up an item key")? {
+            return Ok(candidate);
+        }
         n += 1;
     }
-    Ok(candidate)
 }
 
 /// Brings a known item's stored fields up to date with `entry`: a field changes when

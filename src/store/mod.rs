@@ -556,9 +556,9 @@ mod tests {
     }
 
     /// A store made by the first schema keeps its items counted after the upgrade,
-    /// and the count follows inserts and deletes however they are made.
+    /// and the count follows what the ingest inserts and whatever deletes rows.
     #[test]
-    fn item_count_survives_the_upgrade_and_follows_every_write() {
+    fn item_count_survives_the_upgrade_and_follows_ingests_and_deletes() {
         let conn = Connection::open_in_memory().expect("open");
         conn.execute_batch(migrations::MIGRATIONS[0])
             .expect("schema 1");
@@ -569,14 +569,75 @@ mod tests {
         for key in ["a", "b"] {
             conn.execute(insert, [key]).expect("old item");
         }
-        let store = Store::setup(conn, false).expect("upgrade");
+        let mut store = Store::setup(conn, false).expect("upgrade");
         assert_eq!(store.item_count().expect("count"), 2);
-        store.conn.execute(insert, ["c"]).expect("raw insert");
+        let entries: Vec<Entry> = ["One", "Two", "One"]
+            .into_iter()
+            .map(|title| Entry {
+                title: title.to_owned(),
+                ..Entry::default()
+            })
+            .collect();
+        let batch = |hash| Ingest {
+            source: "s",
+            origin: "test",
+            content_hash: Some(hash),
+            format: "f",
+            entries: &entries,
+            seen_at: Utc::now(),
+            alerts: false,
+        };
+        store.ingest(&batch("h1"), &NoRules).expect("ingest");
+        assert_eq!(store.item_count().expect("count"), 4);
+        // Known items, then a capture seen before: nothing new to count.
+        store.ingest(&batch("h2"), &NoRules).expect("ingest");
+        store.ingest(&batch("h2"), &NoRules).expect("ingest");
+        assert_eq!(store.item_count().expect("count"), 4);
         store
             .conn
             .execute("DELETE FROM items WHERE key IN ('a', 'b')", [])
             .expect("raw delete");
-        assert_eq!(store.item_count().expect("count"), 1);
+        assert_eq!(store.item_count().expect("count"), 2);
+    }
+
+    /// An item key is its first alias; when an alias table edited by hand left that
+    /// key taken by an item that no longer answers to it, the new item gets `#2`.
+    #[test]
+    fn a_taken_key_gets_a_suffix_instead_of_failing_the_ingest() {
+        let mut store = Store::open_in_memory().expect("open");
+        let entry = |title: &str| Entry {
+            title: title.to_owned(),
+            ..Entry::default()
+        };
+        let first = [entry("Same Title")];
+        let ingest = |store: &mut Store, entries: &[Entry], hash| {
+            store.ingest(
+                &Ingest {
+                    source: "s",
+                    origin: "test",
+                    content_hash: Some(hash),
+                    format: "f",
+                    entries,
+                    seen_at: Utc::now(),
+                    alerts: false,
+                },
+                &NoRules,
+            )
+        };
+        ingest(&mut store, &first, "h1").expect("first ingest");
+        store
+            .conn
+            .execute("DELETE FROM item_keys", [])
+            .expect("alias table edited by hand");
+        let report = ingest(&mut store, &first, "h2").expect("second ingest");
+        assert_eq!(report.new, 1);
+        let keys: Vec<String> = store
+            .items(ItemFilter::All, 10)
+            .expect("list")
+            .into_iter()
+            .map(|item| item.key)
+            .collect();
+        assert_eq!(keys, ["title:same title#2", "title:same title"]);
     }
 
     /// Cached statements must not be compiled again per call (see `Store::setup`).
