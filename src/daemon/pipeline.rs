@@ -1,6 +1,8 @@
 //! The ingest pipeline: every captured page is parsed and its entries diffed into the
-//! store, then the source is told what became of it. Pages queued at the same moment
-//! share one transaction (group commit); each still gets its own outcome.
+//! store, then the source is told what became of it. Pages are parsed as they arrive,
+//! on the blocking pool, while earlier ones are ingested; pages parsed and waiting at
+//! the same moment share one transaction (group commit); each still gets its own
+//! outcome, in arrival order.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
