@@ -132,8 +132,8 @@ impl Store {
             .ctx("looking up an item by key")
     }
 
-    /// How many items are stored: a counter the schema's triggers keep, so it costs
-    /// the same at any size.
+    /// How many items are stored: a counter the ingest bumps (and a trigger lowers on
+    /// deletes), so it costs the same at any size.
     pub fn item_count(&self) -> Result<u64, StoreError> {
         let mut stmt = self
             .conn
