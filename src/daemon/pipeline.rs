@@ -144,9 +144,10 @@ pub(super) struct Pipeline {
     pub(super) pulse: Option<systemd::Pulse>,
 }
 
-/// A page being prepared on the blocking pool, and where its outcome goes.
+/// A page being prepared on the blocking pool (done: the page, what became of it and
+/// the seconds it took), and where its outcome goes.
 struct Preparing {
-    job: tokio::task::JoinHandle<(Page, Prepared)>,
+    job: tokio::task::JoinHandle<((Page, Prepared), f64)>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -165,8 +166,9 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
             let store = store.clone();
             let config = live.config();
             let job = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
                 let prepared = prepare(&store, &page, &config);
-                (page, prepared)
+                ((page, prepared), started.elapsed().as_secs_f64())
             });
             if jobs.send(Preparing { job, reply }).await.is_err() {
                 return;
@@ -206,7 +208,7 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
                 break;
             };
             match job.await {
-                Ok(page) => group.push((page, reply)),
+                Ok((page, seconds)) => group.push((page, seconds, reply)),
                 Err(e) => tracing::error!(error = %e, "parse task failed"),
             }
         }
@@ -219,8 +221,14 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
 
 impl Pipeline {
     /// Ingests a group of prepared pages in one transaction and answers each source.
-    async fn ingest(&self, group: Vec<((Page, Prepared), oneshot::Sender<Outcome>)>) {
-        let (pages, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+    /// Each page is reported with its parse time and its share of the ingest.
+    async fn ingest(&self, group: Vec<((Page, Prepared), f64, oneshot::Sender<Outcome>)>) {
+        let mut pages = Vec::with_capacity(group.len());
+        let mut answers = Vec::with_capacity(group.len());
+        for (page, parse_seconds, reply) in group {
+            pages.push(page);
+            answers.push((parse_seconds, reply));
+        }
         let store = self.store.clone();
         let matcher = self.live.matcher();
         let started = std::time::Instant::now();
@@ -239,16 +247,19 @@ impl Pipeline {
         if let Some(g) = generation {
             self.publisher.store_changed(g);
         }
-        let elapsed = started.elapsed().as_secs_f64() / pages.len() as f64;
-        for (((page, _), outcome), reply) in pages.into_iter().zip(outcomes).zip(replies) {
-            self.report(&page, &outcome, elapsed);
+        let share = started.elapsed().as_secs_f64() / pages.len() as f64;
+        for (((page, _), outcome), (parse_seconds, reply)) in
+            pages.into_iter().zip(outcomes).zip(answers)
+        {
+            self.report(&page, &outcome, parse_seconds + share);
             // The source may have stopped listening (shutdown); the page is stored
             // either way.
             let _ = reply.send(outcome);
         }
     }
 
-    /// Logs and counts what became of one page; `seconds` is its share of the ingest.
+    /// Logs and counts what became of one page; `seconds` is its parse time and its
+    /// share of the ingest.
     fn report(&self, page: &Page, outcome: &Outcome, seconds: f64) {
         let dropped = page.url.is_none();
         match outcome {
