@@ -114,7 +114,12 @@ async fn pipeline(
     store: SharedStore,
     pages: Arc<Mutex<Vec<Page>>>,
 ) {
-    while let Some(Capture { page, reply }) = rx.recv().await {
+    while let Some(Capture {
+        page,
+        reply,
+        fetch_state,
+    }) = rx.recv().await
+    {
         let outcome = if page.body.starts_with(b"BAD") {
             Outcome::Failed {
                 reason: "unrecognized page".into(),
@@ -154,6 +159,16 @@ async fn pipeline(
                 }
             }
         };
+        // As the daemon's pipeline does: the state is recorded with a stored page.
+        if let (Some(state), Outcome::Ingested { .. } | Outcome::Duplicate) =
+            (&fetch_state, &outcome)
+        {
+            store
+                .lock()
+                .expect("store lock")
+                .save_fetch_states(&[(&page.source, state)])
+                .expect("fetch state saved");
+        }
         pages.lock().expect("pages lock").push(page);
         let _ = reply.send(outcome);
     }

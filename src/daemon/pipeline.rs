@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::parse::{self, ParseContext, ParseError, Parsed};
 use crate::publish::Publisher;
 use crate::sources::{Capture, Outcome, Page};
-use crate::store::{self, Ingest, Matcher, SharedStore};
+use crate::store::{self, FetchState, Ingest, Matcher, SharedStore};
 use crate::systemd;
 
 /// A page made ready for the store, on the blocking pool: parsed, or already known
@@ -149,6 +149,7 @@ pub(super) struct Pipeline {
 struct Preparing {
     job: tokio::task::JoinHandle<((Page, Prepared), f64)>,
     reply: oneshot::Sender<Outcome>,
+    fetch_state: Option<FetchState>,
 }
 
 /// Takes captures until every sender is gone. Each page is parsed as soon as it
@@ -162,7 +163,12 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
     let store = p.store.clone();
     let live = Arc::clone(&p.live);
     let parser = tokio::spawn(async move {
-        while let Some(Capture { page, reply }) = rx.recv().await {
+        while let Some(Capture {
+            page,
+            reply,
+            fetch_state,
+        }) = rx.recv().await
+        {
             let store = store.clone();
             let config = live.config();
             let job = tokio::task::spawn_blocking(move || {
@@ -170,7 +176,12 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
                 let prepared = prepare(&store, &page, &config);
                 ((page, prepared), started.elapsed().as_secs_f64())
             });
-            if jobs.send(Preparing { job, reply }).await.is_err() {
+            let preparing = Preparing {
+                job,
+                reply,
+                fetch_state,
+            };
+            if jobs.send(preparing).await.is_err() {
                 return;
             }
         }
@@ -204,11 +215,21 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
             if !group.is_empty() && !head.job.is_finished() {
                 break;
             }
-            let Some(Preparing { job, reply }) = waiting.pop_front() else {
+            let Some(Preparing {
+                job,
+                reply,
+                fetch_state,
+            }) = waiting.pop_front()
+            else {
                 break;
             };
             match job.await {
-                Ok((page, seconds)) => group.push((page, seconds, reply)),
+                Ok((page, seconds)) => group.push(Ready {
+                    page,
+                    fetch_state,
+                    parse_seconds: seconds,
+                    reply,
+                }),
                 Err(e) => tracing::error!(error = %e, "parse task failed"),
             }
         }
@@ -219,21 +240,61 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
     let _ = parser.await;
 }
 
+/// A prepared page waiting for its turn to be ingested.
+struct Ready {
+    page: (Page, Prepared),
+    fetch_state: Option<FetchState>,
+    parse_seconds: f64,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// Records the fetch state HTTP sources sent with their pages, for the pages stored or
+/// known, in one transaction. A failure is logged: the pages are stored, and the next
+/// fetch of such a source is simply unconditional.
+fn record_fetch_states(
+    store: &SharedStore,
+    pages: &[(Page, Prepared)],
+    outcomes: &[Outcome],
+    states: &[Option<FetchState>],
+) {
+    let stored: Vec<(&str, &FetchState)> = pages
+        .iter()
+        .zip(outcomes)
+        .zip(states)
+        .filter_map(|(((page, _), outcome), state)| match outcome {
+            Outcome::Ingested { .. } | Outcome::Duplicate => {
+                state.as_ref().map(|s| (page.source.as_str(), s))
+            }
+            Outcome::Failed { .. } | Outcome::Deferred { .. } => None,
+        })
+        .collect();
+    if stored.is_empty() {
+        return;
+    }
+    if let Err(e) = store::lock(store).save_fetch_states(&stored) {
+        tracing::error!(error = %e, "cannot save fetch state");
+    }
+}
+
 impl Pipeline {
-    /// Ingests a group of prepared pages in one transaction and answers each source.
-    /// Each page is reported with its parse time and its share of the ingest.
-    async fn ingest(&self, group: Vec<((Page, Prepared), f64, oneshot::Sender<Outcome>)>) {
+    /// Ingests a group of prepared pages in one transaction, records the fetch state
+    /// of each page stored or known, and answers each source. Each page is reported
+    /// with its parse time and its share of the ingest.
+    async fn ingest(&self, group: Vec<Ready>) {
         let mut pages = Vec::with_capacity(group.len());
+        let mut states = Vec::with_capacity(group.len());
         let mut answers = Vec::with_capacity(group.len());
-        for (page, parse_seconds, reply) in group {
-            pages.push(page);
-            answers.push((parse_seconds, reply));
+        for ready in group {
+            pages.push(ready.page);
+            states.push(ready.fetch_state);
+            answers.push((ready.parse_seconds, ready.reply));
         }
         let store = self.store.clone();
         let matcher = self.live.matcher();
         let started = std::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
             let outcomes = ingest_prepared(&store, &pages, matcher.as_ref());
+            record_fetch_states(&store, &pages, &outcomes, &states);
             let generation = store::lock(&store).generation().ok();
             (pages, outcomes, generation)
         });
@@ -308,8 +369,12 @@ mod tests {
     use crate::store::{NoRules, Store};
 
     fn page(body: &[u8]) -> Page {
+        page_of("drop", body)
+    }
+
+    fn page_of(source: &str, body: &[u8]) -> Page {
         Page {
-            source: "drop".to_owned(),
+            source: source.to_owned(),
             origin: "test".to_owned(),
             body: body.to_vec(),
             content_type: None,
@@ -389,5 +454,39 @@ mod tests {
             ingest_prepared(&store, &[(again, prepared)], &NoRules),
             vec![Outcome::Duplicate]
         );
+    }
+
+    #[test]
+    fn fetch_states_are_recorded_for_the_pages_stored_or_known_only() {
+        let (store, config) = setup();
+        let pages: Vec<(Page, Prepared)> = [("a", APR17), ("b", &b"no entries"[..]), ("c", APR17)]
+            .into_iter()
+            .map(|(source, body)| {
+                let page = page_of(source, body);
+                let prepared = prepare(&store, &page, &config);
+                (page, prepared)
+            })
+            .collect();
+        let outcomes = ingest_prepared(&store, &pages, &NoRules);
+        let state = |etag: &str| {
+            Some(FetchState {
+                etag: Some(etag.to_owned()),
+                ever_succeeded: true,
+                ..FetchState::default()
+            })
+        };
+        record_fetch_states(
+            &store,
+            &pages,
+            &outcomes,
+            &[state("a"), state("b"), state("c")],
+        );
+        let store = store::lock(&store);
+        let etag = |source| store.fetch_state(source).expect("read").etag;
+        assert_eq!(etag("a").as_deref(), Some("a"), "stored");
+        // Refused: the next fetch must get the page again, unconditionally.
+        assert_eq!(store.fetch_state("b").expect("read"), FetchState::default());
+        assert_eq!(outcomes[2], Outcome::Duplicate);
+        assert_eq!(etag("c").as_deref(), Some("c"), "known");
     }
 }

@@ -394,7 +394,12 @@ impl FolderSource {
             baseline: false,
         };
         let (reply, outcome) = oneshot::channel();
-        if tx.send(Capture { page, reply }).await.is_err() {
+        let capture = Capture {
+            page,
+            reply,
+            fetch_state: None,
+        };
+        if tx.send(capture).await.is_err() {
             return Taken::PipelineClosed;
         }
         // The pipeline finishes in-flight work on shutdown, so the answer comes unless

@@ -38,14 +38,19 @@ pub fn content_hash(body: &[u8]) -> String {
 
 /// A page on its way into the pipeline, with the channel on which the daemon answers
 /// once the page is ingested or refused. Sources act on the answer: the folder source
-/// moves the file to `processed/` or `failed/`, the HTTP source records its validators
-/// only after the page is safely stored, so a crash in between never loses a page.
+/// moves the file to `processed/` or `failed/`, the HTTP source's validators are
+/// recorded only after the page is safely stored, so a crash in between never loses a
+/// page.
 #[derive(Debug)]
 pub struct Capture {
     /// The page.
     pub page: Page,
     /// Where the outcome goes; the source may stop listening.
     pub reply: tokio::sync::oneshot::Sender<Outcome>,
+    /// An HTTP source's fetch state as it stands once this page is stored: the
+    /// pipeline records it right after the page (outcome `Ingested` or `Duplicate`),
+    /// for a whole group of pages in one transaction instead of one per source.
+    pub fetch_state: Option<crate::store::FetchState>,
 }
 
 /// What became of a captured page.

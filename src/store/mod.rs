@@ -405,36 +405,21 @@ impl Store {
         Ok(state.unwrap_or_default())
     }
 
+    /// Records several sources' fetch states in one transaction.
+    pub fn save_fetch_states(&mut self, states: &[(&str, &FetchState)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("starting a fetch state transaction")?;
+        for (source, state) in states {
+            save_fetch_state_in(&tx, source, state)?;
+        }
+        tx.commit().ctx("committing fetch states")
+    }
+
     /// Records `source`'s fetch state, replacing what was there.
     pub fn save_fetch_state(&self, source: &str, state: &FetchState) -> Result<(), StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO fetch_state (source, etag, last_modified, last_success,
-                        last_error_at, last_error, consecutive_failures, ever_succeeded)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (source) DO UPDATE SET
-                        etag = excluded.etag,
-                        last_modified = excluded.last_modified,
-                        last_success = excluded.last_success,
-                        last_error_at = excluded.last_error_at,
-                        last_error = excluded.last_error,
-                        consecutive_failures = excluded.consecutive_failures,
-                        ever_succeeded = excluded.ever_succeeded",
-            )
-            .ctx("preparing the fetch state update")?;
-        stmt.execute(params![
-            source,
-            state.etag,
-            state.last_modified,
-            state.last_success.map(to_ms),
-            state.last_error_at.map(to_ms),
-            state.last_error,
-            state.consecutive_failures,
-            state.ever_succeeded,
-        ])
-        .ctx("saving a source's fetch state")?;
-        Ok(())
+        save_fetch_state_in(&self.conn, source, state)
     }
 
     /// Every recorded fetch state, by source name (for `/healthz` and the status page).
@@ -490,6 +475,41 @@ fn opt_time_col(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<
         None => Ok(None),
         Some(_) => time_col(row, idx).map(Some),
     }
+}
+
+/// Records `source`'s fetch state on `conn` (a connection or a transaction).
+fn save_fetch_state_in(
+    conn: &Connection,
+    source: &str,
+    state: &FetchState,
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO fetch_state (source, etag, last_modified, last_success,
+                    last_error_at, last_error, consecutive_failures, ever_succeeded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (source) DO UPDATE SET
+                    etag = excluded.etag,
+                    last_modified = excluded.last_modified,
+                    last_success = excluded.last_success,
+                    last_error_at = excluded.last_error_at,
+                    last_error = excluded.last_error,
+                    consecutive_failures = excluded.consecutive_failures,
+                    ever_succeeded = excluded.ever_succeeded",
+        )
+        .ctx("preparing the fetch state update")?;
+    stmt.execute(params![
+        source,
+        state.etag,
+        state.last_modified,
+        state.last_success.map(to_ms),
+        state.last_error_at.map(to_ms),
+        state.last_error,
+        state.consecutive_failures,
+        state.ever_succeeded,
+    ])
+    .ctx("saving a source's fetch state")?;
+    Ok(())
 }
 
 fn fetch_state_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FetchState> {

@@ -22,7 +22,7 @@ pub mod schedule;
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 use url::Url;
 
@@ -286,20 +286,17 @@ impl HttpSource {
             Ok(state) => state,
             Err(e) => return (Err(e), None),
         };
-        let (result, validators) = self.exchange(&state, tx).await;
+        let (result, recorded) = self.exchange(&state, tx).await;
+        // A page the pipeline stored (or knew): it recorded the state with it.
+        if let Some(recorded) = recorded {
+            return (result, Some(recorded));
+        }
         let now = Utc::now();
         match &result {
             // Nothing happened that concerns the source; the next start retries.
             Err(HttpError::PipelineClosed { .. }) => return (result, Some(state)),
-            Ok(_) => {
-                if let Some(v) = validators {
-                    state.etag = v.etag;
-                    state.last_modified = v.last_modified;
-                }
-                state.last_success = Some(now);
-                state.consecutive_failures = 0;
-                state.ever_succeeded = true;
-            }
+            // 304: the validators stand.
+            Ok(_) => state = succeeded(&state, None, now),
             Err(error) => {
                 state.last_error_at = Some(now);
                 state.last_error = Some(error.to_string());
@@ -321,12 +318,13 @@ impl HttpSource {
     }
 
     /// The network half of an attempt: GET under the host gate, then the pipeline's
-    /// verdict on the page. Also returns the validators to save on success.
+    /// verdict on the page. Also returns the state the pipeline recorded with the page,
+    /// when it stored it or knew it.
     async fn exchange(
         &self,
         state: &FetchState,
         tx: &mpsc::Sender<Capture>,
-    ) -> (Result<FetchOutcome, HttpError>, Option<Validators>) {
+    ) -> (Result<FetchOutcome, HttpError>, Option<FetchState>) {
         let validators = Validators {
             etag: state.etag.clone(),
             last_modified: state.last_modified.clone(),
@@ -342,6 +340,7 @@ impl HttpSource {
             Err(e) => return (Err(e), None),
         };
         let baseline = !state.ever_succeeded && !self.alert_on_first;
+        let stored = succeeded(state, Some(&body.validators), body.fetched_at);
         let page = Page {
             source: self.name.clone(),
             origin: body.url.to_string(),
@@ -357,7 +356,12 @@ impl HttpSource {
             source_name: self.name.clone(),
         };
         let (reply, answer) = oneshot::channel();
-        if tx.send(Capture { page, reply }).await.is_err() {
+        let capture = Capture {
+            page,
+            reply,
+            fetch_state: Some(stored.clone()),
+        };
+        if tx.send(capture).await.is_err() {
             return (Err(closed()), None);
         }
         let outcome = match answer.await {
@@ -381,8 +385,8 @@ impl HttpSource {
                 reason: format!("not stored: {reason}"),
             }),
         };
-        let validators = result.is_ok().then_some(body.validators);
-        (result, validators)
+        let recorded = result.is_ok().then_some(stored);
+        (result, recorded)
     }
 
     async fn load_state(&self) -> Result<FetchState, HttpError> {
@@ -411,6 +415,20 @@ impl HttpSource {
                 error,
             })
     }
+}
+
+/// `state` after a successful fetch at `at`: new validators when the response had a
+/// page (a 304 keeps the old ones), no failures, baseline done.
+fn succeeded(state: &FetchState, validators: Option<&Validators>, at: DateTime<Utc>) -> FetchState {
+    let mut state = state.clone();
+    if let Some(v) = validators {
+        state.etag.clone_from(&v.etag);
+        state.last_modified.clone_from(&v.last_modified);
+    }
+    state.last_success = Some(at);
+    state.consecutive_failures = 0;
+    state.ever_succeeded = true;
+    state
 }
 
 /// The politeness key of a URL: host and port.
