@@ -7,9 +7,9 @@
 //!
 //! A fetch is a conditional GET with the validators (`ETag`, `Last-Modified`) stored
 //! in the source's [`FetchState`]. A 304 costs no parse and sends no page. A 200 goes
-//! to the pipeline as a [`Capture`]; the new validators are saved only once the
-//! pipeline answers that the page is stored, so a crash between fetch and ingest
-//! refetches the page instead of losing it.
+//! to the pipeline as a [`Capture`] with the fetch state it leads to; the pipeline
+//! saves that state (the new validators) right after storing the page, never before,
+//! so a crash between fetch and ingest refetches the page instead of losing it.
 //!
 //! Failures (connect errors, timeouts, HTTP errors, oversized bodies) back off
 //! exponentially from [`schedule::DEFAULT_BACKOFF_BASE`] up to `max_backoff`, and never
