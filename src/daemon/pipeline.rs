@@ -210,11 +210,11 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
         }
         // The oldest page first, then every page behind it that is ready too.
         let mut group = Vec::new();
-        while group.len() < GROUP_COMMIT {
-            let Some(head) = waiting.front() else { break };
-            if !group.is_empty() && !head.job.is_finished() {
-                break;
-            }
+        while group.len() < GROUP_COMMIT
+            && waiting
+                .front()
+                .is_some_and(|head| group.is_empty() || head.job.is_finished())
+        {
             let Some(Preparing {
                 job,
                 reply,

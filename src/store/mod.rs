@@ -575,6 +575,30 @@ mod tests {
         }
     }
 
+    /// Entries known by their titles alone.
+    fn titled(titles: &[&str]) -> Vec<Entry> {
+        titles
+            .iter()
+            .map(|title| Entry {
+                title: (*title).to_owned(),
+                ..Entry::default()
+            })
+            .collect()
+    }
+
+    /// A baseline capture of `entries` from source `s`, recorded under `hash`.
+    fn page<'a>(entries: &'a [Entry], hash: &'a str) -> Ingest<'a> {
+        Ingest {
+            source: "s",
+            origin: "test",
+            content_hash: Some(hash),
+            format: "f",
+            entries,
+            seen_at: Utc::now(),
+            alerts: false,
+        }
+    }
+
     /// A store made by the first schema keeps its items counted after the upgrade,
     /// and the count follows what the ingest inserts and whatever deletes rows.
     #[test]
@@ -591,27 +615,18 @@ mod tests {
         }
         let mut store = Store::setup(conn, false).expect("upgrade");
         assert_eq!(store.item_count().expect("count"), 2);
-        let entries: Vec<Entry> = ["One", "Two", "One"]
-            .into_iter()
-            .map(|title| Entry {
-                title: title.to_owned(),
-                ..Entry::default()
-            })
-            .collect();
-        let batch = |hash| Ingest {
-            source: "s",
-            origin: "test",
-            content_hash: Some(hash),
-            format: "f",
-            entries: &entries,
-            seen_at: Utc::now(),
-            alerts: false,
-        };
-        store.ingest(&batch("h1"), &NoRules).expect("ingest");
+        let entries = titled(&["One", "Two", "One"]);
+        store
+            .ingest(&page(&entries, "h1"), &NoRules)
+            .expect("ingest");
         assert_eq!(store.item_count().expect("count"), 4);
         // Known items, then a capture seen before: nothing new to count.
-        store.ingest(&batch("h2"), &NoRules).expect("ingest");
-        store.ingest(&batch("h2"), &NoRules).expect("ingest");
+        store
+            .ingest(&page(&entries, "h2"), &NoRules)
+            .expect("ingest");
+        store
+            .ingest(&page(&entries, "h2"), &NoRules)
+            .expect("ingest");
         assert_eq!(store.item_count().expect("count"), 4);
         store
             .conn
@@ -625,31 +640,17 @@ mod tests {
     #[test]
     fn a_taken_key_gets_a_suffix_instead_of_failing_the_ingest() {
         let mut store = Store::open_in_memory().expect("open");
-        let entry = |title: &str| Entry {
-            title: title.to_owned(),
-            ..Entry::default()
-        };
-        let first = [entry("Same Title")];
-        let ingest = |store: &mut Store, entries: &[Entry], hash| {
-            store.ingest(
-                &Ingest {
-                    source: "s",
-                    origin: "test",
-                    content_hash: Some(hash),
-                    format: "f",
-                    entries,
-                    seen_at: Utc::now(),
-                    alerts: false,
-                },
-                &NoRules,
-            )
-        };
-        ingest(&mut store, &first, "h1").expect("first ingest");
+        let first = titled(&["Same Title"]);
+        store
+            .ingest(&page(&first, "h1"), &NoRules)
+            .expect("first ingest");
         store
             .conn
             .execute("DELETE FROM item_keys", [])
             .expect("alias table edited by hand");
-        let report = ingest(&mut store, &first, "h2").expect("second ingest");
+        let report = store
+            .ingest(&page(&first, "h2"), &NoRules)
+            .expect("second ingest");
         assert_eq!(report.new, 1);
         let keys: Vec<String> = store
             .items(ItemFilter::All, 10)
