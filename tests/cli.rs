@@ -142,6 +142,10 @@ fn import_fills_the_feeds_once_and_reports() {
         captures.join("hf_papers_may20.txt").exists(),
         "import never moves files"
     );
+    assert!(
+        !dir.path().join("state/lookout.db.import").exists(),
+        "the first fill, loaded aside, was moved into place"
+    );
 
     std::fs::remove_file(captures.join("junk.bin")).unwrap();
     let out = lookout(&[
@@ -152,6 +156,42 @@ fn import_fills_the_feeds_once_and_reports() {
     ]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 files: 0 ingested, 3 seen before"));
+}
+
+#[test]
+fn import_beside_a_running_daemon_goes_into_the_store_it_has_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let captures = dir.path().join("captures");
+    std::fs::create_dir(&captures).unwrap();
+    std::fs::copy(
+        fixture("hf_papers_may20.txt"),
+        captures.join("hf_papers_may20.txt"),
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("state_dir = {:?}\n", dir.path().join("state")),
+    )
+    .unwrap();
+    // The daemon's connection: an empty store, open while the import runs.
+    let daemon = lookout::store::Store::open(&dir.path().join("state/lookout.db")).unwrap();
+    let out = lookout(&[
+        "import",
+        captures.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        daemon.item_count().unwrap(),
+        27,
+        "the daemon's file holds the import: it was not replaced under it"
+    );
 }
 
 #[test]

@@ -209,3 +209,69 @@ fn sigkill_mid_ingest_loses_nothing_and_stores_nothing_twice() {
 fn drop_daemon(daemon: Daemon) {
     drop(daemon);
 }
+
+/// A first fill is loaded aside and moved in at the end: killed midway, it leaves the
+/// store as it was (empty and usable), and the same import run again stores every
+/// entry once.
+#[test]
+fn an_import_killed_midway_leaves_the_store_as_it_was_and_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let captures = dir.path().join("captures");
+    std::fs::create_dir(&captures).unwrap();
+    let files = 300;
+    for i in 0..files {
+        std::fs::write(captures.join(format!("c{i:04}.xml")), capture(i)).unwrap();
+    }
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("state_dir = {:?}\n", dir.path().join("state")),
+    )
+    .unwrap();
+    let db = dir.path().join("state/lookout.db");
+    let aside = dir.path().join("state/lookout.db.import");
+    let import = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
+        cmd.args(["import", captures.to_str().unwrap(), "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+
+    let mut child = import().spawn().unwrap();
+    // Kill it once the load aside has written something.
+    wait_for(Duration::from_secs(60), "the load aside to begin", || {
+        std::fs::metadata(&aside)
+            .ok()
+            .filter(|m| m.len() > 64 * 1024)
+    });
+    // SAFETY: kill only sends a signal to the child we started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the import was killed before it finished"
+    );
+    {
+        let store = Store::open(&db).expect("the store opens after the kill");
+        assert!(
+            store.is_empty().unwrap(),
+            "nothing half-imported in the store"
+        );
+    }
+
+    let out = import().output().unwrap();
+    assert!(out.status.success(), "the import runs again");
+    assert!(
+        !aside.exists(),
+        "the unfinished load was replaced and moved in"
+    );
+    let expected: BTreeSet<String> = (0..files).flat_map(titles_of).collect();
+    let store = Store::open(&db).unwrap();
+    let items = store.items(ItemFilter::All, 1_000_000).unwrap();
+    assert_eq!(items.len(), expected.len(), "each entry stored once");
+    let titles: BTreeSet<String> = items.into_iter().map(|i| i.title).collect();
+    assert_eq!(titles, expected);
+}

@@ -535,3 +535,74 @@ fn changes_record_the_feed_scopes_they_touch() {
         assert_eq!(gen_of(&store, scope), Some(g3), "{scope:?}");
     }
 }
+
+#[test]
+fn a_first_fill_is_loaded_aside_and_moved_in_over_the_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state").join("lookout.db");
+    let aside = dir.path().join("state").join("lookout.db.import");
+    let mut live = open(&dir);
+    assert!(live.is_empty().unwrap());
+    assert!(live.claim_alone().unwrap(), "no other connection is open");
+    // What an interrupted load left is replaced, not loaded into.
+    std::fs::write(&aside, b"half a database").unwrap();
+    let mut loaded = Store::create_aside(&aside).unwrap();
+    let entries = [entry("Aside paper one"), entry("Aside paper two")];
+    let report = loaded
+        .ingest(&batch("drop", Some("h1"), &entries, 1), &NoRules)
+        .unwrap();
+    assert_eq!(report.new, 2);
+    loaded.move_into_place(&aside, &db).unwrap();
+    drop(live);
+
+    assert!(!aside.exists(), "the aside file became the store");
+    let store = open(&dir);
+    assert!(!store.is_empty().unwrap());
+    assert_eq!(
+        titles(&store, ItemFilter::All),
+        ["Aside paper two", "Aside paper one"]
+    );
+    let probe = rusqlite::Connection::open(&db).unwrap();
+    let mode: String = probe
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal", "the store is back in WAL once opened");
+}
+
+#[test]
+fn the_store_is_claimed_only_when_no_other_connection_has_it_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state").join("lookout.db");
+    let daemon = open(&dir);
+    let mut import = open(&dir);
+    assert!(
+        !import.claim_alone().unwrap(),
+        "a daemon has the file open: it must not be replaced under it"
+    );
+    // Refused, the connection is as it was: it writes, and the daemon sees it.
+    let entries = [entry("Written beside the daemon")];
+    import
+        .ingest(&batch("drop", Some("h1"), &entries, 1), &NoRules)
+        .unwrap();
+    assert_eq!(
+        titles(&daemon, ItemFilter::All),
+        ["Written beside the daemon"]
+    );
+
+    drop(daemon);
+    assert!(import.claim_alone().unwrap());
+    // Claimed, nobody else can open the file until the claim ends.
+    let late = rusqlite::Connection::open(&db).unwrap();
+    late.busy_timeout(std::time::Duration::ZERO).unwrap();
+    assert!(
+        late.query_row("SELECT count(*) FROM items", [], |row| row.get::<_, i64>(0))
+            .is_err(),
+        "the claimed file is locked"
+    );
+    drop(import);
+    assert_eq!(
+        late.query_row("SELECT count(*) FROM items", [], |row| row.get::<_, i64>(0))
+            .unwrap(),
+        1
+    );
+}

@@ -255,16 +255,39 @@ pub async fn import(
         .map_or_else(|| "auto".to_owned(), |s| s.format.get_ref().clone());
     let config = Arc::new(config);
     let rules = Alerts::build(&config)?.rules;
-    let (store, _) = open_with_generation(&config).await?;
+    let (mut store, _) = open_with_generation(&config).await?;
+    let db = super::database_path(&config);
+    let aside = {
+        let (store, db) = (store.clone(), db.clone());
+        tokio::task::spawn_blocking(move || aside_for_first_fill(&store, &db))
+            .await
+            .map_err(|_| DaemonError::Task("import"))?
+    };
     let summary = {
-        let store = store.clone();
+        let target = aside.as_ref().map_or(&store, |(aside, _)| aside).clone();
         let config = Arc::clone(&config);
         tokio::task::spawn_blocking(move || {
-            import_files(&store, &config, rules.as_ref(), &files, &source, &format)
+            import_files(&target, &config, rules.as_ref(), &files, &source, &format)
         })
         .await
         .map_err(|_| DaemonError::Task("import"))?
     };
+    if let Some((aside, path)) = aside {
+        let aside = Arc::try_unwrap(aside)
+            .map_err(|_| DaemonError::Task("import"))?
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let moved = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || aside.move_into_place(&path, &db))
+                .await
+                .map_err(|_| DaemonError::Task("import"))?
+        };
+        moved.map_err(|source| DaemonError::Store { path: db, source })?;
+        // The old connection holds the replaced file; the feeds read the new one.
+        drop(store);
+        (store, _) = open_with_generation(&config).await?;
+    }
     let generation = store::lock(&store).generation().unwrap_or(0);
     let publisher = Arc::new(Publisher::new(store, &config, generation));
     if let Err(e) = publisher.write_all().await {
@@ -274,6 +297,40 @@ pub async fn import(
 }
 
 /// Reads a saved capture as a baseline page of `source`.
+/// For a first fill (the store is empty and no other process has it open), a store
+/// to load aside and where it is; the import then moves it into place. Else `None`:
+/// the import goes into the store as it is.
+fn aside_for_first_fill(
+    store: &SharedStore,
+    db: &std::path::Path,
+) -> Option<(SharedStore, PathBuf)> {
+    let mut live = store::lock(store);
+    if !live.is_empty().unwrap_or(false) {
+        return None;
+    }
+    match live.claim_alone() {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!("the store is open elsewhere (a running daemon?); importing into it");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot claim the store for a first fill; importing into it");
+            return None;
+        }
+    }
+    let mut path = db.as_os_str().to_owned();
+    path.push(".import");
+    let path = PathBuf::from(path);
+    match store::Store::create_aside(&path) {
+        Ok(aside) => Some((Arc::new(std::sync::Mutex::new(aside)), path)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load aside; importing into the store");
+            None
+        }
+    }
+}
+
 fn read_capture(path: &std::path::Path, source: &str, format: &str) -> Result<Page, String> {
     let body = std::fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
     let captured_at = std::fs::metadata(path)

@@ -8,6 +8,7 @@
 //!
 //! The store is synchronous; the daemon calls it from `spawn_blocking`.
 
+mod bulk;
 mod ingest;
 mod items;
 mod migrations;
@@ -48,6 +49,16 @@ pub enum StoreError {
     /// A store call on the blocking pool panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
+    /// A store file could not be synced, moved or removed.
+    #[error("store: {doing} {path}: {source}")]
+    File {
+        /// What the store was doing.
+        doing: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The state directory could not be created.
     #[error("cannot create state directory {path}: {source}")]
     Dir {
@@ -269,6 +280,18 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
+/// How a connection journals its writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Journal {
+    /// The store's own file: WAL.
+    Wal,
+    /// An in-memory database: SQLite's default, a journal in memory.
+    Memory,
+    /// A database built aside for a bulk load (see [`Store::create_aside`]): a journal
+    /// in memory and no syncs, since the file is not the store until it is moved in.
+    Aside,
+}
+
 /// How long a statement waits for another connection's write lock before failing.
 /// The daemon holds one connection; this covers `lookout` commands run beside it.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -291,28 +314,33 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path).ctx("opening the database file")?;
-        Store::setup(conn, true)
+        Store::setup(conn, Journal::Wal)
     }
 
     /// Opens a private in-memory database with the full schema, for tests and dry runs.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory().ctx("opening an in-memory database")?;
-        Store::setup(conn, false)
+        Store::setup(conn, Journal::Memory)
     }
 
-    fn setup(mut conn: Connection, file: bool) -> Result<Store, StoreError> {
+    fn setup(mut conn: Connection, journal: Journal) -> Result<Store, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)
             .ctx("setting the busy timeout")?;
         // Check before switching the journal mode: a newer lookout's file is not ours to
         // touch at all.
         migrations::check_not_too_new(&conn)?;
-        if file {
+        if journal == Journal::Wal {
             let _mode: String = conn
                 .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
                 .ctx("switching to WAL")?;
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .ctx("setting synchronous=NORMAL")?;
+        let synchronous = if journal == Journal::Aside {
+            "OFF"
+        } else {
+            "NORMAL"
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .ctx("setting the sync level")?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .ctx("enabling foreign keys")?;
         // Query-planner stability: plans never depend on bound values (lookout keeps no
@@ -356,31 +384,6 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA shrink_memory")
             .ctx("shrinking the page cache")
-    }
-
-    /// Tunes this connection for a bulk load (`on`), or back to the daemon's settings.
-    ///
-    /// A bulk load touches every index page again and again: a 32 MiB page cache keeps
-    /// them in memory instead of re-reading them, and no automatic checkpoint runs
-    /// during the load, so each page is copied into the database once, at the end,
-    /// instead of once per few commits (the WAL grows to about the size of what is
-    /// loaded meanwhile). Turning it off folds the WAL into the database and truncates
-    /// it, so the daemon's footprint is as before; a load that is interrupted leaves
-    /// the WAL to the daemon's next checkpoint.
-    pub fn tune_for_bulk_load(&self, on: bool) -> Result<(), StoreError> {
-        let (cache_kib, checkpoint_pages) = if on { (32_768, 0) } else { (2_000, 1_000) };
-        self.conn
-            .pragma_update(None, "cache_size", -cache_kib)
-            .ctx("setting the page cache size")?;
-        self.conn
-            .pragma_update(None, "wal_autocheckpoint", checkpoint_pages)
-            .ctx("setting the WAL checkpoint interval")?;
-        if !on {
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .ctx("checkpointing the WAL")?;
-        }
-        Ok(())
     }
 
     /// The schema version of the open database (`PRAGMA user_version`).
@@ -613,7 +616,7 @@ mod tests {
         for key in ["a", "b"] {
             conn.execute(insert, [key]).expect("old item");
         }
-        let mut store = Store::setup(conn, false).expect("upgrade");
+        let mut store = Store::setup(conn, Journal::Memory).expect("upgrade");
         assert_eq!(store.item_count().expect("count"), 2);
         let entries = titled(&["One", "Two", "One"]);
         store
