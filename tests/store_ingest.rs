@@ -606,3 +606,24 @@ fn the_store_is_claimed_only_when_no_other_connection_has_it_open() {
         1
     );
 }
+
+#[test]
+fn a_checkpoint_beside_the_open_store_copies_the_wal_into_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state").join("lookout.db");
+    let mut store = open(&dir);
+    let entries = [entry("Checkpointed paper")];
+    store
+        .ingest(&batch("drop", Some("h1"), &entries, 1), &NoRules)
+        .unwrap();
+    Store::checkpoint_at(&db).unwrap();
+    // The database file alone (no WAL beside it) now holds the item.
+    let alone = dir.path().join("alone.db");
+    std::fs::copy(&db, &alone).unwrap();
+    let probe = rusqlite::Connection::open(&alone).unwrap();
+    let count: i64 = probe
+        .query_row("SELECT count(*) FROM items", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 1, "the item was copied into the database file");
+    assert_eq!(titles(&store, ItemFilter::All), ["Checkpointed paper"]);
+}

@@ -90,9 +90,18 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     }
     drop(tx);
     let _ = pipeline.await;
+    // The store is written for the last time (but for deliveries): fold the WAL into
+    // the database on the other core while the feeds are rendered and written.
+    let checkpoint = {
+        let path = super::database_path(&config);
+        tokio::task::spawn_blocking(move || store::Store::checkpoint_at(&path))
+    };
     deliver_due(&store, alerts.notifiers, &metrics).await;
     if let Err(e) = publisher.write_all().await {
         tracing::warn!(error = %e, "cannot write feed files");
+    }
+    if let Ok(Err(e)) = checkpoint.await {
+        tracing::debug!(error = %e, "cannot checkpoint the WAL; the close will");
     }
     Ok(reports)
 }

@@ -378,6 +378,20 @@ impl Store {
         .collect()
     }
 
+    /// Copies what the WAL of the store at `path` holds into its database file, on a
+    /// connection of its own (blocking), while the store's connection goes on reading:
+    /// a run that ends soon after its last write (`lookout once`) does it beside its
+    /// last reads, and the store's close then has nothing left to copy.
+    pub fn checkpoint_at(path: &Path) -> Result<(), StoreError> {
+        let conn = Connection::open(path).ctx("opening a checkpoint connection")?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .ctx("setting the busy timeout")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .ctx("setting the sync level")?;
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .ctx("checkpointing the WAL")
+    }
+
     /// Frees what SQLite's page cache holds (`PRAGMA shrink_memory`), for an idle
     /// daemon after a burst of reads.
     pub fn release_memory(&self) -> Result<(), StoreError> {
