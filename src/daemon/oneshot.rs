@@ -328,9 +328,7 @@ fn aside_for_first_fill(
             return None;
         }
     }
-    let mut path = db.as_os_str().to_owned();
-    path.push(".import");
-    let path = PathBuf::from(path);
+    let path = store::Store::aside_path(db);
     match store::Store::create_aside(&path) {
         Ok(aside) => Some((Arc::new(std::sync::Mutex::new(aside)), path)),
         Err(e) => {

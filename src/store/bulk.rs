@@ -94,6 +94,12 @@ impl Store {
         Ok(true)
     }
 
+    /// Where a first fill of the store at `db` is loaded aside: beside it, so the
+    /// move into place is a rename within one file system.
+    pub fn aside_path(db: &Path) -> PathBuf {
+        with_suffix(db, ".import")
+    }
+
     /// Creates an empty store at `path` to load aside, replacing what an interrupted
     /// load left there. It keeps its journal in memory and never syncs: until
     /// [`Store::move_into_place`] it is not the store, and a crash only loses the load.
