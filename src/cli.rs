@@ -54,6 +54,9 @@ pub enum Command {
         json: bool,
     },
     /// Ingest a folder of saved captures once, for a first fill of the feeds (no alerts).
+    ///
+    /// Into an empty store that nothing else has open, the database is built beside it
+    /// and moved in at the end; an interrupted import then leaves the store as it was.
     Import {
         /// The folder of saved pages (read, never moved).
         dir: PathBuf,
