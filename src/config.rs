@@ -408,6 +408,10 @@ pub struct NotifierConfig {
     /// Email: transport security.
     #[serde(default)]
     pub tls: SmtpTls,
+    /// Email: a PEM file of CA certificates to trust besides the system's, for a relay
+    /// whose certificate a private CA signed.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Email: SMTP user name.
     #[serde(default)]
     pub username: Option<Secret>,

@@ -328,92 +328,182 @@ struct Received {
     mail_from: String,
     rcpt_to: Vec<String>,
     data: Vec<u8>,
+    /// Whether the mail came over TLS.
+    tls: bool,
 }
+
+/// How the test SMTP server offers TLS.
+#[derive(Clone)]
+enum ServerTls {
+    None,
+    /// Plain at first, STARTTLS advertised.
+    StartTls(tokio_rustls::TlsAcceptor),
+    /// TLS from the first byte (SMTPS).
+    Wrapper(tokio_rustls::TlsAcceptor),
+}
+
+/// A connection the server speaks SMTP over, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// A small SMTP server: EHLO (advertising AUTH PLAIN), AUTH, MAIL, RCPT, DATA, RSET,
 /// NOOP, QUIT; every accepted mail goes to the channel. Serves until the test ends.
 async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Received>) {
+    smtp_server_with(ServerTls::None).await
+}
+
+/// [`smtp_server`], with TLS as `tls` says.
+async fn smtp_server_with(tls: ServerTls) -> (u16, mpsc::UnboundedReceiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            let tx = tx.clone();
+            let (tx, tls) = (tx.clone(), tls.clone());
+            let wrapped = matches!(tls, ServerTls::Wrapper(_));
             tokio::spawn(async move {
-                let (read, mut write) = socket.into_split();
-                let mut lines = BufReader::new(read);
-                if write
-                    .write_all(b"220 127.0.0.1 ESMTP test\r\n")
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                let mut auth = None;
-                let mut mail_from = String::new();
-                let mut rcpt_to = Vec::new();
-                loop {
-                    let mut line = String::new();
-                    if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let command = line.trim_end().to_owned();
-                    let upper = command.to_ascii_uppercase();
-                    let answer: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                        b"250-127.0.0.1\r\n250 AUTH PLAIN\r\n"
-                    } else if upper.starts_with("AUTH PLAIN") {
-                        auth = Some(command[10..].trim().to_owned());
-                        b"235 2.7.0 ok\r\n"
-                    } else if upper.starts_with("MAIL FROM:") {
-                        mail_from = command[10..].to_owned();
-                        rcpt_to.clear();
-                        b"250 ok\r\n"
-                    } else if upper.starts_with("RCPT TO:") {
-                        rcpt_to.push(command[8..].to_owned());
-                        b"250 ok\r\n"
-                    } else if upper == "DATA" {
-                        if write.write_all(b"354 go ahead\r\n").await.is_err() {
-                            return;
-                        }
-                        let mut data = Vec::new();
-                        loop {
-                            let mut l = Vec::new();
-                            if lines.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if l == b".\r\n" {
-                                break;
-                            }
-                            // Undo dot-stuffing.
-                            let l = if l.starts_with(b"..") {
-                                l[1..].to_vec()
-                            } else {
-                                l
-                            };
-                            data.extend_from_slice(&l);
-                        }
-                        let _ = tx.send(Received {
-                            auth: auth.clone(),
-                            mail_from: mail_from.clone(),
-                            rcpt_to: rcpt_to.clone(),
-                            data,
-                        });
-                        b"250 queued\r\n"
-                    } else if upper == "QUIT" {
-                        let _ = write.write_all(b"221 bye\r\n").await;
-                        return;
-                    } else {
-                        // RSET, NOOP and anything else.
-                        b"250 ok\r\n"
-                    };
-                    if write.write_all(answer).await.is_err() {
-                        return;
-                    }
-                }
+                let (conn, starttls): (Box<dyn Io>, _) = match tls {
+                    ServerTls::None => (Box::new(socket), None),
+                    ServerTls::StartTls(acceptor) => (Box::new(socket), Some(acceptor)),
+                    ServerTls::Wrapper(acceptor) => match acceptor.accept(socket).await {
+                        Ok(tls) => (Box::new(tls), None),
+                        Err(_) => return,
+                    },
+                };
+                smtp_session(conn, starttls, wrapped, tx).await;
             });
         }
     });
     (port, rx)
+}
+
+/// One SMTP conversation; STARTTLS (when `starttls` is given) upgrades it in place.
+async fn smtp_session(
+    conn: Box<dyn Io>,
+    mut starttls: Option<tokio_rustls::TlsAcceptor>,
+    mut over_tls: bool,
+    tx: mpsc::UnboundedSender<Received>,
+) {
+    let mut conn = BufReader::new(conn);
+    if conn
+        .write_all(b"220 127.0.0.1 ESMTP test\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut auth = None;
+    let mut mail_from = String::new();
+    let mut rcpt_to = Vec::new();
+    loop {
+        let mut line = String::new();
+        if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let command = line.trim_end().to_owned();
+        let upper = command.to_ascii_uppercase();
+        let answer: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            if starttls.is_some() {
+                b"250-127.0.0.1\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"
+            } else {
+                b"250-127.0.0.1\r\n250 AUTH PLAIN\r\n"
+            }
+        } else if upper == "STARTTLS" {
+            let Some(acceptor) = starttls.take() else {
+                return;
+            };
+            if conn.write_all(b"220 go ahead\r\n").await.is_err() {
+                return;
+            }
+            // The client sends nothing more in plain text, so nothing is buffered.
+            let Ok(tls) = acceptor.accept(conn.into_inner()).await else {
+                return;
+            };
+            conn = BufReader::new(Box::new(tls));
+            over_tls = true;
+            continue;
+        } else if upper.starts_with("AUTH PLAIN") {
+            auth = Some(command[10..].trim().to_owned());
+            b"235 2.7.0 ok\r\n"
+        } else if upper.starts_with("MAIL FROM:") {
+            mail_from = command[10..].to_owned();
+            rcpt_to.clear();
+            b"250 ok\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            rcpt_to.push(command[8..].to_owned());
+            b"250 ok\r\n"
+        } else if upper == "DATA" {
+            if conn.write_all(b"354 go ahead\r\n").await.is_err() {
+                return;
+            }
+            let mut data = Vec::new();
+            loop {
+                let mut l = Vec::new();
+                if conn.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if l == b".\r\n" {
+                    break;
+                }
+                // Undo dot-stuffing.
+                let l = if l.starts_with(b"..") {
+                    l[1..].to_vec()
+                } else {
+                    l
+                };
+                data.extend_from_slice(&l);
+            }
+            let _ = tx.send(Received {
+                auth: auth.clone(),
+                mail_from: mail_from.clone(),
+                rcpt_to: rcpt_to.clone(),
+                data,
+                tls: over_tls,
+            });
+            b"250 queued\r\n"
+        } else if upper == "QUIT" {
+            let _ = conn.write_all(b"221 bye\r\n").await;
+            let _ = conn.flush().await;
+            return;
+        } else {
+            // RSET, NOOP and anything else.
+            b"250 ok\r\n"
+        };
+        if conn.write_all(answer).await.is_err() || conn.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1: the acceptor serving that
+/// certificate, and the CA's PEM for the client to trust.
+fn private_ca() -> (tokio_rustls::TlsAcceptor, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls;
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&key, &issuer)
+        .expect("server certificate");
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server TLS config");
+    (
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        ca.pem(),
+    )
 }
 
 /// Decodes standard base64 (for the AUTH PLAIN argument).
@@ -514,6 +604,91 @@ async fn email_to_a_closed_port_is_an_smtp_error_without_the_password() {
     assert!(matches!(err, NotifyError::Smtp { .. }), "{err:?}");
     let shown = format!("{err} {err:?} {:?}", n.get("me"));
     assert!(!shown.contains("hunter2-pw"), "{shown}");
+}
+
+/// An email notifier to the test server at `port`, with `tls` and its extra lines.
+fn email_to(port: u16, tls: &str, extra: &str) -> Result<Notifiers, NotifyError> {
+    Notifiers::from_config(&config(&format!(
+        "[[notifier]]\nname = \"me\"\nkind = \"email\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         tls = \"{tls}\"\nusername = \"lookout\"\npassword = \"tls-secret-pw\"\n\
+         from = \"a@example.org\"\nto = [\"b@example.org\"]\ntimeout = \"10s\"\n{extra}"
+    )))
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_smtps_trusts_the_configured_private_ca() {
+    let (acceptor, ca_pem) = private_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let extra = format!("ca_file = {ca_file:?}\n");
+    for (tls, server) in [
+        ("starttls", ServerTls::StartTls(acceptor.clone())),
+        ("tls", ServerTls::Wrapper(acceptor.clone())),
+    ] {
+        let (port, mut mailbox) = smtp_server_with(server).await;
+        let n = email_to(port, tls, &extra).expect("a valid notifier");
+        n.get("me")
+            .expect("configured")
+            .send(&single("Encrypted paper"))
+            .await
+            .unwrap_or_else(|e| panic!("tls = {tls}: {e}"));
+        let got = tokio::time::timeout(Duration::from_secs(10), mailbox.recv())
+            .await
+            .expect("mail arrives in time")
+            .expect("server running");
+        assert!(got.tls, "tls = {tls}: the mail went over TLS");
+        let auth = base64_decode(got.auth.as_deref().expect("AUTH PLAIN sent"));
+        assert_eq!(auth, b"\0lookout\0tls-secret-pw");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&got.data)
+            .expect("a parsable message");
+        assert_eq!(
+            parsed.subject(),
+            Some("[lookout] diffusion: Encrypted paper")
+        );
+    }
+}
+
+#[tokio::test]
+async fn email_to_a_relay_no_trusted_ca_signed_fails_and_sends_nothing_in_clear() {
+    let (acceptor, _) = private_ca();
+    let (port, mut mailbox) = smtp_server_with(ServerTls::StartTls(acceptor)).await;
+    let n = email_to(port, "starttls", "").expect("a valid notifier");
+    let err = n
+        .get("me")
+        .expect("configured")
+        .send(&single("Not for eavesdroppers"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NotifyError::Smtp { .. }), "{err:?}");
+    let shown = format!("{err} {err:?}");
+    assert!(
+        shown.contains("UnknownIssuer"),
+        "refused for its certificate: {shown}"
+    );
+    assert!(!shown.contains("tls-secret-pw"), "{shown}");
+    assert!(
+        mailbox.try_recv().is_err(),
+        "no mail was handed over without TLS"
+    );
+}
+
+#[test]
+fn email_ca_file_is_checked_when_the_notifier_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "just text").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (tls, file, says) in [
+        ("starttls", &not_pem, "no PEM certificate"),
+        ("tls", &missing, "missing.pem"),
+        ("none", &not_pem, "needs tls"),
+    ] {
+        let err = email_to(25, tls, &format!("ca_file = {file:?}\n")).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains(says), "tls = {tls}: {shown}");
+    }
 }
 
 // ---------------------------------------------------------------- command

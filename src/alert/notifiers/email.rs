@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::NotifyError;
@@ -37,6 +38,21 @@ impl std::fmt::Debug for Email {
     }
 }
 
+/// The CA certificates of a PEM file, refused when it holds none.
+fn ca_certificates(path: &std::path::Path) -> Result<Certificate, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("`ca_file` {}: {e}", path.display()))?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(format!(
+            "`ca_file` {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    Certificate::from_pem(&pem).map_err(|e| format!("`ca_file` {}: {e}", path.display()))
+}
+
 impl Email {
     pub(super) fn new(name: &str, config: &NotifierConfig) -> Result<Email, NotifyError> {
         let invalid = |reason: String| NotifyError::Config {
@@ -48,14 +64,31 @@ impl Email {
             .as_deref()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| invalid("`host` is missing".to_owned()))?;
+        // What lettre's `starttls_relay` and `relay` build, with the configured CAs
+        // added: the certificate must name `host` and chain to a trusted CA.
+        let tls = || -> Result<TlsParameters, NotifyError> {
+            let mut params = TlsParameters::builder(host.to_owned());
+            if let Some(path) = &config.ca_file {
+                params = params.add_root_certificate(ca_certificates(path).map_err(&invalid)?);
+            }
+            params
+                .build_rustls()
+                .map_err(|e| invalid(format!("TLS setup for {host:?}: {e}")))
+        };
+        let plain = Transport::builder_dangerous(host);
         let mut builder = match config.tls {
-            SmtpTls::Starttls => Transport::starttls_relay(host)
-                .map_err(|e| invalid(format!("TLS setup for {host:?}: {e}")))?
-                .port(config.port.unwrap_or(587)),
-            SmtpTls::Tls => Transport::relay(host)
-                .map_err(|e| invalid(format!("TLS setup for {host:?}: {e}")))?
-                .port(config.port.unwrap_or(465)),
-            SmtpTls::None => Transport::builder_dangerous(host).port(config.port.unwrap_or(25)),
+            SmtpTls::Starttls => plain
+                .port(config.port.unwrap_or(587))
+                .tls(Tls::Required(tls()?)),
+            SmtpTls::Tls => plain
+                .port(config.port.unwrap_or(465))
+                .tls(Tls::Wrapper(tls()?)),
+            SmtpTls::None if config.ca_file.is_some() => {
+                return Err(invalid(
+                    "`ca_file` needs tls = \"starttls\" or \"tls\"".to_owned(),
+                ))
+            }
+            SmtpTls::None => plain.port(config.port.unwrap_or(25)),
         };
         builder = builder.timeout(Some(config.timeout.0));
         match (&config.username, &config.password) {
