@@ -982,3 +982,62 @@ async fn a_refused_connection_names_the_url() {
         "{message}"
     );
 }
+
+/// A TLS server on 127.0.0.1 whose certificate no trusted CA signed; it answers any
+/// request with a page (which a client must never get to read).
+async fn untrusted_tls_server() -> SocketAddr {
+    use tokio_rustls::rustls;
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server TLS config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut request = [0u8; 4096];
+                let _ = tls.read(&mut request).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_https_page_behind_an_untrusted_certificate_is_refused() {
+    let addr = untrusted_tls_server().await;
+    let daemon = Daemon::new(Duration::ZERO);
+    let url = format!("https://{addr}/page");
+    let result = daemon
+        .source(&source_config("tls", &url, ""))
+        .fetch_once(&daemon.tx)
+        .await;
+    let err = result.expect_err("the certificate is not trusted");
+    let shown = format!("{err}");
+    assert!(
+        shown.contains("invalid peer certificate: UnknownIssuer"),
+        "{shown}"
+    );
+    assert!(daemon.pages_of("tls").is_empty(), "nothing was read");
+    assert_eq!(daemon.fetch_state("tls").consecutive_failures, 1);
+}

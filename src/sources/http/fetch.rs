@@ -275,10 +275,11 @@ pub(crate) fn build_client(
     })
 }
 
-/// One [`reqwest::Client`] per (connect timeout, redirect cap). Building a client loads
-/// the system's trust store, about 150 PEM certificates: measured, that was most of the
-/// time of a `lookout once` over ten sources when every source built its own. Shared
-/// clients also share their connection pools. Everything else (total timeout,
+/// One [`reqwest::Client`] per (connect timeout, redirect cap). Building a client used
+/// to load the system's trust store, about 150 PEM certificates: measured, that was
+/// most of the time of a `lookout once` over ten sources when every source built its
+/// own (the store now loads on the first TLS handshake, see `tls.rs`). Shared clients
+/// also share their connection pools. Everything else (total timeout,
 /// User-Agent, headers) is set per request.
 fn shared_client(
     connect_timeout: std::time::Duration,
@@ -306,7 +307,13 @@ fn shared_client(
             attempt.follow()
         }
     });
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    // It cannot fail with the built-in crypto provider; reqwest's own TLS setup (which
+    // loads the trust store now) would be the fallback.
+    if let Ok(tls) = super::tls::client_config() {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    let client = builder
         .connect_timeout(connect_timeout)
         .redirect(policy)
         .gzip(true)

@@ -19,6 +19,7 @@
 mod fetch;
 mod gate;
 pub mod schedule;
+mod tls;
 
 use std::time::{Duration, Instant};
 
