@@ -235,7 +235,9 @@ impl std::fmt::Display for ImportSummary {
 
 /// `lookout import DIR`: ingests every file of a folder of saved captures once (read,
 /// never moved), as a baseline (rule feeds fill, no notifications), then writes the
-/// feeds. A progress bar goes to stderr.
+/// feeds. A progress bar goes to stderr. A first fill (the store is empty and no other
+/// process has it open) is loaded into a database built beside the store and moved
+/// into place at the end (see [`store::Store::create_aside`]).
 pub async fn import(
     config: Config,
     dir: &std::path::Path,
