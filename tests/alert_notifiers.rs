@@ -3,6 +3,8 @@
 //! received mail is parsed; real programs for the command notifier. Everything listens
 //! on 127.0.0.1.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -479,7 +481,6 @@ async fn smtp_session(
 /// certificate, and the CA's PEM for the client to trust.
 fn private_ca() -> (tokio_rustls::TlsAcceptor, String) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    use tokio_rustls::rustls;
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -490,20 +491,7 @@ fn private_ca() -> (tokio_rustls::TlsAcceptor, String) {
         .expect("server params")
         .signed_by(&key, &issuer)
         .expect("server certificate");
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("server TLS config");
-    (
-        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
-        ca.pem(),
-    )
+    (common::tls_acceptor(&cert, &key), ca.pem())
 }
 
 /// Decodes standard base64 (for the AUTH PLAIN argument).

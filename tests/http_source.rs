@@ -6,6 +6,8 @@
 //! synchronize. Wall-clock assertions are only lower bounds (a timer never fires
 //! early), which a loaded machine cannot break.
 
+mod common;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -986,23 +988,12 @@ async fn a_refused_connection_names_the_url() {
 /// A TLS server on 127.0.0.1 whose certificate no trusted CA signed; it answers any
 /// request with a page (which a client must never get to read).
 async fn untrusted_tls_server() -> SocketAddr {
-    use tokio_rustls::rustls;
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
         .expect("params")
         .self_signed(&key)
         .expect("certificate");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("server TLS config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = common::tls_acceptor(&cert, &key);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {

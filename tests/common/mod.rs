@@ -224,3 +224,20 @@ pub fn rss_guids(body: &[u8]) -> Vec<String> {
         .map(|i| i.guid().map(|g| g.value().to_owned()).unwrap_or_default())
         .collect()
 }
+
+/// A TLS acceptor serving `cert` with its `key`, for the tests' own TLS servers (on
+/// 127.0.0.1, named in the certificate).
+pub fn tls_acceptor(cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server TLS config");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
