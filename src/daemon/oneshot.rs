@@ -307,7 +307,6 @@ pub async fn import(
     Ok(summary)
 }
 
-/// Reads a saved capture as a baseline page of `source`.
 /// For a first fill (the store is empty and no other process has it open), a store
 /// to load aside and where it is; the import then moves it into place. Else `None`:
 /// the import goes into the store as it is.
@@ -340,6 +339,7 @@ fn aside_for_first_fill(
     }
 }
 
+/// Reads a saved capture as a baseline page of `source`.
 fn read_capture(path: &std::path::Path, source: &str, format: &str) -> Result<Page, String> {
     let body = std::fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
     let captured_at = std::fs::metadata(path)

@@ -107,16 +107,7 @@ impl Store {
     /// the checkpoint.
     pub fn create_aside(path: &Path) -> Result<Store, StoreError> {
         for leftover in [path.to_owned(), with_suffix(path, "-journal")] {
-            match std::fs::remove_file(&leftover) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::File {
-                        doing: "removing an unfinished load",
-                        path: leftover,
-                        source: e,
-                    })
-                }
-                _ => {}
-            }
+            remove_if_present(&leftover, "removing an unfinished load")?;
         }
         let conn = Connection::open(path).ctx("creating a database to load aside")?;
         Store::setup(conn, Journal::Aside)
@@ -142,12 +133,7 @@ impl Store {
         // The old file left WAL mode, which removed its WAL; a WAL left next to the new
         // file would be replayed into it, so make sure.
         for stale in ["-wal", "-shm"].map(|s| with_suffix(dest, s)) {
-            match std::fs::remove_file(&stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(file("removing the old store's WAL", &stale, e))
-                }
-                _ => {}
-            }
+            remove_if_present(&stale, "removing the old store's WAL")?;
         }
         std::fs::rename(aside, dest).map_err(|e| file("moving the loaded database in", dest, e))?;
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -164,6 +150,18 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
+}
+
+/// Removes `path`; one that is not there is fine.
+fn remove_if_present(path: &Path, doing: &'static str) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::File {
+            doing,
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `path` with `suffix` appended to its file name, as SQLite names its side files.

@@ -40,17 +40,15 @@ impl std::fmt::Debug for Email {
 
 /// The CA certificates of a PEM file, refused when it holds none.
 fn ca_certificates(path: &std::path::Path) -> Result<Certificate, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("`ca_file` {}: {e}", path.display()))?;
+    let refused = |why: &dyn std::fmt::Display| format!("`ca_file` {}: {why}", path.display());
+    let pem = std::fs::read(path).map_err(|e| refused(&e))?;
     if !pem
         .windows(b"-----BEGIN CERTIFICATE-----".len())
         .any(|w| w == b"-----BEGIN CERTIFICATE-----")
     {
-        return Err(format!(
-            "`ca_file` {}: no PEM certificate in it",
-            path.display()
-        ));
+        return Err(refused(&"no PEM certificate in it"));
     }
-    Certificate::from_pem(&pem).map_err(|e| format!("`ca_file` {}: {e}", path.display()))
+    Certificate::from_pem(&pem).map_err(|e| refused(&e))
 }
 
 impl Email {
