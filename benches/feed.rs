@@ -44,6 +44,7 @@ fn items() -> Vec<StoredItem> {
                 publisher: e.source.clone(),
                 source: "drop".into(),
                 published: e.published,
+                listed: e.listed,
                 arxiv_id: e.arxiv_id.clone(),
                 format: e.format.to_owned(),
                 first_seen: seen,
@@ -61,6 +62,8 @@ fn render(c: &mut Criterion) {
         site_link: "http://127.0.0.1:8080/".into(),
         self_url: "http://127.0.0.1:8080/feed.xml".into(),
         stylesheet: None,
+        guid_scope: None,
+        dates: lookout::feed::FeedDate::default(),
     };
     let mut group = c.benchmark_group("feed/500-items");
     group

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lookout::entry::Entry;
+use lookout::entry::{day_start, Entry};
 use lookout::store::{Ingest, ItemFilter, NoRules, Store};
 
 /// Entries per measured page.
@@ -43,7 +43,9 @@ fn paper(n: usize, tag: &str) -> Entry {
         ],
         author_count: Some(3),
         source: Some("arXiv.org Machine Learning".into()),
-        published: NaiveDate::from_ymd_opt(2026, 5, 1 + (n % 28) as u32),
+        published: NaiveDate::from_ymd_opt(2026, 5, 1 + (n % 28) as u32).map(day_start),
+        listed: None,
+        guid: None,
         // Ids of the form 2NNN.NNNNN, unique per (tag, n) for n < 10M.
         arxiv_id: Some(format!(
             "{}{:03}.{:05}",

@@ -154,6 +154,11 @@ pub struct FeedConfig {
     /// always served over HTTP).
     #[serde(default = "default_file_formats")]
     pub file_formats: Vec<FeedFormat>,
+    /// Which date dates items: `"appeared"` (the default: when the listing shows the
+    /// item appeared, else when lookout first saw it) or `"published"` (the thing's own
+    /// publication date, such as a paper's arXiv date).
+    #[serde(default)]
+    pub date: crate::feed::FeedDate,
 }
 
 impl Default for FeedConfig {
@@ -163,6 +168,7 @@ impl Default for FeedConfig {
             max_items: default_max_items(),
             write_files: true,
             file_formats: default_file_formats(),
+            date: crate::feed::FeedDate::default(),
         }
     }
 }

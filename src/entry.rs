@@ -1,11 +1,22 @@
 //! [`Entry`], the one normalized item type every parser yields, and its identity.
 //!
 //! Everything after parsing (store, feeds, alerts) knows entries only, never page formats.
-//! Identity follows ARCHITECTURE.md: an entry is known by every id a page gives for it
-//! (an arXiv id, a canonical URL) and always by its normalized title, so the same paper
-//! captured as text, as HTML and through a JSON API is one item.
+//!
+//! Identity follows ARCHITECTURE.md: an entry is what its page says it *is*.
+//! - A paper listing (Hugging Face, arXiv, an arXiv feed whose guid is the paper id)
+//!   names the paper: `arxiv:<id>`.
+//! - A feed entry names itself by its guid (`guid:<id>`), else by its link (`url:<link>`).
+//!   A blog post whose link points at a paper keeps its own guid: it mentions the
+//!   paper, it is not the paper.
+//! - Only an entry with nothing better (a text capture: a title, no link, no id) is
+//!   known by its normalized title alone.
+//!
+//! [`Entry::ident`] is that id; [`Entry::aliases`] adds the link and the normalized
+//! title, which let a text capture find the paper a richer page already recorded. The
+//! store merges two entries only when their ids agree, or when one of them has no id
+//! and their titles match: two entries with different ids are never one item.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
@@ -24,17 +35,47 @@ pub struct Entry {
     pub author_count: Option<u32>,
     /// Publisher or venue named by the page ("Al Jazeera", "arXiv.org Machine Learning").
     pub source: Option<String>,
-    /// Publication date, when the page gives one.
-    pub published: Option<NaiveDate>,
-    /// arXiv identifier ("2401.12345", version suffix removed) when the page gives one.
+    /// When the thing itself was published (a paper's arXiv date, a post's date), as
+    /// the page wrote it: a full instant with its offset, or a bare day at 00:00 UTC.
+    pub published: Option<Timestamp>,
+    /// When the listing says the entry appeared on it: the Hugging Face daily-papers
+    /// day, the arXiv announcement day, a feed item's own date. Feeds date items by it
+    /// (else by when lookout first saw them), so a new item is new in a reader too.
+    pub listed: Option<Timestamp>,
+    /// arXiv identifier ("2401.12345", version suffix removed) when the page lists the
+    /// paper itself (not a post that links to it).
     pub arxiv_id: Option<String>,
+    /// The page's own id for an entry that is not a paper: a feed item's guid or Atom
+    /// id, as written. `None` when the page gives none.
+    pub guid: Option<String>,
     /// The page format that produced this entry (`hf-papers`, `aitopics`, ...).
     pub format: &'static str,
 }
 
+/// A point in time as a page wrote it, offset included.
+pub type Timestamp = DateTime<FixedOffset>;
+
+/// A bare calendar day as a [`Timestamp`]: its first instant in UTC. What a page that
+/// gives only a day ("May 19, 2026") means, as precisely as it says it.
+pub fn day_start(day: NaiveDate) -> Timestamp {
+    day.and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .fixed_offset()
+}
+
+/// A timestamp as messages print it: `2024-04-17` for a bare day (a day's start in UTC,
+/// see [`day_start`]), else RFC 3339 with its offset.
+pub fn timestamp_text(t: &Timestamp) -> String {
+    if *t == day_start(t.date_naive()) {
+        t.format("%Y-%m-%d").to_string()
+    } else {
+        t.to_rfc3339()
+    }
+}
+
 impl Entry {
-    /// The entry's preferred identity key: the arXiv id, else the canonical link for
-    /// formats whose links are canonical, else the normalized title.
+    /// The entry's preferred identity key: its [`Entry::ident`], else its normalized
+    /// title. Used as the stored item's key.
     pub fn key(&self) -> String {
         self.aliases()
             .into_iter()
@@ -42,20 +83,48 @@ impl Entry {
             .unwrap_or_else(|| "title:".to_owned())
     }
 
-    /// Every key this entry is known by, most specific first. The store matches an
-    /// entry to a known item when any alias matches.
+    /// What the page says this entry *is*: `arxiv:<id>` for a paper, `guid:<id>` for a
+    /// feed item with its own id, `url:<link>` for an entry known by its link; `None`
+    /// for an entry with nothing better than its title.
+    pub fn ident(&self) -> Option<String> {
+        if let Some(id) = self.arxiv_id.as_deref().filter(|id| !id.trim().is_empty()) {
+            return Some(format!("arxiv:{}", normalize_arxiv_id(id)));
+        }
+        if let Some(guid) = self
+            .guid
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+        {
+            return Some(format!("guid:{guid}"));
+        }
+        self.url_alias()
+    }
+
+    /// `url:<normalized link>` for an entry that is not a paper and has a link.
+    fn url_alias(&self) -> Option<String> {
+        if self.arxiv_id.is_some() {
+            // A paper's link is where one page shows it, not what it is.
+            return None;
+        }
+        let link = self.link.as_deref().filter(|l| !l.trim().is_empty())?;
+        Some(format!("url:{}", normalize_url(link)))
+    }
+
+    /// Every key this entry is known by, most specific first: its [`Entry::ident`], its
+    /// link, and its normalized title. The title is left out for an entry with a guid:
+    /// nothing that lacks an id (a text capture) captures a feed item, and a post
+    /// titled like a paper must not be where a capture of the paper lands.
     pub fn aliases(&self) -> Vec<String> {
         let mut keys = Vec::with_capacity(3);
-        if let Some(id) = &self.arxiv_id {
-            keys.push(format!("arxiv:{}", normalize_arxiv_id(id)));
-        }
-        if let Some(link) = &self.link {
-            if self.arxiv_id.is_none() && !link.is_empty() {
-                keys.push(format!("url:{}", normalize_url(link)));
-            }
+        let ident = self.ident();
+        let has_guid = ident.as_deref().is_some_and(|i| i.starts_with("guid:"));
+        keys.extend(ident);
+        if has_guid {
+            keys.extend(self.url_alias());
         }
         let title = normalize_title(&self.title);
-        if !title.is_empty() {
+        if !title.is_empty() && !has_guid {
             keys.push(format!("title:{title}"));
         }
         keys
@@ -284,6 +353,39 @@ mod tests {
         assert_eq!(normalize_arxiv_id("2401.12345v3"), "2401.12345");
         assert_eq!(normalize_arxiv_id("arXiv:2401.12345"), "2401.12345");
         assert_eq!(normalize_arxiv_id("hep-th/9901001v1"), "hep-th/9901001");
+    }
+
+    #[test]
+    fn a_post_with_a_guid_is_known_by_it_and_never_by_its_title() {
+        let post = Entry {
+            title: "Frame Averaging for Invariant and Equivariant Network Design".into(),
+            link: Some("https://arxiv.org/abs/2110.03336v3".into()),
+            guid: Some("https://blog.example.org/?p=42".into()),
+            ..Entry::default()
+        };
+        assert_eq!(post.key(), "guid:https://blog.example.org/?p=42");
+        assert_eq!(
+            post.aliases(),
+            [
+                "guid:https://blog.example.org/?p=42",
+                "url:https://arxiv.org/abs/2110.03336v3"
+            ]
+        );
+        let text_capture = Entry {
+            title: "Frame averaging for invariant and equivariant network design".into(),
+            ..Entry::default()
+        };
+        assert_eq!(text_capture.ident(), None);
+        assert_eq!(
+            text_capture.key(),
+            "title:frame averaging for invariant and equivariant network design"
+        );
+    }
+
+    #[test]
+    fn a_bare_day_is_its_first_utc_instant() {
+        let day = NaiveDate::from_ymd_opt(2026, 5, 19).expect("date");
+        assert_eq!(day_start(day).to_rfc3339(), "2026-05-19T00:00:00+00:00");
     }
 
     #[test]

@@ -6,6 +6,15 @@
 //! feed's [`etag`] changes exactly when its content does. The three formats share one
 //! item mapping ([`FeedItem`]): title, HTML description, guid, date, link, authors.
 //!
+//! - **Guids are unique per feed.** Readers such as newsboat key items by guid alone,
+//!   across every feed they follow: an item in `/feed.xml` and in a per-source feed
+//!   must have two guids, or one feed loses it. The all-items feed uses the item's key
+//!   (as before), other feeds append their scope ([`Channel::guid_scope`]).
+//! - **Dates say when an item appeared** ([`FeedDate`]): a paper from 2019 that is on
+//!   today's listing is new today, so it sorts at the top of a reader. The paper's own
+//!   date stays in the description (so in Atom's summary too) and in the JSON Feed
+//!   item's `_lookout` extension.
+//!
 //! Text from captured pages is hostile by default. XML writers escape markup, but no
 //! escaping makes a control character legal in XML 1.0, so every text field first goes
 //! through [`xml_safe`]; the description is HTML and is built from escaped pieces, so a
@@ -15,6 +24,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::store::StoredItem;
@@ -24,6 +34,34 @@ const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
 
 /// The JSON Feed version this module writes.
 const JSON_FEED_VERSION: &str = "https://jsonfeed.org/version/1.1";
+
+/// The Dublin Core namespace, for RSS `dc:creator` (RSS's own `<author>` must be an
+/// email address, which listings do not give).
+const DC_NS: &str = "http://purl.org/dc/elements/1.1/";
+
+/// Which of an item's dates dates it in a feed (`[feed] date` in the config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedDate {
+    /// When the item appeared: the date its listing gives for that (the Hugging Face
+    /// daily-papers day, the arXiv announcement day, a feed item's date), else when
+    /// lookout first saw it. New items sort at the top of a reader.
+    #[default]
+    Appeared,
+    /// The thing's own publication date (a paper's arXiv date), else as `Appeared`.
+    Published,
+}
+
+impl FeedDate {
+    /// The date `item` shows under this choice.
+    pub fn of(self, item: &StoredItem) -> DateTime<Utc> {
+        let appeared = item.listed.map(|t| t.to_utc()).unwrap_or(item.first_seen);
+        match self {
+            FeedDate::Appeared => appeared,
+            FeedDate::Published => item.published.map_or(appeared, |t| t.to_utc()),
+        }
+    }
+}
 
 /// What a feed says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +78,19 @@ pub struct Channel {
     /// URL of an XSL stylesheet that renders the feed as a page in a browser; written
     /// as an `xml-stylesheet` processing instruction in the XML formats.
     pub stylesheet: Option<String>,
+    /// What makes this feed's guids its own: `None` for the all-items feed (guids are
+    /// item keys), else the feed's scope (`source:NAME`, `rule:NAME`), appended to
+    /// each key as `KEY@SCOPE`.
+    pub guid_scope: Option<String>,
+    /// Which date dates the items.
+    pub dates: FeedDate,
 }
 
 /// One item as all three formats show it, with every text field already XML-safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedItem {
-    /// The stable guid: the item's store key.
+    /// The guid, stable and unique to this feed: the item's store key, with the
+    /// channel's [`Channel::guid_scope`].
     pub guid: String,
     /// Title, plain text.
     pub title: String,
@@ -53,30 +98,32 @@ pub struct FeedItem {
     pub link: Option<String>,
     /// Description as HTML: the escaped summary, then authors and publisher.
     pub description_html: String,
-    /// The item's date: its publication date at 00:00 UTC, else when lookout first saw
-    /// it.
+    /// The item's date, as [`Channel::dates`] chooses.
     pub date: DateTime<Utc>,
-    /// When a stored field last changed.
+    /// The thing's own publication date, when known.
+    pub published: Option<DateTime<Utc>>,
+    /// When a stored field last changed (never before `date`).
     pub updated: DateTime<Utc>,
     /// Author names.
     pub authors: Vec<String>,
 }
 
 impl FeedItem {
-    /// Maps a stored item to what feeds show.
-    pub fn from_stored(item: &StoredItem) -> FeedItem {
-        let date = item
-            .published
-            .and_then(|day| day.and_hms_opt(0, 0, 0))
-            .map(|midnight| midnight.and_utc())
-            .unwrap_or(item.first_seen);
+    /// Maps a stored item to what `channel` shows.
+    pub fn from_stored(item: &StoredItem, channel: &Channel) -> FeedItem {
+        let date = channel.dates.of(item);
+        let guid = match &channel.guid_scope {
+            None => Cow::Borrowed(item.key.as_str()),
+            Some(scope) => Cow::Owned(format!("{}@{scope}", item.key)),
+        };
         FeedItem {
-            guid: xml_safe(&item.key).into_owned(),
+            guid: xml_safe(&guid).into_owned(),
             title: xml_safe(&item.title).into_owned(),
             link: feed_link_for(item).map(|link| xml_safe(&link).into_owned()),
-            description_html: description_html(item),
+            description_html: description_html(item, date),
             date,
-            updated: item.updated_at,
+            published: item.published.map(|t| t.to_utc()),
+            updated: item.updated_at.max(date),
             authors: item
                 .authors
                 .iter()
@@ -105,8 +152,9 @@ pub fn feed_link_for(item: &StoredItem) -> Option<String> {
 }
 
 /// The description as HTML: the summary paragraph, then one line naming the authors
-/// (or their count) and the publisher, each piece escaped.
-fn description_html(item: &StoredItem) -> String {
+/// (or their count), the publisher, and the publication date when it is not the feed
+/// date, each piece escaped.
+fn description_html(item: &StoredItem, date: DateTime<Utc>) -> String {
     let mut html = String::new();
     let summary = xml_safe(item.summary.trim());
     if !summary.is_empty() {
@@ -124,7 +172,16 @@ fn description_html(item: &StoredItem) -> String {
         }
     };
     let publisher = item.publisher.as_deref().filter(|p| !p.trim().is_empty());
-    let line: Vec<&str> = authors.as_deref().into_iter().chain(publisher).collect();
+    let published = item
+        .published
+        .filter(|t| t.to_utc() != date)
+        .map(|t| format!("published {}", t.format("%-d %b %Y")));
+    let line: Vec<&str> = authors
+        .as_deref()
+        .into_iter()
+        .chain(publisher)
+        .chain(published.as_deref())
+        .collect();
     if !line.is_empty() {
         html.push_str("<p>");
         html.push_str(&escape_html(&xml_safe(&line.join(" · "))));
@@ -173,12 +230,18 @@ pub fn xml_safe(text: &str) -> Cow<'_, str> {
 pub fn render_rss(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
     let rss_items: Vec<rss::Item> = items
         .iter()
-        .map(FeedItem::from_stored)
+        .map(|item| FeedItem::from_stored(item, channel))
         .map(|item| rss::Item {
             title: Some(item.title),
             link: item.link,
             description: (!item.description_html.is_empty()).then_some(item.description_html),
             author: None,
+            dublin_core_ext: (!item.authors.is_empty()).then(|| {
+                rss::extension::dublincore::DublinCoreExtension {
+                    creators: item.authors,
+                    ..Default::default()
+                }
+            }),
             // Our keys ("arxiv:...", "title:...") are never URLs, so never permalinks.
             guid: Some(rss::Guid {
                 value: item.guid,
@@ -212,7 +275,10 @@ pub fn render_rss(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
         generator: Some(concat!("lookout ", env!("CARGO_PKG_VERSION")).to_owned()),
         items: rss_items,
         extensions,
-        namespaces: BTreeMap::from([("atom".to_owned(), ATOM_NS.to_owned())]),
+        namespaces: BTreeMap::from([
+            ("atom".to_owned(), ATOM_NS.to_owned()),
+            ("dc".to_owned(), DC_NS.to_owned()),
+        ]),
         ..rss::Channel::default()
     };
     let bytes = rss_channel
@@ -230,11 +296,14 @@ pub fn render_rss(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
 pub fn render_atom(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
     let entries: Vec<atom_syndication::Entry> = items
         .iter()
-        .map(FeedItem::from_stored)
+        .map(|item| FeedItem::from_stored(item, channel))
         .map(|item| atom_syndication::Entry {
             title: atom_syndication::Text::plain(item.title),
             id: atom_id(&item.guid),
+            // Readers sort Atom by `updated`: the feed date, or a later change.
             updated: item.updated.fixed_offset(),
+            // The feed date, as in RSS: a reader that sorts by `published` must see a
+            // new item as new. The thing's own date is in the summary.
             published: Some(item.date.fixed_offset()),
             authors: item
                 .authors
@@ -304,7 +373,7 @@ pub fn render_json_feed(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
     use serde_json::{json, Map, Value};
     let json_items: Vec<Value> = items
         .iter()
-        .map(FeedItem::from_stored)
+        .map(|item| FeedItem::from_stored(item, channel))
         .map(|item| {
             let mut obj = Map::new();
             obj.insert("id".into(), Value::from(item.guid));
@@ -318,6 +387,14 @@ pub fn render_json_feed(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
                 "date_modified".into(),
                 Value::from(item.updated.to_rfc3339()),
             );
+            // JSON Feed has one publication date; the thing's own goes in lookout's
+            // extension object (JSON Feed 1.1: keys starting with "_").
+            if let Some(published) = item.published {
+                obj.insert(
+                    "_lookout".into(),
+                    json!({ "published": published.to_rfc3339() }),
+                );
+            }
             if !item.authors.is_empty() {
                 let authors: Vec<Value> = item
                     .authors
@@ -409,6 +486,7 @@ mod tests {
             publisher: None,
             source: "drop".into(),
             published: None,
+            listed: None,
             arxiv_id: None,
             format: "aitopics".into(),
             first_seen: DateTime::UNIX_EPOCH,
@@ -451,13 +529,13 @@ mod tests {
         it.author_count = Some(12);
         it.publisher = Some("Al Jazeera".into());
         assert_eq!(
-            description_html(&it),
+            description_html(&it, DateTime::UNIX_EPOCH),
             "<p>Uses &lt;b&gt;bold&lt;/b&gt; &amp; more</p><p>12 authors · Al Jazeera</p>"
         );
         it.authors = vec!["Ada".into(), "Bob".into()];
         it.publisher = None;
         assert_eq!(
-            description_html(&it),
+            description_html(&it, DateTime::UNIX_EPOCH),
             "<p>Uses &lt;b&gt;bold&lt;/b&gt; &amp; more</p><p>Ada, Bob</p>"
         );
     }

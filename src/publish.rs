@@ -168,6 +168,7 @@ struct Settings {
     title: String,
     base_url: String,
     max_items: usize,
+    dates: feed::FeedDate,
     feeds_dir: Option<PathBuf>,
     file_formats: Vec<FeedFormat>,
     sources: Vec<String>,
@@ -185,6 +186,7 @@ impl Settings {
             title: config.feed.title.clone(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             max_items: config.feed.max_items,
+            dates: config.feed.date,
             feeds_dir: config
                 .feed
                 .write_files
@@ -463,6 +465,11 @@ impl Publisher {
             self_url: format!("{}{}", settings.base_url, id.url_path()),
             stylesheet: (id.format != FeedFormat::Json)
                 .then(|| format!("{}/feed.xsl", settings.base_url)),
+            guid_scope: match &id.scope {
+                FeedScope::All => None,
+                scope => Some(scope.filter().scope_key()),
+            },
+            dates: settings.dates,
         };
         let bytes = match id.format {
             FeedFormat::Rss => feed::render_rss(&channel, &items),

@@ -355,14 +355,7 @@ async fn status_page(State(s): State<AppState>) -> Response {
         sources: source_views(&s, &fetch),
         items: items
             .iter()
-            .map(|i| {
-                let when = i
-                    .published
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .map(|d| d.and_utc())
-                    .unwrap_or(i.first_seen);
-                item_view(i, when)
-            })
+            .map(|i| item_view(i, config.feed.date.of(i)))
             .collect(),
         rules: matches
             .into_iter()

@@ -36,7 +36,7 @@ fn item(n: u32, title: &str) -> MessageItem {
         authors: vec!["Ada Lovelace".to_owned(), "Grace Hopper".to_owned()],
         source: "hf".to_owned(),
         publisher: Some("arXiv".to_owned()),
-        published: chrono::NaiveDate::from_ymd_opt(2024, 4, 17),
+        published: chrono::NaiveDate::from_ymd_opt(2024, 4, 17).map(lookout::entry::day_start),
         matched: vec!["diffusion".to_owned(), "sde*".to_owned()],
     }
 }

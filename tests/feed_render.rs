@@ -15,6 +15,8 @@ fn channel(stylesheet: Option<&str>) -> Channel {
         site_link: "http://127.0.0.1:8080/".into(),
         self_url: "http://127.0.0.1:8080/feed.xml".into(),
         stylesheet: stylesheet.map(str::to_owned),
+        guid_scope: None,
+        dates: lookout::feed::FeedDate::default(),
     }
 }
 
@@ -31,7 +33,8 @@ fn items() -> Vec<StoredItem> {
             author_count: Some(2),
             publisher: None,
             source: "hf".into(),
-            published: NaiveDate::from_ymd_opt(2024, 1, 3),
+            published: NaiveDate::from_ymd_opt(2024, 1, 3).map(lookout::entry::day_start),
+            listed: None,
             arxiv_id: Some("2401.00003".into()),
             format: "hf-papers".into(),
             first_seen: at(200),
@@ -48,6 +51,7 @@ fn items() -> Vec<StoredItem> {
             publisher: Some("Al Jazeera".into()),
             source: "aitopics".into(),
             published: None,
+            listed: None,
             arxiv_id: None,
             format: "aitopics".into(),
             first_seen: at(100),
@@ -64,6 +68,7 @@ fn items() -> Vec<StoredItem> {
             publisher: None,
             source: "arxiv".into(),
             published: None,
+            listed: None,
             arxiv_id: Some("2312.99999".into()),
             format: "arxiv".into(),
             first_seen: at(0),
@@ -89,6 +94,7 @@ fn hostile() -> StoredItem {
         publisher: Some("]]>pub".into()),
         source: "drop".into(),
         published: None,
+        listed: None,
         arxiv_id: None,
         format: "aitopics".into(),
         first_seen: at(0),
@@ -119,16 +125,18 @@ fn rss_items_keep_order_guid_date_link_and_description() {
     let guid = first.guid.as_ref().expect("guid");
     assert_eq!(guid.value, "arxiv:2401.00003");
     assert!(!guid.permalink);
-    // Published date at midnight UTC, RFC 2822.
+    // Dated when it appeared (its listing gave no day, so when lookout first saw it),
+    // not by the paper's own date, which the description keeps.
     let date = DateTime::parse_from_rfc2822(first.pub_date.as_deref().expect("pubDate"))
         .expect("RFC 2822 date");
-    assert_eq!(
-        date.to_utc(),
-        NaiveDate::from_ymd_opt(2024, 1, 3)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .expect("date")
-            .and_utc()
-    );
+    assert_eq!(date.to_utc(), at(200));
+    // Authors as readers show them: Dublin Core creators.
+    let creators = first
+        .dublin_core_ext
+        .as_ref()
+        .expect("dc:creator")
+        .creators();
+    assert_eq!(creators, ["Ada Lovelace", "Alan Turing"]);
     assert_eq!(
         first.link.as_deref(),
         Some("https://huggingface.co/papers?q=Diffusion+Transformers+at+Scale")
@@ -136,6 +144,10 @@ fn rss_items_keep_order_guid_date_link_and_description() {
     let description = first.description.as_deref().expect("description");
     assert!(description.contains("We scale DiTs."));
     assert!(description.contains("Ada Lovelace, Alan Turing"));
+    assert!(
+        description.contains("published 3 Jan 2024"),
+        "{description}"
+    );
 
     let second = &feed.items[1];
     assert_eq!(second.link.as_deref(), Some("https://example.com/news/2"));
@@ -293,12 +305,7 @@ fn atom_entries_match_the_rss_mapping() {
     );
     let first = &feed.entries[0];
     assert_eq!(first.id, "urn:lookout:arxiv%3A2401%2E00003");
-    assert_eq!(
-        first.published.map(|d| d.to_utc()),
-        NaiveDate::from_ymd_opt(2024, 1, 3)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|d| d.and_utc())
-    );
+    assert_eq!(first.published.map(|d| d.to_utc()), Some(at(200)));
     assert_eq!(first.updated.to_utc(), at(300));
     assert_eq!(first.authors.len(), 2);
     assert_eq!(
@@ -307,6 +314,57 @@ fn atom_entries_match_the_rss_mapping() {
     );
     let parsed = feed_rs::parser::parse(&bytes[..]).expect("feed-rs reads it");
     assert_eq!(parsed.entries.len(), 3);
+}
+
+#[test]
+fn the_published_setting_dates_items_by_their_own_date() {
+    let mut channel = channel(None);
+    channel.dates = lookout::feed::FeedDate::Published;
+    let bytes = render_rss(&channel, &items());
+    let feed = rss::Channel::read_from(&bytes[..]).expect("valid RSS");
+    let date = DateTime::parse_from_rfc2822(feed.items[0].pub_date.as_deref().expect("pubDate"))
+        .expect("RFC 2822 date");
+    assert_eq!(
+        date.to_utc(),
+        NaiveDate::from_ymd_opt(2024, 1, 3)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("date")
+            .and_utc()
+    );
+}
+
+#[test]
+fn listed_dates_keep_their_instant_and_offset() {
+    let mut items = items();
+    items[1].listed = DateTime::parse_from_rfc3339("2026-05-19T22:30:00-04:00").ok();
+    let bytes = render_rss(&channel(None), &items);
+    let feed = rss::Channel::read_from(&bytes[..]).expect("valid RSS");
+    let date = DateTime::parse_from_rfc2822(feed.items[1].pub_date.as_deref().expect("pubDate"))
+        .expect("RFC 2822 date");
+    assert_eq!(date.to_utc().to_rfc3339(), "2026-05-20T02:30:00+00:00");
+}
+
+#[test]
+fn guids_are_unique_per_feed() {
+    let all = render_rss(&channel(None), &items());
+    let mut per_source = channel(None);
+    per_source.guid_scope = Some("source:hf".into());
+    let source = render_rss(&per_source, &items());
+    let guids = |bytes: &[u8]| -> Vec<String> {
+        rss::Channel::read_from(bytes)
+            .expect("valid RSS")
+            .items
+            .iter()
+            .map(|i| i.guid.as_ref().expect("guid").value.clone())
+            .collect()
+    };
+    let (all, source) = (guids(&all), guids(&source));
+    assert_eq!(
+        all[0], "arxiv:2401.00003",
+        "the all-items feed keeps the item key"
+    );
+    assert_eq!(source[0], "arxiv:2401.00003@source:hf");
+    assert!(all.iter().all(|g| !source.contains(g)));
 }
 
 #[test]
@@ -319,7 +377,11 @@ fn json_feed_matches_the_rss_mapping() {
     let items = feed["items"].as_array().expect("items");
     assert_eq!(items.len(), 3);
     assert_eq!(items[0]["id"], "arxiv:2401.00003");
-    assert_eq!(items[0]["date_published"], "2024-01-03T00:00:00+00:00");
+    assert_eq!(items[0]["date_published"], at(200).to_rfc3339());
+    assert_eq!(
+        items[0]["_lookout"]["published"], "2024-01-03T00:00:00+00:00",
+        "the paper's own date stays in the item"
+    );
     assert_eq!(items[0]["authors"][1]["name"], "Alan Turing");
     assert_eq!(items[1]["url"], "https://example.com/news/2");
     assert_eq!(items[2]["title"], "An Old Paper");

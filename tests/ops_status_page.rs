@@ -150,7 +150,8 @@ fn stored(id: i64, title: &str, summary: &str, link: &str) -> StoredItem {
         author_count: Some(2),
         publisher: Some("arXiv".into()),
         source: "drop".into(),
-        published: NaiveDate::from_ymd_opt(2026, 11, 25),
+        published: NaiveDate::from_ymd_opt(2026, 11, 25).map(lookout::entry::day_start),
+        listed: None,
         arxiv_id: None,
         format: "hf-papers".into(),
         first_seen: at("2026-11-25T08:00:00Z"),
@@ -181,6 +182,8 @@ fn channel(self_path: &str) -> Channel {
         description: "New entries from every watched listing page".into(),
         site_link: "/".into(),
         self_url: format!("http://127.0.0.1:8080{self_path}"),
+        guid_scope: None,
+        dates: lookout::feed::FeedDate::default(),
         stylesheet: Some("feed.xsl".into()),
     }
 }

@@ -233,14 +233,17 @@ fn hf_html_page_reads_daily_papers_data_props() {
         ])
     );
     assert_eq!(e.author_count, Some(6));
-    assert_eq!(e.published, date(2022, 9, 30));
+    assert_eq!(e.published.map(|t| t.date_naive()), date(2022, 9, 30));
     assert_eq!(e.source, None);
     let synthetic = &entries[0];
     assert_eq!(
         synthetic.title,
         "Sparse Routing Makes Long-Context Retrieval Cheap"
     );
-    assert_eq!(synthetic.published, date(2026, 5, 19));
+    assert_eq!(
+        synthetic.published.map(|t| t.date_naive()),
+        date(2026, 5, 19)
+    );
     assert_eq!(synthetic.author_count, Some(3));
     assert!(synthetic
         .summary
@@ -306,7 +309,7 @@ fn hf_json_api_field_by_field() {
     assert_eq!(e.authors[0], "Omri Puny");
     assert_eq!(e.authors[6], "Yaron Lipman");
     assert_eq!(e.author_count, Some(7));
-    assert_eq!(e.published, date(2021, 10, 7));
+    assert_eq!(e.published.map(|t| t.date_naive()), date(2021, 10, 7));
     assert!(e
         .summary
         .starts_with("Many machine learning tasks involve learning functions"));
@@ -428,7 +431,7 @@ fn arxiv_new_listing_field_by_field() {
     );
     assert_eq!(e.author_count, Some(3));
     assert_eq!(e.source.as_deref(), Some("Machine Learning (cs.LG)"));
-    assert_eq!(e.published, date(2026, 5, 20));
+    assert_eq!(e.published.map(|t| t.date_naive()), date(2026, 5, 20));
     assert_eq!(
         e.summary,
         "We study sparse linear bandits in $d$ dimensions with $s$ active coordinates and give regret bounds of order $\\tilde O(\\sqrt{s d T})$ that hold without a margin condition. The analysis replaces the usual restricted eigenvalue argument by an $\\ell_1$ peeling step."
@@ -459,7 +462,7 @@ fn arxiv_recent_listing_dates_entries_by_their_day_heading() {
         .map(|e| {
             (
                 e.arxiv_id.as_deref().unwrap(),
-                e.published,
+                e.published.map(|t| t.date_naive()),
                 e.source.as_deref(),
             )
         })
@@ -517,7 +520,7 @@ fn aitopics_html_listing_field_by_field() {
         Some("https://aitopics.org/doc/arxivorg:7D2A91C3/")
     );
     assert_eq!(e.source.as_deref(), Some("arXiv.org Machine Learning"));
-    assert_eq!(e.published, date(2026, 5, 19));
+    assert_eq!(e.published.map(|t| t.date_naive()), date(2026, 5, 19));
     assert_eq!(e.arxiv_id.as_deref(), Some("2605.10211"));
     assert!(e
         .summary
@@ -529,11 +532,14 @@ fn aitopics_html_listing_field_by_field() {
         "NextEra, Dominion to create huge power biz as AI drives US energy demand"
     );
     assert_eq!(news.source.as_deref(), Some("Al Jazeera"));
-    assert_eq!(news.published, date(2026, 5, 18));
+    assert_eq!(news.published.map(|t| t.date_naive()), date(2026, 5, 18));
     assert_eq!(news.arxiv_id, None);
     let mit = &entries[3];
     assert_eq!(mit.source.as_deref(), Some("MIT Technology Review"));
-    assert_eq!(entries[4].published, date(2026, 5, 17));
+    assert_eq!(
+        entries[4].published.map(|t| t.date_naive()),
+        date(2026, 5, 17)
+    );
     // The same titles as the text capture: one item across both shapes.
     let (_, text) = parse("aitopics_energy.txt");
     let all: Vec<Entry> = text.iter().chain(&entries).cloned().collect();
@@ -559,15 +565,28 @@ fn rss2_feed_field_by_field() {
     );
     assert_eq!(e.authors, strings(&["Priya Raman"]));
     assert_eq!(e.source.as_deref(), Some("The Gradient Notebook"));
+    // "Tue, 19 May 2026 22:30:00 -0400": the instant, which is the 20th in UTC
+    // (feed-rs hands instants over in UTC).
     assert_eq!(
-        e.published,
-        date(2026, 5, 19),
-        "the date as the feed wrote it, not UTC"
+        e.published.map(|t| t.to_utc().to_rfc3339()).as_deref(),
+        Some("2026-05-20T02:30:00+00:00"),
+        "the instant the feed wrote, never truncated to a day"
+    );
+    assert_eq!(
+        e.listed, e.published,
+        "a feed item appeared when it is dated"
     );
     assert_eq!(e.arxiv_id, None, "a post about a paper is not the paper");
     let frame = &entries[1];
     assert_eq!(frame.title, "Frame Averaging, explained & implemented");
-    assert_eq!(frame.arxiv_id.as_deref(), Some("2110.03336"));
+    assert_eq!(
+        frame.arxiv_id, None,
+        "a post with its own guid that links to a paper is not the paper"
+    );
+    assert_eq!(
+        frame.guid.as_deref(),
+        Some("notebook-2026-05-12-frame-averaging")
+    );
     assert_eq!(frame.authors, strings(&["Tomás Ruiz"]));
     assert_eq!(
         frame.summary,
@@ -582,7 +601,7 @@ fn rss2_feed_field_by_field() {
         untitled.link.as_deref(),
         Some("https://notebook.example.org/2026/05/housekeeping/")
     );
-    assert_eq!(untitled.published, date(2026, 5, 8));
+    assert_eq!(untitled.published.map(|t| t.date_naive()), date(2026, 5, 8));
 }
 
 #[test]
@@ -597,7 +616,7 @@ fn rss1_and_rss091_feeds_field_by_field() {
         rdf[0].authors,
         strings(&["Ngozi Okafor", "Erik Lindqvist", "Haruto Tanaka"])
     );
-    assert_eq!(rdf[0].published, date(2026, 5, 20));
+    assert_eq!(rdf[0].published.map(|t| t.date_naive()), date(2026, 5, 20));
     assert_eq!(rdf[0].source.as_deref(), Some("cs.LG updates on arXiv.org"));
     assert_eq!(
         rdf[0].summary,
@@ -615,7 +634,7 @@ fn rss1_and_rss091_feeds_field_by_field() {
     );
     assert_eq!(old[0].summary, "See arXiv for the preprint.");
     assert_eq!(old[1].summary, "");
-    assert_eq!(old[1].published, None);
+    assert_eq!(old[1].published.map(|t| t.date_naive()), None);
 }
 
 #[test]
@@ -632,7 +651,7 @@ fn atom_feed_field_by_field() {
         e.authors,
         strings(&["Chenxin Xu", "Robby T. Tan", "Siheng Chen"])
     );
-    assert_eq!(e.published, date(2023, 3, 20));
+    assert_eq!(e.published.map(|t| t.date_naive()), date(2023, 3, 20));
     assert!(e.summary.starts_with(
         "Learning to predict agent motions with relationship reasoning is important for many"
     ));
@@ -648,7 +667,12 @@ fn json_feed_field_by_field() {
         e.link.as_deref(),
         Some("https://huggingface.co/papers/2605.08817")
     );
-    assert_eq!(e.arxiv_id.as_deref(), Some("2605.08817"));
+    // The item has its own id: a pick of a paper, not the paper.
+    assert_eq!(e.arxiv_id, None);
+    assert_eq!(
+        e.guid.as_deref(),
+        Some("https://picks.example.net/p/2605.08817")
+    );
     assert_eq!(
         e.summary,
         "Sparse routing for long-context retrieval, reading 12x fewer tokens."
@@ -657,14 +681,14 @@ fn json_feed_field_by_field() {
         e.authors,
         strings(&["Ada Example", "Bo Sample", "Chidi Placeholder"])
     );
-    assert_eq!(e.published, date(2026, 5, 20));
+    assert_eq!(e.published.map(|t| t.date_naive()), date(2026, 5, 20));
     assert_eq!(e.source.as_deref(), Some("Paper Picks"));
     let gp = &entries[1];
     assert_eq!(
         gp.summary,
         "Post-hoc recalibration that is exact for the squared exponential kernel."
     );
-    assert_eq!(gp.published, date(2026, 5, 18));
+    assert_eq!(gp.published.map(|t| t.date_naive()), date(2026, 5, 18));
     assert_eq!(gp.arxiv_id, None);
 }
 
@@ -703,7 +727,7 @@ fn selectors_blog_field_by_field() {
     );
     assert_eq!(e.authors, strings(&["Lena Schmidt", "Karl Weber"]));
     assert_eq!(e.author_count, Some(2));
-    assert_eq!(e.published, date(2026, 5, 19));
+    assert_eq!(e.published.map(|t| t.date_naive()), date(2026, 5, 19));
     assert!(e
         .summary
         .starts_with("We trace when a counting circuit forms"));
@@ -711,12 +735,15 @@ fn selectors_blog_field_by_field() {
         entries[1].link.as_deref(),
         Some("https://lab.example.edu/blog/posts/gp-surrogates.html")
     );
-    assert_eq!(entries[1].published, date(2026, 5, 3));
+    assert_eq!(
+        entries[1].published.map(|t| t.date_naive()),
+        date(2026, 5, 3)
+    );
     assert_eq!(entries[1].authors, strings(&["Siobhán O'Connor"]));
     assert_eq!(entries[2].title, "Lab retreat photos");
     assert_eq!(entries[2].link, None);
     assert_eq!(
-        entries[2].published,
+        entries[2].published.map(|t| t.date_naive()),
         date(2026, 4, 28),
         "yearless date from the capture time"
     );
@@ -732,7 +759,10 @@ fn selectors_with_an_explicit_date_format() {
     let entries = parse_page(&fixture("selectors_blog.html"), "selectors", &ctx)
         .unwrap()
         .entries;
-    assert_eq!(entries[1].published, date(2026, 5, 3));
+    assert_eq!(
+        entries[1].published.map(|t| t.date_naive()),
+        date(2026, 5, 3)
+    );
     // Without a page URL a relative link cannot be made absolute.
     assert_eq!(entries[0].link, None);
 }

@@ -90,7 +90,9 @@ fn hostile_entry() -> impl Strategy<Value = Entry> {
             authors,
             source,
             published: None,
+            listed: None,
             arxiv_id,
+            guid: None,
             format: "feed",
         })
 }
@@ -102,6 +104,8 @@ fn channel() -> Channel {
         site_link: "http://127.0.0.1:8080/".into(),
         self_url: "http://127.0.0.1:8080/feed.xml".into(),
         stylesheet: None,
+        guid_scope: None,
+        dates: lookout::feed::FeedDate::default(),
     }
 }
 

@@ -19,6 +19,14 @@ fn entry(title: &str) -> Entry {
     }
 }
 
+/// An entry its page knows by an arXiv id (an HF page or the API), not by title alone.
+fn paper(title: &str, id: &str) -> Entry {
+    Entry {
+        arxiv_id: Some(id.to_owned()),
+        ..entry(title)
+    }
+}
+
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("state").join("lookout.db")).expect("open store")
 }
@@ -98,8 +106,8 @@ fn redropped_capture_adds_nothing() {
         .ingest(&batch("drop", Some("same"), &entries, 0), &NoRules)
         .expect("ingest");
     let generation = store.generation().expect("generation");
-    assert!(store.has_capture("same").expect("has capture"));
-    assert!(!store.has_capture("other").expect("has capture"));
+    assert!(store.has_capture("drop", "same").expect("has capture"));
+    assert!(!store.has_capture("drop", "other").expect("has capture"));
 
     // Even with different entries, the recorded hash means "these bytes were done".
     let changed = vec![entry("Alpha"), entry("Delta")];
@@ -158,13 +166,14 @@ fn same_entry_twice_in_one_page_counts_once() {
 fn changed_summary_updates_the_item_and_bumps_the_generation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = open(&dir);
-    let before = vec![entry("Alpha")];
+    let before = vec![paper("Alpha", "2401.00042")];
     store
         .ingest(&batch("drop", Some("a"), &before, 0), &NoRules)
         .expect("first");
     let generation = store.generation().expect("generation");
 
-    let mut edited = entry("Alpha");
+    // The source that first saw it edits it, by its id.
+    let mut edited = paper("Alpha", "2401.00042");
     edited.summary = "A better abstract.".into();
     let report = store
         .ingest(&batch("drop", Some("b"), &[edited], 30), &Diffusion)
@@ -183,12 +192,31 @@ fn changed_summary_updates_the_item_and_bumps_the_generation() {
     assert_eq!(store.item_count().expect("count"), 1);
 
     // A capture that lacks the summary never erases it.
-    let mut bare = entry("Alpha");
+    let mut bare = paper("Alpha", "2401.00042");
     bare.summary.clear();
     let report = store
         .ingest(&batch("drop", Some("c"), &[bare], 40), &NoRules)
         .expect("third");
     assert_eq!(report.unchanged, 1);
+    let item = store.item_by_key("title:alpha").expect("lookup");
+    assert_eq!(
+        item.map(|i| i.summary).as_deref(),
+        Some("A better abstract.")
+    );
+
+    // A text capture (no id) or another source only fills what is missing.
+    let mut text = entry("Alpha");
+    text.summary = "A teaser.".into();
+    let mut other = paper("Alpha", "2401.00042");
+    other.summary = "Another site's abstract.".into();
+    let report = store
+        .ingest(&batch("drop", Some("d"), &[text], 50), &NoRules)
+        .expect("text");
+    assert_eq!(report.unchanged, 1);
+    let report = store
+        .ingest(&batch("other", Some("e"), &[other], 60), &NoRules)
+        .expect("other source");
+    assert_eq!((report.updated, report.unchanged), (0, 1));
     let item = store.item_by_key("title:alpha").expect("lookup");
     assert_eq!(
         item.map(|i| i.summary).as_deref(),
@@ -253,7 +281,7 @@ fn text_html_and_json_captures_of_one_paper_are_one_item() {
             "C. Three".into(),
             "D. Four".into(),
         ],
-        published: NaiveDate::from_ymd_opt(2024, 1, 2),
+        published: NaiveDate::from_ymd_opt(2024, 1, 2).map(lookout::entry::day_start),
         format: "hf-json",
         ..Entry::default()
     };
@@ -272,7 +300,10 @@ fn text_html_and_json_captures_of_one_paper_are_one_item() {
     assert_eq!(item.arxiv_id.as_deref(), Some("2401.00001"));
     assert_eq!(item.summary, "We scale DiTs.");
     assert_eq!(item.authors.len(), 4);
-    assert_eq!(item.published, NaiveDate::from_ymd_opt(2024, 1, 2));
+    assert_eq!(
+        item.published.map(|t| t.date_naive()),
+        NaiveDate::from_ymd_opt(2024, 1, 2)
+    );
     assert_eq!(
         store
             .item_by_key("title:scaling diffusion transformers v2")
@@ -343,7 +374,7 @@ fn reopened_file_keeps_everything_and_migrations_are_idempotent() {
         let mut store = Store::open(&path).expect("reopen");
         assert_eq!(store.item_count().expect("count"), 2);
         assert_eq!(store.generation().expect("generation"), generation);
-        assert!(store.has_capture("h").expect("capture"));
+        assert!(store.has_capture("drop", "h").expect("capture"));
         assert_eq!(store.outbox_counts().expect("outbox").pending, 2);
         let report = store
             .ingest(&batch("drop", Some("h"), &entries, 5), &Diffusion)
@@ -492,7 +523,7 @@ fn changes_record_the_feed_scopes_they_touch() {
     };
 
     // A new item: the all feed, its source's feed and the matching rule's feed.
-    let first = [entry("Diffusion for graphs")];
+    let first = [paper("Diffusion for graphs", "2401.00077")];
     store
         .ingest(&batch("a", None, &first, 1), &Diffusion)
         .unwrap();
@@ -520,7 +551,7 @@ fn changes_record_the_feed_scopes_they_touch() {
     assert_eq!(store.generation().unwrap(), g2);
 
     // An update (a new summary) changes every feed the item is in.
-    let mut updated = entry("Diffusion for graphs");
+    let mut updated = paper("Diffusion for graphs", "2401.00077");
     updated.summary = "A longer, better abstract.".into();
     store
         .ingest(&batch("a", None, &[updated], 4), &Diffusion)

@@ -5,10 +5,10 @@
 //! window for a rule with a `digest`. Its shape follows the rule, not the count, so a
 //! receiver of a digest rule always gets the digest shape, even for a single match.
 
-use chrono::NaiveDate;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::entry::{timestamp_text, Timestamp};
 use crate::store::Delivery;
 
 /// One notification: a rule's match of one item, or a digest of several.
@@ -46,7 +46,7 @@ pub struct MessageItem {
     /// Publisher or venue named by the page.
     pub publisher: Option<String>,
     /// Publication date, when known.
-    pub published: Option<NaiveDate>,
+    pub published: Option<Timestamp>,
     /// The keywords or patterns of the rule that hit.
     pub matched: Vec<String>,
 }
@@ -121,7 +121,7 @@ impl Message {
             "authors": item.authors,
             "source": item.source,
             "publisher": item.publisher,
-            "published": item.published.map(|d| d.to_string()),
+            "published": item.published.as_ref().map(timestamp_text),
             "matched": item.matched,
             "feed": self.feed,
         })
@@ -189,8 +189,8 @@ impl Message {
             if let Some(publisher) = &item.publisher {
                 seen.push_str(&format!(" ({publisher})"));
             }
-            if let Some(date) = item.published {
-                seen.push_str(&format!(", published {date}"));
+            if let Some(date) = &item.published {
+                seen.push_str(&format!(", published {}", timestamp_text(date)));
             }
             out.push_str(&seen);
             out.push('\n');
@@ -213,7 +213,9 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::day_start;
     use crate::store::StoredItem;
+    use chrono::NaiveDate;
     use chrono::{DateTime, Utc};
 
     pub(crate) fn delivery(id: i64, title: &str) -> Delivery {
@@ -235,7 +237,8 @@ mod tests {
                 author_count: Some(2),
                 publisher: Some("arXiv".into()),
                 source: "hf".into(),
-                published: NaiveDate::from_ymd_opt(2024, 4, 17),
+                published: NaiveDate::from_ymd_opt(2024, 4, 17).map(day_start),
+                listed: None,
                 arxiv_id: None,
                 format: "hf-papers".into(),
                 first_seen: at,

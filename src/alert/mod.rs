@@ -114,7 +114,7 @@ pub async fn test_rule(
                 authors: vec!["lookout".to_owned()],
                 source: "test".to_owned(),
                 publisher: None,
-                published: Some(chrono::Utc::now().date_naive()),
+                published: Some(chrono::Utc::now().fixed_offset()),
                 matched: matched.clone(),
             }],
         };

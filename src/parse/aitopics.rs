@@ -18,7 +18,7 @@ use super::arxiv::arxiv_id_in;
 use super::markup::{self, text_of};
 use super::text::{self, is_prose, is_title_like, paragraphs};
 use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
-use crate::entry::{clean_text, Entry};
+use crate::entry::{clean_text, day_start, Entry};
 
 /// The format name used in config and on entries.
 pub const NAME: &str = "aitopics";
@@ -232,8 +232,11 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
                     authors: Vec::new(),
                     author_count: None,
                     source: Some(item.publisher),
-                    published: item.date,
+                    published: item.date.map(day_start),
+                    // An aggregator's date is when it listed the story.
+                    listed: item.date.map(day_start),
                     arxiv_id: None,
+                    guid: None,
                     format: NAME,
                 });
             }
@@ -391,7 +394,8 @@ pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
                 .attr("datetime")
                 .map(str::to_owned)
                 .unwrap_or_else(|| text_of(el));
-            dates::parse_date(&when, reference).or_else(|| dates::find_date(&when, reference))
+            dates::parse_timestamp(&when, reference)
+                .or_else(|| dates::find_date(&when, reference).map(day_start))
         });
         // A summary holds prose only: a wrapper around the source or date is not one.
         let holds_meta = |el: ElementRef<'_>| {
@@ -433,7 +437,9 @@ pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
             author_count: None,
             source,
             published,
+            listed: published,
             arxiv_id,
+            guid: None,
             format: NAME,
         });
     }
@@ -483,7 +489,7 @@ mod tests {
             .summary
             .starts_with("Differentiable optimization layers are traditionally integrated"));
         assert!(first.summary.ends_with(".github.io/fairness_training/."));
-        assert_eq!(first.published, None);
+        assert_eq!(first.published.map(|t| t.date_naive()), None);
         assert_eq!(first.link, None);
         assert_eq!(first.author_count, None);
         assert_eq!(first.format, "aitopics");
@@ -542,7 +548,10 @@ mod tests {
         );
         assert_eq!(entries[3].summary, "Robots, briefly");
         assert_eq!(entries[4].source.as_deref(), Some("AP"));
-        assert_eq!(entries[0].published, NaiveDate::from_ymd_opt(2026, 5, 18));
+        assert_eq!(
+            entries[0].published.map(|t| t.date_naive()),
+            NaiveDate::from_ymd_opt(2026, 5, 18)
+        );
         assert_eq!(entries[1].source.as_deref(), Some("Reuters"));
         assert_eq!(entries[1].summary, "");
         assert_eq!(entries[2].source.as_deref(), Some("Wired"));

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::markup::{self, text_of};
 use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
-use crate::entry::{normalize_arxiv_id, Entry};
+use crate::entry::{day_start, normalize_arxiv_id, Entry};
 
 /// The format name used in config and on entries.
 pub const NAME: &str = "arxiv";
@@ -125,8 +125,12 @@ pub fn parse_listing(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, P
                     author_count: u32::try_from(authors.len()).ok().filter(|n| *n > 0),
                     authors,
                     source,
-                    published: day,
+                    // The listing's day is when the paper was announced; arXiv
+                    // prints no other date on it.
+                    published: day.map(day_start),
+                    listed: day.map(day_start),
                     arxiv_id: Some(id),
+                    guid: None,
                     format: NAME,
                 });
             }
@@ -218,6 +222,26 @@ pub fn arxiv_id_in(text: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The arXiv id when `s` *is* a paper's id or address, not merely mentions one: a bare
+/// id, `arXiv:<id>`, `oai:arXiv.org:<id>`, or a link to the paper on arxiv.org or
+/// huggingface.co. A blog post's guid or link that only contains an id is not a paper.
+pub fn paper_id_of(s: &str) -> Option<String> {
+    let s = s.trim();
+    if is_arxiv_id(s) {
+        return Some(normalize_arxiv_id(s));
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("oai:arxiv.org:") || lower.starts_with("arxiv:") {
+        return arxiv_id_in(s);
+    }
+    let url = url::Url::parse(s).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    matches!(host, "arxiv.org" | "export.arxiv.org" | "huggingface.co")
+        .then(|| arxiv_id_in(url.path()))
+        .flatten()
 }
 
 /// Length of the arXiv id at the start of `s` (with its version suffix), if one is
@@ -313,6 +337,23 @@ mod tests {
             Some("2405.12345")
         );
         assert_eq!(arxiv_id_in("/papers/date/2024-05-20"), None);
+        assert_eq!(
+            paper_id_of("oai:arXiv.org:2405.12345v1").as_deref(),
+            Some("2405.12345")
+        );
+        assert_eq!(
+            paper_id_of("http://arxiv.org/abs/2405.12345v2").as_deref(),
+            Some("2405.12345")
+        );
+        assert_eq!(
+            paper_id_of("https://huggingface.co/papers/2405.12345").as_deref(),
+            Some("2405.12345")
+        );
+        assert_eq!(
+            paper_id_of("https://blog.example.org/papers/2405.12345"),
+            None
+        );
+        assert_eq!(paper_id_of("notebook-2026-05-12-frame-averaging"), None);
         assert_eq!(arxiv_id_in("https://example.com/post/1"), None);
         assert_eq!(arxiv_id_in("arxiv:\u{e9}\u{e9}"), None);
     }

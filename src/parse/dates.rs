@@ -10,10 +10,15 @@
 //!
 //! A yearless date gets the latest year that does not put it after the capture's
 //! reference date: captured on 2026-01-03, "Dec 30" is 2025-12-30 and "Jan 2" is
-//! 2026-01-02. Timestamps keep the calendar date they were written with (the
-//! publisher's local date), not the UTC date.
+//! 2026-01-02.
+//!
+//! [`parse_timestamp`] keeps a written time and zone as the instant they name
+//! ("Tue, 19 May 2026 22:30:00 -0400" is 02:30 UTC on the 20th); a bare day is its
+//! first instant in UTC. [`parse_date`] reads the calendar day alone, as written.
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+
+use crate::entry::{day_start, Timestamp};
 
 /// A date as written, before a yearless one is given its year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +56,32 @@ pub fn parse_date(text: &str, reference: NaiveDate) -> Option<NaiveDate> {
     raw.resolve(reference)
 }
 
+/// Parses a date that may carry a time and a zone, keeping the instant with its offset:
+/// RFC 3339 / ISO 8601 ("2026-05-19T22:30:00-04:00"; without a zone, UTC), RFC 2822 with
+/// numeric or named zones and two-digit years ("Thu, 07 Dec 17 10:00:29 -0800"). Any
+/// other date [`parse_date`] reads is that day's first instant in UTC.
+pub fn parse_timestamp(text: &str, reference: NaiveDate) -> Option<Timestamp> {
+    let trimmed = text.trim();
+    if trimmed.len() >= 11 {
+        if let Ok(t) = DateTime::parse_from_rfc3339(trimmed) {
+            return Some(t);
+        }
+        if let Ok(t) = DateTime::parse_from_rfc2822(trimmed) {
+            return Some(t);
+        }
+        for format in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ] {
+            if let Ok(t) = NaiveDateTime::parse_from_str(trimmed, format) {
+                return Some(t.and_utc().fixed_offset());
+            }
+        }
+    }
+    parse_date(text, reference).map(day_start)
+}
+
 /// Like [`parse_date`] but without resolving a yearless date, for callers that need to
 /// know whether the page gave a year.
 pub fn parse_raw(text: &str) -> Option<RawDate> {
@@ -79,25 +110,26 @@ pub fn find_date(text: &str, reference: NaiveDate) -> Option<NaiveDate> {
 }
 
 /// Parses a date with an explicit chrono format (`date_format` in a `selectors` source),
-/// e.g. `"%d %B %Y"`. Accepts formats with a time and zone too (the date part is kept),
-/// and yearless formats like `"%b %d"`, which resolve like yearless page dates.
-pub fn parse_with_format(text: &str, format: &str, reference: NaiveDate) -> Option<NaiveDate> {
+/// e.g. `"%d %B %Y"`. A format with a time and zone keeps the instant; one with a time
+/// and no zone is UTC; a bare day is its first instant in UTC. Yearless formats like
+/// `"%b %d"` resolve like yearless page dates.
+pub fn parse_with_format(text: &str, format: &str, reference: NaiveDate) -> Option<Timestamp> {
     let text = text.trim();
-    if let Ok(date) = NaiveDate::parse_from_str(text, format) {
-        return Some(date);
+    if let Ok(dt) = DateTime::parse_from_str(text, format) {
+        return Some(dt);
     }
     if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
-        return Some(dt.date());
+        return Some(dt.and_utc().fixed_offset());
     }
-    if let Ok(dt) = chrono::DateTime::parse_from_str(text, format) {
-        return Some(dt.date_naive());
+    if let Ok(date) = NaiveDate::parse_from_str(text, format) {
+        return Some(day_start(date));
     }
     // A format without a year: parse it in a leap year (so "Feb 29" exists), then
     // give it the year a yearless page date would get.
     let with_year = format!("{text} 2000");
     let format_with_year = format!("{format} %Y");
     let date = NaiveDate::parse_from_str(&with_year, &format_with_year).ok()?;
-    resolve_yearless(date.month(), date.day(), reference)
+    resolve_yearless(date.month(), date.day(), reference).map(day_start)
 }
 
 /// The latest date with this month and day that is not after `reference`: the year a
@@ -533,21 +565,70 @@ mod tests {
         );
     }
 
+    fn rfc3339(t: Option<Timestamp>) -> Option<String> {
+        t.map(|t| t.to_rfc3339())
+    }
+
     #[test]
     fn explicit_formats_including_yearless() {
         assert_eq!(
-            parse_with_format("05/02/2024", "%d/%m/%Y", REF()),
-            Some(d(2024, 2, 5))
+            rfc3339(parse_with_format("05/02/2024", "%d/%m/%Y", REF())).as_deref(),
+            Some("2024-02-05T00:00:00+00:00")
         );
         assert_eq!(
-            parse_with_format("2024-02-05 10:00", "%Y-%m-%d %H:%M", REF()),
-            Some(d(2024, 2, 5))
+            rfc3339(parse_with_format(
+                "2024-02-05 10:00",
+                "%Y-%m-%d %H:%M",
+                REF()
+            ))
+            .as_deref(),
+            Some("2024-02-05T10:00:00+00:00")
         );
         assert_eq!(
-            parse_with_format("30 Dec", "%d %b", REF()),
-            Some(d(2025, 12, 30))
+            rfc3339(parse_with_format(
+                "2024-02-05 10:00 -0400",
+                "%Y-%m-%d %H:%M %z",
+                REF()
+            ))
+            .as_deref(),
+            Some("2024-02-05T10:00:00-04:00")
+        );
+        assert_eq!(
+            rfc3339(parse_with_format("30 Dec", "%d %b", REF())).as_deref(),
+            Some("2025-12-30T00:00:00+00:00")
         );
         assert_eq!(parse_with_format("nonsense", "%d %b", REF()), None);
+    }
+
+    #[test]
+    fn timestamps_keep_their_instant_and_offset() {
+        let cases = [
+            // The wrong day too, if truncated: 22:30 at -04:00 is the 20th in UTC.
+            (
+                "Tue, 19 May 2026 22:30:00 -0400",
+                "2026-05-19T22:30:00-04:00",
+            ),
+            ("2026-05-19T22:30:00-04:00", "2026-05-19T22:30:00-04:00"),
+            ("2024-05-20T09:12:30.123Z", "2024-05-20T09:12:30.123+00:00"),
+            ("2024-05-20T09:12:30", "2024-05-20T09:12:30+00:00"),
+            ("Thu, 07 Dec 17 10:00:29 -0800", "2017-12-07T10:00:29-08:00"),
+            ("Mon, 05 Feb 2024 10:00:00 GMT", "2024-02-05T10:00:00+00:00"),
+            ("Feb 5, 2024", "2024-02-05T00:00:00+00:00"),
+            ("Dec 30", "2025-12-30T00:00:00+00:00"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                rfc3339(parse_timestamp(text, REF())).as_deref(),
+                Some(want),
+                "{text}"
+            );
+        }
+        let late = parse_timestamp("Tue, 19 May 2026 22:30:00 -0400", REF()).expect("parsed");
+        assert_eq!(
+            late.with_timezone(&chrono::Utc).to_rfc3339(),
+            "2026-05-20T02:30:00+00:00"
+        );
+        assert_eq!(parse_timestamp("May 7 ways to win", REF()), None);
     }
 
     #[test]

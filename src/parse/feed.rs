@@ -3,13 +3,17 @@
 //!
 //! Each feed item becomes an entry: title, the item's web link, the summary (or the
 //! content when there is no summary) as plain text, author names, the published (else
-//! updated) date, and the feed's title as `source`. arXiv ids are taken from the link or
-//! the item id (`https://arxiv.org/abs/<id>`, `oai:arXiv.org:<id>`), so an arXiv RSS
-//! item and the same paper from another page are one item.
+//! updated) date with its time and zone, and the feed's title as `source`.
+//!
+//! An item is what its guid says it is. A guid that is a paper's id
+//! (`oai:arXiv.org:<id>`, `https://arxiv.org/abs/<id>`) makes the item that paper, so an
+//! arXiv feed and the same paper from another page are one item. Any other guid is the
+//! item's own: a blog post that links to a paper stays a blog post. Only an item with
+//! no guid at all is known by its link, which is the paper when it points at one.
 
 use feed_rs::model;
 
-use super::arxiv::arxiv_id_in;
+use super::arxiv::paper_id_of;
 use super::markup::{fragment_text, resolve_link};
 use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
 use crate::entry::{clean_text, Entry};
@@ -60,14 +64,14 @@ pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
     let reference = ctx.reference_date();
     let parser = feed_rs::parser::Builder::new()
         .base_uri(ctx.url.map(url::Url::as_str))
-        // Dates go through the one date parser, which keeps the calendar date as the
-        // feed wrote it ("Tue, 19 May 2026 22:30:00 -0400" is the 19th, not the UTC
-        // 20th). feed-rs wants a UTC instant, so the date travels as its midnight.
+        // Dates go through the one date parser, which reads the shapes real feeds
+        // write (two-digit years, named zones, bare days) and keeps the instant.
         .timestamp_parser(move |text| {
-            dates::parse_date(text, reference)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc())
+            dates::parse_timestamp(text, reference).map(|t| t.with_timezone(&chrono::Utc))
         })
+        // An item without a guid keeps an empty id: feed-rs would make one up from the
+        // link and title, and an id made up from a title is no identity.
+        .id_generator(|_, _, _| String::new())
         .build();
     let feed = parser
         .parse(text.as_bytes())
@@ -119,10 +123,16 @@ fn entry_from_item(
             authors = list;
         }
     }
-    let arxiv_id = link
-        .as_deref()
-        .and_then(arxiv_id_in)
-        .or_else(|| arxiv_id_in(&item.id));
+    let guid = item.id.trim();
+    let (arxiv_id, guid) = if guid.is_empty() {
+        (link.as_deref().and_then(paper_id_of), None)
+    } else {
+        match paper_id_of(guid) {
+            Some(id) => (Some(id), None),
+            None => (None, Some(guid.to_owned())),
+        }
+    };
+    let published = item.published.or(item.updated).map(|t| t.fixed_offset());
     Some(Entry {
         title,
         link,
@@ -130,8 +140,11 @@ fn entry_from_item(
         author_count: u32::try_from(authors.len()).ok().filter(|n| *n > 0),
         authors,
         source: source.map(str::to_owned),
-        published: item.published.or(item.updated).map(|t| t.date_naive()),
+        published,
+        // A feed item's own date is when it appeared on the feed.
+        listed: published,
         arxiv_id,
+        guid,
         format: NAME,
     })
 }

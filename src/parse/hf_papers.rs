@@ -29,7 +29,7 @@ use super::arxiv::{arxiv_id_in, is_arxiv_id};
 use super::markup::{self, text_of};
 use super::text::{self, is_prose, paragraphs};
 use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
-use crate::entry::{clean_join, clean_text, normalize_arxiv_id, Entry};
+use crate::entry::{clean_join, clean_text, day_start, normalize_arxiv_id, Entry};
 
 /// The format name used in config and on entries.
 pub const NAME: &str = "hf-papers";
@@ -355,8 +355,10 @@ impl Draft {
             authors: Vec::new(),
             author_count: meta.authors,
             source: None,
-            published: meta.date,
+            published: meta.date.map(day_start),
+            listed: None,
             arxiv_id: None,
+            guid: None,
             format: NAME,
         }
     }
@@ -575,15 +577,22 @@ fn entry_from_json(
     // The paper's own date (its arXiv publication, as the text capture prints it) comes
     // first; the wrapper's is when it was featured.
     let reference = ctx.reference_date();
+    let wrapper_date = || {
+        wrapper
+            .and_then(|w| w.get("publishedAt"))
+            .and_then(Value::as_str)
+    };
     let published = paper
         .get("publishedAt")
         .and_then(Value::as_str)
-        .or_else(|| {
-            wrapper
-                .and_then(|w| w.get("publishedAt"))
-                .and_then(Value::as_str)
-        })
-        .and_then(|s| dates::parse_date(s, reference));
+        .or_else(wrapper_date)
+        .and_then(|s| dates::parse_timestamp(s, reference));
+    // When the paper was put on the daily list: what "new" means to its readers.
+    let listed = paper
+        .get("submittedOnDailyAt")
+        .and_then(Value::as_str)
+        .or_else(wrapper_date)
+        .and_then(|s| dates::parse_timestamp(s, reference));
     let id = paper
         .get("id")
         .and_then(Value::as_str)
@@ -598,7 +607,9 @@ fn entry_from_json(
         authors,
         source: None,
         published,
+        listed,
         arxiv_id,
+        guid: None,
         format: NAME,
     })
 }
@@ -709,7 +720,7 @@ fn cards_from_markup(doc: &Html, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, P
                 .attr("datetime")
                 .map(str::to_owned)
                 .unwrap_or_else(|| text_of(t));
-            dates::parse_date(&when, reference)
+            dates::parse_timestamp(&when, reference)
         });
         out.push(Entry {
             title,
@@ -719,7 +730,9 @@ fn cards_from_markup(doc: &Html, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, P
             author_count: author_count_in(&card_text),
             source: None,
             published,
+            listed: None,
             arxiv_id: Some(id),
+            guid: None,
             format: NAME,
         });
     }
@@ -799,7 +812,7 @@ mod tests {
         );
         assert_eq!(e.author_count, Some(8));
         assert!(e.authors.is_empty());
-        assert_eq!(e.published, date(2024, 2, 5));
+        assert_eq!(e.published.map(|t| t.date_naive()), date(2024, 2, 5));
         assert_eq!(e.link, None);
         assert_eq!(e.source, None);
         assert_eq!(e.arxiv_id, None);
@@ -816,7 +829,7 @@ mod tests {
         );
         assert!(e.summary.ends_with("github.com/kwanseokk/SourceFM."));
         assert_eq!(e.author_count, Some(3));
-        assert_eq!(e.published, date(2025, 12, 19));
+        assert_eq!(e.published.map(|t| t.date_naive()), date(2025, 12, 19));
     }
 
     #[test]
@@ -836,7 +849,7 @@ mod tests {
             .starts_with("Video Object-Centric Learning seeks to decompose raw videos"));
         assert!(e.summary.ends_with("github.com/wjun0830/SlotCurri."));
         assert_eq!(e.author_count, None);
-        assert_eq!(e.published, None);
+        assert_eq!(e.published.map(|t| t.date_naive()), None);
         // The neighbour keeps its own title, summary and meta.
         let next = &entries[i + 1];
         assert_eq!(
@@ -847,10 +860,10 @@ mod tests {
             .summary
             .starts_with("Transfer learning is a powerful technique"));
         assert_eq!(next.author_count, Some(3));
-        assert_eq!(next.published, date(2024, 7, 5));
+        assert_eq!(next.published.map(|t| t.date_naive()), date(2024, 7, 5));
         let prev = &entries[i - 1];
         assert_eq!(prev.title, "Cycle Consistency Driven Object Discovery");
-        assert_eq!(prev.published, date(2023, 6, 3));
+        assert_eq!(prev.published.map(|t| t.date_naive()), date(2023, 6, 3));
     }
 
     #[test]
@@ -865,11 +878,17 @@ mod tests {
         };
         let e = find(at(2026, 5, 20));
         assert_eq!(e.author_count, Some(1));
-        assert_eq!(e.published, date(2026, 5, 7));
+        assert_eq!(e.published.map(|t| t.date_naive()), date(2026, 5, 7));
         // Captured just after New Year, "May 7" is last year's.
-        assert_eq!(find(at(2027, 1, 2)).published, date(2026, 5, 7));
+        assert_eq!(
+            find(at(2027, 1, 2)).published.map(|t| t.date_naive()),
+            date(2026, 5, 7)
+        );
         // Captured the day before May 7: a year earlier.
-        assert_eq!(find(at(2026, 5, 6)).published, date(2025, 5, 7));
+        assert_eq!(
+            find(at(2026, 5, 6)).published.map(|t| t.date_naive()),
+            date(2025, 5, 7)
+        );
     }
 
     #[test]
@@ -881,14 +900,14 @@ mod tests {
             "Measuring and Controlling Solution Degeneracy across Task-Trained Recurrent Neural Networks"
         );
         assert_eq!(first.author_count, Some(4));
-        assert_eq!(first.published, date(2024, 10, 4));
+        assert_eq!(first.published.map(|t| t.date_naive()), date(2024, 10, 4));
         let entropy = entries
             .iter()
             .find(|e| e.title == "The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models")
             .unwrap();
         assert_eq!(entropy.author_count, Some(17));
         assert_eq!(
-            entropy.published,
+            entropy.published.map(|t| t.date_naive()),
             date(2025, 5, 28),
             "upvote debris after the date"
         );
@@ -897,13 +916,13 @@ mod tests {
             .find(|e| e.title.starts_with("Anatomy of a Lie"))
             .unwrap();
         assert_eq!(anatomy.author_count, None);
-        assert_eq!(anatomy.published, None);
+        assert_eq!(anatomy.published.map(|t| t.date_naive()), None);
         assert!(anatomy.summary.ends_with("diagnosable by design."));
         let jan = entries
             .iter()
             .find(|e| e.title == "Information-Theoretic Causal Bounds under Unmeasured Confounding")
             .unwrap();
-        assert_eq!(jan.published, date(2026, 1, 23));
+        assert_eq!(jan.published.map(|t| t.date_naive()), date(2026, 1, 23));
         let phi = entries
             .iter()
             .find(|e| e.title.starts_with("Causality and Renormalization"))
@@ -914,7 +933,7 @@ mod tests {
         );
         let last = entries.last().unwrap();
         assert_eq!(last.author_count, Some(42));
-        assert_eq!(last.published, date(2024, 11, 18));
+        assert_eq!(last.published.map(|t| t.date_naive()), date(2024, 11, 18));
     }
 
     #[test]
@@ -922,8 +941,14 @@ mod tests {
         let text = "First Paper\n\nA summary that is long enough to read as prose, with several words in it.\n\n  • 2 authors\n·\nDec 30\n\nSecond Paper\n\nAnother summary that is long enough to read as prose, with several words in it.\n\n  • 3 authors\n·\nJan 2\n";
         let entries = parse_text(text, &ParseContext::at(at(2026, 1, 3))).unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].published, date(2025, 12, 30));
-        assert_eq!(entries[1].published, date(2026, 1, 2));
+        assert_eq!(
+            entries[0].published.map(|t| t.date_naive()),
+            date(2025, 12, 30)
+        );
+        assert_eq!(
+            entries[1].published.map(|t| t.date_naive()),
+            date(2026, 1, 2)
+        );
     }
 
     #[test]
@@ -975,7 +1000,10 @@ mod tests {
         assert_eq!(entries[0].author_count, Some(8));
         assert_eq!(entries[1].author_count, None);
         assert_eq!(entries[2].author_count, Some(2));
-        assert_eq!(entries[2].published, date(2026, 5, 19));
+        assert_eq!(
+            entries[2].published.map(|t| t.date_naive()),
+            date(2026, 5, 19)
+        );
         assert_eq!(entries[2].summary, "");
     }
 
@@ -997,7 +1025,10 @@ mod tests {
         assert_eq!(entries[1].title, "A Terse Paper");
         assert_eq!(entries[1].summary, "We fix it.");
         assert_eq!(entries[1].author_count, Some(1));
-        assert_eq!(entries[1].published, date(2026, 5, 2));
+        assert_eq!(
+            entries[1].published.map(|t| t.date_naive()),
+            date(2026, 5, 2)
+        );
     }
 
     #[test]
@@ -1007,7 +1038,10 @@ mod tests {
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].title, "A Title");
         assert_eq!(entries[0].author_count, Some(2));
-        assert_eq!(entries[0].published, date(2024, 2, 5));
+        assert_eq!(
+            entries[0].published.map(|t| t.date_naive()),
+            date(2024, 2, 5)
+        );
     }
 
     #[test]

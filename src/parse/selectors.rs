@@ -16,11 +16,11 @@
 
 use scraper::{ElementRef, Selector};
 
-use super::arxiv::arxiv_id_in;
+use super::arxiv::paper_id_of;
 use super::markup::{self, resolve_link, text_of};
 use super::{dates, PageFormat, ParseContext, ParseError};
 use crate::config::SelectorsConfig;
-use crate::entry::Entry;
+use crate::entry::{day_start, Entry};
 
 /// The format name used in config and on entries.
 pub const NAME: &str = "selectors";
@@ -130,11 +130,11 @@ pub fn parse_with(
                     Some(format) => [attr.unwrap_or(""), shown.as_str()]
                         .into_iter()
                         .find_map(|t| dates::parse_with_format(t, format, reference))
-                        .or_else(|| attr.and_then(|a| dates::parse_date(a, reference))),
+                        .or_else(|| attr.and_then(|a| dates::parse_timestamp(a, reference))),
                     None => attr
-                        .and_then(|a| dates::parse_date(a, reference))
-                        .or_else(|| dates::parse_date(&shown, reference))
-                        .or_else(|| dates::find_date(&shown, reference)),
+                        .and_then(|a| dates::parse_timestamp(a, reference))
+                        .or_else(|| dates::parse_timestamp(&shown, reference))
+                        .or_else(|| dates::find_date(&shown, reference).map(day_start)),
                 }
             });
         let authors: Vec<String> = sel
@@ -149,13 +149,16 @@ pub fn parse_with(
             .unwrap_or_default();
         entries.push(Entry {
             title,
-            arxiv_id: link.as_deref().and_then(arxiv_id_in),
+            arxiv_id: link.as_deref().and_then(paper_id_of),
             link,
             summary,
             author_count: u32::try_from(authors.len()).ok().filter(|n| *n > 0),
             authors,
             source: None,
             published,
+            // The date a listing prints beside an entry is when it appeared there.
+            listed: published,
+            guid: None,
             format: NAME,
         });
     }

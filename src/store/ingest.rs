@@ -11,10 +11,10 @@ use super::{
     to_ms, AlertMatch, Ctx, Ingest, IngestReport, ItemFilter, Matcher, Store, StoreError,
     StoredItem,
 };
-use crate::entry::{normalize_arxiv_id, Entry};
+use crate::entry::{normalize_arxiv_id, Entry, Timestamp};
 
-/// Whether a capture hash is recorded.
-pub(super) const CAPTURE_EXISTS: &str = "SELECT 1 FROM captures WHERE hash = ?1";
+/// Whether a source has ingested a capture with this hash.
+pub(super) const CAPTURE_EXISTS: &str = "SELECT 1 FROM captures WHERE source = ?1 AND hash = ?2";
 
 /// Whether an item holds a guid key.
 pub(super) const KEY_EXISTS: &str = "SELECT 1 FROM items WHERE key = ?1";
@@ -24,14 +24,18 @@ impl Store {
     /// matches and outbox rows, updates of known items, the capture record and the
     /// generation bump commit together or not at all.
     ///
-    /// - A capture whose `content_hash` is already recorded is skipped whole
-    ///   (`duplicate_capture`).
-    /// - An entry is a known item when any of its [`Entry::aliases`] is; a known item
-    ///   learns the entry's other aliases and any non-empty field that changed
-    ///   (`updated`), else it is `unchanged`. Known items never alert again.
-    /// - Except: when the entry and the item both carry arXiv ids and they differ, they
-    ///   are two papers with one title; the entry becomes a new item and the title alias
-    ///   stays with the first.
+    /// - A capture whose `content_hash` this source already ingested is skipped whole
+    ///   (`duplicate_capture`); the same bytes on another source are that source's page.
+    /// - An entry is a known item when one of its [`Entry::aliases`] is and the two are
+    ///   the same thing: by an id alias, unless their ids differ (two papers, two posts,
+    ///   a paper and a post); by the title alias, only when one of them has no id (a
+    ///   text capture). So two entries with different ids are never one item.
+    /// - A known item learns the entry's other aliases, its id when it had none, and the
+    ///   entry's value of every field it lacks (`updated`), else it is `unchanged`. Only
+    ///   the source that first saw the item edits filled fields, and only with a capture
+    ///   that knows the item by its id: no capture takes over another source's title,
+    ///   authors, date or summary, and fields never flip between captures. Known items
+    ///   never alert again.
     /// - A new item is offered to `matcher`; each match is recorded (the per-rule feeds)
     ///   and, when `batch.alerts`, enqueued as one outbox row per notifier, due at
     ///   `seen_at`, or at the end of its digest window.
@@ -81,7 +85,7 @@ fn ingest_in(
     let tx = &**tx;
     let mut report = IngestReport::default();
     if let Some(hash) = batch.content_hash {
-        if capture_exists(tx, hash)? {
+        if capture_exists(tx, batch.source, hash)? {
             report.duplicate_capture = true;
             return Ok(report);
         }
@@ -99,10 +103,11 @@ fn ingest_in(
             continue;
         }
         match find_item(tx, entry, &aliases)? {
-            Some(item) => {
+            Some(known) => {
+                let item = &known.item;
                 let learned = add_aliases(tx, item.id, &aliases)?;
                 let new_source = add_source(tx, item.id, batch.source, now)?;
-                let updated = update_item(tx, &item, entry, now)?;
+                let updated = update_item(tx, &known, entry, batch.source, now)?;
                 changed |= new_source || updated || learned > 0;
                 source_changed |= new_source;
                 if updated {
@@ -202,28 +207,41 @@ pub(super) const ITEM_SCOPES: &str =
     "SELECT 'source:' || source FROM item_sources WHERE item_id = ?1
      UNION ALL SELECT 'rule:' || rule FROM matches WHERE item_id = ?1";
 
-/// Whether a capture with this content hash is recorded.
-pub(super) fn capture_exists(conn: &Connection, hash: &str) -> Result<bool, StoreError> {
+/// Whether `source` has ingested a capture with this content hash.
+pub(super) fn capture_exists(
+    conn: &Connection,
+    source: &str,
+    hash: &str,
+) -> Result<bool, StoreError> {
     let mut stmt = conn
         .prepare_cached(CAPTURE_EXISTS)
         .ctx("preparing the capture lookup")?;
-    stmt.exists([hash]).ctx("looking up a capture")
+    stmt.exists([source, hash]).ctx("looking up a capture")
 }
 
-/// The known item `entry` is, if any: the item of its most specific alias that is not
-/// a different arXiv paper. Probes the alias index alone (most entries of a page are
-/// either all new or all known) and reads the whole row only for the item found.
+/// A stored item an entry was found to be, with what the store knows it as.
+struct Known {
+    item: StoredItem,
+    /// What the item is (`arxiv:`, `guid:`, `url:`), `None` when it is known by its
+    /// title alone.
+    ident: Option<String>,
+}
+
+/// The known item `entry` is, if any: the item of its most specific alias that is the
+/// same thing (see [`same_thing`]). Probes the alias index alone (most entries of a
+/// page are either all new or all known) and reads the whole row only for the item
+/// found.
 fn find_item(
     conn: &Connection,
     entry: &Entry,
     aliases: &[String],
-) -> Result<Option<StoredItem>, StoreError> {
-    let entry_arxiv = entry.arxiv_id.as_deref().map(normalize_arxiv_id);
+) -> Result<Option<Known>, StoreError> {
+    let entry_ident = entry.ident();
     let mut stmt = conn
         .prepare_cached(ALIAS_OWNER)
         .ctx("preparing the alias lookup")?;
     for alias in aliases {
-        let Some((id, arxiv_id)) = stmt
+        let Some((id, ident)) = stmt
             .query_row([alias], |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
             })
@@ -232,24 +250,37 @@ fn find_item(
         else {
             continue;
         };
-        let other_paper = matches!(
-            (&entry_arxiv, &arxiv_id),
-            (Some(ours), Some(theirs)) if ours != theirs
-        );
-        if !other_paper {
+        let by_title = alias.starts_with("title:");
+        if same_thing(entry_ident.as_deref(), ident.as_deref(), by_title) {
             let mut stmt = conn.prepare_cached(BY_ID).ctx("preparing the item read")?;
-            return stmt
+            let item = stmt
                 .query_row([id], item_from_row)
                 .optional()
-                .ctx("reading a known item");
+                .ctx("reading a known item")?;
+            return Ok(item.map(|item| Known { item, ident }));
         }
     }
     Ok(None)
 }
 
-/// The item id and arXiv id behind an alias.
+/// Whether an entry with id `ours` and an item with id `theirs`, which share an alias,
+/// are one thing. By title, only when one of them has no id: a text capture finds the
+/// paper a richer page recorded, but a post titled like a paper is not the paper. By an
+/// id or link, unless both have ids that differ; a link is the weakest id, so a feed
+/// that adds guids to its items finds the items it listed by link before.
+fn same_thing(ours: Option<&str>, theirs: Option<&str>, by_title: bool) -> bool {
+    match (ours, theirs) {
+        (None, _) | (_, None) => true,
+        _ if by_title => false,
+        (Some(ours), Some(theirs)) => {
+            ours == theirs || ours.starts_with("url:") || theirs.starts_with("url:")
+        }
+    }
+}
+
+/// The item id and identity behind an alias.
 pub(super) const ALIAS_OWNER: &str =
-    "SELECT i.id, i.arxiv_id FROM item_keys k JOIN items i ON i.id = k.item_id WHERE k.alias = ?1";
+    "SELECT i.id, i.ident FROM item_keys k JOIN items i ON i.id = k.item_id WHERE k.alias = ?1";
 
 /// Records aliases for `item_id`; one already taken (by this item or, for a title
 /// shared by two papers, by another) is left as it is. Returns how many were new.
@@ -295,10 +326,12 @@ fn insert_item(
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO items (key, title, link, summary, authors, author_count, publisher,
-                                source, published, arxiv_id, format, first_seen, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                                source, published, arxiv_id, format, first_seen, updated_at,
+                                ident, listed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
         )
         .ctx("preparing the item insert")?;
+    let ident = entry.ident();
     let mut insert = |key: &str| {
         stmt.execute(params![
             key,
@@ -309,10 +342,12 @@ fn insert_item(
             entry.author_count,
             non_empty(entry.source.as_deref()),
             batch.source,
-            entry.published.map(ymd),
+            entry.published.map(rfc3339),
             entry.arxiv_id.as_deref().map(normalize_arxiv_id),
             format,
             now,
+            ident,
+            entry.listed.map(rfc3339),
         ])
     };
     // The key is the first alias. Every item key is also an alias, so an unmatched
@@ -352,50 +387,67 @@ fn free_key(conn: &Connection, key: &str) -> Result<String, StoreError> {
     }
 }
 
-/// Brings a known item's stored fields up to date with `entry`: a field changes when
-/// the entry has a non-empty value that differs, so a capture that lacks a field (a
-/// text capture has no links) never erases what a richer one recorded. The title stays
-/// as first seen: it is what readers already know the item by.
+/// Brings a known item up to date with `entry`, seen on `source`, and gives an item
+/// known by its title alone the entry's id.
+///
+/// A capture from another source, or one without an id (a text capture), only fills
+/// the fields the item lacks: the API adds authors to a text capture's item, but no
+/// capture takes over what another said, so fields never flip between captures. The
+/// source that first saw the item edits it with a capture that knows it by its id (a
+/// feed that fixed a summary). The title stays as first seen: it is what readers know
+/// the item by. Returns whether anything changed.
 fn update_item(
     conn: &Connection,
-    item: &StoredItem,
+    known: &Known,
     entry: &Entry,
+    source: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
+    let item = &known.item;
+    let edits = item.source == source && known.ident.is_some() && entry.ident() == known.ident;
     let mut changed = false;
-    // The new value when the entry has a non-empty one that differs, else the stored one.
-    let mut pick = |new: Option<&str>, old: Option<&str>| -> Option<String> {
-        match new {
-            Some(new) if !new.is_empty() && old != Some(new) => {
+    // The entry's non-empty value where it may edit or the item has none, else the
+    // stored one.
+    let mut fill = |old: Option<String>, new: Option<String>| -> Option<String> {
+        let new = new.filter(|n| !n.is_empty());
+        match (old.filter(|o| !o.is_empty()), new) {
+            (Some(old), Some(new)) if edits && old != new => {
                 changed = true;
-                Some(new.to_owned())
+                Some(new)
             }
-            _ => old.map(str::to_owned),
+            (Some(old), _) => Some(old),
+            (None, new) => {
+                changed |= new.is_some();
+                new
+            }
         }
     };
-    let summary = pick(Some(&entry.summary), Some(&item.summary));
-    let link = pick(entry.link.as_deref(), item.link.as_deref());
-    let publisher = pick(entry.source.as_deref(), item.publisher.as_deref());
-    let arxiv_id = pick(
-        entry.arxiv_id.as_deref().map(normalize_arxiv_id).as_deref(),
-        item.arxiv_id.as_deref(),
+    let summary = fill(Some(item.summary.clone()), Some(entry.summary.clone()));
+    let link = fill(item.link.clone(), entry.link.clone());
+    let publisher = fill(item.publisher.clone(), entry.source.clone());
+    let arxiv_id = fill(
+        item.arxiv_id.clone(),
+        entry.arxiv_id.as_deref().map(normalize_arxiv_id),
     );
-    let published = pick(
-        entry.published.map(ymd).as_deref(),
-        item.published.map(ymd).as_deref(),
-    );
-    let authors = if !entry.authors.is_empty() && entry.authors != item.authors {
+    let published = fill(item.published.map(rfc3339), entry.published.map(rfc3339));
+    let listed = fill(item.listed.map(rfc3339), entry.listed.map(rfc3339));
+    // An item known by its title alone becomes what the entry is; one known by its
+    // link becomes its guid, once a feed gives one.
+    let ident = match (&known.ident, entry.ident()) {
+        (None, Some(new)) => Some(new),
+        (Some(old), Some(new)) if old.starts_with("url:") && new.starts_with("guid:") => Some(new),
+        (old, _) => old.clone(),
+    };
+    changed |= ident != known.ident;
+    let new_authors = !entry.authors.is_empty()
+        && (item.authors.is_empty() || (edits && entry.authors != item.authors));
+    let (authors, author_count) = if new_authors {
         changed = true;
-        &entry.authors
+        (&entry.authors, entry.author_count)
     } else {
-        &item.authors
-    };
-    let author_count = match entry.author_count {
-        Some(count) if Some(count) != item.author_count => {
-            changed = true;
-            Some(count)
-        }
-        _ => item.author_count,
+        let count = item.author_count.or(entry.author_count);
+        changed |= count != item.author_count;
+        (&item.authors, count)
     };
     if !changed {
         return Ok(false);
@@ -403,7 +455,8 @@ fn update_item(
     let mut stmt = conn
         .prepare_cached(
             "UPDATE items SET summary = ?2, link = ?3, authors = ?4, author_count = ?5,
-                              publisher = ?6, published = ?7, arxiv_id = ?8, updated_at = ?9
+                              publisher = ?6, published = ?7, arxiv_id = ?8, updated_at = ?9,
+                              ident = ?10, listed = ?11
               WHERE id = ?1",
         )
         .ctx("preparing the item update")?;
@@ -417,6 +470,8 @@ fn update_item(
         published,
         arxiv_id,
         now,
+        ident,
+        listed,
     ])
     .ctx("updating an item")?;
     Ok(true)
@@ -497,9 +552,9 @@ fn authors_json(authors: &[String]) -> String {
     serde_json::Value::from(authors.to_vec()).to_string()
 }
 
-/// A date as the store keeps it: `YYYY-MM-DD`.
-fn ymd(date: chrono::NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
+/// A timestamp as the store keeps it: RFC 3339 with its offset.
+fn rfc3339(t: Timestamp) -> String {
+    t.to_rfc3339()
 }
 
 fn non_empty(text: Option<&str>) -> Option<&str> {
@@ -509,6 +564,28 @@ fn non_empty(text: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_decide_whether_a_shared_alias_is_one_thing() {
+        // A text capture (no id) is whatever item its title names.
+        assert!(same_thing(None, Some("arxiv:2110.03336"), true));
+        assert!(same_thing(Some("arxiv:2110.03336"), None, true));
+        // A post titled like a paper is not the paper.
+        assert!(!same_thing(
+            Some("guid:p42"),
+            Some("arxiv:2110.03336"),
+            true
+        ));
+        assert!(!same_thing(Some("arxiv:1"), Some("arxiv:2"), true));
+        // By id: the same id, or a link that a guid now names.
+        assert!(same_thing(Some("arxiv:1"), Some("arxiv:1"), false));
+        assert!(same_thing(
+            Some("guid:a"),
+            Some("url:https://x.org/a"),
+            false
+        ));
+        assert!(!same_thing(Some("guid:a"), Some("guid:b"), false));
+    }
 
     #[test]
     fn digest_due_time_is_the_end_of_an_epoch_aligned_window() {

@@ -3,6 +3,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::OptionalExtension;
 
+use crate::entry::{day_start, Timestamp};
+
 use super::{bad_column, time_col, Ctx, ItemFilter, Store, StoreError, StoredItem};
 
 /// The columns [`item_from_row`] reads, in its order, from `items` aliased `i`.
@@ -11,13 +13,13 @@ use super::{bad_column, time_col, Ctx, ItemFilter, Store, StoreError, StoredItem
 macro_rules! item_columns {
     () => {
         "i.id, i.key, i.title, i.link, i.summary, i.authors, i.author_count, i.publisher, \
-         i.source, i.published, i.arxiv_id, i.format, i.first_seen, i.updated_at"
+         i.source, i.published, i.arxiv_id, i.format, i.first_seen, i.updated_at, i.listed"
     };
 }
 pub(super) use item_columns;
 
 /// How many columns [`item_columns!`] names: where a joined query's own columns start.
-pub(super) const ITEM_COLUMN_COUNT: usize = 14;
+pub(super) const ITEM_COLUMN_COUNT: usize = 15;
 
 /// Every item, newest first.
 pub(super) const LIST_ALL: &str = concat!(
@@ -56,6 +58,7 @@ pub(super) const BY_ID: &str = concat!("SELECT ", item_columns!(), " FROM items 
 pub(super) fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
     let authors: String = row.get(5)?;
     let published: Option<String> = row.get(9)?;
+    let listed: Option<String> = row.get(14)?;
     Ok(StoredItem {
         id: row.get(0)?,
         key: row.get(1)?,
@@ -66,16 +69,25 @@ pub(super) fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredI
         author_count: row.get(6)?,
         publisher: row.get(7)?,
         source: row.get(8)?,
-        published: published
-            .map(|date| {
-                NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|err| bad_column(9, err))
-            })
-            .transpose()?,
+        published: published.map(|t| timestamp_col(&t, 9)).transpose()?,
+        listed: listed.map(|t| timestamp_col(&t, 14)).transpose()?,
         arxiv_id: row.get(10)?,
         format: row.get(11)?,
         first_seen: time_col(row, 12)?,
         updated_at: time_col(row, 13)?,
     })
+}
+
+/// Decodes a timestamp stored in column `idx`: RFC 3339, or a bare `YYYY-MM-DD` as
+/// schema 3 and before wrote it (that day's start in UTC).
+fn timestamp_col(text: &str, idx: usize) -> rusqlite::Result<Timestamp> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|err| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(day_start)
+                .map_err(|_| err)
+        })
+        .map_err(|err| bad_column(idx, err))
 }
 
 /// Decodes a JSON array of strings stored in column `idx`.
@@ -176,8 +188,8 @@ impl Store {
         Ok(changed)
     }
 
-    /// Whether a capture with this content hash was ingested.
-    pub fn has_capture(&self, hash: &str) -> Result<bool, StoreError> {
-        super::ingest::capture_exists(&self.conn, hash)
+    /// Whether `source` already ingested a capture with this content hash.
+    pub fn has_capture(&self, source: &str, hash: &str) -> Result<bool, StoreError> {
+        super::ingest::capture_exists(&self.conn, source, hash)
     }
 }

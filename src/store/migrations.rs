@@ -132,6 +132,37 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     DROP TRIGGER items_counted_in;
     "#,
+    // 4: identity and time as ARCHITECTURE.md states them.
+    // - `ident` is what an item *is* (arxiv:/guid:/url:), NULL for one known by its title
+    //   alone: two items with different idents are never merged. Items made before kept
+    //   their key as it; a key's '#n' suffix only told two keys apart.
+    // - `listed` is when the listing says the item appeared (RFC 3339); `published` now
+    //   holds RFC 3339 too (older rows keep YYYY-MM-DD, read as that day's start in UTC).
+    // - Captures are recorded per source: the same bytes on two sources are two pages.
+    r#"
+    ALTER TABLE items ADD COLUMN ident TEXT;
+    ALTER TABLE items ADD COLUMN listed TEXT;
+    UPDATE items SET ident = CASE
+        WHEN arxiv_id IS NOT NULL AND arxiv_id <> '' THEN 'arxiv:' || arxiv_id
+        WHEN key LIKE 'url:%' AND instr(key, '#') > 0 THEN substr(key, 1, instr(key, '#') - 1)
+        WHEN key LIKE 'url:%' THEN key
+    END;
+
+    CREATE TABLE captures_per_source (
+        source     TEXT NOT NULL,
+        hash       TEXT NOT NULL,
+        origin     TEXT NOT NULL,
+        format     TEXT NOT NULL,
+        entries    INTEGER NOT NULL,
+        new_items  INTEGER NOT NULL,
+        seen_at    INTEGER NOT NULL,
+        PRIMARY KEY (source, hash)
+    ) WITHOUT ROWID;
+    INSERT INTO captures_per_source (source, hash, origin, format, entries, new_items, seen_at)
+         SELECT source, hash, origin, format, entries, new_items, seen_at FROM captures;
+    DROP TABLE captures;
+    ALTER TABLE captures_per_source RENAME TO captures;
+    "#,
 ];
 
 /// The schema version this build writes: one per migration.

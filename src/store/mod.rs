@@ -21,11 +21,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::entry::Entry;
+use crate::entry::{Entry, Timestamp};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -153,8 +153,10 @@ pub struct StoredItem {
     pub publisher: Option<String>,
     /// The lookout source that first saw the item.
     pub source: String,
-    /// Publication date, when known.
-    pub published: Option<NaiveDate>,
+    /// When the thing itself was published, when known (see [`Entry::published`]).
+    pub published: Option<Timestamp>,
+    /// When a listing says the item appeared, when known (see [`Entry::listed`]).
+    pub listed: Option<Timestamp>,
     /// arXiv id, when known.
     pub arxiv_id: Option<String>,
     /// Format that first parsed it.

@@ -118,7 +118,10 @@ fn environment(msg: &Message) -> Vec<(&'static str, String)> {
             ("LOOKOUT_SOURCE", clean(&item.source)),
             (
                 "LOOKOUT_PUBLISHED",
-                item.published.map(|d| d.to_string()).unwrap_or_default(),
+                item.published
+                    .as_ref()
+                    .map(crate::entry::timestamp_text)
+                    .unwrap_or_default(),
             ),
             ("LOOKOUT_MATCHED", clean(&item.matched.join(", "))),
         ]);
