@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod entry;
 pub mod feed;
 pub mod live;
+pub mod logging;
 pub mod metrics;
 pub mod parse;
 pub mod publish;

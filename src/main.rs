@@ -1,6 +1,6 @@
 //! The `lookout` command line: parse arguments, call the library. Thin on purpose.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -22,27 +22,13 @@ fn main() -> std::process::ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    init_logging();
+    lookout::logging::init();
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lookout: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if std::env::var("LOOKOUT_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 

@@ -95,8 +95,13 @@ impl Daemon {
             let l = log.lock().unwrap();
             l.lines()
                 .find(|line| line.contains("lookout running"))
-                .and_then(|line| line.split("listen=").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
+                // `listen=ADDR` in human lines, `"listen":"ADDR"` in JSON ones.
+                .and_then(|line| {
+                    line.split("listen=")
+                        .nth(1)
+                        .or_else(|| line.split("\"listen\":\"").nth(1))
+                })
+                .and_then(|rest| rest.split(|c: char| c.is_whitespace() || c == '"').next())
                 .map(str::to_owned)
         });
         // "lookout running" (and READY) comes only once every drop folder is watched:
