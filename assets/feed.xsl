@@ -184,8 +184,61 @@
   </xsl:template>
 
   <!-- Escaped HTML shown as text: tags dropped, paragraph ends and <br> as line
-       breaks, entities decoded. -->
+       breaks, entities decoded.
+       XSLT 1.0 has no loops, and the templates below recurse once per tag and per
+       entity; libxslt stops at 3000 nested calls, so one summary of 5,000 "&" would stop
+       the whole page. Long text is therefore cut in halves first (at a point outside any
+       entity or tag), which keeps the depth near 2 x 256 + log2(length). -->
   <xsl:template name="html-as-text">
+    <xsl:param name="s"/>
+    <xsl:variable name="n" select="string-length($s)"/>
+    <xsl:choose>
+      <xsl:when test="$n &gt; 256">
+        <xsl:variable name="mid" select="floor($n div 2)"/>
+        <!-- Entities and our tags are at most 6 characters long: one that crosses the
+             middle starts in the 8 characters ending there. Cut before the first. -->
+        <xsl:variable name="window" select="substring($s, $mid - 7, 8)"/>
+        <xsl:variable name="amp">
+          <xsl:choose>
+            <xsl:when test="contains($window, '&amp;')">
+              <xsl:value-of select="string-length(substring-before($window, '&amp;'))"/>
+            </xsl:when>
+            <xsl:otherwise>8</xsl:otherwise>
+          </xsl:choose>
+        </xsl:variable>
+        <xsl:variable name="lt">
+          <xsl:choose>
+            <xsl:when test="contains($window, '&lt;')">
+              <xsl:value-of select="string-length(substring-before($window, '&lt;'))"/>
+            </xsl:when>
+            <xsl:otherwise>8</xsl:otherwise>
+          </xsl:choose>
+        </xsl:variable>
+        <xsl:variable name="cut">
+          <xsl:choose>
+            <xsl:when test="$amp &lt; 8 or $lt &lt; 8">
+              <xsl:value-of select="$mid - 8 + $amp * ($amp &lt;= $lt) + $lt * ($lt &lt; $amp)"/>
+            </xsl:when>
+            <xsl:otherwise><xsl:value-of select="$mid"/></xsl:otherwise>
+          </xsl:choose>
+        </xsl:variable>
+        <xsl:call-template name="html-as-text">
+          <xsl:with-param name="s" select="substring($s, 1, $cut)"/>
+        </xsl:call-template>
+        <xsl:call-template name="html-as-text">
+          <xsl:with-param name="s" select="substring($s, $cut + 1)"/>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise>
+        <xsl:call-template name="html-as-text-linear">
+          <xsl:with-param name="s" select="$s"/>
+        </xsl:call-template>
+      </xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
+
+  <!-- html-as-text over a short string: one call per tag. -->
+  <xsl:template name="html-as-text-linear">
     <xsl:param name="s"/>
     <xsl:choose>
       <xsl:when test="contains($s, '&lt;')">
@@ -201,7 +254,7 @@
                       and normalize-space($after)">
           <br/>
         </xsl:if>
-        <xsl:call-template name="html-as-text">
+        <xsl:call-template name="html-as-text-linear">
           <xsl:with-param name="s" select="$after"/>
         </xsl:call-template>
       </xsl:when>
