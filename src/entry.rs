@@ -52,6 +52,47 @@ pub struct Entry {
     pub format: &'static str,
 }
 
+/// The longest field values an entry keeps (issue 13.11). Pages are hostile: a 1 MB
+/// title would be stored, served in every feed and mailed in every alert. These are
+/// far above what any real listing holds (arXiv caps abstracts at 1,920 characters),
+/// and what a reader can show.
+pub mod caps {
+    /// Title, in characters.
+    pub const TITLE: usize = 500;
+    /// Summary, in characters.
+    pub const SUMMARY: usize = 10_000;
+    /// One author name, in characters.
+    pub const AUTHOR: usize = 200;
+    /// Author names kept (`author_count` keeps the full count).
+    pub const AUTHORS: usize = 300;
+    /// Publisher or venue, in characters.
+    pub const SOURCE: usize = 200;
+    /// Link, in bytes. A longer link is dropped, not cut: a cut link leads elsewhere.
+    pub const LINK: usize = 2_048;
+    /// Guid, in bytes. A longer guid is replaced by `sha256:<hex>` of itself, which
+    /// keeps it unique.
+    pub const GUID: usize = 1_000;
+}
+
+/// What marks a value that [`Entry::cap_fields`] cut short.
+pub const CUT_MARKER: char = '…';
+
+/// Cuts `text` to at most `max` characters, the last being [`CUT_MARKER`], on a
+/// character boundary. True when it cut.
+fn cap_chars(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false; // fewer bytes than `max` means fewer characters too
+    }
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((at, _)) if text[at..].chars().nth(1).is_some() => {
+            text.truncate(at);
+            text.push(CUT_MARKER);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A point in time as a page wrote it, offset included.
 pub type Timestamp = DateTime<FixedOffset>;
 
@@ -99,6 +140,35 @@ impl Entry {
             return Some(format!("guid:{guid}"));
         }
         self.url_alias()
+    }
+
+    /// Holds every field to its [`caps`]: text is cut on a character boundary and
+    /// ends in [`CUT_MARKER`], an over-long link is dropped, an over-long guid becomes
+    /// its SHA-256. Every parsed page goes through it.
+    pub fn cap_fields(&mut self) {
+        cap_chars(&mut self.title, caps::TITLE);
+        cap_chars(&mut self.summary, caps::SUMMARY);
+        if self.authors.len() > caps::AUTHORS {
+            let count = u32::try_from(self.authors.len()).unwrap_or(u32::MAX);
+            self.author_count = Some(self.author_count.unwrap_or(0).max(count));
+            self.authors.truncate(caps::AUTHORS);
+        }
+        for name in &mut self.authors {
+            cap_chars(name, caps::AUTHOR);
+        }
+        if let Some(source) = &mut self.source {
+            cap_chars(source, caps::SOURCE);
+        }
+        if self.link.as_ref().is_some_and(|l| l.len() > caps::LINK) {
+            self.link = None;
+        }
+        if let Some(guid) = self.guid.as_mut().filter(|g| g.len() > caps::GUID) {
+            use sha2::Digest;
+            *guid = format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(guid.as_bytes()))
+            );
+        }
     }
 
     /// `url:<normalized link>` for an entry that is not a paper and has a link.
@@ -380,6 +450,41 @@ mod tests {
             text_capture.key(),
             "title:frame averaging for invariant and equivariant network design"
         );
+    }
+
+    #[test]
+    fn fields_are_capped_on_character_boundaries_with_a_marker() {
+        let mut e = Entry {
+            title: "é".repeat(1 << 20),
+            summary: "s".repeat(caps::SUMMARY),
+            authors: vec!["n".repeat(10_000); 1_000],
+            source: Some("日".repeat(300)),
+            link: Some(format!("https://example.org/{}", "a".repeat(1 << 20))),
+            guid: Some("g".repeat(5_000)),
+            ..Entry::default()
+        };
+        e.cap_fields();
+        assert_eq!(e.title.chars().count(), caps::TITLE);
+        assert!(e.title.ends_with(CUT_MARKER) && e.title.starts_with("éé"));
+        assert_eq!(
+            e.summary.len(),
+            caps::SUMMARY,
+            "exactly at the cap: kept whole"
+        );
+        assert!(!e.summary.ends_with(CUT_MARKER));
+        assert_eq!(e.authors.len(), caps::AUTHORS);
+        assert_eq!(e.author_count, Some(1_000));
+        assert_eq!(e.authors[0].chars().count(), caps::AUTHOR);
+        assert_eq!(
+            e.source.as_deref().map(|s| s.chars().count()),
+            Some(caps::SOURCE)
+        );
+        assert_eq!(e.link, None);
+        let guid = e.guid.clone().expect("guid");
+        assert!(guid.starts_with("sha256:") && guid.len() == 71);
+        let before = e.clone();
+        e.cap_fields();
+        assert_eq!(e, before, "capping twice changes nothing");
     }
 
     #[test]

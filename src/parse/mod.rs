@@ -188,9 +188,11 @@ pub fn parse_page(
             .ok_or_else(|| ParseError::UnknownFormat(format.to_owned()))?;
         (chosen, chosen.parse(&text, ctx))
     };
+    let mut entries = entries?;
+    entries.iter_mut().for_each(Entry::cap_fields);
     Ok(Parsed {
         format: chosen.name(),
-        entries: entries?,
+        entries,
     })
 }
 
