@@ -216,3 +216,80 @@ pub(super) fn migrate(conn: &mut rusqlite::Connection) -> Result<(), StoreError>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Entry;
+    use crate::store::{Ingest, NoRules, Store};
+
+    /// A store written by schema 3 keeps its items' identities: an item keyed by its
+    /// link is the same post once its feed adds guids, a paper stays the paper, and a
+    /// page a source ingested before is still known to that source.
+    #[test]
+    fn schema_3_items_keep_their_identity_after_the_upgrade() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lookout.db");
+        {
+            let conn = rusqlite::Connection::open(&path).expect("open");
+            for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+                conn.execute_batch(sql).expect("old schema");
+                conn.pragma_update(None, "user_version", i as i64 + 1)
+                    .expect("version");
+            }
+            conn.execute_batch(
+                "INSERT INTO items (id, key, title, link, source, arxiv_id, format, published,
+                                    first_seen, updated_at)
+                 VALUES (1, 'url:https://blog.example.org/p/1', 'A post',
+                         'https://blog.example.org/p/1', 'blog', NULL, 'feed', '2026-05-19', 0, 0),
+                        (2, 'title:a paper', 'A Paper', NULL, 'hf', '2401.00001', 'hf-papers',
+                         NULL, 0, 0);
+                 INSERT INTO item_keys VALUES ('url:https://blog.example.org/p/1', 1),
+                                              ('title:a post', 1),
+                                              ('arxiv:2401.00001', 2), ('title:a paper', 2);
+                 INSERT INTO captures VALUES ('h1', 'blog', 'test', 'feed', 1, 1, 0);
+                 UPDATE generation SET items = 2;",
+            )
+            .expect("old rows");
+        }
+        let mut store = Store::open(&path).expect("upgrade");
+        assert!(store.has_capture("blog", "h1").expect("capture"));
+        assert!(!store.has_capture("other", "h1").expect("capture"));
+        let post = store
+            .item_by_key("url:https://blog.example.org/p/1")
+            .expect("read");
+        let published = post.and_then(|p| p.published).map(|t| t.to_rfc3339());
+        assert_eq!(published.as_deref(), Some("2026-05-19T00:00:00+00:00"));
+        let entries = [
+            Entry {
+                title: "A post".into(),
+                link: Some("https://blog.example.org/p/1".into()),
+                guid: Some("tag:blog.example.org,2026:1".into()),
+                format: "feed",
+                ..Entry::default()
+            },
+            Entry {
+                title: "A Paper".into(),
+                arxiv_id: Some("2401.00001".into()),
+                format: "hf-papers",
+                ..Entry::default()
+            },
+        ];
+        let report = store
+            .ingest(
+                &Ingest {
+                    source: "blog",
+                    origin: "test",
+                    content_hash: Some("h2"),
+                    format: "feed",
+                    entries: &entries,
+                    seen_at: chrono::Utc::now(),
+                    alerts: true,
+                },
+                &NoRules,
+            )
+            .expect("ingest");
+        assert_eq!(report.new, 0, "nothing is announced again: {report:?}");
+        assert_eq!(store.item_count().expect("count"), 2);
+    }
+}
