@@ -31,6 +31,9 @@ pub struct StatusView {
     pub generated_at: DateTime<Utc>,
     /// The error of the last refused config reload, while the old config still runs.
     pub reload_error: Option<String>,
+    /// What is wrong with the store (it cannot write, or is damaged, and what to do),
+    /// shown at the top of the page; `None` while it is healthy.
+    pub store_problem: Option<String>,
     /// Every configured source and its state.
     pub sources: Vec<SourceView>,
     /// The newest items, newest first.
@@ -184,6 +187,15 @@ pub fn render_status_page(view: &StatusView) -> String {
             "<div class=\"notice\" id=\"reload-error\" role=\"alert\"><strong>The last config \
              reload was refused</strong>; the previous config is still running.<pre>{}</pre></div>\n",
             escape_html(err)
+        ));
+    }
+
+    if let Some(problem) = &view.store_problem {
+        html.push_str(&format!(
+            "<div class=\"notice\" id=\"store-problem\" role=\"alert\"><strong>The store \
+             needs attention</strong>: new captures wait in their folders and alerts are not \
+             sent.<pre>{}</pre></div>\n",
+            escape_html(problem)
         ));
     }
 
@@ -424,6 +436,7 @@ mod tests {
             version: "0.1.0".into(),
             generated_at: now,
             reload_error: None,
+            store_problem: None,
             sources: vec![
                 SourceView {
                     name: "drop".into(),

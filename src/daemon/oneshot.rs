@@ -51,6 +51,10 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
             outbox_wake: Arc::new(Notify::new()),
             metrics: metrics.clone(),
             pulse: None,
+            health: crate::store::StoreHealth::new(Some(super::database_path(&config))),
+            // A one-pass run answers a page the store cannot take at once (the file
+            // stays for the next pass) instead of waiting for the store.
+            stopping: None,
         },
     ));
     let gate = HostGate::new(config.http.min_host_gap.0);
@@ -119,7 +123,15 @@ async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>, metrics: &M
         return;
     }
     let wake = Arc::new(Notify::new());
-    let worker = OutboxTask::start(store.clone(), notifiers, Arc::clone(&wake), metrics, None);
+    let health = crate::store::StoreHealth::new(None);
+    let worker = OutboxTask::start(
+        store.clone(),
+        notifiers,
+        Arc::clone(&wake),
+        metrics,
+        None,
+        &health,
+    );
     wake.notify_one();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while due(store.clone()).await && tokio::time::Instant::now() < deadline {

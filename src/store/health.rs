@@ -19,7 +19,8 @@
 //! on the store watch [`StoreHealth::subscribe`] instead of retrying in a loop.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rusqlite::ErrorCode;
@@ -141,7 +142,27 @@ pub fn recovery_advice(path: &Path) -> String {
 pub struct StoreHealth {
     state: Arc<watch::Sender<Condition>>,
     path: Option<PathBuf>,
+    quiet: Arc<Mutex<Quiet>>,
 }
+
+/// Keeps a store that flaps between "cannot write" and "writes again" (a nearly full
+/// disk: a small write fits, the next ingest does not) from filling the log, and a
+/// stream of corruption reports from running the integrity check each time.
+#[derive(Debug, Default)]
+struct Quiet {
+    /// When a change between healthy and unable to write was last logged.
+    logged: Option<Instant>,
+    /// Changes since then that were not logged.
+    unlogged: u32,
+    /// When the integrity check last passed.
+    checked: Option<Instant>,
+}
+
+/// Least time between two logged changes between healthy and unable to write.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Least time between integrity checks run because SQLite reported corruption.
+const CHECK_EVERY: Duration = Duration::from_secs(60);
 
 impl StoreHealth {
     /// A healthy store at `path` (named in the recovery advice; `None` in memory).
@@ -149,7 +170,25 @@ impl StoreHealth {
         StoreHealth {
             state: Arc::new(watch::Sender::new(Condition::Healthy)),
             path,
+            quiet: Arc::new(Mutex::new(Quiet::default())),
         }
+    }
+
+    fn quiet(&self) -> std::sync::MutexGuard<'_, Quiet> {
+        self.quiet.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a change between healthy and unable to write is logged now, and how
+    /// many went unlogged before it (at most one line per [`LOG_EVERY`]).
+    fn log_change(&self) -> Option<u32> {
+        let mut quiet = self.quiet();
+        let now = Instant::now();
+        if quiet.logged.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
+            quiet.unlogged += 1;
+            return None;
+        }
+        quiet.logged = Some(now);
+        Some(std::mem::take(&mut quiet.unlogged))
     }
 
     /// The condition now.
@@ -178,7 +217,10 @@ impl StoreHealth {
             }
         });
         if recovered {
-            tracing::info!("store: writes succeed again; held captures and deliveries resume");
+            if let Some(unlogged) = self.log_change() {
+                tracing::info!(unlogged_changes = unlogged,
+                    "store: writes succeed again; held captures and deliveries resume");
+            }
         }
     }
 
@@ -190,13 +232,27 @@ impl StoreHealth {
         let fault = error.fault();
         match fault {
             Fault::Temporary => self.cannot_write(error),
-            Fault::Corrupt => match store.quick_check() {
-                Ok(None) => tracing::warn!(error = %error,
-                    "store: SQLite reported corruption but the integrity check passes; going on"),
-                Ok(Some(report)) => self.corrupt(&report),
-                // The check itself could not run: the error is all there is to go on.
-                Err(_) => self.corrupt(&error.to_string()),
-            },
+            Fault::Corrupt => {
+                let recently = self
+                    .quiet()
+                    .checked
+                    .is_some_and(|at| at.elapsed() < CHECK_EVERY);
+                // Known damaged, or found intact a moment ago: the check would say so
+                // again, and it reads the whole file.
+                if self.condition().is_intact() && !recently {
+                    match store.quick_check() {
+                        Ok(None) => {
+                            self.quiet().checked = Some(Instant::now());
+                            tracing::warn!(error = %error,
+                                "store: SQLite reported corruption but the integrity check \
+                                 passes; going on");
+                        }
+                        Ok(Some(report)) => self.corrupt(&report),
+                        // The check itself could not run: the error is all there is.
+                        Err(_) => self.corrupt(&error.to_string()),
+                    }
+                }
+            }
             Fault::Other => {}
         }
         fault
@@ -217,9 +273,11 @@ impl StoreHealth {
             }
         });
         if changed {
-            tracing::error!(%error,
-                "store: cannot write; captures stay in their folders and deliveries pause \
-                 until a write succeeds again (is the disk full?)");
+            if let Some(unlogged) = self.log_change() {
+                tracing::error!(%error, unlogged_changes = unlogged,
+                    "store: cannot write; captures stay in their folders and deliveries \
+                     pause until a write succeeds again (is the disk full?)");
+            }
         }
     }
 
