@@ -465,9 +465,10 @@ impl Worker {
             return self.options.poll;
         }
         let now = Instant::now();
+        // Just paused: the store has only now failed; give it the first step.
         let blocked = *self.blocked.get_or_insert(Blocked {
             tries: 0,
-            next_try: now,
+            next_try: now + self.options.store_retry_base,
         });
         if now < blocked.next_try {
             return blocked.next_try - now;

@@ -283,12 +283,18 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, mut p: Pipeline) {
                     fetch_state,
                     parse_seconds: seconds,
                     reply,
+                    held: false,
                 }),
                 Err(e) => tracing::error!(error = %e, "parse task failed"),
             }
         }
         if !group.is_empty() {
             held.pages = p.ingest(group).await;
+            if !held.pages.is_empty() {
+                // The store just failed: give it the first backoff step before the
+                // next try, unless it says sooner that it writes again.
+                held.next_try = Some(tokio::time::Instant::now() + HOLD_RETRY_BASE);
+            }
         }
     }
     let _ = parser.await;
@@ -309,6 +315,8 @@ struct Ready {
     fetch_state: Option<FetchState>,
     parse_seconds: f64,
     reply: oneshot::Sender<Outcome>,
+    /// Held before: the store could not take it on an earlier try.
+    held: bool,
 }
 
 /// Records the fetch state HTTP sources sent with their pages, for the pages stored or
@@ -414,7 +422,7 @@ impl Pipeline {
         for ready in group {
             pages.push(ready.page);
             states.push(ready.fetch_state);
-            answers.push((ready.parse_seconds, ready.reply));
+            answers.push((ready.parse_seconds, ready.reply, ready.held));
         }
         let store = self.store.clone();
         let matcher = self.live.matcher();
@@ -449,20 +457,23 @@ impl Pipeline {
         let hold = self.holds() && !self.health.condition().is_healthy();
         let share = started.elapsed().as_secs_f64() / pages.len() as f64;
         let mut held = Vec::new();
-        for ((((page, prepared), outcome), (parse_seconds, reply)), fetch_state) in pages
+        for ((((page, prepared), outcome), (parse_seconds, reply, was_held)), fetch_state) in pages
             .into_iter()
             .zip(outcomes)
             .zip(answers)
             .zip(states)
         {
             if hold && matches!(outcome, Outcome::Deferred { .. }) {
-                tracing::info!(source = %page.source, origin = %page.origin,
-                    "page held until the store can take it");
+                if !was_held {
+                    tracing::info!(source = %page.source, origin = %page.origin,
+                        "page held until the store can take it");
+                }
                 held.push(Ready {
                     page: (page, prepared),
                     fetch_state,
                     parse_seconds,
                     reply,
+                    held: true,
                 });
                 continue;
             }

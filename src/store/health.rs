@@ -150,9 +150,11 @@ pub struct StoreHealth {
 /// stream of corruption reports from running the integrity check each time.
 #[derive(Debug, Default)]
 struct Quiet {
-    /// When a change between healthy and unable to write was last logged.
+    /// When a spell of "cannot write" was last logged.
     logged: Option<Instant>,
-    /// Changes since then that were not logged.
+    /// Whether the current spell was logged (then so is its end).
+    spell_logged: bool,
+    /// Spells since the last logged one that were not logged.
     unlogged: u32,
     /// When the integrity check last passed.
     checked: Option<Instant>,
@@ -178,16 +180,18 @@ impl StoreHealth {
         self.quiet.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether a change between healthy and unable to write is logged now, and how
-    /// many went unlogged before it (at most one line per [`LOG_EVERY`]).
-    fn log_change(&self) -> Option<u32> {
+    /// Whether a spell of "cannot write" that starts now is logged, and how many went
+    /// unlogged before it: at most one spell per [`LOG_EVERY`] is, with its end.
+    fn log_spell(&self) -> Option<u32> {
         let mut quiet = self.quiet();
         let now = Instant::now();
         if quiet.logged.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
             quiet.unlogged += 1;
+            quiet.spell_logged = false;
             return None;
         }
         quiet.logged = Some(now);
+        quiet.spell_logged = true;
         Some(std::mem::take(&mut quiet.unlogged))
     }
 
@@ -216,11 +220,8 @@ impl StoreHealth {
                 false
             }
         });
-        if recovered {
-            if let Some(unlogged) = self.log_change() {
-                tracing::info!(unlogged_changes = unlogged,
-                    "store: writes succeed again; held captures and deliveries resume");
-            }
+        if recovered && self.quiet().spell_logged {
+            tracing::info!("store: writes succeed again; held captures and deliveries resume");
         }
     }
 
@@ -273,8 +274,8 @@ impl StoreHealth {
             }
         });
         if changed {
-            if let Some(unlogged) = self.log_change() {
-                tracing::error!(%error, unlogged_changes = unlogged,
+            if let Some(unlogged) = self.log_spell() {
+                tracing::error!(%error, unlogged_spells = unlogged,
                     "store: cannot write; captures stay in their folders and deliveries \
                      pause until a write succeeds again (is the disk full?)");
             }
