@@ -231,7 +231,8 @@ async fn healthz(State(s): State<AppState>) -> Response {
     let store_json = |condition: &store::Condition| {
         let (error, since) = match condition {
             store::Condition::Healthy => (None, None),
-            store::Condition::CannotWrite { since, .. } | store::Condition::Corrupt { since, .. } => {
+            store::Condition::CannotWrite { since, .. }
+            | store::Condition::Corrupt { since, .. } => {
                 (condition.problem(), Some(since.to_rfc3339()))
             }
         };
@@ -295,7 +296,9 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 store::Condition::CannotWrite { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, "store cannot write")
                 }
-                store::Condition::Corrupt { .. } => (StatusCode::SERVICE_UNAVAILABLE, "store damaged"),
+                store::Condition::Corrupt { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "store damaged")
+                }
             };
             let body = serde_json::json!({
                 "status": status,

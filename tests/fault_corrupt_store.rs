@@ -104,7 +104,10 @@ fn a_damaged_store_is_reported_once_and_keeps_captures_in_the_folder() {
         "{body}"
     );
 
-    setup.drop_file("late.xml", &std::fs::read(fixture_path("aitopics_energy.txt")).unwrap());
+    setup.drop_file(
+        "late.xml",
+        &std::fs::read(fixture_path("aitopics_energy.txt")).unwrap(),
+    );
     wait_for(Duration::from_secs(20), "the capture to be held", || {
         daemon
             .log()
@@ -114,13 +117,19 @@ fn a_damaged_store_is_reported_once_and_keeps_captures_in_the_folder() {
     });
     assert!(setup.drop.join("late.xml").exists(), "kept in the folder");
     assert!(!setup.drop.join("processed/late.xml").exists());
-    assert!(!setup.drop.join("failed/late.xml").exists(), "not refused either");
+    assert!(
+        !setup.drop.join("failed/late.xml").exists(),
+        "not refused either"
+    );
     // Asked again: still reported, still not logged again.
     let (status, _, _) = get(&format!("{}/healthz", daemon.base), &[]);
     assert_eq!(status, 503);
     let (status, _, page) = get(&format!("{}/", daemon.base), &[]);
     let page = String::from_utf8_lossy(&page);
-    assert!(page.contains(".recover"), "status page ({status}) says what to do:\n{page}");
+    assert!(
+        page.contains(".recover"),
+        "status page ({status}) says what to do:\n{page}"
+    );
 
     let log = daemon.log();
     assert!(!log.contains("ingested page"), "nothing ingested:\n{log}");
@@ -133,7 +142,10 @@ fn a_damaged_store_is_reported_once_and_keeps_captures_in_the_folder() {
         .lines()
         .find(|l| l.contains("the database file is damaged"))
         .unwrap_or_default();
-    assert!(line.contains(".recover") && line.contains("backup"), "{line}");
+    assert!(
+        line.contains(".recover") && line.contains("backup"),
+        "{line}"
+    );
 
     // A clean stop: the held capture is let go and stays for the next start.
     let status = daemon.stop(Duration::from_secs(30));
@@ -210,7 +222,11 @@ async fn deliveries_pause_while_the_store_is_damaged() {
     let until = Instant::now() + Duration::from_millis(500);
     while Instant::now() < until {
         assert!(
-            server.received_requests().await.unwrap_or_default().is_empty(),
+            server
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .is_empty(),
             "a delivery went out from a damaged store"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -163,7 +163,9 @@ fn a_full_disk_holds_captures_and_sends_no_alert_twice_until_space_returns() {
     let setup = Setup::new(&webhook_config(&format!("{}/hook", server.uri())));
     let state = setup.dir.path().join("state");
     let Some(_tmpfs) = Tmpfs::mount(&state, "3m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root); the injected-fault test still runs");
+        eprintln!(
+            "skipped: cannot mount a tmpfs here (needs root); the injected-fault test still runs"
+        );
         return;
     };
     let daemon = Daemon::start(&setup.config);
@@ -174,21 +176,29 @@ fn a_full_disk_holds_captures_and_sends_no_alert_twice_until_space_returns() {
     // The first alert is on its way; its outcome will find no room.
     let filler = fill(&state);
 
-    let (status, body) = wait_for(Duration::from_secs(20), "/healthz to report the full disk", || {
-        let (status, body) = healthz(&daemon.base);
-        (status == 503).then_some((status, body))
-    });
+    let (status, body) = wait_for(
+        Duration::from_secs(20),
+        "/healthz to report the full disk",
+        || {
+            let (status, body) = healthz(&daemon.base);
+            (status == 503).then_some((status, body))
+        },
+    );
     assert_eq!(body["status"], "store cannot write", "{body}");
     assert_eq!(body["store"]["writable"], false, "{body}");
     assert!(
-        body["store"]["error"].as_str().is_some_and(|e| e.contains("full")),
+        body["store"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("full")),
         "{body}"
     );
     assert_eq!(status, 503);
     // The gauge follows within the daemon's one-second check.
-    wait_for(Duration::from_secs(10), "the store_writable gauge at 0", || {
-        (metric(&daemon.base, "lookout_store_writable") == Some(0.0)).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "the store_writable gauge at 0",
+        || (metric(&daemon.base, "lookout_store_writable") == Some(0.0)).then_some(()),
+    );
 
     // Captures dropped now cannot be stored: they stay in the folder.
     setup.drop_file("c1.xml", &capture("c1", 3));
@@ -297,14 +307,20 @@ fn full_disk_run_of_400_captures_for_benchmarks() {
     tmpfs.resize("256m");
     let returned = Instant::now();
     let processed = setup.drop.join("processed");
-    wait_for(Duration::from_secs(600), "all 400 captures ingested", || {
-        (std::fs::read_dir(&processed).ok()?.count() >= 400).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(600),
+        "all 400 captures ingested",
+        || (std::fs::read_dir(&processed).ok()?.count() >= 400).then_some(()),
+    );
     let ingested_after = returned.elapsed();
-    let requests = wait_for(Duration::from_secs(600), "all 4000 alerts delivered", || {
-        let r = received();
-        (posts_by_key(&r).len() >= 4000).then_some(r)
-    });
+    let requests = wait_for(
+        Duration::from_secs(600),
+        "all 4000 alerts delivered",
+        || {
+            let r = received();
+            (posts_by_key(&r).len() >= 4000).then_some(r)
+        },
+    );
     let by_key = posts_by_key(&requests);
     let most = by_key.values().copied().max().unwrap_or(0);
     let repeats: usize = by_key.values().map(|n| n - 1).sum();
@@ -392,7 +408,12 @@ async fn a_sent_alert_whose_outcome_cannot_be_recorded_is_not_sent_again() {
         options,
     ));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while server.received_requests().await.unwrap_or_default().is_empty() {
+    while server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "no first send");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -473,8 +473,11 @@ impl Worker {
         if now < blocked.next_try {
             return blocked.next_try - now;
         }
-        let recordings: Vec<Recording> =
-            self.unrecorded.iter().map(|u| u.recording.clone()).collect();
+        let recordings: Vec<Recording> = self
+            .unrecorded
+            .iter()
+            .map(|u| u.recording.clone())
+            .collect();
         let health = self.health.clone();
         // Outcomes written before one fails are written for good; count them so they
         // are dropped from memory either way.
@@ -507,9 +510,11 @@ impl Worker {
         match result {
             Ok(()) => {
                 if written > 0 || blocked.tries > 0 {
-                    tracing::info!(recorded = written,
+                    tracing::info!(
+                        recorded = written,
                         "outbox: the store writes again; outcomes kept in memory are recorded \
-                         and deliveries resume");
+                         and deliveries resume"
+                    );
                 }
                 self.blocked = None;
                 Duration::ZERO
@@ -553,9 +558,11 @@ impl Worker {
     }
 
     fn warn_lost(&self) {
-        tracing::warn!(kept = self.unrecorded.len(),
+        tracing::warn!(
+            kept = self.unrecorded.len(),
             "outbox: stopping with sent messages whose outcome could not be recorded; \
-             they go out once more at the next start, with the same Idempotency-Key");
+             they go out once more at the next start, with the same Idempotency-Key"
+        );
     }
 }
 

@@ -85,7 +85,10 @@ pub(super) fn ingest_prepared(
     let result = if batches.is_empty() {
         Ok(Vec::new())
     } else if !health.condition().is_intact() {
-        return deferred_all(pages, "the store is damaged; the page is kept until it is restored");
+        return deferred_all(
+            pages,
+            "the store is damaged; the page is kept until it is restored",
+        );
     } else {
         let mut guard = store::lock(store);
         let result = guard.ingest_all(&batches, matcher);
@@ -394,7 +397,9 @@ impl Pipeline {
         }
         let wait = held
             .next_try
-            .map_or(Duration::from_secs(1), |at| at.saturating_duration_since(now))
+            .map_or(Duration::from_secs(1), |at| {
+                at.saturating_duration_since(now)
+            })
             .min(Duration::from_secs(1));
         let stopping = async {
             match self.stopping.as_mut() {
@@ -457,11 +462,8 @@ impl Pipeline {
         let hold = self.holds() && !self.health.condition().is_healthy();
         let share = started.elapsed().as_secs_f64() / pages.len() as f64;
         let mut held = Vec::new();
-        for ((((page, prepared), outcome), (parse_seconds, reply, was_held)), fetch_state) in pages
-            .into_iter()
-            .zip(outcomes)
-            .zip(answers)
-            .zip(states)
+        for ((((page, prepared), outcome), (parse_seconds, reply, was_held)), fetch_state) in
+            pages.into_iter().zip(outcomes).zip(answers).zip(states)
         {
             if hold && matches!(outcome, Outcome::Deferred { .. }) {
                 if !was_held {
@@ -532,6 +534,7 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::Capture;
     use crate::store::{NoRules, Store};
 
     fn page(body: &[u8]) -> Page {
@@ -599,7 +602,12 @@ mod tests {
         let first = page(APR17);
         let prepared = prepare(&store, &first, &config);
         assert!(matches!(
-            ingest_prepared(&store, &[(first, prepared)], &NoRules, &StoreHealth::new(None))[0],
+            ingest_prepared(
+                &store,
+                &[(first, prepared)],
+                &NoRules,
+                &StoreHealth::new(None)
+            )[0],
             Outcome::Ingested { .. }
         ));
 
@@ -617,7 +625,12 @@ mod tests {
         };
         assert!(matches!(prepared, Prepared::Parsed(_)));
         assert_eq!(
-            ingest_prepared(&store, &[(again, prepared)], &NoRules, &StoreHealth::new(None)),
+            ingest_prepared(
+                &store,
+                &[(again, prepared)],
+                &NoRules,
+                &StoreHealth::new(None)
+            ),
             vec![Outcome::Duplicate]
         );
     }
@@ -654,5 +667,91 @@ mod tests {
         assert_eq!(store.fetch_state("b").expect("read"), FetchState::default());
         assert_eq!(outcomes[2], Outcome::Duplicate);
         assert_eq!(etag("c").as_deref(), Some("c"), "known");
+    }
+
+    /// A page the store has no room for is held, unanswered (its file stays in the
+    /// folder), and stored on a later try once there is room, with no restart; when
+    /// the daemon stops first, it is answered "deferred".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_the_full_store_cannot_take_is_held_then_stored_when_room_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: SharedStore = Arc::new(std::sync::Mutex::new(
+            Store::open(&dir.path().join("lookout.db")).expect("open"),
+        ));
+        let config = Arc::new(Config::parse("", "test.toml").expect("empty config parses"));
+        let pages = store::lock(&store).page_count().expect("page count");
+        store::lock(&store)
+            .limit_pages(pages)
+            .expect("no room for one more page");
+        let health = StoreHealth::new(None);
+        let (stop_tx, stopping) = watch::channel(false);
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(pipeline(
+            rx,
+            Pipeline {
+                store: store.clone(),
+                live: Arc::new(Live::new(Arc::clone(&config), Arc::new(NoRules))),
+                publisher: Arc::new(Publisher::new(store.clone(), &config, 0)),
+                outbox_wake: Arc::new(Notify::new()),
+                metrics: Metrics::new(),
+                pulse: None,
+                health: health.clone(),
+                stopping: Some(stopping),
+            },
+        ));
+        let send = |body: &'static [u8]| {
+            let (reply, answer) = oneshot::channel();
+            let capture = Capture {
+                page: page(body),
+                reply,
+                fetch_state: None,
+            };
+            (capture, answer)
+        };
+        let (capture, mut answer) = send(APR17);
+        tx.send(capture).await.expect("pipeline takes it");
+        let mut condition = health.subscribe();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
+        )
+        .await
+        .expect("the full store is noticed")
+        .expect("health kept");
+        assert!(answer.try_recv().is_err(), "held, not answered");
+
+        store::lock(&store)
+            .limit_pages(1 << 30)
+            .expect("room returns");
+        let outcome = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("stored on a later try")
+            .expect("answered");
+        assert!(
+            matches!(&outcome, Outcome::Ingested { report, .. } if report.new > 0),
+            "{outcome:?}"
+        );
+        assert!(health.condition().is_healthy());
+
+        // Full again, then the daemon stops: the held page is let go, deferred.
+        let pages = store::lock(&store).page_count().expect("page count");
+        store::lock(&store).limit_pages(pages).expect("full again");
+        let (capture, answer) = send(MAY20);
+        tx.send(capture).await.expect("pipeline takes it");
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
+        )
+        .await
+        .expect("the full store is noticed")
+        .expect("health kept");
+        stop_tx.send(true).expect("pipeline listens");
+        let outcome = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("answered at stop")
+            .expect("answered");
+        assert!(matches!(outcome, Outcome::Deferred { .. }), "{outcome:?}");
+        drop(tx);
+        task.await.expect("pipeline ends");
     }
 }

@@ -185,7 +185,10 @@ impl StoreHealth {
     fn log_spell(&self) -> Option<u32> {
         let mut quiet = self.quiet();
         let now = Instant::now();
-        if quiet.logged.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
+        if quiet
+            .logged
+            .is_some_and(|at| now.duration_since(at) < LOG_EVERY)
+        {
             quiet.unlogged += 1;
             quiet.spell_logged = false;
             return None;
@@ -326,7 +329,11 @@ const REPORT_CHARS: usize = 300;
 
 /// Joins lines and cuts a long text on a character boundary, for one log line.
 fn one_line(text: &str) -> String {
-    let joined = text.split('\n').map(str::trim).collect::<Vec<_>>().join("; ");
+    let joined = text
+        .split('\n')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
     match joined.char_indices().nth(REPORT_CHARS) {
         Some((cut, _)) => format!("{}…", &joined[..cut]),
         None => joined,
@@ -365,6 +372,16 @@ impl Store {
         self.conn
             .pragma_update(None, "user_version", version)
             .ctx("probing whether the store can write")
+    }
+
+    /// The database's size in pages (`PRAGMA page_count`), the least cap
+    /// [`Store::limit_pages`] accepts.
+    pub fn page_count(&self) -> Result<u64, StoreError> {
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .ctx("reading the page count")?;
+        Ok(u64::try_from(pages).unwrap_or(0))
     }
 
     /// Caps the database file at `pages` pages (`PRAGMA max_page_count`, for this
@@ -414,11 +431,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(&dir.path().join("lookout.db")).expect("open");
         let health = StoreHealth::new(None);
-        let size: i64 = store
-            .conn
-            .query_row("PRAGMA page_count", [], |row| row.get(0))
-            .expect("page count");
-        assert_eq!(store.limit_pages(size as u64).expect("cap"), size as u64);
+        let size = store.page_count().expect("page count");
+        assert_eq!(store.limit_pages(size).expect("cap"), size);
         let error = ingest(&mut store, "h1", &entries("a", 50)).expect_err("store is full");
         assert_eq!(error.fault(), Fault::Temporary, "{error}");
         assert!(error.to_string().contains("full"), "{error}");
