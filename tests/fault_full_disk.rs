@@ -92,6 +92,12 @@ fn fill(dir: &Path) -> PathBuf {
 
 /// An RSS capture of `n` items titled `quasar {tag}-{i}`, each a new item.
 fn capture(tag: &str, n: usize) -> Vec<u8> {
+    capture_padded(tag, n, 0)
+}
+
+/// [`capture`] with `pad` more bytes of summary per item.
+fn capture_padded(tag: &str, n: usize, pad: usize) -> Vec<u8> {
+    let padding = "m".repeat(pad);
     let mut xml = String::from(
         "<?xml version=\"1.0\"?>\n<rss version=\"2.0\"><channel><title>t</title>\
          <link>https://example.org/</link><description>d</description>\n",
@@ -100,7 +106,7 @@ fn capture(tag: &str, n: usize) -> Vec<u8> {
         xml.push_str(&format!(
             "<item><title>quasar {tag}-{i}</title><link>https://example.org/{tag}/{i}</link>\
              <guid>urn:fault:{tag}:{i}</guid><description>A finding about quasars, number {i} \
-             of capture {tag}.</description></item>\n"
+             of capture {tag}. {padding}</description></item>\n"
         ));
     }
     xml.push_str("</channel></rss>\n");
@@ -279,10 +285,15 @@ fn full_disk_run_of_400_captures_for_benchmarks() {
         return;
     };
     let daemon = Daemon::start(&setup.config);
+    let _keep_log = KeepLog(&daemon);
     let received = || rt.block_on(server.received_requests()).unwrap_or_default();
     let started = Instant::now();
     for c in 0..400 {
-        setup.drop_file(&format!("c{c:03}.xml"), &capture(&format!("c{c:03}"), 10));
+        // Summaries of about 600 bytes, so 400 captures outgrow 3 MB.
+        setup.drop_file(
+            &format!("c{c:03}.xml"),
+            &capture_padded(&format!("c{c:03}"), 10, 600),
+        );
     }
     wait_for(Duration::from_secs(300), "the disk to fill", || {
         daemon
@@ -335,6 +346,18 @@ fn full_disk_run_of_400_captures_for_benchmarks() {
     );
     assert_eq!(by_key.len(), 4000);
     assert!(most <= 2, "max {most} POSTs per alert");
+}
+
+/// Writes the daemon's log to `$FAULT_LOG_FILE` when dropped (also on a failed
+/// assertion), for a look at a long run.
+struct KeepLog<'a>(&'a Daemon);
+
+impl Drop for KeepLog<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = std::env::var_os("FAULT_LOG_FILE") {
+            let _ = std::fs::write(path, self.0.log());
+        }
+    }
 }
 
 /// An injected fault, everywhere: a trigger on the real store file refuses every

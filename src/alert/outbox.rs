@@ -169,6 +169,8 @@ pub async fn run_with(
         health,
         unrecorded: Vec::new(),
         blocked: None,
+        pause_logged_at: None,
+        pause_logged: true,
     };
     let mut sends: JoinSet<Option<Unrecorded>> = JoinSet::new();
     let pulse = worker
@@ -301,7 +303,14 @@ struct Worker {
     unrecorded: Vec<Unrecorded>,
     /// Set while the store cannot write (or outcomes wait to be written).
     blocked: Option<Blocked>,
+    /// When a pause for unrecorded outcomes was last logged.
+    pause_logged_at: Option<Instant>,
+    /// Whether the current pause was logged (then so is its end).
+    pause_logged: bool,
 }
+
+/// Least time between two logged pauses for outcomes the store could not write.
+const PAUSE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl Worker {
     /// Starts sends for the due rows whose notifier is idle and has a token. Returns
@@ -421,7 +430,18 @@ impl Worker {
 
     /// Keeps a sent message's outcome that the store could not write, and pauses.
     fn keep(&mut self, unrecorded: Unrecorded) {
-        if self.unrecorded.is_empty() {
+        if self.blocked.is_none() {
+            // A nearly full disk lets a pause end and the next begin every second or
+            // so: log one pause a minute (and its end), not each.
+            let now = Instant::now();
+            self.pause_logged = self
+                .pause_logged_at
+                .is_none_or(|at| now.duration_since(at) >= PAUSE_LOG_EVERY);
+            if self.pause_logged {
+                self.pause_logged_at = Some(now);
+            }
+        }
+        if self.unrecorded.is_empty() && self.pause_logged {
             tracing::error!(error = %unrecorded.error,
                 "outbox: a message was sent but its outcome cannot be recorded; sending \
                  pauses, and the outcome is kept in memory and recorded first once the store \
@@ -509,7 +529,7 @@ impl Worker {
         self.publish_unrecorded();
         match result {
             Ok(()) => {
-                if written > 0 || blocked.tries > 0 {
+                if self.pause_logged && (written > 0 || blocked.tries > 0) {
                     tracing::info!(
                         recorded = written,
                         "outbox: the store writes again; outcomes kept in memory are recorded \
@@ -530,10 +550,13 @@ impl Worker {
                     tries,
                     next_try: Instant::now() + delay,
                 });
-                // One line per try, whatever the number of rows waiting.
-                tracing::warn!(error = %e, tries, kept = self.unrecorded.len(),
-                    retry_in = %humantime::format_duration(delay),
-                    "outbox: the store still cannot write; deliveries stay paused");
+                // One line per try, whatever the number of rows waiting (the backoff
+                // spaces them out); none for a pause that was not logged.
+                if self.pause_logged {
+                    tracing::warn!(error = %e, tries, kept = self.unrecorded.len(),
+                        retry_in = %humantime::format_duration(delay),
+                        "outbox: the store still cannot write; deliveries stay paused");
+                }
                 delay
             }
         }

@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::parse::{self, ParseContext, ParseError, Parsed};
 use crate::publish::Publisher;
 use crate::sources::{Capture, Outcome, Page};
-use crate::store::{self, Condition, FetchState, Ingest, Matcher, SharedStore, StoreHealth};
+use crate::store::{self, Condition, Fault, FetchState, Ingest, Matcher, SharedStore, StoreHealth};
 use crate::systemd;
 
 /// A page made ready for the store, on the blocking pool: parsed, or already known
@@ -65,15 +65,16 @@ pub(super) fn prepare(store: &SharedStore, page: &Page, config: &Config) -> Prep
 
 /// Ingests prepared pages, all in one store transaction: the path every captured page
 /// takes, in the daemon and in `lookout once`. Each page gets its own outcome, as if
-/// it were ingested alone. A store failure is recorded in `health` and makes every
-/// parsed page [`Outcome::Deferred`]; a store known to be damaged is not written at
-/// all. Blocking: call from `spawn_blocking`.
-pub(super) fn ingest_prepared(
+/// it were ingested alone. A store failure is recorded in `health`, makes every
+/// parsed page [`Outcome::Deferred`] and is returned as its [`Fault`]; a store known to
+/// be damaged is not written at all ([`Fault::Corrupt`]). Blocking: call from
+/// `spawn_blocking`.
+pub(super) fn ingest_group(
     store: &SharedStore,
     pages: &[(Page, Prepared)],
     matcher: &dyn Matcher,
     health: &StoreHealth,
-) -> Vec<Outcome> {
+) -> (Vec<Outcome>, Option<Fault>) {
     let batches: Vec<Ingest<'_>> = pages
         .iter()
         .filter_map(|(page, prepared)| match prepared {
@@ -81,22 +82,19 @@ pub(super) fn ingest_prepared(
             Prepared::Done(_) => None,
         })
         .collect();
+    let mut fault = None;
     // Nothing to store (every page seen before or refused): no write transaction.
     let result = if batches.is_empty() {
         Ok(Vec::new())
     } else if !health.condition().is_intact() {
-        return deferred_all(
-            pages,
-            "the store is damaged; the page is kept until it is restored",
-        );
+        let reason = "the store is damaged; the page is kept until it is restored";
+        return (deferred_all(pages, reason), Some(Fault::Corrupt));
     } else {
         let mut guard = store::lock(store);
         let result = guard.ingest_all(&batches, matcher);
         match &result {
             Ok(_) => health.wrote(),
-            Err(e) => {
-                health.failed(&guard, e);
-            }
+            Err(e) => fault = Some(health.failed(&guard, e)),
         }
         result
     };
@@ -105,7 +103,7 @@ pub(super) fn ingest_prepared(
         Err(e) => vec![Err(e.to_string()); batches.len()],
     }
     .into_iter();
-    pages
+    let outcomes = pages
         .iter()
         .map(|(_, prepared)| match prepared {
             Prepared::Done(outcome) => outcome.clone(),
@@ -121,7 +119,8 @@ pub(super) fn ingest_prepared(
                 },
             },
         })
-        .collect()
+        .collect();
+    (outcomes, fault)
 }
 
 /// Every parsed page deferred for `reason`; pages already decided keep their outcome.
@@ -434,7 +433,7 @@ impl Pipeline {
         let health = self.health.clone();
         let started = std::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
-            let outcomes = ingest_prepared(&store, &pages, matcher.as_ref(), &health);
+            let (outcomes, fault) = ingest_group(&store, &pages, matcher.as_ref(), &health);
             let stored = outcomes
                 .iter()
                 .any(|o| matches!(o, Outcome::Ingested { .. } | Outcome::Duplicate));
@@ -445,9 +444,9 @@ impl Pipeline {
             } else {
                 None
             };
-            (pages, states, outcomes, generation)
+            (pages, states, outcomes, fault, generation)
         });
-        let (pages, states, outcomes, generation) = match job.await {
+        let (pages, states, outcomes, fault, generation) = match job.await {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "ingest task failed");
@@ -458,8 +457,10 @@ impl Pipeline {
             self.publisher.store_changed(g);
         }
         // Held only when the store itself is the trouble (it cannot write, or is
-        // damaged); any other store error is answered as before.
-        let hold = self.holds() && !self.health.condition().is_healthy();
+        // damaged); any other store error is answered as before. Decided by this
+        // failure, not the shared condition, which a write elsewhere may have cleared
+        // since.
+        let hold = self.holds() && matches!(fault, Some(Fault::Temporary | Fault::Corrupt));
         let share = started.elapsed().as_secs_f64() / pages.len() as f64;
         let mut held = Vec::new();
         for ((((page, prepared), outcome), (parse_seconds, reply, was_held)), fetch_state) in
@@ -535,6 +536,16 @@ impl Pipeline {
 mod tests {
     use super::*;
     use crate::sources::Capture;
+
+    /// [`ingest_group`]'s outcomes.
+    fn ingest_prepared(
+        store: &SharedStore,
+        pages: &[(Page, Prepared)],
+        matcher: &dyn Matcher,
+        health: &StoreHealth,
+    ) -> Vec<Outcome> {
+        ingest_group(store, pages, matcher, health).0
+    }
     use crate::store::{NoRules, Store};
 
     fn page(body: &[u8]) -> Page {
