@@ -61,6 +61,7 @@ fn build_store(path: &std::path::Path) {
 fn corrupt(path: &std::path::Path) {
     use std::io::{Seek, SeekFrom, Write};
     let len = std::fs::metadata(path).expect("size").len();
+    eprintln!("store of {len} bytes; 64 KiB of garbage at 4 MiB");
     assert!(
         len > GARBAGE_AT + GARBAGE_LEN as u64,
         "store of {len} bytes is too small to corrupt at 4 MB"
