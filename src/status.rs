@@ -595,12 +595,36 @@ mod tests {
     }
 
     #[test]
+    fn status_page_shows_a_store_problem_at_the_top_only_when_there_is_one() {
+        let mut v = view();
+        assert!(!render_status_page(&v).contains("store-problem"));
+        v.store_problem = Some(
+            "the store is damaged (Tree 2 page 1040 <bad>). To repair: `sqlite3 lookout.db .recover`"
+                .into(),
+        );
+        let html = render_status_page(&v);
+        let doc = parse(&html);
+        let notice = doc
+            .descendants()
+            .find(|n| n.attribute("id") == Some("store-problem"))
+            .expect("store notice");
+        let text: String = notice.descendants().filter_map(|n| n.text()).collect();
+        assert!(text.contains("Tree 2 page 1040 <bad>"), "{text}");
+        assert!(text.contains(".recover"), "{text}");
+        assert!(
+            html.find("store-problem") < html.find("id=\"sources\""),
+            "above the sources"
+        );
+    }
+
+    #[test]
     fn hostile_text_is_escaped_everywhere_on_the_page() {
         let hostile = r#"<script>alert('x')</script> "q" & <img src=x onerror=alert(1)>"#;
         let mut v = view();
         v.title = hostile.into();
         v.version = hostile.into();
         v.reload_error = Some(hostile.into());
+        v.store_problem = Some(hostile.into());
         v.sources[0].name = hostile.into();
         v.sources[0].kind = hostile.into();
         v.sources[1].last_error = Some(hostile.into());
