@@ -181,6 +181,9 @@ fn a_full_disk_holds_captures_and_sends_no_alert_twice_until_space_returns() {
     setup.wait_filed("processed", "c0.xml");
     // The first alert is on its way; its outcome will find no room.
     let filler = fill(&state);
+    // Captures dropped now cannot be stored: they stay in the folder.
+    setup.drop_file("c1.xml", &capture("c1", 3));
+    setup.drop_file("c2.xml", &capture("c2", 3));
 
     let (status, body) = wait_for(
         Duration::from_secs(20),
@@ -206,9 +209,6 @@ fn a_full_disk_holds_captures_and_sends_no_alert_twice_until_space_returns() {
         || (metric(&daemon.base, "lookout_store_writable") == Some(0.0)).then_some(()),
     );
 
-    // Captures dropped now cannot be stored: they stay in the folder.
-    setup.drop_file("c1.xml", &capture("c1", 3));
-    setup.drop_file("c2.xml", &capture("c2", 3));
     wait_for(Duration::from_secs(20), "c1 to be held", || {
         daemon
             .log()
