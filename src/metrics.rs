@@ -91,6 +91,9 @@ pub struct Metrics {
     alerts_delivered: Family<NotifierLabels, Counter>,
     alerts_failed: Family<NotifierLabels, Counter>,
     alerts_pending: Gauge,
+    alerts_unrecorded: Gauge,
+    store_writable: Gauge,
+    store_intact: Gauge,
     feed_requests: Family<StatusLabels, Counter>,
     ingest_seconds: Histogram,
     delivery_seconds: Histogram,
@@ -113,6 +116,11 @@ impl Metrics {
         let alerts_delivered = Family::<NotifierLabels, Counter>::default();
         let alerts_failed = Family::<NotifierLabels, Counter>::default();
         let alerts_pending = Gauge::default();
+        let alerts_unrecorded = Gauge::default();
+        let store_writable = Gauge::default();
+        let store_intact = Gauge::default();
+        store_writable.set(1);
+        store_intact.set(1);
         let feed_requests = Family::<StatusLabels, Counter>::default();
         let ingest_seconds = Histogram::new(LATENCY_BUCKETS);
         let delivery_seconds = Histogram::new(LATENCY_BUCKETS);
@@ -153,6 +161,23 @@ impl Metrics {
             alerts_pending.clone(),
         );
         registry.register(
+            "alerts_unrecorded",
+            "Alerts sent whose outcome the store could not record yet (kept in memory; \
+             deliveries pause while any wait)",
+            alerts_unrecorded.clone(),
+        );
+        registry.register(
+            "store_writable",
+            "1 while the store can write, 0 while writes fail (a full disk, no file \
+             descriptors left, a lock held elsewhere)",
+            store_writable.clone(),
+        );
+        registry.register(
+            "store_intact",
+            "1 while the store passes its integrity checks, 0 once it is found damaged",
+            store_intact.clone(),
+        );
+        registry.register(
             "feed_requests",
             "Feed requests answered, by HTTP status code",
             feed_requests.clone(),
@@ -177,6 +202,9 @@ impl Metrics {
             alerts_delivered,
             alerts_failed,
             alerts_pending,
+            alerts_unrecorded,
+            store_writable,
+            store_intact,
             feed_requests,
             ingest_seconds,
             delivery_seconds,
@@ -259,6 +287,19 @@ impl Metrics {
     pub fn set_pending(&self, pending: u64) {
         self.alerts_pending
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the number of sent alerts whose outcome waits to be recorded.
+    pub fn set_unrecorded(&self, kept: u64) {
+        self.alerts_unrecorded
+            .set(i64::try_from(kept).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the store gauges from its condition: `store_writable` is 0 while writes
+    /// fail or the store is damaged, `store_intact` is 0 once it is damaged.
+    pub fn set_store_condition(&self, condition: &crate::store::Condition) {
+        self.store_writable.set(i64::from(condition.is_healthy()));
+        self.store_intact.set(i64::from(condition.is_intact()));
     }
 
     /// Counts one feed request answered with HTTP `status` (200, 304, 401, 404, ...).

@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The config in force, folder health and the last refused reload.
     pub live: Arc<Live>,
+    /// Whether the store can write and passed its integrity check.
+    pub health: store::StoreHealth,
 }
 
 /// Builds the router with every route and layer.
@@ -219,17 +221,58 @@ fn source_views(state: &AppState, fetch: &[(String, crate::store::FetchState)]) 
         .collect()
 }
 
-/// 200 with per-source health and outbox totals while the store answers, else 503.
+/// 200 with per-source health and outbox totals while the store answers and can
+/// write; 503 with the reason when it cannot write (a full disk), is damaged (failed
+/// its integrity check) or does not answer. The store's condition comes from
+/// [`store::StoreHealth`], which the start-up integrity check and every failed write
+/// keep current: a probe of its own would miss damaged pages it does not read.
 async fn healthz(State(s): State<AppState>) -> Response {
-    let probe = with_store(&s.store, |st| {
-        st.generation()?;
-        Ok((
-            st.all_fetch_states()?,
-            st.outbox_counts()?,
-            st.item_count()?,
-        ))
+    let condition = s.health.condition();
+    let store_json = |condition: &store::Condition| {
+        let (error, since) = match condition {
+            store::Condition::Healthy => (None, None),
+            store::Condition::CannotWrite { since, .. }
+            | store::Condition::Corrupt { since, .. } => {
+                (condition.problem(), Some(since.to_rfc3339()))
+            }
+        };
+        serde_json::json!({
+            "writable": condition.is_healthy(),
+            "intact": condition.is_intact(),
+            "error": error,
+            "since": since,
+        })
+    };
+    if !condition.is_intact() {
+        // Nothing the store holds can be trusted: say so without reading it.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "store damaged",
+                "error": condition.problem(),
+                "action": s.health.advice(),
+                "store": store_json(&condition),
+            })),
+        )
+            .into_response();
+    }
+    let health = s.health.clone();
+    let probe = with_store(&s.store, move |st| {
+        let read = || {
+            st.generation()?;
+            Ok((
+                st.all_fetch_states()?,
+                st.outbox_counts()?,
+                st.item_count()?,
+            ))
+        };
+        read().inspect_err(|e| {
+            health.failed(st, e);
+        })
     })
     .await;
+    // The probe may have found the store damaged.
+    let condition = s.health.condition();
     match probe {
         Ok((fetch, outbox, items)) => {
             let sources: serde_json::Map<String, serde_json::Value> = source_views(&s, &fetch)
@@ -248,18 +291,32 @@ async fn healthz(State(s): State<AppState>) -> Response {
                     )
                 })
                 .collect();
+            let (code, status) = match &condition {
+                store::Condition::Healthy => (StatusCode::OK, "ok"),
+                store::Condition::CannotWrite { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "store cannot write")
+                }
+                store::Condition::Corrupt { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "store damaged")
+                }
+            };
             let body = serde_json::json!({
-                "status": "ok",
+                "status": status,
                 "items": items,
                 "sources": sources,
                 "outbox": {"pending": outbox.pending, "failed": outbox.failed, "delivered": outbox.delivered},
+                "store": store_json(&condition),
                 "reload_error": s.live.reload_error(),
             });
-            (StatusCode::OK, axum::Json(body)).into_response()
+            (code, axum::Json(body)).into_response()
         }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "store unavailable", "error": e})),
+            axum::Json(serde_json::json!({
+                "status": if condition.is_intact() { "store unavailable" } else { "store damaged" },
+                "error": e,
+                "store": store_json(&condition),
+            })),
         )
             .into_response(),
     }
@@ -334,11 +391,20 @@ async fn status_page(State(s): State<AppState>) -> Response {
         Ok((items, fetch, outbox, failed, matches))
     })
     .await;
+    let condition = s.health.condition();
+    let store_problem = condition.problem().map(|problem| match condition {
+        store::Condition::Corrupt { .. } => format!("{problem}. To repair: {}.", s.health.advice()),
+        _ => problem,
+    });
     let (items, fetch, outbox, failed, matches) = match gathered {
         Ok(g) => g,
         Err(e) => {
             tracing::error!(error = %e, "status page: store unavailable");
-            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+            let text = match &store_problem {
+                Some(problem) => format!("store unavailable: {problem}\n"),
+                None => "store unavailable\n".to_owned(),
+            };
+            return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
         }
     };
     let item_view = |i: &crate::store::StoredItem, when| ItemView {
@@ -352,6 +418,7 @@ async fn status_page(State(s): State<AppState>) -> Response {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         generated_at: chrono::Utc::now(),
         reload_error: s.live.reload_error(),
+        store_problem,
         sources: source_views(&s, &fetch),
         items: items
             .iter()

@@ -31,6 +31,9 @@ pub struct StatusView {
     pub generated_at: DateTime<Utc>,
     /// The error of the last refused config reload, while the old config still runs.
     pub reload_error: Option<String>,
+    /// What is wrong with the store (it cannot write, or is damaged, and what to do),
+    /// shown at the top of the page; `None` while it is healthy.
+    pub store_problem: Option<String>,
     /// Every configured source and its state.
     pub sources: Vec<SourceView>,
     /// The newest items, newest first.
@@ -184,6 +187,15 @@ pub fn render_status_page(view: &StatusView) -> String {
             "<div class=\"notice\" id=\"reload-error\" role=\"alert\"><strong>The last config \
              reload was refused</strong>; the previous config is still running.<pre>{}</pre></div>\n",
             escape_html(err)
+        ));
+    }
+
+    if let Some(problem) = &view.store_problem {
+        html.push_str(&format!(
+            "<div class=\"notice\" id=\"store-problem\" role=\"alert\"><strong>The store \
+             needs attention</strong>: new captures wait in their folders and alerts are not \
+             sent.<pre>{}</pre></div>\n",
+            escape_html(problem)
         ));
     }
 
@@ -424,6 +436,7 @@ mod tests {
             version: "0.1.0".into(),
             generated_at: now,
             reload_error: None,
+            store_problem: None,
             sources: vec![
                 SourceView {
                     name: "drop".into(),
@@ -582,12 +595,36 @@ mod tests {
     }
 
     #[test]
+    fn status_page_shows_a_store_problem_at_the_top_only_when_there_is_one() {
+        let mut v = view();
+        assert!(!render_status_page(&v).contains("store-problem"));
+        v.store_problem = Some(
+            "the store is damaged (Tree 2 page 1040 <bad>). To repair: `sqlite3 lookout.db .recover`"
+                .into(),
+        );
+        let html = render_status_page(&v);
+        let doc = parse(&html);
+        let notice = doc
+            .descendants()
+            .find(|n| n.attribute("id") == Some("store-problem"))
+            .expect("store notice");
+        let text: String = notice.descendants().filter_map(|n| n.text()).collect();
+        assert!(text.contains("Tree 2 page 1040 <bad>"), "{text}");
+        assert!(text.contains(".recover"), "{text}");
+        assert!(
+            html.find("store-problem") < html.find("id=\"sources\""),
+            "above the sources"
+        );
+    }
+
+    #[test]
     fn hostile_text_is_escaped_everywhere_on_the_page() {
         let hostile = r#"<script>alert('x')</script> "q" & <img src=x onerror=alert(1)>"#;
         let mut v = view();
         v.title = hostile.into();
         v.version = hostile.into();
         v.reload_error = Some(hostile.into());
+        v.store_problem = Some(hostile.into());
         v.sources[0].name = hostile.into();
         v.sources[0].kind = hostile.into();
         v.sources[1].last_error = Some(hostile.into());

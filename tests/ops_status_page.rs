@@ -67,6 +67,7 @@ fn sample_view() -> StatusView {
             "/etc/lookout/lookout.toml:27:9: key `every` in [[source]] #2: invalid duration \"3x\""
                 .into(),
         ),
+        store_problem: None,
         sources: vec![
             SourceView {
                 name: "drop".into(),

@@ -32,7 +32,7 @@ use crate::server::{self, AppState};
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
 use crate::sources::Capture;
-use crate::store::{self, SharedStore, Store, StoreError};
+use crate::store::{self, SharedStore, Store, StoreError, StoreHealth};
 use crate::systemd::{self, Heartbeat, Watchdog};
 
 /// How long shutdown waits for in-flight work before giving up on it.
@@ -127,11 +127,13 @@ impl OutboxTask {
         wake: Arc<Notify>,
         metrics: &Metrics,
         heartbeat: Option<&Heartbeat>,
+        health: &StoreHealth,
     ) -> OutboxTask {
         let (stop, stopped) = watch::channel(false);
         let options = outbox::OutboxOptions {
             metrics: Some(metrics.clone()),
             heartbeat: heartbeat.cloned(),
+            health: Some(health.clone()),
             ..outbox::OutboxOptions::default()
         };
         let task = tokio::spawn(outbox::run_with(store, notifiers, stopped, wake, options));
@@ -262,10 +264,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     let bound = listener.local_addr().unwrap_or(config.server.listen);
     let config = Arc::new(with_base_url(config, bound));
     let (store, generation) = open_with_generation(&config).await?;
+    let health = StoreHealth::new(Some(database_path(&config)));
+    check_integrity(&store, &health).await;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;
     let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
     let metrics = Metrics::new();
+    metrics.set_store_condition(&health.condition());
     metrics.prime(
         config.sources.iter().map(|s| s.name.get_ref().as_str()),
         std::iter::once("log").chain(config.notifiers.iter().map(|n| n.name.get_ref().as_str())),
@@ -278,8 +283,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         token: Arc::clone(&token),
         metrics: metrics.clone(),
         live: Arc::clone(&live),
+        health: health.clone(),
     });
     let (shutdown_tx, shutdown) = watch::channel(false);
+    // Set first when stopping, before the sources stop: the pipeline then answers the
+    // pages it holds for the store, so the sources waiting on them can stop.
+    let (stopping_tx, stopping) = watch::channel(false);
 
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -301,6 +310,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             outbox_wake: Arc::clone(&outbox_wake),
             metrics: metrics.clone(),
             pulse: Some(heartbeat.register("pipeline")),
+            health: health.clone(),
+            stopping: Some(stopping),
         },
     ));
     let writer = tokio::spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
@@ -310,10 +321,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Arc::clone(&outbox_wake),
         &metrics,
         Some(&heartbeat),
+        &health,
     );
     let monitor = tokio::spawn(monitor(
         store.clone(),
         Arc::clone(&publisher),
+        health.clone(),
         Arc::clone(&live),
         metrics.clone(),
         heartbeat.register("store"),
@@ -381,6 +394,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             Arc::clone(&outbox_wake),
             &metrics,
             Some(&heartbeat),
+            &health,
         );
         if new.server.listen != config.server.listen {
             tracing::warn!("server.listen changed; it takes effect at the next restart");
@@ -394,6 +408,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         let _ = w.await;
     }
     notify_systemd(systemd::stopping());
+    let _ = stopping_tx.send(true);
     sources.stop_all().await;
     drop(sources); // drops the last pipeline sender: the pipeline drains and ends
     if tokio::time::timeout(SHUTDOWN_DEADLINE, pipeline)
@@ -441,6 +456,21 @@ async fn open_with_generation(config: &Arc<Config>) -> Result<(SharedStore, u64)
     Ok((store, generation))
 }
 
+/// Checks the store's integrity at start (`PRAGMA quick_check`): a damaged file is
+/// written to as long as the writes miss the damaged pages, so without the check the
+/// daemon went on "ingesting" into a store nothing could be read back from (issue
+/// 13.7). A failure is recorded in `health` (logged once, with what to do); the daemon
+/// runs on, serving what it can and reporting the damage on `/healthz`.
+async fn check_integrity(store: &SharedStore, health: &StoreHealth) {
+    let started = std::time::Instant::now();
+    let h = health.clone();
+    match store::blocking(store, move |s| Ok(h.check(s))).await {
+        Ok(true) => tracing::debug!(took = ?started.elapsed(), "store integrity check passed"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "store integrity check could not run"),
+    }
+}
+
 /// Sends READY=1 when dropped: ends a reload however the reload ends.
 struct ReadyAgain;
 
@@ -460,10 +490,14 @@ fn notify_systemd(result: Result<(), systemd::NotifyError>) {
 /// Checks twice a second that the store answers (its pulse feeds the watchdog: a stuck
 /// store lock stops the pings and systemd restarts us) and tells the publisher its
 /// generation, so feeds follow changes any process made; every ten seconds updates
-/// the pending-alerts gauge and systemd's one-line STATUS.
+/// the pending-alerts gauge and systemd's one-line STATUS. While the store cannot
+/// write, it also tries one small write each tick, so held pages and paused
+/// deliveries resume within a second of space returning; and it keeps the store
+/// gauges in step with [`StoreHealth`].
 async fn monitor(
     store: SharedStore,
     publisher: Arc<Publisher>,
+    health: StoreHealth,
     live: Arc<Live>,
     metrics: Metrics,
     pulse: systemd::Pulse,
@@ -480,16 +514,31 @@ async fn monitor(
             _ = ticks.tick() => {}
         }
         let detailed = n % 20 == 0;
+        let h = health.clone();
         let probe = store::blocking(&store, move |s| {
-            let generation = s.generation()?;
-            let extra = if detailed {
-                Some((s.item_count()?, s.outbox_counts()?))
-            } else {
-                None
+            if matches!(h.condition(), store::Condition::CannotWrite { .. }) {
+                match s.probe_write() {
+                    Ok(()) => h.wrote(),
+                    Err(e) => {
+                        h.failed(s, &e);
+                    }
+                }
+            }
+            let read = || {
+                let generation = s.generation()?;
+                let extra = if detailed {
+                    Some((s.item_count()?, s.outbox_counts()?))
+                } else {
+                    None
+                };
+                Ok((generation, extra))
             };
-            Ok((generation, extra))
+            read().inspect_err(|e| {
+                h.failed(s, e);
+            })
         })
         .await;
+        metrics.set_store_condition(&health.condition());
         n += 1;
         match probe {
             Ok((generation, extra)) => {
@@ -499,7 +548,7 @@ async fn monitor(
                     metrics.set_pending(outbox.pending);
                     let config = live.config();
                     let line = format!(
-                        "{items} items; {} sources; {} alerts pending, {} failed{}",
+                        "{items} items; {} sources; {} alerts pending, {} failed{}{}",
                         config.sources.len(),
                         outbox.pending,
                         outbox.failed,
@@ -507,12 +556,21 @@ async fn monitor(
                             "; last reload refused"
                         } else {
                             ""
+                        },
+                        match health.condition() {
+                            store::Condition::Healthy => "",
+                            store::Condition::CannotWrite { .. } => "; STORE CANNOT WRITE",
+                            store::Condition::Corrupt { .. } => "; STORE DAMAGED",
                         }
                     );
                     notify_systemd(systemd::status(&line));
                 }
             }
-            Err(e) => tracing::error!(error = %e, "store check failed"),
+            // A store known to be in trouble has said so once already.
+            Err(e) if health.condition().is_healthy() => {
+                tracing::error!(error = %e, "store check failed")
+            }
+            Err(_) => {}
         }
     }
 }

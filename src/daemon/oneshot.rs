@@ -19,7 +19,7 @@ use crate::publish::Publisher;
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
 use crate::sources::{Capture, Outcome, Page};
-use crate::store::{self, Matcher, SharedStore};
+use crate::store::{self, Matcher, SharedStore, StoreHealth};
 
 /// One source's result in a `lookout once` pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,9 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     let alerts = Alerts::build(&config)?;
     let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
     let metrics = Metrics::new();
+    // Shared by the pipeline and the delivery pass: a store found unable to write
+    // while ingesting pauses the deliveries too.
+    let health = StoreHealth::new(Some(super::database_path(&config)));
     let (tx, rx) = mpsc::channel::<Capture>(64);
     let pipeline = tokio::spawn(pipeline(
         rx,
@@ -51,6 +54,10 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
             outbox_wake: Arc::new(Notify::new()),
             metrics: metrics.clone(),
             pulse: None,
+            health: health.clone(),
+            // A one-pass run answers a page the store cannot take at once (the file
+            // stays for the next pass) instead of waiting for the store.
+            stopping: None,
         },
     ));
     let gate = HostGate::new(config.http.min_host_gap.0);
@@ -96,7 +103,7 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
         let path = super::database_path(&config);
         tokio::task::spawn_blocking(move || store::Store::checkpoint_at(&path))
     };
-    deliver_due(&store, alerts.notifiers, &metrics).await;
+    deliver_due(&store, alerts.notifiers, &metrics, &health).await;
     if let Err(e) = publisher.write_all().await {
         tracing::warn!(error = %e, "cannot write feed files");
     }
@@ -109,7 +116,12 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
 /// Gives every delivery that is due now one attempt (`lookout once`): runs the outbox
 /// worker until nothing is due, or a minute has passed. Retries scheduled later stay
 /// queued for the next pass or the daemon.
-async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>, metrics: &Metrics) {
+async fn deliver_due(
+    store: &SharedStore,
+    notifiers: Arc<Notifiers>,
+    metrics: &Metrics,
+    health: &StoreHealth,
+) {
     let due = |store: SharedStore| async move {
         store::blocking(&store, |s| s.due_deliveries(Utc::now(), 1))
             .await
@@ -119,10 +131,22 @@ async fn deliver_due(store: &SharedStore, notifiers: Arc<Notifiers>, metrics: &M
         return;
     }
     let wake = Arc::new(Notify::new());
-    let worker = OutboxTask::start(store.clone(), notifiers, Arc::clone(&wake), metrics, None);
+    let worker = OutboxTask::start(
+        store.clone(),
+        notifiers,
+        Arc::clone(&wake),
+        metrics,
+        None,
+        health,
+    );
     wake.notify_one();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while due(store.clone()).await && tokio::time::Instant::now() < deadline {
+    // A store that cannot write pauses the worker: waiting out the minute would not
+    // help, and what is due goes out at the next pass.
+    while due(store.clone()).await
+        && tokio::time::Instant::now() < deadline
+        && health.condition().is_healthy()
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     worker.stop().await;

@@ -3,13 +3,24 @@
 //! on the blocking pool, while earlier ones are ingested; pages parsed and waiting at
 //! the same moment share one transaction (group commit); each still gets its own
 //! outcome, in arrival order.
+//!
+//! A page the store cannot take now (a full disk, a lock held elsewhere, a damaged
+//! file) is *held*: its source gets no answer yet, so a dropped file stays in its
+//! folder and the source waits, and the pipeline takes no new page until the held ones
+//! are stored. They are tried again as soon as [`StoreHealth`] says the store writes
+//! again, and otherwise with capped exponential backoff; no restart is needed. When the
+//! daemon stops, held pages are answered [`Outcome::Deferred`] and stay with their
+//! sources for the next start. Before, such a file stayed in the folder until the next
+//! restart (issue 13.1). A damaged store takes no page at all: a write that missed the
+//! damaged pages would "succeed" into a file nothing can be read back from (issue
+//! 13.7).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::config::Config;
 use crate::live::Live;
@@ -17,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::parse::{self, ParseContext, ParseError, Parsed};
 use crate::publish::Publisher;
 use crate::sources::{Capture, Outcome, Page};
-use crate::store::{self, FetchState, Ingest, Matcher, SharedStore};
+use crate::store::{self, Condition, Fault, FetchState, Ingest, Matcher, SharedStore, StoreHealth};
 use crate::systemd;
 
 /// A page made ready for the store, on the blocking pool: parsed, or already known
@@ -43,26 +54,29 @@ pub(super) fn prepare(store: &SharedStore, page: &Page, config: &Config) -> Prep
     };
     match seen {
         Ok(true) => Prepared::Done(Outcome::Duplicate),
-        Ok(false) => match parse_for_ingest(page, config) {
+        // A store that cannot answer now: parse anyway and leave the check to the
+        // ingest, whose failure says what kind it is (and holds the page).
+        Ok(false) | Err(_) => match parse_for_ingest(page, config) {
             Ok(parsed) => Prepared::Parsed(parsed),
             Err(e) => Prepared::Done(Outcome::Failed {
                 reason: e.to_string(),
             }),
         },
-        Err(e) => Prepared::Done(Outcome::Deferred {
-            reason: e.to_string(),
-        }),
     }
 }
 
 /// Ingests prepared pages, all in one store transaction: the path every captured page
 /// takes, in the daemon and in `lookout once`. Each page gets its own outcome, as if
-/// it were ingested alone. Blocking: call from `spawn_blocking`.
-pub(super) fn ingest_prepared(
+/// it were ingested alone. A store failure is recorded in `health`, makes every
+/// parsed page [`Outcome::Deferred`] and is returned as its [`Fault`]; a store known to
+/// be damaged is not written at all ([`Fault::Corrupt`]). Blocking: call from
+/// `spawn_blocking`.
+pub(super) fn ingest_group(
     store: &SharedStore,
     pages: &[(Page, Prepared)],
     matcher: &dyn Matcher,
-) -> Vec<Outcome> {
+    health: &StoreHealth,
+) -> (Vec<Outcome>, Option<Fault>) {
     let batches: Vec<Ingest<'_>> = pages
         .iter()
         .filter_map(|(page, prepared)| match prepared {
@@ -70,18 +84,28 @@ pub(super) fn ingest_prepared(
             Prepared::Done(_) => None,
         })
         .collect();
+    let mut fault = None;
     // Nothing to store (every page seen before or refused): no write transaction.
     let result = if batches.is_empty() {
         Ok(Vec::new())
+    } else if !health.condition().is_intact() {
+        let reason = "the store is damaged; the page is kept until it is restored";
+        return (deferred_all(pages, reason), Some(Fault::Corrupt));
     } else {
-        store::lock(store).ingest_all(&batches, matcher)
+        let mut guard = store::lock(store);
+        let result = guard.ingest_all(&batches, matcher);
+        match &result {
+            Ok(_) => health.wrote(),
+            Err(e) => fault = Some(health.failed(&guard, e)),
+        }
+        result
     };
     let mut reports = match result {
         Ok(reports) => reports.into_iter().map(Ok).collect::<Vec<_>>(),
         Err(e) => vec![Err(e.to_string()); batches.len()],
     }
     .into_iter();
-    pages
+    let outcomes = pages
         .iter()
         .map(|(_, prepared)| match prepared {
             Prepared::Done(outcome) => outcome.clone(),
@@ -95,6 +119,20 @@ pub(super) fn ingest_prepared(
                 None => Outcome::Deferred {
                     reason: "not processed".to_owned(),
                 },
+            },
+        })
+        .collect();
+    (outcomes, fault)
+}
+
+/// Every parsed page deferred for `reason`; pages already decided keep their outcome.
+fn deferred_all(pages: &[(Page, Prepared)], reason: &str) -> Vec<Outcome> {
+    pages
+        .iter()
+        .map(|(_, prepared)| match prepared {
+            Prepared::Done(outcome) => outcome.clone(),
+            Prepared::Parsed(_) => Outcome::Deferred {
+                reason: reason.to_owned(),
             },
         })
         .collect()
@@ -144,7 +182,19 @@ pub(super) struct Pipeline {
     pub(super) metrics: Metrics,
     /// Touched on every capture and every idle second: the pipeline is alive.
     pub(super) pulse: Option<systemd::Pulse>,
+    /// The store's condition, shared with the outbox worker and `/healthz`.
+    pub(super) health: StoreHealth,
+    /// Turns true when the daemon begins to stop: held pages are answered
+    /// [`Outcome::Deferred`] instead of waiting longer. `None` (the one-shot runs)
+    /// holds no page: a store failure is answered at once.
+    pub(super) stopping: Option<watch::Receiver<bool>>,
 }
+
+/// First wait before a held page is tried again without word that the store writes
+/// again; doubles per failed try up to [`HOLD_RETRY_MAX`].
+const HOLD_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Longest wait between tries of held pages.
+const HOLD_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// A page being prepared on the blocking pool (done: the page, what became of it and
 /// the seconds it took), and where its outcome goes.
@@ -158,7 +208,7 @@ struct Preparing {
 /// arrives, on the blocking pool; pages are ingested in arrival order, whatever is
 /// parsed and waiting together in one transaction; then the publisher is told, each
 /// source answered and the outbox woken.
-pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
+pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, mut p: Pipeline) {
     // Bounded like the capture channel: at most this many pages wait parsed or in
     // parsing, and a burst's sources wait for their turn to send.
     let (jobs, mut ready) = mpsc::channel::<Preparing>(GROUP_COMMIT);
@@ -190,9 +240,15 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
     });
     let mut waiting: VecDeque<Preparing> = VecDeque::new();
     let mut idle = tokio::time::interval(Duration::from_secs(1));
+    let mut held = Held::default();
+    let mut condition = p.health.subscribe();
     loop {
         if let Some(pulse) = &p.pulse {
             pulse.touch();
+        }
+        if !held.pages.is_empty() {
+            p.retry_held(&mut held, &mut condition).await;
+            continue;
         }
         if waiting.is_empty() {
             let next = tokio::select! {
@@ -231,15 +287,30 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, p: Pipeline) {
                     fetch_state,
                     parse_seconds: seconds,
                     reply,
+                    held: false,
                 }),
                 Err(e) => tracing::error!(error = %e, "parse task failed"),
             }
         }
         if !group.is_empty() {
-            p.ingest(group).await;
+            held.pages = p.ingest(group).await;
+            if !held.pages.is_empty() {
+                // The store just failed: give it the first backoff step before the
+                // next try, unless it says sooner that it writes again.
+                held.next_try = Some(tokio::time::Instant::now() + HOLD_RETRY_BASE);
+            }
         }
     }
     let _ = parser.await;
+}
+
+/// Pages the store could not take, oldest first, and when to try them again.
+#[derive(Default)]
+struct Held {
+    pages: Vec<Ready>,
+    /// Failed tries since the pages were first held.
+    tries: u32,
+    next_try: Option<tokio::time::Instant>,
 }
 
 /// A prepared page waiting for its turn to be ingested.
@@ -248,6 +319,8 @@ struct Ready {
     fetch_state: Option<FetchState>,
     parse_seconds: f64,
     reply: oneshot::Sender<Outcome>,
+    /// Held before: the store could not take it on an earlier try.
+    held: bool,
 }
 
 /// Records the fetch state HTTP sources sent with their pages, for the pages stored or
@@ -279,46 +352,142 @@ fn record_fetch_states(
 }
 
 impl Pipeline {
+    /// Whether a page the store could not take is held for a later try (see the
+    /// module docs): while the daemon runs, not in one-shot runs nor once it stops.
+    fn holds(&self) -> bool {
+        self.stopping.as_ref().is_some_and(|s| !*s.borrow())
+    }
+
+    /// One turn with pages held: tries them again when the store writes again or the
+    /// backoff has passed, answers them "deferred" when the daemon stops, and else
+    /// waits (at most a second, so the pulse keeps beating).
+    async fn retry_held(&mut self, held: &mut Held, condition: &mut watch::Receiver<Condition>) {
+        if !self.holds() {
+            for ready in std::mem::take(&mut held.pages) {
+                let outcome = Outcome::Deferred {
+                    reason: "the store could not take the page before lookout stopped".into(),
+                };
+                self.report(&ready.page.0, &outcome, ready.parse_seconds);
+                let _ = ready.reply.send(outcome);
+            }
+            *held = Held::default();
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let state = self.health.condition();
+        let due = held.next_try.is_none_or(|at| now >= at);
+        if state.is_healthy() || (state.is_intact() && due) {
+            let pages = std::mem::take(&mut held.pages);
+            let count = pages.len();
+            held.pages = self.ingest(pages).await;
+            if held.pages.is_empty() {
+                if held.tries > 0 {
+                    tracing::info!(pages = count, "held pages stored; the pipeline resumes");
+                }
+                *held = Held::default();
+            } else {
+                held.tries += 1;
+                let delay = crate::sources::http::schedule::backoff(
+                    held.tries,
+                    HOLD_RETRY_BASE,
+                    HOLD_RETRY_MAX,
+                );
+                held.next_try = Some(tokio::time::Instant::now() + delay);
+            }
+            return;
+        }
+        let wait = held
+            .next_try
+            .map_or(Duration::from_secs(1), |at| {
+                at.saturating_duration_since(now)
+            })
+            .min(Duration::from_secs(1));
+        let stopping = async {
+            match self.stopping.as_mut() {
+                Some(s) => {
+                    let _ = s.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = condition.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopping => {}
+        }
+    }
+
     /// Ingests a group of prepared pages in one transaction, records the fetch state
     /// of each page stored or known, and answers each source. Each page is reported
-    /// with its parse time and its share of the ingest.
-    async fn ingest(&self, group: Vec<Ready>) {
+    /// with its parse time and its share of the ingest. Returns the pages the store
+    /// could not take, unanswered, when they are to be held (see [`Pipeline::holds`]).
+    async fn ingest(&self, group: Vec<Ready>) -> Vec<Ready> {
         let mut pages = Vec::with_capacity(group.len());
         let mut states = Vec::with_capacity(group.len());
         let mut answers = Vec::with_capacity(group.len());
         for ready in group {
             pages.push(ready.page);
             states.push(ready.fetch_state);
-            answers.push((ready.parse_seconds, ready.reply));
+            answers.push((ready.parse_seconds, ready.reply, ready.held));
         }
         let store = self.store.clone();
         let matcher = self.live.matcher();
+        let health = self.health.clone();
         let started = std::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
-            let outcomes = ingest_prepared(&store, &pages, matcher.as_ref());
-            record_fetch_states(&store, &pages, &outcomes, &states);
-            let generation = store::lock(&store).generation().ok();
-            (pages, outcomes, generation)
+            let (outcomes, fault) = ingest_group(&store, &pages, matcher.as_ref(), &health);
+            let stored = outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::Ingested { .. } | Outcome::Duplicate));
+            // Nothing stored: nothing to record, and nothing changed to publish.
+            let generation = if stored {
+                record_fetch_states(&store, &pages, &outcomes, &states);
+                store::lock(&store).generation().ok()
+            } else {
+                None
+            };
+            (pages, states, outcomes, fault, generation)
         });
-        let (pages, outcomes, generation) = match job.await {
+        let (pages, states, outcomes, fault, generation) = match job.await {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "ingest task failed");
-                return;
+                return Vec::new();
             }
         };
         if let Some(g) = generation {
             self.publisher.store_changed(g);
         }
+        // Held only when the store itself is the trouble (it cannot write, or is
+        // damaged); any other store error is answered as before. Decided by this
+        // failure, not the shared condition, which a write elsewhere may have cleared
+        // since.
+        let hold = self.holds() && matches!(fault, Some(Fault::Temporary | Fault::Corrupt));
         let share = started.elapsed().as_secs_f64() / pages.len() as f64;
-        for (((page, _), outcome), (parse_seconds, reply)) in
-            pages.into_iter().zip(outcomes).zip(answers)
+        let mut held = Vec::new();
+        for ((((page, prepared), outcome), (parse_seconds, reply, was_held)), fetch_state) in
+            pages.into_iter().zip(outcomes).zip(answers).zip(states)
         {
+            if hold && matches!(outcome, Outcome::Deferred { .. }) {
+                if !was_held {
+                    tracing::info!(source = %page.source, origin = %page.origin,
+                        "page held until the store can take it");
+                }
+                held.push(Ready {
+                    page: (page, prepared),
+                    fetch_state,
+                    parse_seconds,
+                    reply,
+                    held: true,
+                });
+                continue;
+            }
             self.report(&page, &outcome, parse_seconds + share);
             // The source may have stopped listening (shutdown); the page is stored
             // either way.
             let _ = reply.send(outcome);
         }
+        held
     }
 
     /// Logs and counts what became of one page; `seconds` is its parse time and its
@@ -368,6 +537,17 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::Capture;
+
+    /// [`ingest_group`]'s outcomes.
+    fn ingest_prepared(
+        store: &SharedStore,
+        pages: &[(Page, Prepared)],
+        matcher: &dyn Matcher,
+        health: &StoreHealth,
+    ) -> Vec<Outcome> {
+        ingest_group(store, pages, matcher, health).0
+    }
     use crate::store::{NoRules, Store};
 
     fn page(body: &[u8]) -> Page {
@@ -408,7 +588,7 @@ mod tests {
                 (page, prepared)
             })
             .collect();
-        let outcomes = ingest_prepared(&store, &pages, &NoRules);
+        let outcomes = ingest_prepared(&store, &pages, &NoRules, &StoreHealth::new(None));
         assert_eq!(outcomes.len(), 4);
         assert!(
             matches!(&outcomes[0], Outcome::Ingested { report, .. } if report.new > 0),
@@ -435,7 +615,12 @@ mod tests {
         let first = page(APR17);
         let prepared = prepare(&store, &first, &config);
         assert!(matches!(
-            ingest_prepared(&store, &[(first, prepared)], &NoRules)[0],
+            ingest_prepared(
+                &store,
+                &[(first, prepared)],
+                &NoRules,
+                &StoreHealth::new(None)
+            )[0],
             Outcome::Ingested { .. }
         ));
 
@@ -453,7 +638,12 @@ mod tests {
         };
         assert!(matches!(prepared, Prepared::Parsed(_)));
         assert_eq!(
-            ingest_prepared(&store, &[(again, prepared)], &NoRules),
+            ingest_prepared(
+                &store,
+                &[(again, prepared)],
+                &NoRules,
+                &StoreHealth::new(None)
+            ),
             vec![Outcome::Duplicate]
         );
     }
@@ -469,7 +659,7 @@ mod tests {
                 (page, prepared)
             })
             .collect();
-        let outcomes = ingest_prepared(&store, &pages, &NoRules);
+        let outcomes = ingest_prepared(&store, &pages, &NoRules, &StoreHealth::new(None));
         let state = |etag: &str| {
             Some(FetchState {
                 etag: Some(etag.to_owned()),
@@ -495,5 +685,91 @@ mod tests {
             outcomes[2]
         );
         assert_eq!(etag("c").as_deref(), Some("c"), "stored");
+    }
+
+    /// A page the store has no room for is held, unanswered (its file stays in the
+    /// folder), and stored on a later try once there is room, with no restart; when
+    /// the daemon stops first, it is answered "deferred".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_the_full_store_cannot_take_is_held_then_stored_when_room_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: SharedStore = Arc::new(std::sync::Mutex::new(
+            Store::open(&dir.path().join("lookout.db")).expect("open"),
+        ));
+        let config = Arc::new(Config::parse("", "test.toml").expect("empty config parses"));
+        let pages = store::lock(&store).page_count().expect("page count");
+        store::lock(&store)
+            .limit_pages(pages)
+            .expect("no room for one more page");
+        let health = StoreHealth::new(None);
+        let (stop_tx, stopping) = watch::channel(false);
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(pipeline(
+            rx,
+            Pipeline {
+                store: store.clone(),
+                live: Arc::new(Live::new(Arc::clone(&config), Arc::new(NoRules))),
+                publisher: Arc::new(Publisher::new(store.clone(), &config, 0)),
+                outbox_wake: Arc::new(Notify::new()),
+                metrics: Metrics::new(),
+                pulse: None,
+                health: health.clone(),
+                stopping: Some(stopping),
+            },
+        ));
+        let send = |body: &'static [u8]| {
+            let (reply, answer) = oneshot::channel();
+            let capture = Capture {
+                page: page(body),
+                reply,
+                fetch_state: None,
+            };
+            (capture, answer)
+        };
+        let (capture, mut answer) = send(APR17);
+        tx.send(capture).await.expect("pipeline takes it");
+        let mut condition = health.subscribe();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
+        )
+        .await
+        .expect("the full store is noticed")
+        .expect("health kept");
+        assert!(answer.try_recv().is_err(), "held, not answered");
+
+        store::lock(&store)
+            .limit_pages(1 << 30)
+            .expect("room returns");
+        let outcome = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("stored on a later try")
+            .expect("answered");
+        assert!(
+            matches!(&outcome, Outcome::Ingested { report, .. } if report.new > 0),
+            "{outcome:?}"
+        );
+        assert!(health.condition().is_healthy());
+
+        // Full again, then the daemon stops: the held page is let go, deferred.
+        let pages = store::lock(&store).page_count().expect("page count");
+        store::lock(&store).limit_pages(pages).expect("full again");
+        let (capture, answer) = send(MAY20);
+        tx.send(capture).await.expect("pipeline takes it");
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
+        )
+        .await
+        .expect("the full store is noticed")
+        .expect("health kept");
+        stop_tx.send(true).expect("pipeline listens");
+        let outcome = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("answered at stop")
+            .expect("answered");
+        assert!(matches!(outcome, Outcome::Deferred { .. }), "{outcome:?}");
+        drop(tx);
+        task.await.expect("pipeline ends");
     }
 }

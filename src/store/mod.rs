@@ -9,11 +9,13 @@
 //! The store is synchronous; the daemon calls it from `spawn_blocking`.
 
 mod bulk;
+mod health;
 mod ingest;
 mod items;
 mod migrations;
 mod outbox;
 
+pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
 pub use outbox::RuleMatch;
 
