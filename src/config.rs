@@ -125,6 +125,14 @@ pub struct ServerConfig {
     /// Optional access token required on everything but `/healthz`.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// Most client connections open at once (default: derived from the open-file
+    /// limit, leaving a reserve for the store, drop folders and outgoing requests).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Longest wait for a request's headers, an idle keep-alive connection's next
+    /// request included; then the connection is closed.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: HumanDuration,
 }
 
 impl Default for ServerConfig {
@@ -133,6 +141,8 @@ impl Default for ServerConfig {
             listen: default_listen(),
             base_url: None,
             token: None,
+            max_connections: None,
+            header_timeout: default_header_timeout(),
         }
     }
 }
@@ -547,6 +557,9 @@ fn default_state_dir() -> PathBuf {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
+fn default_header_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
 fn default_feed_title() -> String {
     "lookout".to_owned()
 }
@@ -641,6 +654,12 @@ impl Config {
     fn validate(&self) -> Result<(), (Range<usize>, String)> {
         if self.feed.max_items == 0 {
             return Err((0..0, "[feed] max_items must be at least 1".into()));
+        }
+        if self.server.max_connections == Some(0) {
+            return Err((0..0, "[server] max_connections must be at least 1".into()));
+        }
+        if self.server.header_timeout.0.is_zero() {
+            return Err((0..0, "[server] header_timeout must be more than 0s".into()));
         }
         if let Some(base) = &self.server.base_url {
             url::Url::parse(base)
