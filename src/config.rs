@@ -125,6 +125,14 @@ pub struct ServerConfig {
     /// Optional access token required on everything but `/healthz`.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// Most client connections open at once (default: derived from the open-file
+    /// limit, leaving a reserve for the store, drop folders and outgoing requests).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Longest wait for a request's headers, an idle keep-alive connection's next
+    /// request included; then the connection is closed.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: HumanDuration,
 }
 
 impl Default for ServerConfig {
@@ -133,6 +141,8 @@ impl Default for ServerConfig {
             listen: default_listen(),
             base_url: None,
             token: None,
+            max_connections: None,
+            header_timeout: default_header_timeout(),
         }
     }
 }
@@ -222,9 +232,9 @@ pub struct SourceConfig {
     /// Folder: how long size and mtime must stay unchanged before a file is read.
     #[serde(default = "default_settle")]
     pub settle: HumanDuration,
-    /// HTTP: the listing page URL.
+    /// HTTP: the listing page URL; `${NAME}` references are expanded.
     #[serde(default)]
-    pub url: Option<Spanned<String>>,
+    pub url: Option<Spanned<SourceUrl>>,
     /// HTTP: fetch interval.
     #[serde(default = "default_every")]
     pub every: HumanDuration,
@@ -503,9 +513,93 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// An http source's `url`. `${NAME}` references are expanded as in a [`Secret`] (an
+/// API key in a query string is common), and the text as configured is kept: it is
+/// what `Display` and `Debug` show, and [`SourceUrl::redact`] puts the references back
+/// into any text, so the expanded values never reach a log line, an error or a page.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceUrl {
+    configured: String,
+    expanded: String,
+    /// Each expanded value (non-empty) with the `${NAME}` it came from.
+    values: Vec<(String, String)>,
+}
+
+impl SourceUrl {
+    /// The URL as written in the config, references unexpanded: safe to show.
+    pub fn configured(&self) -> &str {
+        &self.configured
+    }
+
+    /// The URL to request, references expanded.
+    pub fn expose(&self) -> &str {
+        &self.expanded
+    }
+
+    /// `text` with every expanded value replaced by its `${NAME}` reference, so a URL
+    /// the server redirected to (which may repeat the query) can be shown.
+    pub fn redact(&self, text: &str) -> String {
+        use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+        /// What `url::Url` escapes in a query.
+        const QUERY: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>');
+        let mut text = text.to_owned();
+        for (value, reference) in &self.values {
+            // As configured, and as a URL (ours after parsing, or a server's in a
+            // redirect) may carry it: escaped as a query, as a form, or everything.
+            let forms = [
+                value.clone(),
+                utf8_percent_encode(value, QUERY).to_string(),
+                url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
+                utf8_percent_encode(value, NON_ALPHANUMERIC).to_string(),
+            ];
+            for form in forms {
+                text = text.replace(&form, reference);
+            }
+        }
+        text
+    }
+}
+
+impl fmt::Display for SourceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.configured)
+    }
+}
+
+impl fmt::Debug for SourceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SourceUrl").field(&self.configured).finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let configured = String::deserialize(d)?;
+        let (expanded, references) = expand(&configured).map_err(serde::de::Error::custom)?;
+        let mut values: Vec<(String, String)> = references
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| (value, format!("${{{name}}}")))
+            .collect();
+        // The longest first, so a value that contains another is replaced whole.
+        values.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+        Ok(SourceUrl {
+            configured,
+            expanded,
+            values,
+        })
+    }
+}
+
 /// Replaces each `${NAME}` in `raw` from the environment or the systemd credentials
 /// directory. The error names the variable, never a value.
 fn expand_secret(raw: &str) -> Result<String, String> {
+    expand(raw).map(|(expanded, _)| expanded)
+}
+
+/// [`expand_secret`], also returning each reference's name and value.
+fn expand(raw: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let mut references = Vec::new();
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(start) = rest.find("${") {
@@ -522,11 +616,13 @@ fn expand_secret(raw: &str) -> Result<String, String> {
         {
             return Err(format!("invalid variable name in ${{{name}}}"));
         }
-        out.push_str(&lookup_secret(name)?);
+        let value = lookup_secret(name)?;
+        out.push_str(&value);
+        references.push((name.to_owned(), value));
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok((out, references))
 }
 
 fn lookup_secret(name: &str) -> Result<String, String> {
@@ -552,6 +648,9 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_header_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
 }
 fn default_feed_title() -> String {
     "lookout".to_owned()
@@ -648,6 +747,12 @@ impl Config {
         if self.feed.max_items == 0 {
             return Err((0..0, "[feed] max_items must be at least 1".into()));
         }
+        if self.server.max_connections == Some(0) {
+            return Err((0..0, "[server] max_connections must be at least 1".into()));
+        }
+        if self.server.header_timeout.0.is_zero() {
+            return Err((0..0, "[server] header_timeout must be more than 0s".into()));
+        }
         if let Some(base) = &self.server.base_url {
             url::Url::parse(base)
                 .map_err(|e| (0..0, format!("[server] base_url {base:?}: {e}")))?;
@@ -697,7 +802,7 @@ impl Config {
                             format!("http source {name:?} needs a `url`"),
                         ));
                     };
-                    match url::Url::parse(url.get_ref()) {
+                    match url::Url::parse(url.get_ref().expose()) {
                         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
                         Ok(u) => {
                             return Err((
@@ -908,6 +1013,25 @@ mod tests {
         let token = c.server.token.unwrap();
         assert_eq!(token.expose(), "hunter2");
         assert!(!format!("{token:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn source_urls_expand_references_and_show_them_unexpanded() {
+        std::env::set_var("LOOKOUT_TEST_URL_KEY_Q", "k3y/with space");
+        let text = "[[source]]\nname = \"a\"\nkind = \"http\"\n\
+                    url = \"https://127.0.0.1/list?key=${LOOKOUT_TEST_URL_KEY_Q}\"\n";
+        let c = Config::parse(text, "c.toml").unwrap();
+        let url = c.sources[0].url.as_ref().unwrap().get_ref();
+        assert_eq!(url.expose(), "https://127.0.0.1/list?key=k3y/with space");
+        let configured = "https://127.0.0.1/list?key=${LOOKOUT_TEST_URL_KEY_Q}";
+        assert_eq!(url.to_string(), configured);
+        assert!(!format!("{url:?}").contains("k3y"));
+        assert_eq!(
+            url.redact("https://127.0.0.1/next?key=k3y%2Fwith+space&k=k3y/with space"),
+            "https://127.0.0.1/next?key=${LOOKOUT_TEST_URL_KEY_Q}&k=${LOOKOUT_TEST_URL_KEY_Q}"
+        );
+        let parsed = url::Url::parse(url.expose()).unwrap();
+        assert_eq!(url.redact(parsed.as_str()), configured);
     }
 
     #[test]

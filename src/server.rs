@@ -3,8 +3,17 @@
 //!
 //! Feed bytes come from the [`Publisher`]'s memory; a conditional GET that matches is
 //! answered 304 without touching the database.
+//!
+//! [`serve`] is the accept loop: anyone who can reach the port can open connections
+//! before any token is checked, so it caps how many are open at once
+//! ([`ConnectionLimits`], below the open-file limit) and closes a connection that has
+//! not sent a request's headers within `header_timeout`, which also ends idle
+//! keep-alive connections. `axum::serve` offers neither, so the loop drives hyper's
+//! HTTP/1 connections itself.
 
+use std::future::Future;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,7 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 
-use crate::config::{Secret, SourceKind};
+use crate::config::{Secret, ServerConfig, SourceKind};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::publish::{FeedFormat, FeedId, FeedScope, Publisher, Rendered};
@@ -57,13 +66,13 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn all_rss(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    serve(&s, FeedScope::All, FeedFormat::Rss, &headers).await
+    serve_feed(&s, FeedScope::All, FeedFormat::Rss, &headers).await
 }
 async fn all_atom(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    serve(&s, FeedScope::All, FeedFormat::Atom, &headers).await
+    serve_feed(&s, FeedScope::All, FeedFormat::Atom, &headers).await
 }
 async fn all_json(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    serve(&s, FeedScope::All, FeedFormat::Json, &headers).await
+    serve_feed(&s, FeedScope::All, FeedFormat::Json, &headers).await
 }
 
 async fn source_feed(
@@ -72,7 +81,7 @@ async fn source_feed(
     headers: HeaderMap,
 ) -> Response {
     match split_feed_file(&file) {
-        Some((name, format)) => serve(&s, FeedScope::Source(name), format, &headers).await,
+        Some((name, format)) => serve_feed(&s, FeedScope::Source(name), format, &headers).await,
         None => not_found(),
     }
 }
@@ -83,7 +92,7 @@ async fn rule_feed(
     headers: HeaderMap,
 ) -> Response {
     match split_feed_file(&file) {
-        Some((name, format)) => serve(&s, FeedScope::Rule(name), format, &headers).await,
+        Some((name, format)) => serve_feed(&s, FeedScope::Rule(name), format, &headers).await,
         None => not_found(),
     }
 }
@@ -94,7 +103,7 @@ fn split_feed_file(file: &str) -> Option<(String, FeedFormat)> {
     Some((name.to_owned(), FeedFormat::from_extension(ext)?))
 }
 
-async fn serve(
+async fn serve_feed(
     state: &AppState,
     scope: FeedScope,
     format: FeedFormat,
@@ -336,19 +345,24 @@ async fn metrics(State(s): State<AppState>) -> Response {
     r
 }
 
-/// Every feed in its three formats, with `?token=` when a token protects the server, so
-/// a link copied into a reader works.
-fn feed_links(s: &AppState) -> Vec<FeedLink> {
-    let config = s.live.config();
+/// `?token=…` when a token protects the server, else nothing: appended to every link
+/// the status page and the OPML list give, so a link copied into a reader works.
+fn token_query(s: &AppState) -> String {
     let token = s.token.read().ok().and_then(|t| t.clone());
-    let suffix = token
+    token
         .map(|t| {
             format!(
                 "?token={}",
                 url::form_urlencoded::byte_serialize(t.expose().as_bytes()).collect::<String>()
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Every feed in its three formats, with the token query (see [`token_query`]).
+fn feed_links(s: &AppState) -> Vec<FeedLink> {
+    let config = s.live.config();
+    let suffix = token_query(s);
     s.publisher
         .feeds()
         .chunks(3)
@@ -434,7 +448,7 @@ async fn status_page(State(s): State<AppState>) -> Response {
             .collect(),
         outbox,
         feeds: feed_links(&s),
-        opml_url: "/feeds.opml".to_owned(),
+        opml_url: format!("/feeds.opml{}", token_query(&s)),
     };
     let mut r = status::render_status_page(&view).into_response();
     r.headers_mut().insert(
@@ -485,7 +499,7 @@ async fn require_token(State(s): State<AppState>, request: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .map(str::to_owned);
     let from_query = request.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -493,7 +507,7 @@ async fn require_token(State(s): State<AppState>, request: Request, next: Next) 
             .map(|(_, v)| v.into_owned())
     });
     let presented = from_header.or(from_query);
-    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.expose().as_bytes())) {
+    if presented.is_some_and(|p| token_matches(&p, expected.expose())) {
         next.run(request).await
     } else {
         let mut r = (StatusCode::UNAUTHORIZED, "token required\n").into_response();
@@ -505,17 +519,280 @@ async fn require_token(State(s): State<AppState>, request: Request, next: Next) 
     }
 }
 
-/// Compares secrets without an early exit, so timing does not reveal a prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// The credentials of an `Authorization: Bearer <token>` value. The scheme name is
+/// case-insensitive (RFC 9110 11.1), so `bearer` and `BEARER` count too.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// Compares the presented token with the expected one in constant time. Both are
+/// hashed first, so the comparison runs over 32 bytes whatever their lengths: neither
+/// a prefix nor the length of the token shows in the timing.
+fn token_matches(presented: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    presented.as_slice().ct_eq(expected.as_slice()).into()
+}
+
+/// File descriptors kept back from client connections at the least: the store (its
+/// database, WAL and shared memory), the drop folders and their watches, outgoing
+/// fetches and deliveries, the log.
+const FD_RESERVE: u64 = 256;
+/// The derived connection cap never goes above this, whatever the open-file limit: an
+/// idle connection costs buffers, and this many readers is far past one machine's use.
+const MAX_DERIVED_CONNECTIONS: u64 = 16_384;
+/// The open-file soft limit asked for at start, when the hard limit allows it.
+const WANTED_OPEN_FILES: u64 = 1 << 20;
+/// How long connections get to finish their response at shutdown before being cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Wait after the process ran out of descriptors (or memory) in `accept`, so the loop
+/// does not spin while connections close.
+const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How many connections the server keeps open and how long it waits for a request, so
+/// clients without a token cannot take the file descriptors the rest of the daemon
+/// needs, nor hold a connection without sending a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Most connections open at once. Past it the server stops accepting; further
+    /// clients wait in the kernel's listen backlog until a connection closes.
+    pub max_connections: usize,
+    /// Longest wait for a request's headers, counted from when the connection is
+    /// ready for a request: it closes half-sent requests and idle keep-alive
+    /// connections alike.
+    pub header_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    /// The limits `[server]` asks for. Raises the open-file soft limit to the hard
+    /// limit first (systemd's default soft limit is 1024, its hard limit far higher),
+    /// then derives `max_connections`, when not configured, as that limit less a
+    /// reserve of a quarter (at least [`FD_RESERVE`]), capped at 16,384.
+    pub fn from_config(server: &ServerConfig) -> ConnectionLimits {
+        let open_files = match rlimit::increase_nofile_limit(WANTED_OPEN_FILES) {
+            Ok(limit) => Some(limit),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+                rlimit::getrlimit(rlimit::Resource::NOFILE)
+                    .ok()
+                    .map(|(soft, _)| soft)
+            }
+        };
+        let budget = open_files.map(connection_budget);
+        let max_connections = match (server.max_connections, budget) {
+            (Some(wanted), Some(budget)) if wanted as u64 > budget => {
+                tracing::warn!(
+                    max_connections = wanted,
+                    open_file_limit = open_files.unwrap_or_default(),
+                    "max_connections leaves too few file descriptors for the store and \
+                     the drop folders; a flood of connections can make them fail"
+                );
+                wanted
+            }
+            (Some(wanted), _) => wanted,
+            (None, Some(budget)) => usize::try_from(budget).unwrap_or(usize::MAX),
+            (None, None) => 512,
+        };
+        let limits = ConnectionLimits {
+            max_connections,
+            header_timeout: server.header_timeout.0,
+        };
+        tracing::info!(
+            max_connections,
+            header_timeout = %humantime::format_duration(limits.header_timeout),
+            open_file_limit = open_files.unwrap_or_default(),
+            "server connection limits"
+        );
+        limits
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Connections allowed under an open-file limit of `open_files`.
+fn connection_budget(open_files: u64) -> u64 {
+    let reserve = (open_files / 4).max(FD_RESERVE);
+    open_files
+        .saturating_sub(reserve)
+        .clamp(1, MAX_DERIVED_CONNECTIONS)
+}
+
+/// Length of the listen backlog asked for (the kernel caps it at `net.core.somaxconn`).
+/// tokio's `bind` asks for 1024; a burst of new connections larger than that, while the
+/// accept loop waits for a CPU, has the kernel drop SYNs, and each dropped client waits
+/// a second to retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the server's listening socket, with a listen backlog of 4096.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std and tokio do on Unix: a restart may rebind while old connections linger
+    // in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, within `limits`; then lets
+/// open connections finish their response (up to two seconds) and returns. Fails only
+/// when the listening socket itself is unusable; a failed connection is its own
+/// business, and running out of file descriptors pauses accepting for a second.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    // A permit per open connection. Semaphore permits are counted in u32 for
+    // `acquire_many`, which the drain at the end uses.
+    let slots = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let open = Arc::new(tokio::sync::Semaphore::new(slots as usize));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let result = loop {
+        // Waiting for a slot before accepting leaves the excess in the listen backlog,
+        // where it costs this process no descriptor.
+        let permit = tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            permit = Arc::clone(&open).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break Ok(()), // never closed
+            },
+        };
+        let accepted = tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                tokio::spawn(serve_connection(
+                    stream,
+                    app.clone(),
+                    limits.header_timeout,
+                    stopped.clone(),
+                    permit,
+                ));
+            }
+            Err(e) => match accept_error(&e) {
+                AcceptError::Connection => {
+                    tracing::debug!(error = %e, "accept: connection failed before it was taken");
+                }
+                AcceptError::Resources => {
+                    tracing::error!(error = %e, "accept: out of file descriptors or memory; \
+                        pausing {ACCEPT_BACKOFF:?}");
+                    tokio::select! {
+                        () = &mut shutdown => break Ok(()),
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    }
+                }
+                AcceptError::Listener => break Err(e),
+            },
+        }
+    };
+    drop(listener);
+    let _ = stop.send(true);
+    // Every connection holds a permit until it ends: all permits back means all closed.
+    let _ = open.acquire_many(slots).await;
+    result
+}
+
+/// What an `accept` error means for the loop.
+enum AcceptError {
+    /// One connection failed (reset or aborted before it was taken): go on.
+    Connection,
+    /// The process or system is out of descriptors or memory: pause, then go on.
+    Resources,
+    /// The listening socket itself is broken: stop serving.
+    Listener,
+}
+
+fn accept_error(e: &std::io::Error) -> AcceptError {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => AcceptError::Resources,
+        Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT) => {
+            AcceptError::Listener
+        }
+        _ => AcceptError::Connection,
+    }
+}
+
+/// One client connection, HTTP/1.1 with keep-alive, until it closes, its header
+/// timeout fires or the server stops. Holds its slot (`_permit`) until it ends.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    header_timeout: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // hyper starts this timer whenever it waits for a request head: on a new
+    // connection, and again after each response on a kept-alive one.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let stop = async move {
+        // The guard `wait_for` returns is not Send: drop it here.
+        let _ = stopped.wait_for(|stop| *stop).await.map(|_| ());
+    };
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = stop => {
+            // Ends an idle connection at once, a busy one after its response.
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    // Header timeouts, resets and clients that leave: expected on any server, and a
+    // flood of them must not flood the log.
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection closed");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  a b"), Some("a b"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
+
+    #[test]
+    fn tokens_of_any_length_compare_by_digest() {
+        assert!(token_matches("s3cret t0ken", "s3cret t0ken"));
+        assert!(!token_matches("s3cret t0ke", "s3cret t0ken"));
+        assert!(!token_matches("", "s3cret t0ken"));
+        assert!(!token_matches("s3cret t0ken and more", "s3cret t0ken"));
+    }
+
+    #[test]
+    fn connection_budget_keeps_a_reserve_and_a_ceiling() {
+        assert_eq!(connection_budget(1024), 768);
+        assert_eq!(connection_budget(300), 44);
+        assert_eq!(connection_budget(100), 1);
+        assert_eq!(connection_budget(20_000), 15_000);
+        assert_eq!(connection_budget(1 << 20), MAX_DERIVED_CONNECTIONS);
+    }
 
     #[test]
     fn etag_lists_and_weak_forms_match() {

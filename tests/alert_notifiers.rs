@@ -356,6 +356,14 @@ async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Received>) {
 
 /// [`smtp_server`], with TLS as `tls` says.
 async fn smtp_server_with(tls: ServerTls) -> (u16, mpsc::UnboundedReceiver<Received>) {
+    smtp_server_answering_rcpt(tls, "250 ok").await
+}
+
+/// [`smtp_server`], answering `RCPT TO` with `rcpt` (a 4xx or 5xx reply to refuse).
+async fn smtp_server_answering_rcpt(
+    tls: ServerTls,
+    rcpt: &'static str,
+) -> (u16, mpsc::UnboundedReceiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -372,7 +380,7 @@ async fn smtp_server_with(tls: ServerTls) -> (u16, mpsc::UnboundedReceiver<Recei
                         Err(_) => return,
                     },
                 };
-                smtp_session(conn, starttls, wrapped, tx).await;
+                smtp_session(conn, starttls, wrapped, rcpt, tx).await;
             });
         }
     });
@@ -380,12 +388,15 @@ async fn smtp_server_with(tls: ServerTls) -> (u16, mpsc::UnboundedReceiver<Recei
 }
 
 /// One SMTP conversation; STARTTLS (when `starttls` is given) upgrades it in place.
+/// Like a strict relay, it refuses a mail with a line over 998 octets (RFC 5322 2.1.1).
 async fn smtp_session(
     conn: Box<dyn Io>,
     mut starttls: Option<tokio_rustls::TlsAcceptor>,
     mut over_tls: bool,
+    rcpt: &'static str,
     tx: mpsc::UnboundedSender<Received>,
 ) {
+    let rcpt_reply = format!("{rcpt}\r\n");
     let mut conn = BufReader::new(conn);
     if conn
         .write_all(b"220 127.0.0.1 ESMTP test\r\n")
@@ -433,12 +444,13 @@ async fn smtp_session(
             b"250 ok\r\n"
         } else if upper.starts_with("RCPT TO:") {
             rcpt_to.push(command[8..].to_owned());
-            b"250 ok\r\n"
+            rcpt_reply.as_bytes()
         } else if upper == "DATA" {
             if conn.write_all(b"354 go ahead\r\n").await.is_err() {
                 return;
             }
             let mut data = Vec::new();
+            let mut too_long = false;
             loop {
                 let mut l = Vec::new();
                 if conn.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
@@ -447,6 +459,7 @@ async fn smtp_session(
                 if l == b".\r\n" {
                     break;
                 }
+                too_long |= l.len() > 998 + 2;
                 // Undo dot-stuffing.
                 let l = if l.starts_with(b"..") {
                     l[1..].to_vec()
@@ -454,6 +467,16 @@ async fn smtp_session(
                     l
                 };
                 data.extend_from_slice(&l);
+            }
+            if too_long {
+                if conn
+                    .write_all(b"500 5.5.0 Line too long\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
             }
             let _ = tx.send(Received {
                 auth: auth.clone(),
@@ -592,6 +615,77 @@ async fn email_to_a_closed_port_is_an_smtp_error_without_the_password() {
     assert!(matches!(err, NotifyError::Smtp { .. }), "{err:?}");
     let shown = format!("{err} {err:?} {:?}", n.get("me"));
     assert!(!shown.contains("hunter2-pw"), "{shown}");
+}
+
+#[tokio::test]
+async fn email_with_a_two_thousand_character_title_has_a_short_subject_and_no_long_line() {
+    let (port, mut mailbox) = smtp_server().await;
+    let n = email_to(port, "none", "").expect("a valid notifier");
+    // One word of 2,000 characters: nothing for a folder to break at.
+    let title = "Ü".repeat(1_000) + &"x".repeat(1_000);
+    let mut msg = single(&title);
+    msg.items[0].summary = "s".repeat(5_000);
+    n.get("me")
+        .expect("configured")
+        .send(&msg)
+        .await
+        .expect("the relay takes the mail");
+    let got = tokio::time::timeout(Duration::from_secs(10), mailbox.recv())
+        .await
+        .expect("mail arrives in time")
+        .expect("server running");
+    let longest = got.data.split(|b| *b == b'\n').map(<[u8]>::len).max();
+    assert!(
+        longest.unwrap_or(0) <= 998 + 1,
+        "a line of {longest:?} octets"
+    );
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&got.data)
+        .expect("a parsable message");
+    let subject = parsed.subject().expect("a subject");
+    assert_eq!(subject.chars().count(), 200, "{subject}");
+    assert!(subject.starts_with("[lookout] diffusion: ÜÜÜ"), "{subject}");
+    assert!(subject.ends_with('…'), "{subject}");
+    let body = parsed.body_text(0).expect("a text body");
+    assert!(
+        body.contains(&"s".repeat(5_000)),
+        "the summary arrives whole"
+    );
+}
+
+#[tokio::test]
+async fn email_refused_with_5xx_is_permanent_and_with_4xx_is_not() {
+    for (reply, permanent) in [
+        ("550 5.1.1 no such mailbox", true),
+        ("554 5.7.1 relay denied", true),
+        ("451 4.3.0 try again later", false),
+        ("452 4.2.2 mailbox full", false),
+    ] {
+        let (port, mut mailbox) = smtp_server_answering_rcpt(ServerTls::None, reply).await;
+        let n = email_to(port, "none", "").expect("a valid notifier");
+        let err = n
+            .get("me")
+            .expect("configured")
+            .send(&single("A paper"))
+            .await
+            .expect_err("the relay refuses");
+        assert!(matches!(err, NotifyError::Smtp { .. }), "{err:?}");
+        assert_eq!(err.is_permanent(), permanent, "{reply}: {err}");
+        assert!(mailbox.try_recv().is_err(), "nothing was accepted");
+    }
+    // Nothing answering at all is worth retrying too.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let n = email_to(closed, "none", "").expect("a valid notifier");
+    let err = n
+        .get("me")
+        .expect("configured")
+        .send(&single("A paper"))
+        .await
+        .unwrap_err();
+    assert!(!err.is_permanent(), "{err}");
 }
 
 /// An email notifier to the test server at `port`, with `tls` and its extra lines.

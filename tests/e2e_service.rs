@@ -164,6 +164,54 @@ fn token_protects_everything_but_health() {
         get(&format!("{base}/feed.xml?token=s3cret%20t0ken"), &[]).0,
         200
     );
+    // The auth scheme is case-insensitive (RFC 9110 11.1).
+    for scheme in ["bearer", "BEARER"] {
+        assert_eq!(
+            get(
+                &format!("{base}/feed.xml"),
+                &[("authorization", &format!("{scheme} s3cret t0ken"))]
+            )
+            .0,
+            200,
+            "{scheme}"
+        );
+    }
+    // A token of another length, or a prefix of the right one, is refused too.
+    for wrong in ["s3cret", "s3cret t0ken!", ""] {
+        assert_eq!(
+            get(
+                &format!("{base}/feed.xml"),
+                &[("authorization", &format!("Bearer {wrong}"))]
+            )
+            .0,
+            401,
+            "{wrong:?}"
+        );
+    }
+    // Every link of the status page carries the token, the OPML link included.
+    let (_, _, page) = get(&format!("{base}/?token=s3cret%20t0ken"), &[]);
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("/feeds.opml?token=s3cret+t0ken"),
+        "the OPML link lacks the token"
+    );
+    let mut followed = 0;
+    for href in page.split("href=\"").skip(1) {
+        let link = href.split('"').next().unwrap().replace("&amp;", "&");
+        let url = if link.starts_with('/') {
+            format!("{base}{link}")
+        } else if link.starts_with(base.as_str()) {
+            link.clone()
+        } else {
+            continue; // an item's own link, elsewhere
+        };
+        if url.ends_with("/feed.xsl") {
+            continue;
+        }
+        assert_eq!(get(&url, &[]).0, 200, "{link}");
+        followed += 1;
+    }
+    assert!(followed >= 4, "only {followed} links on the status page");
     assert!(
         !daemon.log().contains("s3cret"),
         "the token is never logged"

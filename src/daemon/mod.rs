@@ -255,12 +255,10 @@ impl Sources {
 
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.server.listen,
-            source,
-        })?;
+    let listener = server::bind(config.server.listen).map_err(|source| DaemonError::Listen {
+        addr: config.server.listen,
+        source,
+    })?;
     let bound = listener.local_addr().unwrap_or(config.server.listen);
     let config = Arc::new(with_base_url(config, bound));
     let (store, generation) = open_with_generation(&config).await?;
@@ -291,13 +289,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     let (stopping_tx, stopping) = watch::channel(false);
 
     let mut server_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let limits = server::ConnectionLimits::from_config(&config.server);
+    let server = tokio::spawn(server::serve(listener, app, limits, async move {
+        let _ = server_shutdown.wait_for(|stop| *stop).await;
+    }));
 
     let (tx, rx) = mpsc::channel::<Capture>(64);
     let outbox_wake = Arc::new(Notify::new());

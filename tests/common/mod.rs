@@ -146,6 +146,11 @@ impl Daemon {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Daemon {

@@ -13,6 +13,12 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::NotifyError;
+
+/// Longest subject, in characters, before it is cut with "…". RFC 5322 allows 998
+/// octets on a line and lettre folds only between words, so a long title without
+/// spaces made a line relays refuse (`500 Line too long`); and a mail client shows
+/// far less than this anyway.
+const MAX_SUBJECT_CHARS: usize = 200;
 use crate::alert::message::Message;
 use crate::config::{NotifierConfig, SmtpTls};
 
@@ -128,7 +134,7 @@ impl Email {
     pub(super) async fn send(&self, name: &str, msg: &Message) -> Result<(), NotifyError> {
         let mut mail = lettre::Message::builder()
             .from(self.from.clone())
-            .subject(format!("[lookout] {}", msg.headline()))
+            .subject(subject(&msg.headline()))
             .message_id(Some(format!("<{}@lookout>", msg.idempotency_key)))
             .header(ContentType::TEXT_PLAIN);
         for to in &self.to {
@@ -147,5 +153,38 @@ impl Email {
                 notifier: name.to_owned(),
                 source,
             })
+    }
+}
+
+/// `[lookout] <headline>` on one line (control characters, line breaks included, become
+/// spaces), cut to [`MAX_SUBJECT_CHARS`] on a character boundary with "…".
+fn subject(headline: &str) -> String {
+    let line: String = format!("[lookout] {headline}")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match line.char_indices().nth(MAX_SUBJECT_CHARS - 1) {
+        Some((cut, _)) if line.chars().count() > MAX_SUBJECT_CHARS => {
+            format!("{}…", line[..cut].trim_end())
+        }
+        _ => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_subject_is_cut_on_a_character_boundary() {
+        let short = subject("rule: A title");
+        assert_eq!(short, "[lookout] rule: A title");
+        let long = subject(&format!("rule: {}", "é".repeat(2_000)));
+        assert_eq!(long.chars().count(), MAX_SUBJECT_CHARS);
+        assert!(long.ends_with("é…"), "{long}");
+        let exact = "x".repeat(MAX_SUBJECT_CHARS - "[lookout] ".len());
+        assert_eq!(subject(&exact).chars().count(), MAX_SUBJECT_CHARS);
+        assert!(!subject(&exact).ends_with('…'));
+        assert_eq!(subject("r: a\r\nBcc: x"), "[lookout] r: a  Bcc: x");
     }
 }

@@ -120,6 +120,17 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 impl NotifyError {
+    /// Whether retrying cannot help: the SMTP relay refused the mail with a permanent
+    /// (5xx) reply, or the mail could not even be built. A transient (4xx) reply, a
+    /// timeout or a lost connection is worth retrying.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            NotifyError::Smtp { source, .. } => source.is_permanent(),
+            NotifyError::Mail { .. } => true,
+            _ => false,
+        }
+    }
+
     /// How long the receiver asked us to wait before retrying (HTTP `Retry-After`).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

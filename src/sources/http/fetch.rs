@@ -1,5 +1,12 @@
 //! One HTTP exchange: the client, the conditional GET, the streamed body under a size
 //! limit, and errors that say what was fetched and what went wrong.
+//!
+//! Redirects are followed here, not by reqwest: reqwest strips only `Authorization`
+//! (and cookies) when a redirect leaves the host, and sends a `Referer` holding the
+//! URL it came from, while a source's configured headers (`X-Api-Key`, ...) are as
+//! secret as `Authorization`. So each hop is its own request, the configured headers go
+//! only to the origin (scheme, host and port) of the configured URL, no `Referer` is
+//! ever sent, and a redirect to anything but http or https is refused by name.
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -11,7 +18,7 @@ use reqwest::{redirect, StatusCode};
 use url::Url;
 
 use super::schedule;
-use crate::config::{Secret, SourceConfig, DEFAULT_MAX_SIZE};
+use crate::config::{Secret, SourceConfig, SourceUrl, DEFAULT_MAX_SIZE};
 use crate::store::StoreError;
 
 /// The User-Agent sent when the config names none.
@@ -60,6 +67,14 @@ pub enum HttpError {
         url: String,
         /// The configured maximum.
         max: usize,
+    },
+    /// A redirect pointed at a scheme other than http or https (`file:`, `ftp:`, ...).
+    #[error("GET {url}: redirect to a {scheme}: URL refused (only http and https are followed)")]
+    SchemeRefused {
+        /// The URL requested.
+        url: String,
+        /// The scheme of the redirect's target.
+        scheme: String,
     },
     /// The server answered with an error (or unexpected) status.
     #[error("GET {url}: HTTP {status}{}", retry_note(.retry_after))]
@@ -201,7 +216,7 @@ pub struct Fetched {
 /// Fetches one URL once, unconditionally, under `limits`: what `lookout parse URL`
 /// previews. No host gate and no store are involved.
 pub async fn fetch_url(url: &Url, limits: &Limits) -> Result<Fetched, HttpError> {
-    let client = build_client(url.as_str(), limits, &Default::default())?;
+    let client = build_client(url.as_str(), limits, &Default::default(), None)?;
     match get(&client, url, limits, &Validators::default()).await? {
         Response::Page(page) => Ok(Fetched {
             body: page.body,
@@ -217,39 +232,35 @@ pub async fn fetch_url(url: &Url, limits: &Limits) -> Result<Fetched, HttpError>
     }
 }
 
-/// Why the redirect policy stopped following; found again in the reqwest error's
-/// source chain to produce a precise [`HttpError`].
-#[derive(Debug)]
-enum RedirectStop {
-    Loop(Url),
-    TooMany(usize),
-}
-
-impl std::fmt::Display for RedirectStop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RedirectStop::Loop(at) => write!(f, "redirect loop at {at}"),
-            RedirectStop::TooMany(max) => write!(f, "more than {max} redirects"),
-        }
-    }
-}
-
-impl StdError for RedirectStop {}
-
 /// What one source sends with every request: a client shared with the other sources
-/// that agree on its client-level settings, plus its own headers.
+/// that agree on its client-level settings, plus its own headers, and the source's URL
+/// as configured, to show URLs without the secrets expanded into them.
 #[derive(Clone)]
 pub(crate) struct SourceClient {
     http: reqwest::Client,
     headers: HeaderMap,
+    url: Option<SourceUrl>,
+}
+
+impl SourceClient {
+    /// `url` as it may be shown: with the values of the source URL's `${NAME}`
+    /// references put back as references.
+    pub(crate) fn show(&self, url: &Url) -> String {
+        match &self.url {
+            Some(configured) => configured.redact(url.as_str()),
+            None => url.to_string(),
+        }
+    }
 }
 
 /// Builds a source's client: its configured headers (checked here, so a bad one is a
-/// config error at start) over a shared [`reqwest::Client`].
+/// config error at start) over a shared [`reqwest::Client`]. `url` is the source's
+/// configured URL, whose secrets [`SourceClient::show`] hides.
 pub(crate) fn build_client(
     name: &str,
     limits: &Limits,
     headers: &std::collections::BTreeMap<String, Secret>,
+    url: Option<&SourceUrl>,
 ) -> Result<SourceClient, HttpError> {
     let config_error = |reason: String| HttpError::Config {
         source_name: name.to_owned(),
@@ -269,44 +280,29 @@ pub(crate) fn build_client(
     HeaderValue::from_str(&limits.user_agent)
         .map_err(|_| config_error("invalid user_agent".to_owned()))?;
     Ok(SourceClient {
-        http: shared_client(limits.connect_timeout, limits.max_redirects)
+        http: shared_client(limits.connect_timeout)
             .map_err(|e| config_error(format!("cannot build HTTP client: {}", chain(&e))))?,
         headers: map,
+        url: url.cloned(),
     })
 }
 
-/// One [`reqwest::Client`] per (connect timeout, redirect cap). Building a client used
-/// to load the system's trust store, about 150 PEM certificates: measured, that was
-/// most of the time of a `lookout once` over ten sources when every source built its
-/// own (the store now loads on the first TLS handshake, see `tls.rs`). Shared clients
-/// also share their connection pools. Everything else (total timeout,
-/// User-Agent, headers) is set per request.
-fn shared_client(
-    connect_timeout: std::time::Duration,
-    max_redirects: usize,
-) -> Result<reqwest::Client, reqwest::Error> {
-    type Clients = std::collections::HashMap<(std::time::Duration, usize), reqwest::Client>;
+/// One [`reqwest::Client`] per connect timeout. Building a client used to load the
+/// system's trust store, about 150 PEM certificates: measured, that was most of the
+/// time of a `lookout once` over ten sources when every source built its own (the
+/// store now loads on the first TLS handshake, see `tls.rs`). Shared clients also
+/// share their connection pools. Everything else (total timeout, User-Agent, headers,
+/// redirects) is per request.
+fn shared_client(connect_timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+    type Clients = std::collections::HashMap<std::time::Duration, reqwest::Client>;
     static CLIENTS: std::sync::OnceLock<std::sync::Mutex<Clients>> = std::sync::OnceLock::new();
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(client) = clients.get(&(connect_timeout, max_redirects)) {
+    if let Some(client) = clients.get(&connect_timeout) {
         return Ok(client.clone());
     }
-    let max = max_redirects;
-    // A loop is reported as a loop (not as "too many redirects") so the log says what
-    // the site is doing wrong.
-    let policy = redirect::Policy::custom(move |attempt| {
-        if attempt.previous().contains(attempt.url()) {
-            let at = attempt.url().clone();
-            attempt.error(RedirectStop::Loop(at))
-        } else if attempt.previous().len() > max {
-            attempt.error(RedirectStop::TooMany(max))
-        } else {
-            attempt.follow()
-        }
-    });
     let mut builder = reqwest::Client::builder();
     // It cannot fail with the built-in crypto provider; reqwest's own TLS setup (which
     // loads the trust store now) would be the fallback.
@@ -315,11 +311,13 @@ fn shared_client(
     }
     let client = builder
         .connect_timeout(connect_timeout)
-        .redirect(policy)
+        // [`get`] follows redirects itself (see the module docs).
+        .redirect(redirect::Policy::none())
+        .referer(false)
         .gzip(true)
         .brotli(true)
         .build()?;
-    clients.insert((connect_timeout, max_redirects), client.clone());
+    clients.insert(connect_timeout, client.clone());
     Ok(client)
 }
 
@@ -351,29 +349,63 @@ pub(crate) struct Body {
     pub validators: Validators,
 }
 
-/// One conditional GET of `url`, body read under `limits.max_body_size`.
+/// One conditional GET of `url`, redirects followed (at most `limits.max_redirects`,
+/// all within `limits.timeout`), body read under `limits.max_body_size`.
 pub(crate) async fn get(
     client: &SourceClient,
     url: &Url,
     limits: &Limits,
     validators: &Validators,
 ) -> Result<Response, HttpError> {
-    let mut request = client.http.get(url.clone()).timeout(limits.timeout);
-    // Checked when the client was built. Configured headers come after, so a
-    // `User-Agent` among them wins.
-    if let Ok(agent) = HeaderValue::from_str(&limits.user_agent) {
-        request = request.header(header::USER_AGENT, agent);
-    }
-    request = request.headers(client.headers.clone());
-    // A stored validator that is no longer a valid header value is skipped, which
-    // just costs one unconditional fetch.
-    if let Some(v) = validators.etag.as_deref().and_then(valid_header) {
-        request = request.header(header::IF_NONE_MATCH, v);
-    }
-    if let Some(v) = validators.last_modified.as_deref().and_then(valid_header) {
-        request = request.header(header::IF_MODIFIED_SINCE, v);
-    }
-    let response = request.send().await.map_err(|e| classify(e, url, limits))?;
+    let shown = || client.show(url);
+    let deadline = tokio::time::Instant::now() + limits.timeout;
+    let origin = url.origin();
+    let mut visited = vec![url.clone()];
+    let response = loop {
+        let current = visited.last().unwrap_or(url);
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
+            return Err(HttpError::Timeout {
+                url: shown(),
+                after: limits.timeout,
+            });
+        }
+        let response = request(
+            client,
+            current,
+            current.origin() == origin,
+            validators,
+            limits,
+        )
+        .timeout(remaining)
+        .send()
+        .await
+        .map_err(|e| classify(e, &shown(), limits))?;
+        let Some(next) = redirect_target(&response, current) else {
+            break response;
+        };
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(HttpError::SchemeRefused {
+                url: shown(),
+                scheme: next.scheme().to_owned(),
+            });
+        }
+        // A loop is reported as a loop (not as "too many redirects") so the log says
+        // what the site is doing wrong.
+        if visited.contains(&next) {
+            return Err(HttpError::RedirectLoop {
+                url: shown(),
+                at: client.show(&next),
+            });
+        }
+        if visited.len() > limits.max_redirects {
+            return Err(HttpError::TooManyRedirects {
+                url: shown(),
+                max: limits.max_redirects,
+            });
+        }
+        visited.push(next);
+    };
     let fetched_at = Utc::now();
     let status = response.status();
     if status == StatusCode::NOT_MODIFIED {
@@ -390,7 +422,7 @@ pub(crate) async fn get(
             None
         };
         return Err(HttpError::Status {
-            url: url.to_string(),
+            url: shown(),
             status: status.as_u16(),
             retry_after,
         });
@@ -402,7 +434,7 @@ pub(crate) async fn get(
         last_modified: header_text(headers, header::LAST_MODIFIED),
     };
     let final_url = response.url().clone();
-    let body = read_body(response, url, limits).await?;
+    let body = read_body(response, &shown(), limits).await?;
     Ok(Response::Page(Body {
         body,
         content_type,
@@ -412,16 +444,64 @@ pub(crate) async fn get(
     }))
 }
 
+/// The request for one hop. The configured headers go only to the configured URL's
+/// origin (`same_origin`); the validators are no secret and go along every hop.
+fn request(
+    client: &SourceClient,
+    url: &Url,
+    same_origin: bool,
+    validators: &Validators,
+    limits: &Limits,
+) -> reqwest::RequestBuilder {
+    let mut request = client.http.get(url.clone());
+    // Checked when the client was built. Configured headers come after, so a
+    // `User-Agent` among them wins.
+    if let Ok(agent) = HeaderValue::from_str(&limits.user_agent) {
+        request = request.header(header::USER_AGENT, agent);
+    }
+    if same_origin {
+        request = request.headers(client.headers.clone());
+    }
+    // A stored validator that is no longer a valid header value is skipped, which
+    // just costs one unconditional fetch.
+    if let Some(v) = validators.etag.as_deref().and_then(valid_header) {
+        request = request.header(header::IF_NONE_MATCH, v);
+    }
+    if let Some(v) = validators.last_modified.as_deref().and_then(valid_header) {
+        request = request.header(header::IF_MODIFIED_SINCE, v);
+    }
+    request
+}
+
+/// Where a redirect response points, resolved against the URL that gave it; `None`
+/// for any other response, and for a redirect without a usable `Location` (which is
+/// then reported by its status).
+fn redirect_target(response: &reqwest::Response, current: &Url) -> Option<Url> {
+    let followed = matches!(
+        response.status(),
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    );
+    if !followed {
+        return None;
+    }
+    let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
+    current.join(location).ok()
+}
+
 /// Reads the body chunk by chunk, stopping as soon as it would pass the limit.
 /// reqwest hands over decompressed chunks, so this counts decompressed bytes: a gzip
 /// bomb is cut at the limit instead of being inflated in memory.
 async fn read_body(
     response: reqwest::Response,
-    url: &Url,
+    url: &str,
     limits: &Limits,
 ) -> Result<Vec<u8>, HttpError> {
     let too_large = || HttpError::TooLarge {
-        url: url.to_string(),
+        url: url.to_owned(),
         limit: limits.max_body_size,
     };
     let limit = usize::try_from(limits.max_body_size).unwrap_or(usize::MAX);
@@ -460,21 +540,12 @@ fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Turns a reqwest error into the [`HttpError`] that says what happened.
-fn classify(error: reqwest::Error, url: &Url, limits: &Limits) -> HttpError {
-    let url_text = url.to_string();
-    if let Some(stop) = find_cause::<RedirectStop>(&error) {
-        return match stop {
-            RedirectStop::Loop(at) => HttpError::RedirectLoop {
-                url: url_text,
-                at: at.to_string(),
-            },
-            RedirectStop::TooMany(max) => HttpError::TooManyRedirects {
-                url: url_text,
-                max: *max,
-            },
-        };
-    }
+/// Turns a reqwest error into the [`HttpError`] that says what happened; `url` is the
+/// requested URL as it may be shown.
+fn classify(error: reqwest::Error, url: &str, limits: &Limits) -> HttpError {
+    // reqwest's message names the URL requested, expanded secrets and all.
+    let error = error.without_url();
+    let url_text = url.to_owned();
     // A connect timeout also counts as a timeout to reqwest; report it as the
     // connect phase with the connect timeout, which is the limit that fired.
     if error.is_connect() {
@@ -498,17 +569,6 @@ fn classify(error: reqwest::Error, url: &Url, limits: &Limits) -> HttpError {
         url: url_text,
         reason: chain(&error),
     }
-}
-
-fn find_cause<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a E> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<E>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
 }
 
 /// The error and its causes in one line. reqwest's own message only says "error

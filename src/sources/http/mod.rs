@@ -98,7 +98,7 @@ impl std::fmt::Debug for HttpSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpSource")
             .field("name", &self.name)
-            .field("url", &self.url.as_str())
+            .field("url", &self.client.show(&self.url))
             .field("every", &self.every)
             .finish_non_exhaustive()
     }
@@ -113,15 +113,18 @@ impl HttpSource {
             source_name: name.clone(),
             reason,
         };
-        let raw_url = cfg
+        let configured = cfg
             .url
             .as_ref()
+            .map(|u| u.get_ref())
             .ok_or_else(|| config_error("an http source needs a `url`".into()))?;
-        let url = Url::parse(raw_url.get_ref())
-            .map_err(|e| config_error(format!("invalid url {:?}: {e}", raw_url.get_ref())))?;
-        let host = host_key(&url).ok_or_else(|| config_error(format!("url {url} has no host")))?;
+        // Errors show the URL as configured: the expanded one may hold a secret.
+        let url = Url::parse(configured.expose())
+            .map_err(|e| config_error(format!("invalid url {configured:?}: {e}")))?;
+        let host =
+            host_key(&url).ok_or_else(|| config_error(format!("url {configured} has no host")))?;
         let limits = Limits::from_source(cfg);
-        let client = fetch::build_client(&name, &limits, &cfg.headers)?;
+        let client = fetch::build_client(&name, &limits, &cfg.headers, Some(configured))?;
         let every = cfg.every.0;
         Ok(HttpSource {
             url,
@@ -342,9 +345,11 @@ impl HttpSource {
         };
         let baseline = !state.ever_succeeded && !self.alert_on_first;
         let stored = succeeded(state, Some(&body.validators), body.fetched_at);
+        // The final URL, for logs and the store, without the secrets of the source URL.
+        let shown = self.client.show(&body.url);
         let page = Page {
             source: self.name.clone(),
-            origin: body.url.to_string(),
+            origin: shown.clone(),
             content_hash: content_hash(&body.body),
             body: body.body,
             content_type: body.content_type,
@@ -376,13 +381,10 @@ impl HttpSource {
                 baseline,
             }),
             Outcome::Duplicate => Ok(FetchOutcome::Duplicate),
-            Outcome::Failed { reason } => Err(HttpError::Refused {
-                url: body.url.to_string(),
-                reason,
-            }),
+            Outcome::Failed { reason } => Err(HttpError::Refused { url: shown, reason }),
             // Not stored: the validators are not saved, so the next fetch gets it again.
             Outcome::Deferred { reason } => Err(HttpError::Refused {
-                url: body.url.to_string(),
+                url: shown,
                 reason: format!("not stored: {reason}"),
             }),
         };
