@@ -503,3 +503,73 @@ async fn a_slow_receiver_does_not_hold_up_other_notifiers() {
     assert_eq!(slow.received_requests().await.expect("on").len(), 1);
     assert_eq!(counts(&store).pending, 2);
 }
+
+/// A plain SMTP relay on 127.0.0.1 that refuses every recipient with `reply` and
+/// counts the RCPT commands it was sent.
+async fn refusing_relay(reply: &'static str) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let rcpts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&rcpts);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 relay.test ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let answer = match verb.as_str() {
+                        "EHLO" | "HELO" | "MAIL" | "RSET" | "NOOP" => "250 ok".to_owned(),
+                        "RCPT" => {
+                            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            reply.to_owned()
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => "502 not here".to_owned(),
+                    };
+                    if write
+                        .write_all(format!("{answer}\r\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, rcpts)
+}
+
+/// A relay that refuses for good (5xx) fails the row at once; one that refuses for
+/// now (4xx) is tried again up to `max_attempts` (issue 13.8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_smtp_refusal_fails_at_once_and_a_transient_one_is_retried() {
+    for (reply, want_attempts) in [("550 5.1.1 no such mailbox", 1), ("451 4.3.0 later", 3)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let (port, rcpts) = refusing_relay(reply).await;
+        let config = config(&format!(
+            "[[notifier]]\nname = \"mail\"\nkind = \"email\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             tls = \"none\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\nmax_attempts = 3\n\
+             [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = [\"mail\"]\n"
+        ));
+        ingest(&store, &config, &[entry(1, "Diffusion")], Duration::ZERO);
+        let worker = start(&store, &config, fast());
+        wait_for(&store, "the row failed", |c| c.failed == 1).await;
+        worker.stop().await;
+        assert_eq!(
+            rcpts.load(std::sync::atomic::Ordering::SeqCst),
+            want_attempts,
+            "{reply}"
+        );
+    }
+}

@@ -628,7 +628,7 @@ async fn deliver(
                 key = %message.idempotency_key, "outbox: delivered");
             Mark::Delivered(Utc::now())
         }
-        Err(error) if attempt >= max_attempts => {
+        Err(error) if attempt >= max_attempts || error.is_permanent() => {
             tracing::warn!(rule = %rule, notifier = %notifier_name, attempts = attempt,
                 title = %first.item.title, error = %error,
                 "outbox: delivery failed for good");
