@@ -17,7 +17,7 @@ use url::Url;
 use super::arxiv::arxiv_id_in;
 use super::markup::{self, text_of};
 use super::text::{self, is_prose, is_title_like, paragraphs};
-use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
+use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError, Reading};
 use crate::entry::{clean_text, day_start, Entry};
 
 /// The format name used in config and on entries.
@@ -38,15 +38,15 @@ impl PageFormat for AiTopics {
         &self,
         text: &str,
         ctx: &ParseContext<'_>,
-    ) -> Option<Result<Vec<Entry>, ParseError>> {
+    ) -> Option<Result<Reading, ParseError>> {
         match page_kind(text) {
-            PageKind::Markup => sniff_html(text, ctx).then(|| parse_html(text, ctx)),
+            PageKind::Markup => sniff_html(text, ctx).then(|| parse_html(text, ctx).map(Reading::from)),
             PageKind::Json => None,
-            PageKind::Text => recognize_text(text, ctx).map(Ok),
+            PageKind::Text => recognize_text(text, ctx).map(|e| Ok(e.into())),
         }
     }
 
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError> {
         match page_kind(text) {
             PageKind::Markup => parse_html(text, ctx),
             PageKind::Json => Err(ParseError::Malformed {
@@ -55,6 +55,7 @@ impl PageFormat for AiTopics {
             }),
             PageKind::Text => parse_text(text, ctx),
         }
+        .map(Reading::from)
     }
 }
 
