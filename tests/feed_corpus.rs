@@ -151,8 +151,7 @@ fn every_feed_feedparser_reads_is_read() {
         let bytes = std::fs::read(corpus().join(path)).expect("corpus file");
         let content_type = header_of(&bytes, "content-type");
         // Relative links resolve against the document's location, as fetched.
-        let location = header_of(&bytes, "content-location")
-            .and_then(|l| url::Url::parse(&l).ok());
+        let location = header_of(&bytes, "content-location").and_then(|l| url::Url::parse(&l).ok());
         let mut ctx = ParseContext::at(captured);
         ctx.content_type = content_type.as_deref();
         ctx.url = location.as_ref();
@@ -196,8 +195,7 @@ fn every_feed_feedparser_reads_is_read() {
         if decoded.source.is_declared() && !decoded.had_errors && !oracle.bozo {
             if let Ok(p) = &parsed {
                 let bad = p.entries.iter().any(|e| {
-                    e.title.contains('\u{fffd}')
-                        && !decoded.text.contains('\u{fffd}')
+                    e.title.contains('\u{fffd}') && !decoded.text.contains('\u{fffd}')
                         || e.summary.contains('\u{fffd}') && !decoded.text.contains('\u{fffd}')
                 });
                 if bad {

@@ -61,14 +61,20 @@ fn repo(path: &str) -> String {
 /// Every file of the junk set, by name.
 fn junk() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("random-1mb.bin", random_bytes(1 << 20, 0x9E37_79B9_7F4A_7C15)),
+        (
+            "random-1mb.bin",
+            random_bytes(1 << 20, 0x9E37_79B9_7F4A_7C15),
+        ),
         ("random-4k.bin", random_bytes(4096, 42)),
         ("readme.md.gz", gzip()),
         ("paper.pdf", PDF.to_vec()),
         ("pixel.png", PNG.to_vec()),
         ("README.md", std::fs::read(repo("README.md")).unwrap()),
         ("mod.rs", std::fs::read(repo("src/parse/mod.rs")).unwrap()),
-        ("aitopics.rs", std::fs::read(repo("src/parse/aitopics.rs")).unwrap()),
+        (
+            "aitopics.rs",
+            std::fs::read(repo("src/parse/aitopics.rs")).unwrap(),
+        ),
         ("lorem.txt", LOREM.as_bytes().to_vec()),
         ("article.html", ARTICLE.as_bytes().to_vec()),
     ]
@@ -139,7 +145,11 @@ fn seed_captures_still_parse() {
         ("tests/fixtures/hf_papers_apr17.txt", "hf-papers", 35),
     ] {
         let parsed = parse_page(&std::fs::read(repo(file)).unwrap(), "auto", &ctx()).unwrap();
-        assert_eq!((parsed.format, parsed.entries.len()), (format, count), "{file}");
+        assert_eq!(
+            (parsed.format, parsed.entries.len()),
+            (format, count),
+            "{file}"
+        );
         checked += 1;
     }
     if let Ok(dir) = std::fs::read_dir(seeds) {

@@ -34,13 +34,11 @@ impl PageFormat for AiTopics {
         NAME
     }
 
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Reading, ParseError>> {
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>> {
         match page_kind(text) {
-            PageKind::Markup => sniff_html(text, ctx).then(|| parse_html(text, ctx).map(Reading::from)),
+            PageKind::Markup => {
+                sniff_html(text, ctx).then(|| parse_html(text, ctx).map(Reading::from))
+            }
             PageKind::Json => None,
             PageKind::Text => recognize_text(text, ctx).map(|e| Ok(e.into())),
         }
@@ -128,8 +126,7 @@ fn recognize_text(text: &str, ctx: &ParseContext<'_>) -> Option<Vec<Entry>> {
             .as_deref()
             .is_some_and(|p| p.chars().any(char::is_uppercase))
     });
-    let listing =
-        (entries.len() >= 2 && share(70)) || (marked && !entries.is_empty() && share(50));
+    let listing = (entries.len() >= 2 && share(70)) || (marked && !entries.is_empty() && share(50));
     (listing && named).then_some(entries)
 }
 

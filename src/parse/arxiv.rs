@@ -26,11 +26,7 @@ impl PageFormat for Arxiv {
         NAME
     }
 
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Reading, ParseError>> {
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>> {
         is_listing(text, ctx).then(|| parse_listing(text, ctx).map(Reading::from))
     }
 

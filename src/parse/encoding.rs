@@ -136,7 +136,10 @@ fn xml_declared(bytes: &[u8]) -> Option<&'static Encoding> {
     if !rest.starts_with(b"<?xml") {
         return None;
     }
-    let decl = &rest[..rest.iter().position(|&b| b == b'>').unwrap_or(rest.len().min(512))];
+    let decl = &rest[..rest
+        .iter()
+        .position(|&b| b == b'>')
+        .unwrap_or(rest.len().min(512))];
     let value = attribute_value(decl, b"encoding")?;
     label_encoding(std::str::from_utf8(value).ok()?)
 }
@@ -270,9 +273,7 @@ pub fn binary_reason(bytes: &[u8], decoded: &Decoded) -> Option<String> {
     }
     let control = sample
         .iter()
-        .filter(|&&c| {
-            (c.is_control() && !matches!(c, '\t' | '\n' | '\x0c')) || c == '\u{fffd}'
-        })
+        .filter(|&&c| (c.is_control() && !matches!(c, '\t' | '\n' | '\x0c')) || c == '\u{fffd}')
         .count();
     // Text has none of these; a page or two of damage is tolerated.
     if control > 8 && control * 100 > sample.len() {
@@ -296,7 +297,11 @@ mod tests {
     #[test]
     fn bom_beats_everything() {
         let mut b = b"\xff\xfe".to_vec();
-        b.extend("<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><a>\u{e9}</a>".encode_utf16().flat_map(u16::to_le_bytes));
+        b.extend(
+            "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><a>\u{e9}</a>"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        );
         let d = decode_page(&b, Some("text/xml; charset=koi8-r"));
         assert_eq!(d.source, EncodingSource::Bom);
         assert!(d.text.contains("<a>\u{e9}</a>"));
@@ -314,10 +319,14 @@ mod tests {
     #[test]
     fn xml_declaration_and_html_meta_are_read() {
         let b = b"\n  <?xml version='1.0' encoding='windows-1251'?><rss/>";
-        assert_eq!(enc(b, None), ("windows-1251", EncodingSource::XmlDeclaration));
+        assert_eq!(
+            enc(b, None),
+            ("windows-1251", EncodingSource::XmlDeclaration)
+        );
         let b = b"<!doctype html><html><head><meta charset=\"gb2312\"></head>";
         assert_eq!(enc(b, None), ("GBK", EncodingSource::HtmlMeta));
-        let b = b"<html><head><META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=koi8-r\">";
+        let b =
+            b"<html><head><META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=koi8-r\">";
         assert_eq!(enc(b, None), ("KOI8-R", EncodingSource::HtmlMeta));
         // An unknown label is passed over.
         let b = b"<?xml version=\"1.0\" encoding=\"bogus\"?><a>\xc3\xa9</a>";
@@ -338,10 +347,18 @@ mod tests {
     #[test]
     fn undeclared_latin1_falls_back_and_damaged_utf8_stays_utf8() {
         let d = decode_page(b"M\xe3e e filhos", None);
-        assert_eq!((d.text.as_str(), d.source), ("M\u{e3}e e filhos", EncodingSource::Fallback));
-        let d = decode_page("Caf\u{e9} \u{2014} cr\u{e8}me \u{e0} la \u{2014} fin\u{e9}".as_bytes(), None);
+        assert_eq!(
+            (d.text.as_str(), d.source),
+            ("M\u{e3}e e filhos", EncodingSource::Fallback)
+        );
+        let d = decode_page(
+            "Caf\u{e9} \u{2014} cr\u{e8}me \u{e0} la \u{2014} fin\u{e9}".as_bytes(),
+            None,
+        );
         assert_eq!(d.source, EncodingSource::Utf8);
-        let mut b = "Caf\u{e9} na\u{ef}ve \u{2014} \u{e9}t\u{e9}".as_bytes().to_vec();
+        let mut b = "Caf\u{e9} na\u{ef}ve \u{2014} \u{e9}t\u{e9}"
+            .as_bytes()
+            .to_vec();
         b.push(0xff);
         let d = decode_page(&b, None);
         assert_eq!(d.source, EncodingSource::Utf8);
@@ -353,10 +370,17 @@ mod tests {
         let text = b"Plain text\nwith lines\n";
         assert_eq!(binary_reason(text, &decode_page(text, None)), None);
         let gz = b"\x1f\x8b\x08\x00rest";
-        assert!(binary_reason(gz, &decode_page(gz, None)).unwrap().contains("gzip"));
+        assert!(binary_reason(gz, &decode_page(gz, None))
+            .unwrap()
+            .contains("gzip"));
         let nul = b"abc\0def";
-        assert!(binary_reason(nul, &decode_page(nul, None)).unwrap().contains("NUL"));
-        let utf16: Vec<u8> = "\u{feff}<rss/>".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert!(binary_reason(nul, &decode_page(nul, None))
+            .unwrap()
+            .contains("NUL"));
+        let utf16: Vec<u8> = "\u{feff}<rss/>"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
         assert_eq!(binary_reason(&utf16, &decode_page(&utf16, None)), None);
     }
 }

@@ -216,11 +216,11 @@ fn has_items(text: &str, is_json: bool) -> bool {
         return feed_lenient::read_json(text).is_some_and(|f| !f.items.is_empty());
     }
     let lower = text.to_ascii_lowercase();
-    ["<item", "<entry", ":item", ":entry"]
-        .iter()
-        .any(|tag| lower.match_indices(tag).any(|(i, m)| {
-            lower[i + m.len()..].starts_with(['>', ' ', '\n', '\t', '\r', '/'])
-        }))
+    ["<item", "<entry", ":item", ":entry"].iter().any(|tag| {
+        lower
+            .match_indices(tag)
+            .any(|(i, m)| lower[i + m.len()..].starts_with(['>', ' ', '\n', '\t', '\r', '/']))
+    })
 }
 
 /// A feed-rs item's fields.
@@ -264,7 +264,11 @@ fn fields_of_lenient(item: LenientItem, reference: chrono::NaiveDate) -> ItemFie
 
 /// One entry from a feed item; `None` for an item with nothing to show (no title,
 /// text, link or id).
-fn entry_from_item(item: &ItemFields, source: Option<&str>, ctx: &ParseContext<'_>) -> Option<Entry> {
+fn entry_from_item(
+    item: &ItemFields,
+    source: Option<&str>,
+    ctx: &ParseContext<'_>,
+) -> Option<Entry> {
     let summary = item
         .summary
         .as_deref()
@@ -332,9 +336,7 @@ fn looks_like_markup(text: &str) -> bool {
         let rest = &text[i + 1..];
         let rest = rest.strip_prefix('/').unwrap_or(rest);
         rest.starts_with(|c: char| c.is_ascii_alphabetic())
-            && rest
-                .find('>')
-                .is_some_and(|end| !rest[..end].contains('<'))
+            && rest.find('>').is_some_and(|end| !rest[..end].contains('<'))
     })
 }
 
@@ -386,11 +388,20 @@ pub fn prepare_xml(text: &str) -> Cow<'_, str> {
         }
     }
     if out.contains(ATOM_03) {
-        let renamed = ATOM_03_DATES.replace_all(&out, "<${close}${prefix}${new}").into_owned();
-        let renamed = renamed
-            .replace(ATOM_03, "http://www.w3.org/2005/Atom");
-        // Rename both ends of each date element; the capture order keeps names paired.
-        out = Cow::Owned(renamed);
+        // Both ends of each date element are renamed alike, so they stay paired.
+        let renamed = ATOM_03_DATES.replace_all(&out, |c: &regex::Captures<'_>| {
+            let new = if &c["name"] == "issued" {
+                "published"
+            } else {
+                "updated"
+            };
+            format!(
+                "<{}{}{new}",
+                &c["close"],
+                c.name("prefix").map_or("", |m| m.as_str())
+            )
+        });
+        out = Cow::Owned(renamed.replace(ATOM_03, "http://www.w3.org/2005/Atom"));
     }
     if out.contains(RSS_090) {
         out = Cow::Owned(out.replace(RSS_090, "http://purl.org/rss/1.0/"));
@@ -409,18 +420,24 @@ static ENCODING_ATTR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::n
 });
 /// The `version` attribute of the `<rss>` start tag.
 static RSS_VERSION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r#"<rss(?P<pre>[^>]*?\s)version\s*=\s*["']([^"']*)["']"#).expect("valid regex")
+    regex::Regex::new(r#"<rss(?P<pre>[^>]*?\s)version\s*=\s*["']([^"']*)["']"#)
+        .expect("valid regex")
 });
 /// Atom 0.3's date elements, start and end tags.
 static ATOM_03_DATES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"<(?P<close>/?)(?P<prefix>[A-Za-z0-9_]+:)?(?:issued|modified)\b").expect("valid regex")
+    regex::Regex::new(r"<(?P<close>/?)(?P<prefix>[A-Za-z0-9_]+:)?(?P<name>issued|modified)\b")
+        .expect("valid regex")
 });
 
 /// A JSON Feed with its `version` as feed-rs expects it (`https://`): JSON Feed 1 was
 /// published with `http://jsonfeed.org/version/1`, and many feeds still say so.
 fn prepare_json(text: &str) -> Cow<'_, str> {
     if text.contains("\"http://jsonfeed.org/version/") {
-        Cow::Owned(text.replacen("\"http://jsonfeed.org/version/", "\"https://jsonfeed.org/version/", 1))
+        Cow::Owned(text.replacen(
+            "\"http://jsonfeed.org/version/",
+            "\"https://jsonfeed.org/version/",
+            1,
+        ))
     } else {
         Cow::Borrowed(text)
     }

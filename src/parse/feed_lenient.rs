@@ -140,10 +140,7 @@ pub fn read_xml(text: &str) -> LenientFeed {
         let event = match reader.read_event() {
             Ok(event) => event,
             Err(e) => {
-                feed.fault = Some(format!(
-                    "at byte {}: {e}",
-                    reader.error_position()
-                ));
+                feed.fault = Some(format!("at byte {}: {e}", reader.error_position()));
                 break;
             }
         };
@@ -206,7 +203,9 @@ pub fn read_xml(text: &str) -> LenientFeed {
                 while stack.len() > target {
                     let depth = stack.len();
                     if field.as_ref().is_some_and(|(_, d, _)| *d == depth) {
-                        if let (Some((f, _, buf)), Some((current, _))) = (field.take(), item.as_mut()) {
+                        if let (Some((f, _, buf)), Some((current, _))) =
+                            (field.take(), item.as_mut())
+                        {
                             store(current, f, buf);
                         }
                     }
@@ -243,7 +242,8 @@ pub fn read_xml(text: &str) -> LenientFeed {
             store(&mut current, f, buf);
         }
         feed.items.push(current);
-        feed.fault.get_or_insert_with(|| "the document ends inside an item".to_owned());
+        feed.fault
+            .get_or_insert_with(|| "the document ends inside an item".to_owned());
     }
     feed
 }
@@ -331,7 +331,8 @@ pub fn read_json(text: &str) -> Option<LenientFeed> {
                     .map(|href| (None, href))
                     .collect(),
                 // JSON Feed 1.0 allows numeric ids in practice.
-                id: string(i, "id").or_else(|| i.get("id").and_then(Value::as_i64).map(|n| n.to_string())),
+                id: string(i, "id")
+                    .or_else(|| i.get("id").and_then(Value::as_i64).map(|n| n.to_string())),
                 summary: string(i, "summary"),
                 content: string(i, "content_html").or_else(|| string(i, "content_text")),
                 published: string(i, "date_published"),
@@ -356,7 +357,10 @@ mod tests {
         );
         assert_eq!(feed.title.as_deref(), Some("T"));
         assert_eq!(feed.items.len(), 2);
-        assert_eq!(feed.items[0].links, vec![(None, "https://e.org/1".to_owned())]);
+        assert_eq!(
+            feed.items[0].links,
+            vec![(None, "https://e.org/1".to_owned())]
+        );
         assert_eq!(feed.items[1].title.as_deref(), Some("Two & &nbsp;x"));
     }
 

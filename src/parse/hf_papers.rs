@@ -45,11 +45,7 @@ impl PageFormat for HfPapers {
         NAME
     }
 
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Reading, ParseError>> {
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>> {
         let entries = match page_kind(text) {
             PageKind::Markup => {
                 return sniff_html(text, ctx).then(|| parse_html(text, ctx).map(Reading::from))

@@ -202,11 +202,7 @@ pub trait PageFormat: Sync {
     /// For `format = "auto"`: this format's reading of the page, or `None` when the
     /// page is not of this format. A format whose test is reading the page returns
     /// that reading, so an auto page is parsed once, not once to sniff and again.
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Reading, ParseError>>;
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>>;
     /// Every entry of the page, in page order.
     fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError>;
     /// Whether this format recognizes the page.
@@ -299,5 +295,8 @@ fn describe(text: &str) -> String {
     if first.chars().any(|c| c == '\u{fffd}' || c.is_control()) {
         first = "binary or non-text content".to_owned();
     }
-    format!("no format matched; {} bytes, first line {first:?}", text.len())
+    format!(
+        "no format matched; {} bytes, first line {first:?}",
+        text.len()
+    )
 }

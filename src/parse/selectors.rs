@@ -141,17 +141,20 @@ pub fn read_with(
                     .or_else(|| el.value().attr("content"));
                 let shown = text_of(el);
                 match &config.date_format {
-                    Some(format) => [attr.unwrap_or(""), shown.as_str()]
-                        .into_iter()
-                        .find_map(|t| dates::parse_with_format(t, format, reference))
-                        .or_else(|| attr.and_then(|a| dates::parse_timestamp(a, reference))),
+                    Some(format) => {
+                        let by_format = [attr.unwrap_or(""), shown.as_str()]
+                            .into_iter()
+                            .find_map(|t| dates::parse_with_format(t, format, reference));
+                        hits.dates_read += usize::from(by_format.is_some());
+                        by_format
+                            .or_else(|| attr.and_then(|a| dates::parse_timestamp(a, reference)))
+                    }
                     None => attr
                         .and_then(|a| dates::parse_timestamp(a, reference))
                         .or_else(|| dates::parse_timestamp(&shown, reference))
                         .or_else(|| dates::find_date(&shown, reference).map(day_start)),
                 }
             });
-        hits.dates_read += usize::from(published.is_some());
         let authors: Vec<String> = sel
             .authors
             .as_ref()
@@ -200,6 +203,7 @@ struct Hits {
     summary: usize,
     date: usize,
     authors: usize,
+    /// Dates that `date_format` read.
     dates_read: usize,
 }
 
