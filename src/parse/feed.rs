@@ -455,7 +455,9 @@ fn person_name(person: &model::Person) -> Option<String> {
 fn name_of(name: &str, email: Option<&str>) -> Option<String> {
     let name = clean_text(name);
     let placeholder = name.is_empty() || name == "author";
-    if !placeholder && !(email.is_none() && name.contains('@') && name.contains('(')) {
+    // "ed@example.org (Ed Smith)" given as the name: the name is in the parentheses.
+    let address_with_name = email.is_none() && name.contains('@') && name.contains('(');
+    if !placeholder && !address_with_name {
         return Some(name);
     }
     let email = clean_text(email.unwrap_or(&name));
