@@ -162,3 +162,54 @@ fn seed_captures_still_parse() {
     }
     assert_eq!(checked, 3);
 }
+
+#[test]
+fn the_drop_folder_files_junk_in_failed_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let drop = dir.path().join("drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    let config = dir.path().join("lookout.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\n",
+            dir.path().join("state")
+        ),
+    )
+    .unwrap();
+    let junk = junk();
+    for (name, bytes) in &junk {
+        std::fs::write(drop.join(name), bytes).unwrap();
+        // Files found by the start-up scan are read once they have settled; these were
+        // written long ago, as far as the scan can tell.
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(drop.join(name))
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["once", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for (name, _) in &junk {
+        assert!(
+            drop.join("failed").join(name).exists(),
+            "{name} in failed/: {stdout}"
+        );
+        let reason =
+            std::fs::read_to_string(drop.join("failed").join(format!("{name}.error.txt"))).unwrap();
+        assert!(reason.contains("not a listing"), "{name}: {reason}");
+    }
+    assert!(
+        !drop.join("processed").exists()
+            || std::fs::read_dir(drop.join("processed"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
