@@ -43,15 +43,26 @@ pub enum Command {
         config: PathBuf,
     },
     /// Parse a saved page (or fetch a live one) and print its entries.
+    ///
+    /// With `--config` and `--source`, the page is read exactly as the daemon reads that
+    /// source's pages: its format, its selectors, its URL as the base of relative links.
+    /// Warnings (a selector that never matched, a `date_format` that read no date, a
+    /// malformed document read up to its fault) are logged and listed under the table.
     Parse {
         /// The page: a file path, or an http(s) URL to fetch.
         page: String,
-        /// Page format (default: detected from the content).
+        /// Page format (default: the source's with `--source`, else detected from the content).
         #[arg(short, long, default_value = "auto")]
         format: String,
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Config file holding the source named by `--source`.
+        #[arg(short, long, requires = "source")]
+        config: Option<PathBuf>,
+        /// Read the page as this configured source does.
+        #[arg(short, long, requires = "config")]
+        source: Option<String>,
     },
     /// Ingest a folder of saved captures once, for a first fill of the feeds (no alerts).
     ///
@@ -153,7 +164,9 @@ mod tests {
             Command::Parse {
                 page: "page.txt".into(),
                 format: "auto".into(),
-                json: true
+                json: true,
+                config: None,
+                source: None,
             }
         );
     }

@@ -82,7 +82,13 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
-        Command::Parse { page, format, json } => parse_command(&page, &format, json)?,
+        Command::Parse {
+            page,
+            format,
+            json,
+            config,
+            source,
+        } => parse_command(&page, &format, json, config.as_deref(), source.as_deref())?,
         Command::Import {
             dir,
             source,
@@ -222,7 +228,38 @@ fn describe(cfg: &Config) -> String {
     out
 }
 
-fn parse_command(page: &str, format: &str, json: bool) -> Result<()> {
+fn parse_command(
+    page: &str,
+    format: &str,
+    json: bool,
+    config: Option<&Path>,
+    source: Option<&str>,
+) -> Result<()> {
+    // With a configured source: its format, selectors and URL, as the daemon reads it.
+    let config = config.map(Config::load).transpose()?;
+    let source = match (&config, source) {
+        (Some(cfg), Some(name)) => Some(cfg.source(name).with_context(|| {
+            let names: Vec<&str> = cfg
+                .sources
+                .iter()
+                .map(|s| s.name.get_ref().as_str())
+                .collect();
+            format!(
+                "no source {name:?} in the config (sources: {})",
+                names.join(", ")
+            )
+        })?),
+        _ => None,
+    };
+    let format = match source {
+        Some(s) if format == "auto" => s.format.get_ref().as_str(),
+        _ => format,
+    };
+    let source_url = source
+        .and_then(|s| s.url.as_ref())
+        .map(|u| url::Url::parse(u.get_ref()))
+        .transpose()
+        .context("the source's url")?;
     let (body, captured_at, url, content_type) =
         if page.starts_with("http://") || page.starts_with("https://") {
             let url = url::Url::parse(page).with_context(|| format!("invalid URL {page}"))?;
@@ -244,13 +281,14 @@ fn parse_command(page: &str, format: &str, json: bool) -> Result<()> {
                 .and_then(|m| m.modified())
                 .map(DateTime::<Utc>::from)
                 .unwrap_or_else(|_| Utc::now());
-            (body, captured_at, None, None)
+            // A saved page of an HTTP source: its links resolve against the source's URL.
+            (body, captured_at, source_url, None)
         };
     let ctx = ParseContext {
         captured_at,
         url: url.as_ref(),
         content_type: content_type.as_deref(),
-        selectors: None,
+        selectors: source.and_then(|s| s.selectors.as_ref()),
     };
     let parsed =
         parse::parse_page(&body, format, &ctx).with_context(|| format!("parsing {page}"))?;
@@ -268,6 +306,11 @@ fn parse_command(page: &str, format: &str, json: bool) -> Result<()> {
             parsed.entries.len(),
             parsed.format
         )?;
+        // Also logged (stderr) by the parser, as in the daemon; repeated under the table
+        // so a preview shows at a glance why a source would be degraded.
+        for warning in &parsed.warnings {
+            writeln!(out, "warning: {warning}")?;
+        }
     }
     out.flush()?;
     if parsed.entries.is_empty() && !json {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use lookout::config::SelectorsConfig;
 use lookout::entry::Entry;
-use lookout::parse::{formats, parse_page, ParseContext, ParseError};
+use lookout::parse::{formats, parse_page, ParseContext, ParseError, ParseWarning};
 
 fn captured() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 20, 12, 0, 0).unwrap()
@@ -804,4 +804,261 @@ fn selectors_errors_are_clear() {
     let config = blog_selectors();
     ctx.selectors = Some(&config);
     assert!(parse_page(&page, "auto", &ctx).is_err());
+}
+
+// ---------------------------------------------------------------------------------
+// Real-world feeds (issue 14): encodings, versions, strictness, fields, warnings
+// ---------------------------------------------------------------------------------
+
+fn feed(bytes: &[u8]) -> lookout::parse::Parsed {
+    parse_page(bytes, "auto", &ctx()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rss_in(encoding: &str, title: &str) -> Vec<u8> {
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"{encoding}\"?>\n<rss version=\"2.0\"><channel><title>C</title>\
+         <item><title>{title}</title><guid>g1</guid></item></channel></rss>"
+    );
+    let enc = encoding_rs::Encoding::for_label(encoding.as_bytes()).unwrap();
+    enc.encode(&doc).0.into_owned()
+}
+
+#[test]
+fn feeds_in_legacy_encodings_read_without_replacement_characters() {
+    for (encoding, title) in [
+        ("ISO-8859-1", "Mãe e filhos"),
+        ("windows-1251", "Новости дня"),
+        ("GB2312", "今日新闻"),
+        ("Shift_JIS", "今日のニュース"),
+    ] {
+        let parsed = feed(&rss_in(encoding, title));
+        assert_eq!(parsed.entries.len(), 1, "{encoding}");
+        assert_eq!(parsed.entries[0].title, title, "{encoding}");
+        assert!(
+            parsed.warnings.is_empty(),
+            "{encoding}: {:?}",
+            parsed.warnings
+        );
+    }
+    // UTF-16 with a BOM, and without one (told by the first bytes).
+    let doc = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><rss version=\"2.0\"><channel>\
+               <item><title>Ünïcödé</title><guid>u</guid></item></channel></rss>";
+    let mut le = vec![0xFF, 0xFE];
+    le.extend(doc.encode_utf16().flat_map(u16::to_le_bytes));
+    let be: Vec<u8> = doc.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    for bytes in [le, be] {
+        assert_eq!(feed(&bytes).entries[0].title, "Ünïcödé");
+    }
+    // The server's charset beats the document's declaration.
+    let mut ctx = ctx();
+    ctx.content_type = Some("application/rss+xml; charset=windows-1251");
+    let relabelled: Vec<u8> = {
+        let mut b = rss_in("windows-1251", "Новости");
+        let at = b.windows(12).position(|w| w == b"windows-1251").unwrap();
+        b.splice(at..at + 12, b"utf-8".iter().copied());
+        b
+    };
+    let parsed = parse_page(&relabelled, "feed", &ctx).unwrap();
+    assert_eq!(parsed.entries[0].title, "Новости");
+}
+
+#[test]
+fn every_rss_and_atom_version_is_read() {
+    let docs: &[(&str, &str)] = &[
+        ("no version", "<rss><channel><item><title>A</title><link>https://e.org/a</link></item></channel></rss>"),
+        ("0.93", "<rss version=\"0.93\"><channel><item><title>A</title><link>https://e.org/a</link></item></channel></rss>"),
+        ("0.94", "<rss version=\"0.94\"><channel><item><title>A</title><link>https://e.org/a</link></item></channel></rss>"),
+        ("0.90", "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\" xmlns=\"http://my.netscape.com/rdf/simple/0.9/\">\
+                  <channel><title>C</title><link>https://e.org/</link></channel>\
+                  <item><title>A</title><link>https://e.org/a</link></item></rdf:RDF>"),
+        ("Atom 0.3", "<feed version=\"0.3\" xmlns=\"http://purl.org/atom/ns#\"><title>C</title>\
+                  <entry><title>A</title><link rel=\"alternate\" href=\"https://e.org/a\"/><id>tag:e.org,2004:a</id>\
+                  <issued>2004-01-02T03:04:05Z</issued></entry></feed>"),
+        ("blank line before <?xml", "\n\n<?xml version=\"1.0\"?>\n<rss version=\"2.0\"><channel><item><title>A</title><link>https://e.org/a</link></item></channel></rss>"),
+    ];
+    for (what, doc) in docs {
+        let parsed = feed(doc.as_bytes());
+        assert_eq!(parsed.format, "feed", "{what}");
+        assert_eq!(parsed.entries.len(), 1, "{what}");
+        assert_eq!(parsed.entries[0].title, "A", "{what}");
+        assert_eq!(
+            parsed.entries[0].link.as_deref(),
+            Some("https://e.org/a"),
+            "{what}"
+        );
+    }
+    let atom03 = feed(docs[4].1.as_bytes());
+    assert_eq!(
+        atom03.entries[0]
+            .published
+            .map(|t| t.to_utc().to_rfc3339())
+            .as_deref(),
+        Some("2004-01-02T03:04:05+00:00"),
+        "Atom 0.3's issued is the published date"
+    );
+}
+
+#[test]
+fn json_feed_version_urls_and_wrong_types_are_tolerated() {
+    for version in [
+        "http://jsonfeed.org/version/1",
+        "https://jsonfeed.org/version/1.1",
+    ] {
+        let doc = format!(
+            r#"{{"version":"{version}","title":"T","items":[{{"id":"1","title":"A","url":"https://e.org/a"}}]}}"#
+        );
+        assert_eq!(feed(doc.as_bytes()).entries.len(), 1, "{version}");
+    }
+    let doc = r#"{"version":"https://jsonfeed.org/version/1.1","title":"T","items":[
+        {"id":"1","title":"A","tags":"a,b","url":"https://e.org/a"},
+        {"id":"2","title":"B","authors":"nobody"}]}"#;
+    let parsed = feed(doc.as_bytes());
+    assert_eq!(parsed.entries.len(), 2);
+    assert_eq!(parsed.entries[0].link.as_deref(), Some("https://e.org/a"));
+    assert_eq!(parsed.entries[1].guid.as_deref(), Some("2"));
+}
+
+#[test]
+fn malformed_feeds_give_what_they_hold_with_a_warning() {
+    // One mismatched end tag: feedparser recovers both items, and so does lookout.
+    let doc = b"<rss version=\"2.0\"><channel><title>C</title>\
+        <item><title>One <b>bold</i></title><guid>1</guid></item>\
+        <item><title>Two</title><guid>2</guid></item></channel></rss>";
+    let parsed = feed(doc);
+    assert_eq!(parsed.entries.len(), 2);
+    assert_eq!(parsed.entries[0].title, "One bold");
+    // Unknown content type: read as text.
+    let doc = b"<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>C</title><entry><id>x</id>\
+        <title type=\"application/xhtml+xml\">Odd type</title><link href=\"https://e.org/x\"/></entry></feed>";
+    assert_eq!(feed(doc).entries[0].title, "Odd type");
+    // Cut short: the items before the cut.
+    let doc = b"<rss version=\"2.0\"><channel><item><title>A</title><guid>1</guid></item><item><title>B</ti";
+    let parsed = feed(doc);
+    assert!(!parsed.entries.is_empty());
+    assert!(
+        matches!(parsed.warnings.as_slice(), [ParseWarning::Malformed { .. }]),
+        "{:?}",
+        parsed.warnings
+    );
+}
+
+#[test]
+fn feed_fields_real_feeds_write() {
+    let doc = b"<rss version=\"2.0\" xmlns:a10=\"http://www.w3.org/2005/Atom\"><channel><title>C</title>\
+        <item><guid isPermaLink=\"false\">n1</guid><a10:link href=\"https://e.org/dotnet\"/>\
+          <title>Two-digit year</title><pubDate>Thu, 07 Dec 17 10:00:29 -0800</pubDate></item>\
+        <item><link>https://e.org/no-title</link></item>\
+        <item><guid>only-an-id</guid></item>\
+        <item><title>&lt;p&gt;Entry content&lt;/p&gt;</title><guid>h</guid></item>\
+        <item><title>&amp;lt;b&amp;gt;Double&amp;lt;/b&amp;gt; &amp;amp; more</title><guid>d</guid></item>\
+        </channel></rss>";
+    let e = feed(doc).entries;
+    assert_eq!(e.len(), 5);
+    assert_eq!(e[0].link.as_deref(), Some("https://e.org/dotnet"));
+    assert_eq!(
+        e[0].published.map(|t| t.to_utc().to_rfc3339()).as_deref(),
+        Some("2017-12-07T18:00:29+00:00")
+    );
+    assert_eq!(e[1].title, "https://e.org/no-title");
+    assert_eq!(e[2].title, "only-an-id");
+    assert_eq!(e[2].guid.as_deref(), Some("only-an-id"));
+    assert_eq!(e[3].title, "Entry content");
+    assert_eq!(e[4].title, "Double & more");
+}
+
+#[test]
+fn selectors_that_never_match_and_date_formats_that_read_nothing_warn() {
+    let mut config = blog_selectors();
+    config.summary = Some("p.no-such-class".into());
+    config.date_format = Some("%d/%m/%Y".into());
+    let mut ctx = ctx();
+    ctx.selectors = Some(&config);
+    let parsed = parse_page(&fixture("selectors_blog.html"), "selectors", &ctx).unwrap();
+    assert!(!parsed.entries.is_empty());
+    assert!(parsed
+        .warnings
+        .contains(&ParseWarning::SelectorNeverMatched {
+            key: "summary",
+            selector: "p.no-such-class".into()
+        }));
+    assert!(parsed
+        .warnings
+        .iter()
+        .any(|w| matches!(w, ParseWarning::DateFormatMatchedNothing { .. })));
+    // The configured selectors of the fixture match: no warning.
+    let config = blog_selectors();
+    ctx.selectors = Some(&config);
+    let parsed = parse_page(&fixture("selectors_blog.html"), "selectors", &ctx).unwrap();
+    assert_eq!(parsed.warnings, vec![]);
+    // A page that went empty where its source had entries.
+    let mut empty = parse_page(
+        b"<rss version=\"2.0\"><channel></channel></rss>",
+        "feed",
+        &ctx,
+    )
+    .unwrap();
+    empty.warn_if_emptied(true);
+    assert_eq!(empty.warnings, vec![ParseWarning::NoEntries]);
+}
+
+#[test]
+fn lookout_parse_previews_a_configured_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lookout.toml");
+    std::fs::write(
+        &config,
+        "[[source]]\nname = \"blog\"\nkind = \"http\"\nurl = \"https://blog.example.org/\"\n\
+         format = \"selectors\"\n\
+         selectors = { item = \"article\", title = \"h2\", summary = \"p.no-such-class\" }\n",
+    )
+    .unwrap();
+    let page = format!(
+        "{}/tests/fixtures/selectors_blog.html",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args([
+            "parse",
+            &page,
+            "--config",
+            config.to_str().unwrap(),
+            "--source",
+            "blog",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["format"], "selectors");
+    assert!(
+        first["link"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://blog.example.org/"),
+        "relative links resolve against the source's URL: {first}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("selectors.summary"),
+        "the warning is logged: {stderr}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args([
+            "parse",
+            &page,
+            "--config",
+            config.to_str().unwrap(),
+            "--source",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no source \"nope\""));
 }

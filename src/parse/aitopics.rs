@@ -17,7 +17,7 @@ use url::Url;
 use super::arxiv::arxiv_id_in;
 use super::markup::{self, text_of};
 use super::text::{self, is_prose, is_title_like, paragraphs};
-use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
+use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError, Reading};
 use crate::entry::{clean_text, day_start, Entry};
 
 /// The format name used in config and on entries.
@@ -34,19 +34,17 @@ impl PageFormat for AiTopics {
         NAME
     }
 
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Vec<Entry>, ParseError>> {
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>> {
         match page_kind(text) {
-            PageKind::Markup => sniff_html(text, ctx).then(|| parse_html(text, ctx)),
+            PageKind::Markup => {
+                sniff_html(text, ctx).then(|| parse_html(text, ctx).map(Reading::from))
+            }
             PageKind::Json => None,
-            PageKind::Text => recognize_text(text, ctx).map(Ok),
+            PageKind::Text => recognize_text(text, ctx).map(|e| Ok(e.into())),
         }
     }
 
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError> {
         match page_kind(text) {
             PageKind::Markup => parse_html(text, ctx),
             PageKind::Json => Err(ParseError::Malformed {
@@ -55,6 +53,7 @@ impl PageFormat for AiTopics {
             }),
             PageKind::Text => parse_text(text, ctx),
         }
+        .map(Reading::from)
     }
 }
 
@@ -105,9 +104,12 @@ pub fn parse_text(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
     Ok(entries)
 }
 
-/// A text page's items when it is an AITopics capture: the header markers and at
-/// least one item, or at least two items without them (one title/publisher/prose
-/// triple alone is too common in ordinary text to claim the page).
+/// A text page's items when it is an AITopics capture, recognised by its real
+/// structure: the listing's repeated title / publisher / summary blocks make up most
+/// of the page (at least 70% of its blocks, or half with the site's header markers),
+/// with at least two items (one with the markers). Any text with blank lines has the
+/// odd title/short line/prose triple (a README, an article); only a listing is made of
+/// them, and its publishers are names.
 fn recognize_text(text: &str, ctx: &ParseContext<'_>) -> Option<Vec<Entry>> {
     let marked = text.lines().take(40).any(|l| {
         MARKERS
@@ -115,8 +117,17 @@ fn recognize_text(text: &str, ctx: &ParseContext<'_>) -> Option<Vec<Entry>> {
             .any(|m| text::trim(l).eq_ignore_ascii_case(m))
     });
     let blocks = text_blocks(text, ctx.reference_date());
-    let entries = assemble(&blocks);
-    (entries.len() >= 2 || (marked && !entries.is_empty())).then_some(entries)
+    let (entries, covered) = assemble_covering(&blocks);
+    let share = |percent: usize| covered * 100 >= blocks.len() * percent;
+    // Publishers are proper names ("arXiv.org Machine Learning", "Al Jazeera"): a
+    // short line of lower-case words between a heading and a paragraph is prose.
+    let named = entries.iter().all(|e| {
+        e.source
+            .as_deref()
+            .is_some_and(|p| p.chars().any(char::is_uppercase))
+    });
+    let listing = (entries.len() >= 2 && share(70)) || (marked && !entries.is_empty() && share(50));
+    (listing && named).then_some(entries)
 }
 
 /// Splits the capture into line blocks. Within a paragraph, each line is its own block,
@@ -203,6 +214,12 @@ fn is_publisher_like(text: &str) -> bool {
 
 /// Groups blocks into entries (see [`parse_text`]).
 fn assemble(blocks: &[Block]) -> Vec<Entry> {
+    assemble_covering(blocks).0
+}
+
+/// [`assemble`], and how many of the blocks the entries were made of.
+fn assemble_covering(blocks: &[Block]) -> (Vec<Entry>, usize) {
+    let mut covered = 0;
     let mut entries = Vec::new();
     let mut i = 0;
     while i < blocks.len() {
@@ -225,6 +242,7 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
         match found {
             Some(item) if take => {
                 i += item.len;
+                covered += item.len;
                 entries.push(Entry {
                     title: item.title,
                     link: None,
@@ -243,7 +261,7 @@ fn assemble(blocks: &[Block]) -> Vec<Entry> {
             _ => i += 1,
         }
     }
-    entries
+    (entries, covered)
 }
 
 // ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use scraper::ElementRef;
 use url::Url;
 
 use super::markup::{self, text_of};
-use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
+use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError, Reading};
 use crate::entry::{day_start, normalize_arxiv_id, Entry};
 
 /// The format name used in config and on entries.
@@ -26,16 +26,12 @@ impl PageFormat for Arxiv {
         NAME
     }
 
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Vec<Entry>, ParseError>> {
-        is_listing(text, ctx).then(|| parse_listing(text, ctx))
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>> {
+        is_listing(text, ctx).then(|| parse_listing(text, ctx).map(Reading::from))
     }
 
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-        parse_listing(text, ctx)
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError> {
+        parse_listing(text, ctx).map(Reading::from)
     }
 }
 

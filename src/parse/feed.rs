@@ -11,11 +11,17 @@
 //! item's own: a blog post that links to a paper stays a blog post. Only an item with
 //! no guid at all is known by its link, which is the paper when it points at one.
 
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
 use feed_rs::model;
 
 use super::arxiv::paper_id_of;
+use super::feed_lenient::{self, LenientFeed, LenientItem};
 use super::markup::{fragment_text, resolve_link};
-use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
+use super::{
+    dates, page_kind, PageFormat, PageKind, ParseContext, ParseError, ParseWarning, Reading,
+};
 use crate::entry::{clean_text, Entry};
 
 /// The format name used in config and on entries.
@@ -29,38 +35,160 @@ impl PageFormat for Feed {
         NAME
     }
 
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Vec<Entry>, ParseError>> {
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>> {
         is_feed(text, ctx).then(|| parse_feed(text, ctx))
     }
 
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError> {
         parse_feed(text, ctx)
     }
 }
 
 /// Whether a page is a feed: by its declared type or its document root.
 fn is_feed(text: &str, ctx: &ParseContext<'_>) -> bool {
-    {
-        // A server that says it sends a feed is believed for markup and JSON bodies;
-        // otherwise the document's root decides.
-        let declared = ctx.content_type.is_some_and(|ct| {
-            let ct = ct.to_ascii_lowercase();
-            ct.contains("rss") || ct.contains("atom") || ct.contains("feed+json")
-        });
-        match page_kind(text) {
-            PageKind::Markup => declared || is_feed_root(root_element(text)),
-            PageKind::Json => declared || is_json_feed(text),
-            PageKind::Text => false,
+    // A server that says it sends a feed is believed for markup and JSON bodies;
+    // otherwise the document's root decides.
+    let declared = ctx.content_type.is_some_and(|ct| {
+        let ct = ct.to_ascii_lowercase();
+        ct.contains("rss") || ct.contains("atom") || ct.contains("feed+json")
+    });
+    match page_kind(text) {
+        PageKind::Markup => declared || is_feed_root(root_element(text)),
+        PageKind::Json => declared || is_json_feed(text),
+        PageKind::Text => false,
+    }
+}
+
+/// An item's fields as either reader gives them, before they become an [`Entry`].
+#[derive(Debug, Default)]
+struct ItemFields {
+    /// Title, as markup.
+    title: Option<String>,
+    /// (rel, href), in document order.
+    links: Vec<(Option<String>, String)>,
+    /// guid / id; empty when the item has none.
+    id: String,
+    /// Summary, as markup.
+    summary: Option<String>,
+    /// Content, as markup.
+    content: Option<String>,
+    /// Published, else updated.
+    published: Option<DateTime<Utc>>,
+    /// Author display names.
+    authors: Vec<String>,
+}
+
+impl ItemFields {
+    /// Whether a field a reader shows is missing.
+    fn lacks_something(&self) -> bool {
+        self.links.is_empty()
+            || self.title.is_none()
+            || (self.summary.is_none() && self.content.is_none())
+    }
+
+    /// Fills the fields this reading left empty from another reading of the item.
+    fn fill_from(&mut self, other: ItemFields) {
+        if self.links.is_empty() {
+            self.links = other.links;
+        }
+        if self.title.is_none() {
+            self.title = other.title;
+        }
+        if self.summary.is_none() && self.content.is_none() {
+            self.summary = other.summary;
+            self.content = other.content;
+        }
+        if self.id.is_empty() {
+            self.id = other.id;
         }
     }
 }
 
-/// Parses any feed feed-rs reads into entries, in document order.
-pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+/// Parses any feed: feed-rs first, over a lenient pre-pass (see [`prepare_xml`]); the
+/// lenient reader ([`feed_lenient`]) when feed-rs refuses the document or finds no item
+/// in a document that has some. A document read only up to a fault gives its entries
+/// with a [`ParseWarning::Malformed`].
+pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError> {
+    let reference = ctx.reference_date();
+    let is_json = page_kind(text) == PageKind::Json;
+    let prepared = if is_json {
+        prepare_json(text)
+    } else {
+        prepare_xml(text)
+    };
+    let strict = read_with_feed_rs(&prepared, ctx);
+    let lenient = || {
+        if is_json {
+            feed_lenient::read_json(text)
+        } else {
+            Some(feed_lenient::read_xml(&prepared))
+        }
+    };
+    let (source, items, warnings) = match strict {
+        Ok(feed) if !feed.entries.is_empty() || !has_items(&prepared, is_json) => {
+            let source = feed.title.as_ref().map(|t| t.content.clone());
+            let mut items: Vec<ItemFields> = feed.entries.iter().map(fields_of_model).collect();
+            // feed-rs skips fields in namespaces it does not expect (`<a10:link href=…/>`
+            // in RSS, as .NET writes it; `<xhtml:body>`); the lenient reading of the
+            // same items has them, and fills only what feed-rs left empty.
+            if !is_json && items.iter().any(ItemFields::lacks_something) {
+                let more = feed_lenient::read_xml(&prepared);
+                if more.items.len() == items.len() {
+                    for (item, seen) in items.iter_mut().zip(more.items) {
+                        item.fill_from(fields_of_lenient(seen, reference));
+                    }
+                }
+            }
+            (source, items, Vec::new())
+        }
+        strict => {
+            let why = match &strict {
+                Ok(_) => "feed-rs found no items".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            let Some(LenientFeed {
+                title,
+                items,
+                fault,
+            }) = lenient().filter(|f| !f.items.is_empty() || strict.is_err())
+            else {
+                return match strict {
+                    Ok(_) => Ok(Reading::default()),
+                    Err(e) => Err(e),
+                };
+            };
+            if items.is_empty() {
+                return Err(strict.err().unwrap_or(ParseError::Malformed {
+                    format: NAME,
+                    reason: why,
+                }));
+            }
+            let warnings = match (strict.is_err(), fault) {
+                (false, None) => Vec::new(),
+                (_, fault) => vec![ParseWarning::Malformed {
+                    format: NAME,
+                    reason: fault.unwrap_or(why),
+                }],
+            };
+            let items = items
+                .into_iter()
+                .map(|i| fields_of_lenient(i, reference))
+                .collect();
+            (title, items, warnings)
+        }
+    };
+    let source = source.map(|t| plain_title(&t)).filter(|t| !t.is_empty());
+    Ok(Reading {
+        entries: items
+            .iter()
+            .filter_map(|item| entry_from_item(item, source.as_deref(), ctx))
+            .collect(),
+        warnings,
+    })
+}
+
+/// feed-rs over the prepared text.
+fn read_with_feed_rs(text: &str, ctx: &ParseContext<'_>) -> Result<model::Feed, ParseError> {
     let reference = ctx.reference_date();
     let parser = feed_rs::parser::Builder::new()
         .base_uri(ctx.url.map(url::Url::as_str))
@@ -73,57 +201,99 @@ pub fn parse_feed(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
         // link and title, and an id made up from a title is no identity.
         .id_generator(|_, _, _| String::new())
         .build();
-    let feed = parser
+    parser
         .parse(text.as_bytes())
         .map_err(|e| ParseError::Malformed {
             format: NAME,
             reason: format!("not a readable RSS, Atom or JSON feed: {e}"),
-        })?;
-    let source = feed
-        .title
-        .as_ref()
-        .map(|t| fragment_text(&t.content))
-        .filter(|t| !t.is_empty());
-    Ok(feed
-        .entries
-        .iter()
-        .filter_map(|item| entry_from_item(item, source.as_deref(), ctx))
-        .collect())
+        })
 }
 
-/// One entry from a feed item; `None` for an item with neither title nor text.
+/// Whether a document has item elements (or JSON items) at all, so that feed-rs
+/// finding none means it did not understand them.
+fn has_items(text: &str, is_json: bool) -> bool {
+    if is_json {
+        return feed_lenient::read_json(text).is_some_and(|f| !f.items.is_empty());
+    }
+    let lower = text.to_ascii_lowercase();
+    ["<item", "<entry", ":item", ":entry"].iter().any(|tag| {
+        lower
+            .match_indices(tag)
+            .any(|(i, m)| lower[i + m.len()..].starts_with(['>', ' ', '\n', '\t', '\r', '/']))
+    })
+}
+
+/// A feed-rs item's fields.
+fn fields_of_model(item: &model::Entry) -> ItemFields {
+    ItemFields {
+        title: item.title.as_ref().map(|t| t.content.clone()),
+        links: item
+            .links
+            .iter()
+            .map(|l| (l.rel.clone(), l.href.clone()))
+            .collect(),
+        id: item.id.clone(),
+        summary: item.summary.as_ref().map(|t| t.content.clone()),
+        content: item.content.as_ref().and_then(|c| c.body.clone()),
+        published: item.published.or(item.updated),
+        authors: item.authors.iter().filter_map(person_name).collect(),
+    }
+}
+
+/// A lenient reading's fields, dates through the one date parser.
+fn fields_of_lenient(item: LenientItem, reference: chrono::NaiveDate) -> ItemFields {
+    let date = |d: &Option<String>| {
+        d.as_deref()
+            .and_then(|t| dates::parse_timestamp(t.trim(), reference))
+            .map(|t| t.with_timezone(&Utc))
+    };
+    ItemFields {
+        published: date(&item.published).or_else(|| date(&item.updated)),
+        title: item.title,
+        links: item.links,
+        id: item.id.unwrap_or_default(),
+        summary: item.summary,
+        content: item.content,
+        authors: item
+            .authors
+            .iter()
+            .filter_map(|a| name_of(&fragment_text(a), None))
+            .collect(),
+    }
+}
+
+/// One entry from a feed item; `None` for an item with nothing to show (no title,
+/// text, link or id).
 fn entry_from_item(
-    item: &model::Entry,
+    item: &ItemFields,
     source: Option<&str>,
     ctx: &ParseContext<'_>,
 ) -> Option<Entry> {
     let summary = item
         .summary
-        .as_ref()
-        .map(|t| fragment_text(&t.content))
+        .as_deref()
+        .map(fragment_text)
         .filter(|s| !s.is_empty())
-        .or_else(|| {
-            item.content
-                .as_ref()
-                .and_then(|c| c.body.as_deref())
-                .map(fragment_text)
-        })
+        .or_else(|| item.content.as_deref().map(fragment_text))
         .unwrap_or_default();
     let link = web_link(item, ctx);
+    let guid = item.id.trim();
     let title = item
         .title
-        .as_ref()
-        .map(|t| fragment_text(&t.content))
+        .as_deref()
+        .map(plain_title)
         .filter(|t| !t.is_empty())
-        // RSS 2.0 allows items with only a description; their first words stand in.
-        .or_else(|| (!summary.is_empty()).then(|| headline_from(&summary)))?;
-    let mut authors: Vec<String> = item.authors.iter().filter_map(person_name).collect();
+        // RSS 2.0 allows items with only a description; their first words stand in,
+        // and failing those the link or id, as readers show such items.
+        .or_else(|| (!summary.is_empty()).then(|| headline_from(&summary)))
+        .or_else(|| link.clone())
+        .or_else(|| (!guid.is_empty()).then(|| clean_text(guid)))?;
+    let mut authors = item.authors.clone();
     if let [one] = authors.as_slice() {
         if let Some(list) = split_author_list(one) {
             authors = list;
         }
     }
-    let guid = item.id.trim();
     let (arxiv_id, guid) = if guid.is_empty() {
         (link.as_deref().and_then(paper_id_of), None)
     } else {
@@ -132,7 +302,7 @@ fn entry_from_item(
             None => (None, Some(guid.to_owned())),
         }
     };
-    let published = item.published.or(item.updated).map(|t| t.fixed_offset());
+    let published = item.published.map(|t| t.fixed_offset());
     Some(Entry {
         title,
         link,
@@ -149,30 +319,148 @@ fn entry_from_item(
     })
 }
 
+/// A title as plain text: markup removed and entities decoded, also when the markup
+/// was escaped once more (`&lt;p&gt;Entry content&lt;/p&gt;` in an RSS title).
+fn plain_title(title: &str) -> String {
+    let text = fragment_text(title);
+    if looks_like_markup(&text) {
+        fragment_text(&text)
+    } else {
+        text
+    }
+}
+
+/// Whether text holds an HTML tag (`<p>`, `</b>`, `<br/>`), not just a `<` sign.
+fn looks_like_markup(text: &str) -> bool {
+    text.match_indices('<').any(|(i, _)| {
+        let rest = &text[i + 1..];
+        let rest = rest.strip_prefix('/').unwrap_or(rest);
+        rest.starts_with(|c: char| c.is_ascii_alphabetic())
+            && rest.find('>').is_some_and(|end| !rest[..end].contains('<'))
+    })
+}
+
 /// The item's web page: its `alternate` link (or a link without `rel`), else the first
 /// link, else an id that is itself a URL (RSS `guid isPermaLink`).
-fn web_link(item: &model::Entry, ctx: &ParseContext<'_>) -> Option<String> {
+fn web_link(item: &ItemFields, ctx: &ParseContext<'_>) -> Option<String> {
     let preferred = item
         .links
         .iter()
-        .find(|l| matches!(l.rel.as_deref(), None | Some("alternate")))
+        .find(|(rel, _)| matches!(rel.as_deref(), None | Some("alternate")))
         .or_else(|| item.links.first())
-        .map(|l| l.href.as_str());
+        .map(|(_, href)| href.as_str());
     preferred
-        .and_then(|href| resolve_link(href, ctx.url))
-        .or_else(|| resolve_link(&item.id, None))
+        .and_then(|href| resolve_link(href.trim(), ctx.url))
+        .or_else(|| resolve_link(item.id.trim(), None))
+}
+
+/// Makes a document feed-rs can read, changing nothing a reader would see: leading
+/// whitespace dropped (a blank line before `<?xml` is a fatal error to an XML
+/// parser), the declaration's `encoding` set to UTF-8 (the text was decoded already,
+/// and quick-xml would otherwise decode it again), a missing or unknown RSS `version`
+/// read as 2.0 (0.93, 0.94 and 2.0 are supersets of 0.91/0.92), and the Atom 0.3 and
+/// RSS 0.90 namespaces read as Atom 1.0 and RSS 1.0, whose elements they share (Atom
+/// 0.3's `issued`/`modified` become `published`/`updated`).
+pub fn prepare_xml(text: &str) -> Cow<'_, str> {
+    let trimmed = text.trim_start_matches(super::text::is_space);
+    let mut out = Cow::Borrowed(trimmed);
+    if let Some(rest) = out.strip_prefix("<?xml") {
+        if let Some(end) = rest.find("?>") {
+            let decl = &rest[..end];
+            let fixed = ENCODING_ATTR.replace(decl, "encoding=\"utf-8\"");
+            if fixed != decl {
+                out = Cow::Owned(format!("<?xml{fixed}{}", &rest[end..]));
+            }
+        }
+    }
+    if root_element(&out) == "rss" {
+        let version = RSS_VERSION
+            .captures(&out)
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_owned());
+        if !matches!(version.as_deref(), Some("2.0" | "0.91" | "0.92")) {
+            out = Cow::Owned(match version {
+                Some(_) => RSS_VERSION
+                    .replace(&out, "<rss${pre}version=\"2.0\"")
+                    .into_owned(),
+                None => out.replacen("<rss", "<rss version=\"2.0\"", 1),
+            });
+        }
+    }
+    if out.contains(ATOM_03) {
+        // Both ends of each date element are renamed alike, so they stay paired.
+        let renamed = ATOM_03_DATES.replace_all(&out, |c: &regex::Captures<'_>| {
+            let new = if &c["name"] == "issued" {
+                "published"
+            } else {
+                "updated"
+            };
+            format!(
+                "<{}{}{new}",
+                &c["close"],
+                c.name("prefix").map_or("", |m| m.as_str())
+            )
+        });
+        out = Cow::Owned(renamed.replace(ATOM_03, "http://www.w3.org/2005/Atom"));
+    }
+    if out.contains(RSS_090) {
+        out = Cow::Owned(out.replace(RSS_090, "http://purl.org/rss/1.0/"));
+    }
+    out
+}
+
+/// Atom 0.3's namespace.
+const ATOM_03: &str = "http://purl.org/atom/ns#";
+/// RSS 0.90's namespace.
+const RSS_090: &str = "http://my.netscape.com/rdf/simple/0.9/";
+
+/// `encoding="…"` in an XML declaration.
+static ENCODING_ATTR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r#"encoding\s*=\s*["'][^"']*["']"#).expect("valid regex")
+});
+/// The `version` attribute of the `<rss>` start tag.
+static RSS_VERSION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r#"<rss(?P<pre>[^>]*?\s)version\s*=\s*["']([^"']*)["']"#)
+        .expect("valid regex")
+});
+/// Atom 0.3's date elements, start and end tags.
+static ATOM_03_DATES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"<(?P<close>/?)(?P<prefix>[A-Za-z0-9_]+:)?(?P<name>issued|modified)\b")
+        .expect("valid regex")
+});
+
+/// A JSON Feed with its `version` as feed-rs expects it (`https://`): JSON Feed 1 was
+/// published with `http://jsonfeed.org/version/1`, and many feeds still say so.
+fn prepare_json(text: &str) -> Cow<'_, str> {
+    if text.contains("\"http://jsonfeed.org/version/") {
+        Cow::Owned(text.replacen(
+            "\"http://jsonfeed.org/version/",
+            "\"https://jsonfeed.org/version/",
+            1,
+        ))
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// A person's display name. RSS 2.0 `<author>` holds an email address, optionally
 /// with the name in parentheses ("ed@example.org (Ed Smith)"); feed-rs keeps it as the
 /// email of a person named "author", so the name is taken from the parentheses then.
 fn person_name(person: &model::Person) -> Option<String> {
-    let name = clean_text(&person.name);
+    name_of(&person.name, person.email.as_deref())
+}
+
+/// A display name from a name and an email address (see [`person_name`]); a name that
+/// is itself "email (Name)" gives the name in parentheses.
+fn name_of(name: &str, email: Option<&str>) -> Option<String> {
+    let name = clean_text(name);
     let placeholder = name.is_empty() || name == "author";
-    if !placeholder {
+    // "ed@example.org (Ed Smith)" given as the name: the name is in the parentheses.
+    let address_with_name = email.is_none() && name.contains('@') && name.contains('(');
+    if !placeholder && !address_with_name {
         return Some(name);
     }
-    let email = clean_text(person.email.as_deref()?);
+    let email = clean_text(email.unwrap_or(&name));
     let named = email
         .split_once('(')
         .and_then(|(_, rest)| rest.rsplit_once(')'))
@@ -239,7 +527,11 @@ fn root_element(text: &str) -> &str {
 /// `rss` (0.9x, 2.0), `feed` (Atom), `RDF` with any prefix (RSS 1.0 / 0.90).
 fn is_feed_root(name: &str) -> bool {
     let local = name.rsplit(':').next().unwrap_or(name);
-    local.eq_ignore_ascii_case("rss") || local == "feed" || local == "RDF"
+    local.eq_ignore_ascii_case("rss")
+        || local == "feed"
+        || local.eq_ignore_ascii_case("rdf")
+        // CDF, Microsoft's channel format, which feedparser reads too.
+        || local == "CHANNEL"
 }
 
 /// A JSON Feed: an object whose `version` names jsonfeed.org.
@@ -248,6 +540,9 @@ fn is_json_feed(text: &str) -> bool {
         v.get("version")
             .and_then(serde_json::Value::as_str)
             .is_some_and(|s| s.contains("jsonfeed.org/version"))
+            // A feed without `version` (or with a wrong one) still has its items.
+            || (v.get("items").is_some_and(serde_json::Value::is_array)
+                && (v.get("title").is_some() || v.get("feed_url").is_some() || v.get("home_page_url").is_some()))
     })
 }
 

@@ -28,7 +28,7 @@ use url::Url;
 use super::arxiv::{arxiv_id_in, is_arxiv_id};
 use super::markup::{self, text_of};
 use super::text::{self, is_prose, paragraphs};
-use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError};
+use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError, Reading};
 use crate::entry::{clean_join, clean_text, day_start, normalize_arxiv_id, Entry};
 
 /// The format name used in config and on entries.
@@ -45,25 +45,24 @@ impl PageFormat for HfPapers {
         NAME
     }
 
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Vec<Entry>, ParseError>> {
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>> {
         let entries = match page_kind(text) {
-            PageKind::Markup => return sniff_html(text, ctx).then(|| parse_html(text, ctx)),
+            PageKind::Markup => {
+                return sniff_html(text, ctx).then(|| parse_html(text, ctx).map(Reading::from))
+            }
             PageKind::Json => papers_in_json(&serde_json::from_str::<Value>(text).ok()?, ctx),
             PageKind::Text => recognize_text(text, ctx)?,
         };
-        (!entries.is_empty()).then_some(Ok(entries))
+        (!entries.is_empty()).then_some(Ok(entries.into()))
     }
 
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError> {
         match page_kind(text) {
             PageKind::Markup => parse_html(text, ctx),
             PageKind::Json => parse_json(text, ctx),
             PageKind::Text => parse_text(text, ctx),
         }
+        .map(Reading::from)
     }
 }
 

@@ -13,12 +13,18 @@
 //! | `feed` | [`feed`] | RSS 0.9x/1.0/2.0, Atom, JSON Feed (via feed-rs) |
 //! | `selectors` | [`selectors`] | any HTML page, with CSS selectors from the config |
 //!
-//! Dates, in every format, go through [`dates`].
+//! Dates, in every format, go through [`dates`]; bytes become text through
+//! [`encoding`], which chooses the encoding as a browser does and refuses binary data.
+//!
+//! Auto-detection says no: a page that no format recognises by its real structure is
+//! [`ParseError::Unrecognized`] ("not a listing"), never a best guess.
 
 pub mod aitopics;
 pub mod arxiv;
 pub mod dates;
+pub mod encoding;
 pub mod feed;
+mod feed_lenient;
 pub mod hf_papers;
 pub mod markup;
 pub mod selectors;
@@ -85,13 +91,83 @@ pub fn page_kind(text: &str) -> PageKind {
     }
 }
 
-/// The entries of one page and the format that read them.
+/// The entries of one page, the format that read them, and what went wrong on the way
+/// without stopping the reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     /// Name of the format that parsed the page.
     pub format: &'static str,
     /// Every entry on the page, in page order.
     pub entries: Vec<Entry>,
+    /// Problems that leave the page readable but its source degraded: a broken
+    /// document read up to the break, a selector that never matched, ...
+    pub warnings: Vec<ParseWarning>,
+}
+
+impl Parsed {
+    /// Adds [`ParseWarning::NoEntries`] when this page has no entries but its source
+    /// had some before (the caller knows the source's history; parsing does not).
+    pub fn warn_if_emptied(&mut self, source_had_entries: bool) {
+        if self.entries.is_empty() && source_had_entries {
+            self.warnings.push(ParseWarning::NoEntries);
+        }
+    }
+}
+
+/// A problem with a page that still parsed: the source is degraded, not failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseWarning {
+    /// The document is malformed; the entries before the fault were kept.
+    #[error("{format}: malformed document, read up to the fault: {reason}")]
+    Malformed {
+        /// The format that read it.
+        format: &'static str,
+        /// What was wrong, and where.
+        reason: String,
+    },
+    /// A configured selector matched nothing on the whole page.
+    #[error("selectors.{key} {selector:?} matched nothing on the page")]
+    SelectorNeverMatched {
+        /// The config key (`title`, `summary`, ...).
+        key: &'static str,
+        /// The CSS selector as configured.
+        selector: String,
+    },
+    /// `date_format` parsed none of the dates the `date` selector found.
+    #[error("selectors.date_format {format:?} matched none of the {found} dates found")]
+    DateFormatMatchedNothing {
+        /// The configured chrono format.
+        format: String,
+        /// How many date elements were found.
+        found: usize,
+    },
+    /// The page gave no entries where its source had entries before.
+    #[error("no entries on a page whose source had entries before")]
+    NoEntries,
+    /// The page declared an encoding that its bytes do not fit.
+    #[error("bytes that do not fit the declared encoding {encoding} were replaced")]
+    Undecodable {
+        /// The declared encoding.
+        encoding: &'static str,
+    },
+}
+
+/// One format's reading of a page: its entries and any warnings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// Every entry on the page, in page order.
+    pub entries: Vec<Entry>,
+    /// Problems that did not stop the reading.
+    pub warnings: Vec<ParseWarning>,
+}
+
+impl From<Vec<Entry>> for Reading {
+    fn from(entries: Vec<Entry>) -> Self {
+        Reading {
+            entries,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// Why a page could not be parsed. The daemon quarantines the page with this reason.
@@ -100,8 +176,8 @@ pub enum ParseError {
     /// The page has no content at all.
     #[error("page is empty")]
     Empty,
-    /// No known format recognized the page.
-    #[error("unrecognized page: no format matched ({hint})")]
+    /// Not a listing: no known format recognized the page, or it is binary data.
+    #[error("unrecognized page, not a listing: {hint}")]
     Unrecognized {
         /// What the content looked like, for the error sidecar.
         hint: String,
@@ -126,29 +202,20 @@ pub trait PageFormat: Sync {
     /// For `format = "auto"`: this format's reading of the page, or `None` when the
     /// page is not of this format. A format whose test is reading the page returns
     /// that reading, so an auto page is parsed once, not once to sniff and again.
-    fn recognize(
-        &self,
-        text: &str,
-        ctx: &ParseContext<'_>,
-    ) -> Option<Result<Vec<Entry>, ParseError>>;
+    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>>;
     /// Every entry of the page, in page order.
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError>;
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError>;
     /// Whether this format recognizes the page.
     fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
         self.recognize(text, ctx).is_some()
     }
 }
 
-/// Decodes captured bytes as text the way real captures need: a UTF-8 BOM dropped,
-/// invalid UTF-8 replaced (never rejected), CRLF and lone CR turned into LF.
+/// Decodes page bytes that came without a `Content-Type` (a dropped file) as text:
+/// the encoding chosen as [`encoding::decode_page`] does, the BOM dropped, CRLF and
+/// lone CR turned into LF.
 pub fn decode(bytes: &[u8]) -> String {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = String::from_utf8_lossy(bytes);
-    if text.contains('\r') {
-        text.replace("\r\n", "\n").replace('\r', "\n")
-    } else {
-        text.into_owned()
-    }
+    encoding::decode_page(bytes, None).text
 }
 
 /// Every known format, in sniffing order (most specific first). Feeds come first because
@@ -170,29 +237,50 @@ pub fn parse_page(
     format: &str,
     ctx: &ParseContext<'_>,
 ) -> Result<Parsed, ParseError> {
-    let text = decode(bytes);
+    let decoded = encoding::decode_page(bytes, ctx.content_type);
+    let text = decoded.text.as_str();
     if text.trim().is_empty() {
         return Err(ParseError::Empty);
     }
-    let (chosen, entries) = if format == "auto" {
+    if let Some(hint) = encoding::binary_reason(bytes, &decoded) {
+        return Err(ParseError::Unrecognized { hint });
+    }
+    let (chosen, reading) = if format == "auto" {
         formats()
             .iter()
-            .find_map(|f| Some((f, f.recognize(&text, ctx)?)))
+            .find_map(|f| Some((f, f.recognize(text, ctx)?)))
             .ok_or_else(|| ParseError::Unrecognized {
-                hint: describe(&text),
+                hint: describe(text),
             })?
     } else {
         let chosen = formats()
             .iter()
             .find(|f| f.name() == format)
             .ok_or_else(|| ParseError::UnknownFormat(format.to_owned()))?;
-        (chosen, chosen.parse(&text, ctx))
+        (chosen, chosen.parse(text, ctx))
     };
-    let mut entries = entries?;
+    let Reading {
+        mut entries,
+        mut warnings,
+    } = reading?;
+    if decoded.had_errors && decoded.source.is_declared() {
+        warnings.insert(
+            0,
+            ParseWarning::Undecodable {
+                encoding: decoded.encoding.name(),
+            },
+        );
+    }
     entries.iter_mut().for_each(Entry::cap_fields);
+    // Logged here, once for every caller (daemon, `lookout parse`); the daemon's
+    // source health reads them from `Parsed::warnings`.
+    for warning in &warnings {
+        tracing::warn!(format = chosen.name(), "{warning}");
+    }
     Ok(Parsed {
         format: chosen.name(),
         entries,
+        warnings,
     })
 }
 
@@ -207,5 +295,8 @@ fn describe(text: &str) -> String {
     if first.chars().any(|c| c == '\u{fffd}' || c.is_control()) {
         first = "binary or non-text content".to_owned();
     }
-    format!("{} bytes, first line {first:?}", text.len())
+    format!(
+        "no format matched; {} bytes, first line {first:?}",
+        text.len()
+    )
 }

@@ -18,7 +18,7 @@ use scraper::{ElementRef, Selector};
 
 use super::arxiv::paper_id_of;
 use super::markup::{self, resolve_link, text_of};
-use super::{dates, PageFormat, ParseContext, ParseError};
+use super::{dates, PageFormat, ParseContext, ParseError, ParseWarning, Reading};
 use crate::config::SelectorsConfig;
 use crate::entry::{day_start, Entry};
 
@@ -39,16 +39,16 @@ impl PageFormat for Selectors {
         &self,
         _text: &str,
         _ctx: &ParseContext<'_>,
-    ) -> Option<Result<Vec<Entry>, ParseError>> {
+    ) -> Option<Result<Reading, ParseError>> {
         None
     }
 
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
+    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError> {
         let config = ctx.selectors.ok_or_else(|| ParseError::Malformed {
             format: NAME,
             reason: "format \"selectors\" needs a [source.selectors] table (item, title, ...) in the config".into(),
         })?;
-        parse_with(text, config, ctx)
+        read_with(text, config, ctx)
     }
 }
 
@@ -95,13 +95,27 @@ pub fn parse_with(
     config: &SelectorsConfig,
     ctx: &ParseContext<'_>,
 ) -> Result<Vec<Entry>, ParseError> {
+    read_with(text, config, ctx).map(|r| r.entries)
+}
+
+/// [`parse_with`], and the warnings a user needs to see their selectors working: a
+/// selector (title, link, summary, date, authors) that matched in no item, and a
+/// `date_format` that read none of the dates found.
+pub fn read_with(
+    text: &str,
+    config: &SelectorsConfig,
+    ctx: &ParseContext<'_>,
+) -> Result<Reading, ParseError> {
     let sel = Compiled::new(config)?;
+    // How many items each optional selector matched in, and dates read.
+    let mut hits = Hits::default();
     let doc = markup::parse_document(NAME, text)?;
     let reference = ctx.reference_date();
     let mut matched = 0usize;
     let mut entries = Vec::new();
     for item in doc.select(&sel.item) {
         matched += 1;
+        hits.count(item, &sel);
         let Some(title_el) = markup::first(item, &sel.title) else {
             continue;
         };
@@ -127,10 +141,14 @@ pub fn parse_with(
                     .or_else(|| el.value().attr("content"));
                 let shown = text_of(el);
                 match &config.date_format {
-                    Some(format) => [attr.unwrap_or(""), shown.as_str()]
-                        .into_iter()
-                        .find_map(|t| dates::parse_with_format(t, format, reference))
-                        .or_else(|| attr.and_then(|a| dates::parse_timestamp(a, reference))),
+                    Some(format) => {
+                        let by_format = [attr.unwrap_or(""), shown.as_str()]
+                            .into_iter()
+                            .find_map(|t| dates::parse_with_format(t, format, reference));
+                        hits.dates_read += usize::from(by_format.is_some());
+                        by_format
+                            .or_else(|| attr.and_then(|a| dates::parse_timestamp(a, reference)))
+                    }
                     None => attr
                         .and_then(|a| dates::parse_timestamp(a, reference))
                         .or_else(|| dates::parse_timestamp(&shown, reference))
@@ -171,7 +189,64 @@ pub fn parse_with(
             ),
         });
     }
-    Ok(entries)
+    Ok(Reading {
+        entries,
+        warnings: hits.warnings(config),
+    })
+}
+
+/// How often each selector matched, for the warnings of [`read_with`].
+#[derive(Default)]
+struct Hits {
+    title: usize,
+    link: usize,
+    summary: usize,
+    date: usize,
+    authors: usize,
+    /// Dates that `date_format` read.
+    dates_read: usize,
+}
+
+impl Hits {
+    /// Counts the selectors that match in one item.
+    fn count(&mut self, item: ElementRef<'_>, sel: &Compiled) {
+        let found = |s: &Option<Selector>| {
+            usize::from(s.as_ref().is_some_and(|s| markup::first(item, s).is_some()))
+        };
+        self.title += usize::from(markup::first(item, &sel.title).is_some());
+        self.link += found(&sel.link);
+        self.summary += found(&sel.summary);
+        self.date += found(&sel.date);
+        self.authors += found(&sel.authors);
+    }
+
+    /// A warning for each configured selector that matched in no item, and for a
+    /// `date_format` under which none of the found dates parsed.
+    fn warnings(&self, config: &SelectorsConfig) -> Vec<ParseWarning> {
+        let mut out = Vec::new();
+        let keys: [(&'static str, Option<&String>, usize); 5] = [
+            ("title", Some(&config.title), self.title),
+            ("link", config.link.as_ref(), self.link),
+            ("summary", config.summary.as_ref(), self.summary),
+            ("date", config.date.as_ref(), self.date),
+            ("authors", config.authors.as_ref(), self.authors),
+        ];
+        for (key, selector, hits) in keys {
+            if let (Some(selector), 0) = (selector, hits) {
+                out.push(ParseWarning::SelectorNeverMatched {
+                    key,
+                    selector: selector.clone(),
+                });
+            }
+        }
+        if let (Some(format), true) = (&config.date_format, self.date > 0 && self.dates_read == 0) {
+            out.push(ParseWarning::DateFormatMatchedNothing {
+                format: format.clone(),
+                found: self.date,
+            });
+        }
+        out
+    }
 }
 
 /// The item's `href`: from the `link` selector (its own `href`, or its first link's),
