@@ -33,6 +33,7 @@ pub struct Live {
     matcher: RwLock<Arc<dyn Matcher + Send + Sync>>,
     reload_error: RwLock<Option<String>>,
     folders: RwLock<HashMap<String, FolderHealth>>,
+    warnings: RwLock<HashMap<String, Vec<String>>>,
 }
 
 impl Live {
@@ -43,6 +44,7 @@ impl Live {
             matcher: RwLock::new(matcher),
             reload_error: RwLock::new(None),
             folders: RwLock::new(HashMap::new()),
+            warnings: RwLock::new(HashMap::new()),
         }
     }
 
@@ -89,6 +91,26 @@ impl Live {
                 health.consecutive_failures = health.consecutive_failures.saturating_add(1);
             }
         }
+    }
+
+    /// Records what was odd about a source's latest stored page (a selector that never
+    /// matched, a page that emptied, a malformed document read up to its fault); an
+    /// empty list clears it. A source with warnings is degraded, not failing.
+    pub fn set_source_warnings(&self, source: &str, warnings: Vec<String>) {
+        let mut all = write(&self.warnings);
+        if warnings.is_empty() {
+            all.remove(source);
+        } else {
+            all.insert(source.to_owned(), warnings);
+        }
+    }
+
+    /// The warnings of a source's latest stored page (empty when it was fine).
+    pub fn source_warnings(&self, source: &str) -> Vec<String> {
+        read(&self.warnings)
+            .get(source)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// A drop folder's health (default when it has seen nothing yet).

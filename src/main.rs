@@ -257,7 +257,7 @@ fn parse_command(
     };
     let source_url = source
         .and_then(|s| s.url.as_ref())
-        .map(|u| url::Url::parse(u.get_ref()))
+        .map(|u| url::Url::parse(u.get_ref().expose()))
         .transpose()
         .context("the source's url")?;
     let (body, captured_at, url, content_type) =

@@ -196,6 +196,7 @@ fn source_views(state: &AppState, fetch: &[(String, crate::store::FetchState)]) 
         .iter()
         .map(|s| {
             let name = s.name.get_ref().clone();
+            let warnings = state.live.source_warnings(&name);
             match s.kind.get_ref() {
                 SourceKind::Http => {
                     let f = fetch
@@ -211,6 +212,7 @@ fn source_views(state: &AppState, fetch: &[(String, crate::store::FetchState)]) 
                         last_error: f.last_error,
                         last_error_at: f.last_error_at,
                         consecutive_failures: f.consecutive_failures,
+                        warnings: warnings.clone(),
                     }
                 }
                 SourceKind::Folder => {
@@ -223,6 +225,7 @@ fn source_views(state: &AppState, fetch: &[(String, crate::store::FetchState)]) 
                         last_error: h.last_error,
                         last_error_at: h.last_error_at,
                         consecutive_failures: h.consecutive_failures,
+                        warnings,
                     }
                 }
             }
@@ -296,6 +299,10 @@ async fn healthz(State(s): State<AppState>) -> Response {
                             "last_error": v.last_error,
                             "last_error_at": v.last_error_at.map(|t| t.to_rfc3339()),
                             "consecutive_failures": v.consecutive_failures,
+                            // The warnings' text may quote the page: only the status
+                            // page, behind the token, shows it.
+                            "degraded": !v.warnings.is_empty(),
+                            "warnings": v.warnings.len(),
                         }),
                     )
                 })

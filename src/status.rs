@@ -66,6 +66,9 @@ pub struct SourceView {
     pub last_error_at: Option<DateTime<Utc>>,
     /// Failures since the last success.
     pub consecutive_failures: u32,
+    /// What was odd about its latest page: the source is degraded (see
+    /// [`crate::parse::ParseWarning`]).
+    pub warnings: Vec<String>,
 }
 
 /// One item in a list of items.
@@ -146,6 +149,7 @@ ul.list > li:last-child { border-bottom: 0; }
   border-radius: 1rem; border: 1px solid currentColor; margin-left: 0.4rem; vertical-align: 0.1rem; }
 .badge.ok { color: var(--ok); }
 .badge.bad { color: var(--bad); }
+.badge.warn { color: #a15c00; }
 .notice { background: var(--warn-bg); border-left: 4px solid var(--bad); padding: 0.75rem 1rem;
   margin: 1rem 0; overflow-wrap: anywhere; }
 .notice pre { white-space: pre-wrap; margin: 0.25rem 0 0; font-size: 0.875rem; }
@@ -226,10 +230,12 @@ fn render_sources(html: &mut String, view: &StatusView) {
     }
     html.push_str("<ul class=\"list\">\n");
     for s in &view.sources {
-        let badge = if s.ok {
-            "<span class=\"badge ok\">ok</span>"
-        } else {
+        let badge = if !s.ok {
             "<span class=\"badge bad\">failing</span>"
+        } else if !s.warnings.is_empty() {
+            "<span class=\"badge warn\">degraded</span>"
+        } else {
+            "<span class=\"badge ok\">ok</span>"
         };
         html.push_str(&format!(
             "<li class=\"source\"><strong>{}</strong> <span class=\"meta\">{}</span>{badge}\n",
@@ -257,6 +263,12 @@ fn render_sources(html: &mut String, view: &StatusView) {
             html.push_str(&format!(
                 "<div class=\"err\">last error{at}: {}</div>\n",
                 escape_html(err)
+            ));
+        }
+        for warning in &s.warnings {
+            html.push_str(&format!(
+                "<div class=\"err\">warning: {}</div>\n",
+                escape_html(warning)
             ));
         }
         html.push_str("</li>\n");
@@ -446,6 +458,7 @@ mod tests {
                     last_error: None,
                     last_error_at: None,
                     consecutive_failures: 0,
+                    warnings: Vec::new(),
                 },
                 SourceView {
                     name: "hf-daily".into(),
@@ -455,6 +468,7 @@ mod tests {
                     last_error: Some("HTTP 503 from huggingface.co".into()),
                     last_error_at: Some(at("2026-11-25T11:30:00Z")),
                     consecutive_failures: 3,
+                    warnings: Vec::new(),
                 },
             ],
             items: vec![ItemView {

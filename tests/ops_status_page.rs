@@ -77,6 +77,7 @@ fn sample_view() -> StatusView {
                 last_error: None,
                 last_error_at: None,
                 consecutive_failures: 0,
+                warnings: vec!["selectors.summary \"p.lede\" matched nothing on the page".into()],
             },
             SourceView {
                 name: "hf-daily".into(),
@@ -88,6 +89,7 @@ fn sample_view() -> StatusView {
                 ),
                 last_error_at: Some(at("2026-11-25T11:40:00Z")),
                 consecutive_failures: 4,
+                warnings: Vec::new(),
             },
         ],
         items: vec![

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use crate::config::Config;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::parse::{self, ParseContext, ParseError, Parsed};
+use crate::parse::{self, ParseContext, ParseError, ParseWarning, Parsed};
 use crate::publish::Publisher;
 use crate::sources::{Capture, Outcome, Page};
 use crate::store::{self, Condition, Fault, FetchState, Ingest, Matcher, SharedStore, StoreHealth};
@@ -123,6 +123,38 @@ pub(super) fn ingest_group(
         })
         .collect();
     (outcomes, fault)
+}
+
+/// What was odd about each stored page, for its source's health: the parser's
+/// warnings, and a page with no entries where the source had some. `None` for a page
+/// not stored now (a duplicate says nothing new). Blocking.
+fn page_warnings(
+    store: &SharedStore,
+    pages: &[(Page, Prepared)],
+    outcomes: &[Outcome],
+) -> Vec<Option<Vec<String>>> {
+    pages
+        .iter()
+        .zip(outcomes)
+        .map(|((page, prepared), outcome)| {
+            let (Prepared::Parsed(parsed), Outcome::Ingested { .. }) = (prepared, outcome) else {
+                return None;
+            };
+            let mut warnings: Vec<String> =
+                parsed.warnings.iter().map(ToString::to_string).collect();
+            if parsed.entries.is_empty() {
+                let had = store::lock(store)
+                    .items(store::ItemFilter::Source(&page.source), 1)
+                    .is_ok_and(|items| !items.is_empty());
+                if had {
+                    let warning = ParseWarning::NoEntries.to_string();
+                    tracing::warn!(source = %page.source, origin = %page.origin, "{warning}");
+                    warnings.push(warning);
+                }
+            }
+            Some(warnings)
+        })
+        .collect()
 }
 
 /// Every parsed page deferred for `reason`; pages already decided keep their outcome.
@@ -446,9 +478,10 @@ impl Pipeline {
             } else {
                 None
             };
-            (pages, states, outcomes, fault, generation)
+            let warnings = page_warnings(&store, &pages, &outcomes);
+            (pages, states, outcomes, fault, generation, warnings)
         });
-        let (pages, states, outcomes, fault, generation) = match job.await {
+        let (pages, states, outcomes, fault, generation, warnings) = match job.await {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "ingest task failed");
@@ -465,9 +498,19 @@ impl Pipeline {
         let hold = self.holds() && matches!(fault, Some(Fault::Temporary | Fault::Corrupt));
         let share = started.elapsed().as_secs_f64() / pages.len() as f64;
         let mut held = Vec::new();
-        for ((((page, prepared), outcome), (parse_seconds, reply, was_held)), fetch_state) in
-            pages.into_iter().zip(outcomes).zip(answers).zip(states)
+        for (
+            ((((page, prepared), outcome), (parse_seconds, reply, was_held)), fetch_state),
+            warnings,
+        ) in pages
+            .into_iter()
+            .zip(outcomes)
+            .zip(answers)
+            .zip(states)
+            .zip(warnings)
         {
+            if let Some(warnings) = warnings {
+                self.live.set_source_warnings(&page.source, warnings);
+            }
             if hold && matches!(outcome, Outcome::Deferred { .. }) {
                 if !was_held {
                     tracing::info!(source = %page.source, origin = %page.origin,

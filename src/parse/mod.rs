@@ -104,16 +104,6 @@ pub struct Parsed {
     pub warnings: Vec<ParseWarning>,
 }
 
-impl Parsed {
-    /// Adds [`ParseWarning::NoEntries`] when this page has no entries but its source
-    /// had some before (the caller knows the source's history; parsing does not).
-    pub fn warn_if_emptied(&mut self, source_had_entries: bool) {
-        if self.entries.is_empty() && source_had_entries {
-            self.warnings.push(ParseWarning::NoEntries);
-        }
-    }
-}
-
 /// A problem with a page that still parsed: the source is degraded, not failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseWarning {
@@ -141,7 +131,8 @@ pub enum ParseWarning {
         /// How many date elements were found.
         found: usize,
     },
-    /// The page gave no entries where its source had entries before.
+    /// The page gave no entries where its source had entries before (the pipeline
+    /// knows the source's history; parsing does not).
     #[error("no entries on a page whose source had entries before")]
     NoEntries,
     /// The page declared an encoding that its bytes do not fit.
