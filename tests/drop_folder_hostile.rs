@@ -521,3 +521,105 @@ async fn a_failed_dir_that_is_a_link_is_refused_at_start_and_when_moving() {
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
     h.stop().await;
 }
+
+/// Open descriptors of a process (ours to read: a child of this test).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_capture_dropped_while_descriptors_run_out_is_kept_and_ingested_later() {
+    use std::io::BufRead;
+    const LIMIT: usize = 64;
+    let setup = Setup::new("");
+    std::fs::create_dir_all(&setup.drop).unwrap();
+    // The daemon with few descriptors, so that idle clients can use them all up.
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {LIMIT} && exec \"$0\" run --config \"$1\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_lookout"))
+        .arg(&setup.config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let addr = wait_for(Duration::from_secs(30), "lookout to listen", || {
+        let l = log.lock().unwrap();
+        l.lines()
+            .find(|line| line.contains("lookout running"))
+            .and_then(|line| line.split("listen=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+    });
+    let pid = child.id();
+    let mut clients = Vec::new();
+    let exhausted = wait_for(
+        Duration::from_secs(20),
+        "the daemon's descriptors to run out",
+        || {
+            if open_fds(pid) >= LIMIT {
+                return Some(true);
+            }
+            match std::net::TcpStream::connect(&addr) {
+                Ok(stream) => clients.push(stream),
+                // Refused: the daemon limits connections below its descriptor limit.
+                Err(_) => return Some(false),
+            }
+            // A server that limits connections stops accepting before its limit.
+            (clients.len() > 4 * LIMIT).then_some(false)
+        },
+    );
+    setup.drop_file("during.xml", &one_item_feed("during"));
+    if exhausted {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Reading it or filing it away fails for now (which of the two depends on
+        // when a descriptor happens to be free); either way it is kept for later.
+        while !log.lock().unwrap().contains("kept for a later try") {
+            assert!(
+                Instant::now() < deadline,
+                "the read never failed for now:\n{}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            std::fs::read_dir(setup.drop.join("failed"))
+                .unwrap()
+                .count(),
+            0,
+            "never moved to failed/:\n{}",
+            log.lock().unwrap()
+        );
+    } else {
+        eprintln!("the daemon never ran out of descriptors (it limits connections)");
+    }
+    drop(clients);
+    setup.wait_filed("processed", "during.xml");
+    assert_eq!(
+        std::fs::read_dir(setup.drop.join("failed"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let (status, _, body) = get(&format!("http://{addr}/feeds/drop.xml"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(rss_guids(&body), [guid("during")]);
+    let _ = child.kill();
+    let _ = child.wait();
+}
