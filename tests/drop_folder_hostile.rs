@@ -318,11 +318,14 @@ fn import_refuses_links_and_fifos_by_name_and_does_not_hang() {
     assert_eq!(rss_guids(&feed), [guid("imported")]);
 }
 
+/// What the fake pipeline was sent: each file's name and bytes, in order.
+type Sent = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// The folder source on its own, its captures answered by `answer` and recorded.
 struct Harness {
     _tmp: tempfile::TempDir,
     drop: PathBuf,
-    sent: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    sent: Sent,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), FolderError>>,
 }
@@ -342,7 +345,7 @@ impl Harness {
         let config = lookout::config::Config::parse(&text, "t.toml").unwrap();
         let source = tune(FolderSource::new(&config.sources[0]));
         let (tx, mut rx) = mpsc::channel::<Capture>(8);
-        let sent = Arc::new(Mutex::new(Vec::new()));
+        let sent: Sent = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&sent);
         tokio::spawn(async move {
             while let Some(capture) = rx.recv().await {
