@@ -228,7 +228,9 @@ impl FolderSource {
                                 // A file waiting out a temporary error waits on: putting
                                 // it back in the folder after a failed move makes an
                                 // event too, which must not turn into a busy loop.
-                                if readiness == Readiness::Complete && !retries.contains_key(&path) {
+                                let waiting_out_error =
+                                    retries.contains_key(&path) && pending.contains_key(&path);
+                                if readiness == Readiness::Complete && !waiting_out_error {
                                     pending.remove(&path);
                                     let taken = self.take_file(&folder, &path, &tx).await;
                                     if !self.after_take(path, taken, &mut pending, &mut retries) {
