@@ -13,6 +13,13 @@
 //! per `after`), or to `failed/` beside a `NAME.error.txt` saying why. When the
 //! daemon stops before answering, the file stays where it is and the next start-up
 //! scan takes it again; its content hash keeps it from being ingested twice.
+//!
+//! Whoever may write into the folder is not trusted (issue 13). [`drop_dir`] reads and
+//! moves without ever following a link, refuses anything but a regular file, never
+//! overwrites, and files away only the very file (device and inode) that was read.
+//! [`writers`] keeps a file some process still holds open for writing from being taken
+//! on a quiet time alone. A temporary error (out of descriptors or space) leaves the
+//! file in place for a retry with a backoff; it never sends a good capture to `failed/`.
 
 mod drop_dir;
 mod writers;
