@@ -574,7 +574,7 @@ fn a_capture_dropped_while_descriptors_run_out_is_kept_and_ingested_later() {
     let mut clients = Vec::new();
     // Idle clients until the daemon is out of descriptors, plus a few waiting in the
     // listen backlog to take any descriptor the daemon frees.
-    let mut top_up = |clients: &mut Vec<std::net::TcpStream>| -> bool {
+    let top_up = |clients: &mut Vec<std::net::TcpStream>| -> bool {
         let mut extra = 0;
         while clients.len() < 8 * LIMIT && (open_fds(pid) < LIMIT || extra < 8) {
             match std::net::TcpStream::connect(&addr) {
