@@ -511,7 +511,8 @@ impl FolderSource {
         let captured_at: DateTime<Utc> = DateTime::<Utc>::from(file.mtime);
         // Only a file whose one name is in the drop folder was put there by whoever
         // wrote it; the sidecar may then quote it (a hard link made into the folder
-        // could be anyone's file).
+        // could be anyone's file). Kept until the answer, in case it is a refusal: a
+        // copy costs far less than the parse the page is going to.
         let keep_for_detail = (file.nlink <= 1).then(|| file.body.clone());
         let page = Page {
             source: self.name.clone(),
@@ -545,9 +546,20 @@ impl FolderSource {
             }
             Outcome::Failed { ref reason } => {
                 let reason = reason.clone();
-                let detail = keep_for_detail
-                    .and_then(|body| self.parse_error_detail(&body, captured_at))
-                    .filter(|detail| *detail != reason);
+                let detail = match keep_for_detail {
+                    Some(body) => {
+                        let (format, selectors) = (self.format.clone(), self.selectors.clone());
+                        // Parsing a large page is CPU work: off the async workers.
+                        tokio::task::spawn_blocking(move || {
+                            parse_error_detail(&body, &format, selectors.as_ref(), captured_at)
+                        })
+                        .await
+                        .ok()
+                        .flatten()
+                    }
+                    None => None,
+                }
+                .filter(|detail| *detail != reason);
                 let note = match detail {
                     Some(detail) => format!("{reason}\ndetail: {detail}"),
                     None => reason,
@@ -559,20 +571,6 @@ impl FolderSource {
                 Taken::Later(outcome)
             }
         }
-    }
-
-    /// The parser's own message for a refused page, which may quote the page: the
-    /// pipeline's answer does not (it goes to `/healthz` and the logs), the sidecar may.
-    fn parse_error_detail(&self, body: &[u8], captured_at: DateTime<Utc>) -> Option<String> {
-        let ctx = ParseContext {
-            captured_at,
-            url: None,
-            content_type: None,
-            selectors: self.selectors.as_ref(),
-        };
-        crate::parse::parse_page(body, &self.format, &ctx)
-            .err()
-            .map(|e| e.to_string())
     }
 
     /// One pass for `lookout once`: every file now in the folder that has not changed
@@ -700,6 +698,26 @@ impl FolderSource {
             Err(_) => Taken::Later(outcome),
         }
     }
+}
+
+/// The parser's own message for a refused page, which may quote the page: the
+/// pipeline's answer does not (it goes to `/healthz` and the logs), the sidecar may.
+/// Blocking: parses the page again, which only refused pages cost.
+fn parse_error_detail(
+    body: &[u8],
+    format: &str,
+    selectors: Option<&SelectorsConfig>,
+    captured_at: DateTime<Utc>,
+) -> Option<String> {
+    let ctx = ParseContext {
+        captured_at,
+        url: None,
+        content_type: None,
+        selectors,
+    };
+    crate::parse::parse_page(body, format, &ctx)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// How long a file waits after its `tries`-th temporary error in a row: 1 s, doubling,
