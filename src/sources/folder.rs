@@ -481,7 +481,9 @@ impl FolderSource {
         let file = match read {
             Ok(Ok(Found::Capture(file))) => file,
             Ok(Ok(Found::Nothing)) => return Taken::Gone,
-            Ok(Ok(Found::Refused { id, refusal })) => {
+            Ok(Ok(Found::Refused { id, refusal, open })) => {
+                // Held open until filed away, as a capture is (below).
+                let _open = open;
                 let reason = refusal.to_string();
                 return self
                     .quarantine(
@@ -508,6 +510,9 @@ impl FolderSource {
             }
             Err(_) => return Taken::Gone, // the read task panicked: nothing was read
         };
+        // Held open until the file is filed away: its inode, the identity checked
+        // before the move, cannot be reused by a newer file meanwhile.
+        let _open = file.open;
         let captured_at: DateTime<Utc> = DateTime::<Utc>::from(file.mtime);
         // Only a file whose one name is in the drop folder was put there by whoever
         // wrote it; the sidecar may then quote it (a hard link made into the folder
@@ -731,11 +736,7 @@ fn file_name(path: &Path) -> OsString {
 }
 
 fn file_id(meta: &std::fs::Metadata) -> FileId {
-    use std::os::unix::fs::MetadataExt;
-    FileId {
-        dev: meta.dev(),
-        ino: meta.ino(),
-    }
+    FileId::from_metadata(meta)
 }
 
 /// The reason a refused page gives in `/healthz`, on the status page and in the logs:

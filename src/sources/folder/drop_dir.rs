@@ -54,22 +54,42 @@ impl Shelf {
     }
 }
 
-/// The identity of a file whatever its name: the same device and inode are the same file.
+/// The identity of a file whatever its name: the same device and inode (and type) are
+/// the same file, for as long as someone holds it open; a freed inode number is soon
+/// given to a new file, so an identity is only compared while the file is held open
+/// (or, for what cannot be opened, such as a link, together with its type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
     /// `st_dev`.
     pub dev: u64,
     /// `st_ino`.
     pub ino: u64,
+    /// `st_mode & S_IFMT`: a regular file, a link, a FIFO...
+    pub kind: u32,
 }
 
 impl FileId {
     fn of(st: &libc::stat) -> FileId {
-        // dev_t and ino_t are at most 64 bits wide on every Unix we build for.
+        // dev_t, ino_t and mode_t are at most 64 (mode_t: 32) bits wide on every Unix
+        // we build for.
         #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
         FileId {
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
+            kind: (st.st_mode & libc::S_IFMT) as u32,
+        }
+    }
+
+    /// The identity of what `meta` (from `symlink_metadata`, or `metadata` of an open
+    /// file) describes.
+    // mode_t is u32 on Linux, u16 on macOS: the cast is needed somewhere.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn from_metadata(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            kind: meta.mode() & (libc::S_IFMT as u32),
         }
     }
 }
@@ -85,6 +105,9 @@ pub struct ReadFile {
     pub mtime: SystemTime,
     /// Its link count: above 1, the same file also has a name outside the folder.
     pub nlink: u64,
+    /// The file, open: keep it until the file is filed away. While it is open its
+    /// inode cannot be freed and given to a newer file, so `id` names only this file.
+    pub open: File,
 }
 
 /// What stood at a name in the folder when it was looked at.
@@ -98,6 +121,8 @@ pub enum Found {
         id: FileId,
         /// Why it is refused.
         refusal: Refusal,
+        /// The file, held open when it could be opened (see [`ReadFile::open`]).
+        open: Option<File>,
     },
     /// Nothing to take: the name is gone, names a directory, or was replaced while it
     /// was being opened (whatever replaced it comes with its own watch event).
@@ -248,22 +273,17 @@ impl DropDir {
                 return Ok(Found::Refused {
                     id,
                     refusal: Refusal::Symlink,
+                    open: None,
                 })
             }
             Kind::Other(what) => {
                 return Ok(Found::Refused {
                     id,
                     refusal: Refusal::NotRegular(what),
+                    open: None,
                 })
             }
             Kind::Regular => {}
-        }
-        let size = st.st_size as u64;
-        if size > max {
-            return Ok(Found::Refused {
-                id,
-                refusal: Refusal::TooLarge { size, max },
-            });
         }
         // O_NONBLOCK: should a FIFO be swapped in between the lstat and the open, the
         // open returns at once instead of waiting for a writer (and fstat refuses it).
@@ -279,6 +299,7 @@ impl DropDir {
                 return Ok(Found::Refused {
                     id,
                     refusal: Refusal::Unreadable(e),
+                    open: None,
                 })
             }
         };
@@ -292,6 +313,7 @@ impl DropDir {
             return Ok(Found::Refused {
                 id,
                 refusal: Refusal::TooLarge { size, max },
+                open: Some(file),
             });
         }
         let mut body = Vec::with_capacity(size as usize);
@@ -306,6 +328,7 @@ impl DropDir {
                 return Ok(Found::Refused {
                     id,
                     refusal: Refusal::Unreadable(e),
+                    open: Some(file),
                 })
             }
         }
@@ -316,6 +339,7 @@ impl DropDir {
                     size: body.len() as u64,
                     max,
                 },
+                open: Some(file),
             });
         }
         Ok(Found::Capture(ReadFile {
@@ -323,11 +347,12 @@ impl DropDir {
             body,
             mtime: mtime(&st),
             nlink: st.st_nlink as u64,
+            open: file,
         }))
     }
 
     /// Takes `name` out of the way under a hidden claim name, if and only if it is still
-    /// the file `id`; `None` when the name is gone or now names another file, which is
+    /// the file `id` (which must be held open, see [`ReadFile::open`]); `None` when the name is gone or now names another file, which is
     /// then left (or put back) in place for its own event.
     ///
     /// Checking the name and then moving it would leave a window in which a writer
@@ -390,7 +415,8 @@ impl DropDir {
     }
 
     /// Moves `name` into `shelf` under its own name, or `NAME.1`, `NAME.2`, ... when
-    /// that is taken, if it is still the file `id`. `Ok(None)`: the name now holds
+    /// that is taken, if it is still the file `id` (held open by the caller, so that its
+    /// inode is not reused). `Ok(None)`: the name now holds
     /// another file, which is left for its own event. On error nothing has moved.
     pub fn file_away(
         &self,
@@ -785,6 +811,49 @@ mod tests {
         std::fs::rename(drop.path().join(".f.tmp"), drop.path().join("f.xml")).unwrap();
         assert!(drop.claim(OsStr::new("f.xml"), a.id).unwrap().is_none());
         assert_eq!(std::fs::read(drop.path().join("f.xml")).unwrap(), b"B");
+    }
+
+    #[test]
+    fn under_a_storm_of_renames_only_the_file_that_was_read_is_filed() {
+        let (_tmp, drop) = dir();
+        let folder = drop.path().to_owned();
+        let writer = std::thread::spawn(move || {
+            for v in 0..2000 {
+                let tmp = folder.join(format!(".v{v}.tmp"));
+                std::fs::write(&tmp, format!("version {v}")).unwrap();
+                std::fs::rename(&tmp, folder.join("f.xml")).unwrap();
+            }
+        });
+        let (mut filed, mut replaced) = (0, 0);
+        while !writer.is_finished() || drop.path().join("f.xml").exists() {
+            let Found::Capture(f) = drop.read(OsStr::new("f.xml"), 100).unwrap() else {
+                continue;
+            };
+            match drop
+                .file_away(OsStr::new("f.xml"), f.id, Shelf::Processed)
+                .unwrap()
+            {
+                Some(dest) => {
+                    let moved = std::fs::read(drop.path().join("processed").join(&dest)).unwrap();
+                    assert_eq!(moved, f.body, "a file other than the one read was filed");
+                    filed += 1;
+                }
+                None => replaced += 1,
+            }
+        }
+        writer.join().unwrap();
+        assert!(filed > 0, "filed {filed}, replaced {replaced}");
+        let hidden = std::fs::read_dir(drop.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(CLAIM_PREFIX)
+            })
+            .count();
+        assert_eq!(hidden, 0, "no claim left behind");
     }
 
     #[test]

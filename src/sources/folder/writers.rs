@@ -59,11 +59,7 @@ pub fn open_for_writing(ids: &HashSet<FileId>) -> HashSet<FileId> {
 }
 
 fn file_id(meta: &std::fs::Metadata) -> FileId {
-    use std::os::unix::fs::MetadataExt;
-    FileId {
-        dev: meta.dev(),
-        ino: meta.ino(),
-    }
+    FileId::from_metadata(meta)
 }
 
 /// Whether `/proc/PID/fdinfo/N` says the descriptor was opened for writing. When it
@@ -81,14 +77,9 @@ fn opened_for_writing(fdinfo: &std::path::Path) -> bool {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     fn id(path: &std::path::Path) -> FileId {
-        let m = std::fs::metadata(path).unwrap();
-        FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-        }
+        FileId::from_metadata(&std::fs::metadata(path).unwrap())
     }
 
     #[test]
