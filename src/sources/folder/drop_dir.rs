@@ -369,9 +369,7 @@ impl DropDir {
             Err(e) => return Err(e),
         }
         let hidden = self.rename_fresh(&c_name, self.fd.as_raw_fd(), |n| {
-            let mut hidden = OsString::from(format!("{CLAIM_PREFIX}{n}."));
-            hidden.push(name);
-            hidden
+            prefixed(&format!("{CLAIM_PREFIX}{n}."), name)
         });
         let hidden = match hidden {
             Ok(hidden) => hidden,
@@ -401,13 +399,7 @@ impl DropDir {
             return;
         };
         let name = claim.name.clone();
-        let back = self.rename_fresh(&hidden, self.fd.as_raw_fd(), |n| {
-            let mut alt = name.clone();
-            if n > 0 {
-                alt.push(format!(".{n}"));
-            }
-            alt
-        });
+        let back = self.rename_fresh(&hidden, self.fd.as_raw_fd(), |n| numbered(&name, n));
         if let Err(e) = back {
             tracing::error!(dir = %self.path.display(), file = ?claim.hidden, error = %e,
                 "cannot put a claimed file back; the next start will");
@@ -483,8 +475,12 @@ impl DropDir {
         let hidden = cstr(&claim.hidden)?;
         for n in 0..MAX_FRESH {
             let dest = numbered(&claim.name, n);
-            let mut sidecar = dest.clone();
-            sidecar.push(".error.txt");
+            // `DEST.error.txt`; built from the name so that a name shortened to fit
+            // still keeps its number.
+            let sidecar = match n {
+                0 => suffixed(&claim.name, ".error.txt"),
+                n => suffixed(&claim.name, &format!(".{n}.error.txt")),
+            };
             let (c_dest, c_sidecar) = (cstr(&dest)?, cstr(&sidecar)?);
             match fstatat(dir, &c_dest) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -614,11 +610,30 @@ const MAX_FRESH: u32 = 10_000;
 
 /// `name`, then `name.1`, `name.2`, ...
 fn numbered(name: &OsStr, n: u32) -> OsString {
-    let mut alt = name.to_owned();
-    if n > 0 {
-        alt.push(format!(".{n}"));
+    if n == 0 {
+        return name.to_owned();
     }
-    alt
+    suffixed(name, &format!(".{n}"))
+}
+
+/// Longest file name (bytes) on the filesystems we run on.
+const NAME_MAX: usize = 255;
+
+/// `name` + `suffix`, `name` shortened as need be to fit [`NAME_MAX`]: a capture with a
+/// 250-byte name must still be able to get its `.error.txt` (or `.1`) beside it.
+fn suffixed(name: &OsStr, suffix: &str) -> OsString {
+    let keep = name.len().min(NAME_MAX.saturating_sub(suffix.len()));
+    let mut out = OsString::from_vec(name.as_bytes()[..keep].to_vec());
+    out.push(suffix);
+    out
+}
+
+/// `prefix` + `name`, `name` shortened as need be to fit [`NAME_MAX`].
+fn prefixed(prefix: &str, name: &OsStr) -> OsString {
+    let keep = name.len().min(NAME_MAX.saturating_sub(prefix.len()));
+    let mut out = OsString::from(prefix);
+    out.push(OsStr::from_bytes(&name.as_bytes()[..keep]));
+    out
 }
 
 /// What a name is, by `lstat`.
@@ -895,6 +910,31 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
         let sidecar = drop.path().join("failed/j.txt.1.error.txt");
         assert_eq!(std::fs::read_to_string(sidecar).unwrap(), "why");
+    }
+
+    #[test]
+    fn a_file_with_the_longest_name_is_still_claimed_and_quarantined_twice() {
+        let (_tmp, drop) = dir();
+        let name = "n".repeat(NAME_MAX);
+        for _ in 0..2 {
+            std::fs::write(drop.path().join(&name), "junk").unwrap();
+            let Found::Capture(f) = drop.read(OsStr::new(&name), 10).unwrap() else {
+                panic!("read")
+            };
+            let (dest, written) = drop
+                .quarantine(OsStr::new(&name), f.id, "why")
+                .unwrap()
+                .unwrap();
+            written.unwrap();
+            assert!(dest.len() <= NAME_MAX);
+        }
+        assert_eq!(
+            std::fs::read_dir(drop.path().join("failed"))
+                .unwrap()
+                .count(),
+            4,
+            "two files, two sidecars"
+        );
     }
 
     #[test]
