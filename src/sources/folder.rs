@@ -104,6 +104,10 @@ const WRITER_QUIET: Duration = if cfg!(target_os = "linux") {
     Duration::ZERO
 };
 
+/// How often a file still open for writing is looked at again. Its close event takes
+/// it at once; this only bounds the wait should that event be missed.
+const WRITER_RECHECK: Duration = Duration::from_secs(10);
+
 /// Longest wait between tries of a file that met a temporary error (out of file
 /// descriptors or space, the store unable to write): long enough not to spin, short
 /// enough that a capture follows soon after the trouble ends.
@@ -454,7 +458,7 @@ impl FolderSource {
                 tracing::info!(source = %self.name, file = %path.display(),
                     "still open for writing; waiting for the writer to close it");
                 p.stable_since = now;
-                p.quiet = p.quiet.max(self.settle.max(SCAN_QUIET));
+                p.quiet = p.quiet.max(WRITER_RECHECK);
                 pending.insert(path, p);
             } else {
                 paths.push(path);
