@@ -273,7 +273,9 @@ pub async fn import(
             source,
         })?
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        // The entry's own type: links (and FIFOs) are listed, to be refused by name
+        // in the summary, never followed; subdirectories are not walked.
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
         .map(|e| e.path())
         .filter(|p| crate::sources::folder::is_candidate(p))
         .collect();
@@ -365,11 +367,10 @@ fn aside_for_first_fill(
 
 /// Reads a saved capture as a baseline page of `source`.
 fn read_capture(path: &std::path::Path, source: &str, format: &str) -> Result<Page, String> {
-    let body = std::fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
-    let captured_at = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map(chrono::DateTime::<Utc>::from)
-        .unwrap_or_else(|_| Utc::now());
+    // The drop folder's rules: no link followed, only a regular file read.
+    let (body, mtime) =
+        crate::sources::folder::read_regular_file(path).map_err(|e| e.to_string())?;
+    let captured_at = chrono::DateTime::<Utc>::from(mtime);
     Ok(Page {
         source: source.to_owned(),
         origin: path.display().to_string(),

@@ -59,7 +59,7 @@ pub(super) fn prepare(store: &SharedStore, page: &Page, config: &Config) -> Prep
         Ok(false) | Err(_) => match parse_for_ingest(page, config) {
             Ok(parsed) => Prepared::Parsed(parsed),
             Err(e) => Prepared::Done(Outcome::Failed {
-                reason: e.to_string(),
+                reason: crate::sources::folder::public_reason(&e),
             }),
         },
     }

@@ -13,9 +13,21 @@
 //! per `after`), or to `failed/` beside a `NAME.error.txt` saying why. When the
 //! daemon stops before answering, the file stays where it is and the next start-up
 //! scan takes it again; its content hash keeps it from being ingested twice.
+//!
+//! Whoever may write into the folder is not trusted (issue 13). [`drop_dir`] reads and
+//! moves without ever following a link, refuses anything but a regular file, never
+//! overwrites, and files away only the very file (device and inode) that was read.
+//! [`writers`] keeps a file some process still holds open for writing from being taken
+//! on a quiet time alone. A temporary error (out of descriptors or space) leaves the
+//! file in place for a retry with a backoff; it never sends a good capture to `failed/`.
 
-use std::collections::HashMap;
+mod drop_dir;
+mod writers;
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -23,8 +35,11 @@ use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, R
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::drop_dir::{is_temporary, FileAwayError, Refusal};
+use self::drop_dir::{DropDir, FileId, Found, Shelf};
 use super::{content_hash, Capture, Outcome, Page};
-use crate::config::{AfterIngest, SourceConfig};
+use crate::config::{AfterIngest, SelectorsConfig, SourceConfig};
+use crate::parse::{ParseContext, ParseError};
 
 /// Why the folder source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +51,13 @@ pub enum FolderError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// `processed/` or `failed/` is not a real directory: a symbolic link (or a file)
+    /// stands in its place. Nothing is ever moved through a link.
+    #[error("{path} is not a real directory (a symbolic link?); refusing to use the drop folder")]
+    NotADirectory {
+        /// The offending path.
+        path: PathBuf,
     },
     /// The watcher could not be set up.
     #[error("cannot watch folder {path}: {source}")]
@@ -53,9 +75,11 @@ pub struct FolderSource {
     name: String,
     dir: PathBuf,
     format: String,
+    selectors: Option<SelectorsConfig>,
     after: AfterIngest,
     max_file_size: u64,
     settle: Duration,
+    writer_quiet: Duration,
 }
 
 /// How sure we are that a file is complete.
@@ -72,19 +96,33 @@ enum Readiness {
 /// On Linux inotify reports every close after writing, and the kernel closes a
 /// crashed writer's files, so a file being written is waited for until it closes;
 /// `WRITER_QUIET` is only a backstop for writes that make no close event (a hard
-/// link made into the folder). Elsewhere the settle time is all we have.
+/// link made into the folder). Even then a file some process still holds open for
+/// writing is not taken (see [`writers`]). Elsewhere the settle time is all we have.
 const WRITER_QUIET: Duration = if cfg!(target_os = "linux") {
     Duration::from_secs(60)
 } else {
     Duration::ZERO
 };
 
+/// How often a file still open for writing is looked at again. Its close event takes
+/// it at once; this only bounds the wait should that event be missed.
+const WRITER_RECHECK: Duration = Duration::from_secs(10);
+
+/// Longest wait between tries of a file that met a temporary error (out of file
+/// descriptors or space, the store unable to write): long enough not to spin, short
+/// enough that a capture follows soon after the trouble ends.
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
 /// What became of a file the source tried to take.
 enum Taken {
-    /// It was no longer there (or not a regular file).
+    /// It was no longer there (or a directory, or replaced while being read: the newer
+    /// file comes with its own event).
     Gone,
-    /// The pipeline answered (or the source refused it itself).
+    /// The pipeline answered (or the source refused it itself), and the file is filed.
     Done(Outcome),
+    /// The file stays where it is for a later try: a temporary error while reading or
+    /// filing it, or the store could not take it now. `outcome` says how far it got.
+    Later(Outcome),
     /// The pipeline is gone: shutting down. The file stays for next time.
     PipelineClosed,
 }
@@ -114,10 +152,20 @@ impl FolderSource {
                 .map(|p| p.get_ref().clone())
                 .unwrap_or_else(|| PathBuf::from(".")),
             format: cfg.format.get_ref().clone(),
+            selectors: cfg.selectors.clone(),
             after: cfg.after,
             max_file_size: cfg.max_file_size,
             settle: cfg.settle.0,
+            writer_quiet: WRITER_QUIET,
         }
+    }
+
+    /// Sets how long a file seen being written, with no close seen since, waits before
+    /// it is taken anyway (60 s on Linux). For tests: the daemon never changes it.
+    #[doc(hidden)]
+    pub fn with_writer_quiet(mut self, quiet: Duration) -> Self {
+        self.writer_quiet = quiet;
+        self
     }
 
     /// The watched folder.
@@ -125,25 +173,12 @@ impl FolderSource {
         &self.dir
     }
 
-    /// Creates the folder and its `processed/` and `failed/` children, and makes the
-    /// folder's path absolute: the watcher reports absolute paths, and a relative
-    /// `path = "./drop"` must still recognise its own files.
-    fn prepare(&mut self) -> Result<(), FolderError> {
-        for dir in [
-            self.dir.clone(),
-            self.dir.join("processed"),
-            self.dir.join("failed"),
-        ] {
-            std::fs::create_dir_all(&dir).map_err(|source| FolderError::Create {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        self.dir = std::fs::canonicalize(&self.dir).map_err(|source| FolderError::Create {
-            path: self.dir.clone(),
-            source,
-        })?;
-        Ok(())
+    /// Opens the folder (creating it and its `processed/` and `failed/` children), and
+    /// makes its path the canonical one: the watcher reports absolute paths.
+    fn prepare(&mut self) -> Result<Arc<DropDir>, FolderError> {
+        let drop = DropDir::open(&self.dir)?;
+        self.dir = drop.path().to_owned();
+        Ok(Arc::new(drop))
     }
 
     /// Watches the folder until `shutdown` turns true, sending each complete file to `tx`.
@@ -157,7 +192,7 @@ impl FolderSource {
         mut shutdown: watch::Receiver<bool>,
         watching: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), FolderError> {
-        self.prepare()?;
+        let folder = self.prepare()?;
         let (event_tx, mut events) = mpsc::unbounded_channel();
         let mut watcher = RecommendedWatcher::new(
             move |res: notify::Result<notify::Event>| {
@@ -184,6 +219,8 @@ impl FolderSource {
         // Files left while we were down: the watch is already on, so nothing written
         // from here on is missed; these still have to settle like any other.
         let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
+        // Files that met a temporary error, and how many times in a row.
+        let mut retries: HashMap<PathBuf, u32> = HashMap::new();
         for path in self.scan() {
             self.observe(&mut pending, path, Readiness::Settling);
         }
@@ -199,14 +236,19 @@ impl FolderSource {
                     match event {
                         Ok(event) => {
                             for (path, readiness) in self.classify(&event) {
-                                match readiness {
-                                    Readiness::Complete => {
-                                        pending.remove(&path);
-                                        if !self.take(&path, &tx).await {
-                                            return Ok(());
-                                        }
+                                // A file waiting out a temporary error waits on: putting
+                                // it back in the folder after a failed move makes an
+                                // event too, which must not turn into a busy loop.
+                                let waiting_out_error =
+                                    retries.contains_key(&path) && pending.contains_key(&path);
+                                if readiness == Readiness::Complete && !waiting_out_error {
+                                    pending.remove(&path);
+                                    let taken = self.take_file(&folder, &path, &tx).await;
+                                    if !self.after_take(path, taken, &mut pending, &mut retries) {
+                                        return Ok(());
                                     }
-                                    other => self.observe(&mut pending, path, other),
+                                } else {
+                                    self.observe(&mut pending, path, readiness);
                                 }
                             }
                         }
@@ -220,8 +262,9 @@ impl FolderSource {
                     }
                 }
                 _ = ticker.tick(), if !pending.is_empty() => {
-                    for path in self.settled(&mut pending) {
-                        if !self.take(&path, &tx).await {
+                    for path in self.settled_and_closed(&mut pending).await {
+                        let taken = self.take_file(&folder, &path, &tx).await;
+                        if !self.after_take(path, taken, &mut pending, &mut retries) {
                             return Ok(());
                         }
                     }
@@ -232,18 +275,53 @@ impl FolderSource {
         Ok(())
     }
 
-    /// Candidate files currently in the folder, oldest first.
+    /// Books what became of a file: a file kept for later goes back on the watch list
+    /// with a growing wait. Returns false when the daemon is shutting down.
+    fn after_take(
+        &self,
+        path: PathBuf,
+        taken: Taken,
+        pending: &mut HashMap<PathBuf, Pending>,
+        retries: &mut HashMap<PathBuf, u32>,
+    ) -> bool {
+        match taken {
+            Taken::PipelineClosed => return false,
+            Taken::Gone | Taken::Done(_) => {
+                retries.remove(&path);
+            }
+            Taken::Later(_) => {
+                let tries = retries.entry(path.clone()).or_insert(0);
+                *tries = tries.saturating_add(1);
+                let wait = retry_wait(*tries);
+                let meta = std::fs::symlink_metadata(&path).ok();
+                pending.insert(
+                    path,
+                    Pending {
+                        size: meta.as_ref().map_or(0, |m| m.len()),
+                        mtime: meta.and_then(|m| m.modified().ok()),
+                        stable_since: tokio::time::Instant::now(),
+                        quiet: wait,
+                    },
+                );
+            }
+        }
+        true
+    }
+
+    /// Candidate names currently in the folder (anything but directories: links and
+    /// FIFOs are found so that they are refused), oldest first.
     fn scan(&self) -> Vec<PathBuf> {
         let Ok(dir) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
         let mut files: Vec<(SystemTime, PathBuf)> = dir
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            // The directory entry's own type: a link is not followed.
+            .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
             .map(|e| e.path())
             .filter(|p| is_candidate(p))
             .map(|p| {
-                let mtime = std::fs::metadata(&p)
+                let mtime = std::fs::symlink_metadata(&p)
                     .and_then(|m| m.modified())
                     .unwrap_or(SystemTime::UNIX_EPOCH);
                 (mtime, p)
@@ -267,7 +345,7 @@ impl FolderSource {
                     .map(|p| vec![(p.clone(), Readiness::Complete)])
                     .unwrap_or_default();
             }
-            EventKind::Create(CreateKind::File | CreateKind::Any)
+            EventKind::Create(CreateKind::File | CreateKind::Any | CreateKind::Other)
             | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => Readiness::Writing,
             EventKind::Modify(ModifyKind::Metadata(_)) => Readiness::Settling,
             _ => return Vec::new(),
@@ -285,13 +363,28 @@ impl FolderSource {
         path.parent() == Some(self.dir.as_path()) && is_candidate(path)
     }
 
-    /// Puts a file on the watch list, or resets its clock when it changed.
+    /// Puts a file on the watch list, or resets its clock when it changed. Never
+    /// follows a link: a link, FIFO or socket is complete when it appears, and is
+    /// taken (to be refused) at the next tick.
     fn observe(&self, pending: &mut HashMap<PathBuf, Pending>, path: PathBuf, how: Readiness) {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            pending.remove(&path);
-            return;
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                pending.remove(&path);
+                return;
+            }
+            Err(_) => {
+                // Cannot look now (out of descriptors?): look again after a while.
+                pending.entry(path).or_insert(Pending {
+                    size: 0,
+                    mtime: None,
+                    stable_since: tokio::time::Instant::now(),
+                    quiet: SCAN_QUIET,
+                });
+                return;
+            }
         };
-        if !meta.is_file() {
+        if meta.is_dir() {
             return;
         }
         let now = tokio::time::Instant::now();
@@ -302,7 +395,8 @@ impl FolderSource {
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .unwrap_or_default();
         let quiet = match how {
-            Readiness::Writing => self.settle.max(WRITER_QUIET),
+            _ if !meta.is_file() => Duration::ZERO,
+            Readiness::Writing => self.settle.max(self.writer_quiet),
             // Found by a scan or a metadata change: no close event will tell when a
             // writer is done, so a pausing writer gets a little more room.
             _ => self.settle.max(SCAN_QUIET),
@@ -322,13 +416,19 @@ impl FolderSource {
         }
     }
 
-    /// Files whose size and mtime have not moved for `settle`; removed from the list.
-    fn settled(&self, pending: &mut HashMap<PathBuf, Pending>) -> Vec<PathBuf> {
+    /// Files whose size and mtime have not moved for their quiet time, and that no
+    /// process (we can see) still has open for writing; removed from the list. A file
+    /// still open for writing waits on, for its close event or another quiet time.
+    async fn settled_and_closed(&self, pending: &mut HashMap<PathBuf, Pending>) -> Vec<PathBuf> {
         let now = tokio::time::Instant::now();
         let mut ready = Vec::new();
         pending.retain(|path, p| {
-            let Ok(meta) = std::fs::metadata(path) else {
-                return false; // gone: moved away or deleted by someone else
+            let meta = match std::fs::symlink_metadata(path) {
+                Ok(meta) => meta,
+                // Gone: moved away or deleted by someone else.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+                // Cannot look now: keep it, and look again later.
+                Err(_) => return true,
             };
             let mtime = meta.modified().ok();
             if meta.len() != p.size || mtime != p.mtime {
@@ -338,54 +438,96 @@ impl FolderSource {
                 return true;
             }
             if now.duration_since(p.stable_since) >= p.quiet {
-                ready.push(path.clone());
+                ready.push((path.clone(), file_id(&meta), *p));
                 return false;
             }
             true
         });
-        ready.sort();
-        ready
+        if ready.is_empty() {
+            return Vec::new();
+        }
+        // One look through /proc for the whole batch (it reads every open descriptor
+        // of every process we can see).
+        let ids: HashSet<FileId> = ready.iter().map(|(_, id, _)| *id).collect();
+        let open = tokio::task::spawn_blocking(move || writers::open_for_writing(&ids))
+            .await
+            .unwrap_or_default();
+        let mut paths = Vec::with_capacity(ready.len());
+        for (path, id, mut p) in ready {
+            if open.contains(&id) {
+                tracing::info!(source = %self.name, file = %path.display(),
+                    "still open for writing; waiting for the writer to close it");
+                p.stable_since = now;
+                p.quiet = p.quiet.max(WRITER_RECHECK);
+                pending.insert(path, p);
+            } else {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        paths
     }
 
     /// Reads one complete file, hands it to the pipeline and files it per the outcome.
-    /// Returns false when the daemon is shutting down (the file stays for next time).
-    async fn take(&self, path: &Path, tx: &mpsc::Sender<Capture>) -> bool {
-        !matches!(self.take_file(path, tx).await, Taken::PipelineClosed)
-    }
-
-    /// [`take`](Self::take), telling what happened to the file.
-    async fn take_file(&self, path: &Path, tx: &mpsc::Sender<Capture>) -> Taken {
-        let meta = match tokio::fs::metadata(path).await {
-            Ok(m) if m.is_file() => m,
-            _ => return Taken::Gone, // taken via another event, or not a file
+    async fn take_file(
+        &self,
+        folder: &Arc<DropDir>,
+        path: &Path,
+        tx: &mpsc::Sender<Capture>,
+    ) -> Taken {
+        let Some(name) = path.file_name().map(OsStr::to_owned) else {
+            return Taken::Gone;
         };
-        if meta.len() > self.max_file_size {
-            let reason = format!(
-                "file is {} bytes, over max_file_size ({} bytes)",
-                meta.len(),
-                self.max_file_size
-            );
-            self.quarantine(path, &reason).await;
-            return Taken::Done(Outcome::Failed { reason });
-        }
-        let body = match tokio::fs::read(path).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Taken::Gone,
-            Err(e) => {
-                let reason = format!("cannot read file: {e}");
-                self.quarantine(path, &reason).await;
-                return Taken::Done(Outcome::Failed { reason });
+        let read = {
+            let (drop, name, max) = (Arc::clone(folder), name.clone(), self.max_file_size);
+            tokio::task::spawn_blocking(move || drop.read(&name, max)).await
+        };
+        let file = match read {
+            Ok(Ok(Found::Capture(file))) => file,
+            Ok(Ok(Found::Nothing)) => return Taken::Gone,
+            Ok(Ok(Found::Refused { id, refusal, open })) => {
+                // Held open until filed away, as a capture is (below).
+                let _open = open;
+                let reason = refusal.to_string();
+                return self
+                    .quarantine(
+                        folder,
+                        path,
+                        id,
+                        Outcome::Failed {
+                            reason: reason.clone(),
+                        },
+                        &reason,
+                    )
+                    .await;
             }
+            Ok(Err(e)) if is_temporary(&e) => {
+                tracing::warn!(source = %self.name, file = %path.display(), error = %e,
+                    "cannot read file now; kept for a later try");
+                return Taken::Later(Outcome::Deferred {
+                    reason: format!("cannot read file now: {e}"),
+                });
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(source = %self.name, file = %path.display(), error = %e, "cannot look at file; left alone");
+                return Taken::Gone;
+            }
+            Err(_) => return Taken::Gone, // the read task panicked: nothing was read
         };
-        let captured_at: DateTime<Utc> = meta
-            .modified()
-            .map(DateTime::<Utc>::from)
-            .unwrap_or_else(|_| Utc::now());
+        // Held open until the file is filed away: its inode, the identity checked
+        // before the move, cannot be reused by a newer file meanwhile.
+        let _open = file.open;
+        let captured_at: DateTime<Utc> = DateTime::<Utc>::from(file.mtime);
+        // Only a file whose one name is in the drop folder was put there by whoever
+        // wrote it; the sidecar may then quote it (a hard link made into the folder
+        // could be anyone's file). Kept until the answer, in case it is a refusal: a
+        // copy costs far less than the parse the page is going to.
+        let keep_for_detail = (file.nlink <= 1).then(|| file.body.clone());
         let page = Page {
             source: self.name.clone(),
             origin: path.display().to_string(),
-            content_hash: content_hash(&body),
-            body,
+            content_hash: content_hash(&file.body),
+            body: file.body,
             content_type: None,
             url: None,
             captured_at,
@@ -407,38 +549,71 @@ impl FolderSource {
         let Ok(outcome) = outcome.await else {
             return Taken::PipelineClosed;
         };
-        match &outcome {
-            Outcome::Ingested { .. } | Outcome::Duplicate => self.done(path).await,
-            Outcome::Failed { reason } => self.quarantine(path, reason).await,
-            // Left in place: the next start-up scan (or a later write) takes it again.
-            Outcome::Deferred { reason } => {
-                tracing::warn!(source = %self.name, file = %path.display(), %reason, "file kept for a later try")
+        match outcome {
+            Outcome::Ingested { .. } | Outcome::Duplicate => {
+                self.done(folder, path, file.id, outcome).await
+            }
+            Outcome::Failed { ref reason } => {
+                let reason = reason.clone();
+                let detail = match keep_for_detail {
+                    Some(body) => {
+                        let (format, selectors) = (self.format.clone(), self.selectors.clone());
+                        // Parsing a large page is CPU work: off the async workers.
+                        tokio::task::spawn_blocking(move || {
+                            parse_error_detail(&body, &format, selectors.as_ref(), captured_at)
+                        })
+                        .await
+                        .ok()
+                        .flatten()
+                    }
+                    None => None,
+                }
+                .filter(|detail| *detail != reason);
+                let note = match detail {
+                    Some(detail) => format!("{reason}\ndetail: {detail}"),
+                    None => reason,
+                };
+                self.quarantine(folder, path, file.id, outcome, &note).await
+            }
+            Outcome::Deferred { ref reason } => {
+                tracing::warn!(source = %self.name, file = %path.display(), %reason, "file kept for a later try");
+                Taken::Later(outcome)
             }
         }
-        Taken::Done(outcome)
     }
 
-    /// One pass for `lookout once` and `lookout import`: every file now in the folder
-    /// that has not changed for `settle` (a file still being written is left for the
-    /// next pass), oldest first. Returns each file's outcome.
+    /// One pass for `lookout once`: every file now in the folder that has not changed
+    /// for `settle` and that no process (we can see) has open for writing (such a file
+    /// is left for the next pass), oldest first. Returns each file's outcome.
     pub async fn once(
         &mut self,
         tx: &mpsc::Sender<Capture>,
     ) -> Result<Vec<(PathBuf, Outcome)>, FolderError> {
-        self.prepare()?;
+        let folder = self.prepare()?;
         let mut outcomes = Vec::new();
-        for path in self.scan() {
-            let quiet = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
+        let paths = self.scan();
+        let ids: HashSet<FileId> = paths
+            .iter()
+            .filter_map(|p| std::fs::symlink_metadata(p).ok())
+            .map(|m| file_id(&m))
+            .collect();
+        let open = tokio::task::spawn_blocking(move || writers::open_for_writing(&ids))
+            .await
+            .unwrap_or_default();
+        for path in paths {
+            let meta = std::fs::symlink_metadata(&path).ok();
+            let quiet = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
                 .and_then(|m| SystemTime::now().duration_since(m).ok())
                 .is_some_and(|age| age >= self.settle);
-            if !quiet {
-                tracing::info!(file = %path.display(), "still changing; left for the next pass");
+            let writing = meta.is_some_and(|m| open.contains(&file_id(&m)));
+            if !quiet || writing {
+                tracing::info!(file = %path.display(), "still being written; left for the next pass");
                 continue;
             }
-            match self.take_file(&path, tx).await {
-                Taken::Done(outcome) => outcomes.push((path, outcome)),
+            match self.take_file(&folder, &path, tx).await {
+                Taken::Done(outcome) | Taken::Later(outcome) => outcomes.push((path, outcome)),
                 Taken::Gone => {}
                 Taken::PipelineClosed => break,
             }
@@ -446,73 +621,195 @@ impl FolderSource {
         Ok(outcomes)
     }
 
-    /// Files an ingested file per `after`.
-    async fn done(&self, path: &Path) {
-        let result = match self.after {
-            AfterIngest::Keep => Ok(()),
-            AfterIngest::Delete => tokio::fs::remove_file(path).await,
-            AfterIngest::Move => move_into(path, &self.dir.join("processed"))
-                .await
-                .map(|_| ()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(source = %self.name, file = %path.display(), error = %e, "cannot file away ingested file");
+    /// Files an ingested file per `after`: exactly the file that was read (`id`); a
+    /// newer file at the same name stays for its own event.
+    async fn done(
+        &self,
+        folder: &Arc<DropDir>,
+        path: &Path,
+        id: FileId,
+        outcome: Outcome,
+    ) -> Taken {
+        if self.after == AfterIngest::Keep {
+            return Taken::Done(outcome);
+        }
+        let (job_drop, name, after) = (Arc::clone(folder), file_name(path), self.after);
+        let result = tokio::task::spawn_blocking(move || match after {
+            AfterIngest::Delete => job_drop
+                .delete(&name, id)
+                .map(|deleted| deleted.then_some(())),
+            _ => job_drop
+                .file_away(&name, id, Shelf::Processed)
+                .map(|moved| moved.map(|_| ())),
+        })
+        .await;
+        match result {
+            Ok(Ok(Some(()))) => Taken::Done(outcome),
+            Ok(Ok(None)) => {
+                tracing::info!(source = %self.name, file = %path.display(),
+                    "a newer file took this name while it was read; that one is taken next");
+                Taken::Done(outcome)
+            }
+            Ok(Err(e)) => {
+                // Left in place: taken again later, it is then a capture seen before.
+                tracing::error!(source = %self.name, file = %path.display(), error = %e,
+                    "cannot file away ingested file; kept for a later try");
+                Taken::Later(outcome)
+            }
+            Err(_) => Taken::Later(outcome),
         }
     }
 
-    /// Moves a refused file to `failed/` and writes `NAME.error.txt` beside it.
-    async fn quarantine(&self, path: &Path, reason: &str) {
-        tracing::warn!(source = %self.name, file = %path.display(), %reason, "file refused; moved to failed/");
-        let failed = self.dir.join("failed");
-        match move_into(path, &failed).await {
-            Ok(dest) => {
-                let mut sidecar = dest.clone().into_os_string();
-                sidecar.push(".error.txt");
-                let text = format!(
-                    "{}\nfile: {}\nsource: {}\nat: {}\n",
-                    reason,
-                    path.display(),
-                    self.name,
-                    Utc::now().to_rfc3339()
-                );
-                if let Err(e) = tokio::fs::write(&sidecar, text).await {
-                    tracing::warn!(file = %dest.display(), error = %e, "cannot write error sidecar");
+    /// Moves a refused file (exactly the one that was read: `id`) to `failed/`, beside
+    /// a new `NAME.error.txt` holding `note`. The log gets the outcome's reason only:
+    /// the note may quote the file, the reason never does.
+    async fn quarantine(
+        &self,
+        folder: &Arc<DropDir>,
+        path: &Path,
+        id: FileId,
+        outcome: Outcome,
+        note: &str,
+    ) -> Taken {
+        let reason = match &outcome {
+            Outcome::Failed { reason } => reason.clone(),
+            _ => String::new(),
+        };
+        let text = format!(
+            "{}\nfile: {}\nsource: {}\nat: {}\n",
+            note,
+            path.display(),
+            self.name,
+            Utc::now().to_rfc3339()
+        );
+        let (job_drop, name) = (Arc::clone(folder), file_name(path));
+        let result =
+            tokio::task::spawn_blocking(move || job_drop.quarantine(&name, id, &text)).await;
+        match result {
+            Ok(Ok(Some((dest, written)))) => {
+                tracing::warn!(source = %self.name, file = %path.display(), %reason,
+                    failed = ?dest, "file refused; moved to failed/");
+                if let Err(e) = written {
+                    tracing::warn!(source = %self.name, file = ?dest, error = %e, "cannot write error sidecar");
                 }
+                Taken::Done(outcome)
             }
-            Err(e) => {
-                tracing::warn!(source = %self.name, file = %path.display(), error = %e, "cannot move refused file to failed/")
+            Ok(Ok(None)) => {
+                tracing::warn!(source = %self.name, file = %path.display(), %reason,
+                    "file refused; a newer file took its name meanwhile and is taken next");
+                Taken::Done(outcome)
             }
+            Ok(Err(e)) => {
+                tracing::error!(source = %self.name, file = %path.display(), %reason, error = %e,
+                    "file refused but cannot be moved to failed/; kept for a later try");
+                Taken::Later(outcome)
+            }
+            Err(_) => Taken::Later(outcome),
         }
     }
 }
 
-/// Whether a file name is one we read: not hidden, not a download in progress.
+/// The parser's own message for a refused page, which may quote the page: the
+/// pipeline's answer does not (it goes to `/healthz` and the logs), the sidecar may.
+/// Blocking: parses the page again, which only refused pages cost.
+fn parse_error_detail(
+    body: &[u8],
+    format: &str,
+    selectors: Option<&SelectorsConfig>,
+    captured_at: DateTime<Utc>,
+) -> Option<String> {
+    let ctx = ParseContext {
+        captured_at,
+        url: None,
+        content_type: None,
+        selectors,
+    };
+    crate::parse::parse_page(body, format, &ctx)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// How long a file waits after its `tries`-th temporary error in a row: 1 s, doubling,
+/// at most [`MAX_RETRY`].
+fn retry_wait(tries: u32) -> Duration {
+    Duration::from_secs(1u64 << tries.saturating_sub(1).min(16)).min(MAX_RETRY)
+}
+
+fn file_name(path: &Path) -> OsString {
+    path.file_name().map(OsStr::to_owned).unwrap_or_default()
+}
+
+fn file_id(meta: &std::fs::Metadata) -> FileId {
+    FileId::from_metadata(meta)
+}
+
+/// The reason a refused page gives in `/healthz`, on the status page and in the logs:
+/// what kind of refusal it is, never the page's text. (Issue 13: a link to any file,
+/// dropped into the folder, put that file's first line into `/healthz`, which needs no
+/// token.) The parser's full message, which may quote the page, goes to the error
+/// sidecar beside the refused file only.
+pub fn public_reason(error: &ParseError) -> String {
+    match error {
+        ParseError::Empty | ParseError::UnknownFormat(_) => error.to_string(),
+        ParseError::Unrecognized { .. } => "unrecognized page: no format matched".to_owned(),
+        // Our parsers word their reasons themselves; what follows a colon is a
+        // library's message (an XML or JSON error), which may quote the page.
+        ParseError::Malformed { format, reason } => {
+            let head = reason.split(": ").next().unwrap_or(reason);
+            format!("{format}: {head}")
+        }
+    }
+}
+
+/// Reads a capture for `lookout import` with the drop folder's rules: a symbolic link
+/// is not followed and only a regular file is read (opened `O_NONBLOCK`, so a FIFO
+/// cannot hang the import). Returns the bytes and the modification time.
+pub fn read_regular_file(path: &Path) -> Result<(Vec<u8>, SystemTime), Refusal> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Refusal::Symlink,
+            _ => Refusal::Unreadable(e),
+        })?;
+    let meta = file.metadata().map_err(Refusal::Unreadable)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(Refusal::NotRegular(if kind.is_dir() {
+            "directory"
+        } else if kind.is_fifo() {
+            "FIFO"
+        } else if kind.is_socket() {
+            "socket"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "device"
+        } else {
+            "special file"
+        }));
+    }
+    let mut body = Vec::with_capacity(meta.len() as usize);
+    (&file)
+        .read_to_end(&mut body)
+        .map_err(Refusal::Unreadable)?;
+    let mtime = meta.modified().unwrap_or_else(|_| SystemTime::now());
+    Ok((body, mtime))
+}
+
+/// Whether a file name is one we read: not hidden, not a download in progress, not
+/// one of the folder's own `processed/` and `failed/`.
 pub fn is_candidate(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         // Non-UTF-8 names are still files someone dropped; read them.
         return path.file_name().is_some();
     };
     const TEMPORARY: &[&str] = &[".part", ".tmp", ".crdownload", ".swp", ".partial", "~"];
-    !name.starts_with('.') && !TEMPORARY.iter().any(|suffix| name.ends_with(suffix))
-}
-
-/// Moves `path` into `dir`, never overwriting: a name already taken gets a numeric suffix.
-async fn move_into(path: &Path, dir: &Path) -> std::io::Result<PathBuf> {
-    tokio::fs::create_dir_all(dir).await?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "unnamed".into());
-    let mut dest = dir.join(&name);
-    let mut n = 1;
-    while tokio::fs::try_exists(&dest).await.unwrap_or(false) {
-        let mut alt = name.clone();
-        alt.push(format!(".{n}"));
-        dest = dir.join(alt);
-        n += 1;
-    }
-    tokio::fs::rename(path, &dest).await?;
-    Ok(dest)
+    !name.starts_with('.')
+        && !TEMPORARY.iter().any(|suffix| name.ends_with(suffix))
+        && name != Shelf::Processed.name()
+        && name != Shelf::Failed.name()
 }
 
 #[cfg(test)]
@@ -527,22 +824,5 @@ mod tests {
         for name in ["page.txt", "papers.html", "api.json", "noext"] {
             assert!(is_candidate(Path::new(name)), "{name}");
         }
-    }
-
-    #[tokio::test]
-    async fn move_into_never_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("out");
-        for _ in 0..3 {
-            let src = dir.path().join("f.txt");
-            std::fs::write(&src, "x").unwrap();
-            move_into(&src, &dest).await.unwrap();
-        }
-        let mut names: Vec<_> = std::fs::read_dir(&dest)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["f.txt", "f.txt.1", "f.txt.2"]);
     }
 }
