@@ -32,8 +32,9 @@ fn one_item_feed(id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The item's guid in `/feed.xml`: its key, from the feed item's own guid.
 fn guid(id: &str) -> String {
-    format!("url:https://example.org/item/{id}")
+    format!("guid:https://example.org/item/{id}")
 }
 
 fn mkfifo(path: &Path) {
@@ -42,9 +43,9 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }
 
-/// The guids the daemon serves for the `drop` source.
+/// The guids the daemon serves in `/feed.xml` (the `drop` source is its only one).
 fn served_guids(daemon: &Daemon) -> Vec<String> {
-    let (status, _, body) = get(&format!("{}/feeds/drop.xml", daemon.base), &[]);
+    let (status, _, body) = get(&format!("{}/feed.xml", daemon.base), &[]);
     assert_eq!(status, 200);
     rss_guids(&body)
 }
