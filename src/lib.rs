@@ -22,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod parse;
 pub mod publish;
+pub mod retry;
 pub mod server;
 pub mod sources;
 pub mod status;

@@ -17,7 +17,7 @@
 //!   `Idempotency-Key`. Nothing else resends.
 //! - **One send in flight per notifier**, different notifiers in parallel: a slow
 //!   receiver never holds up the others, and a notifier's messages go out in order.
-//! - **Rate limit** (`rate_limit` per minute) is a token bucket per notifier, full at
+//! - **Rate limit** (`rate_limit` per minute) is a token bucket (governor) per notifier, full at
 //!   start (a burst of up to `rate_limit`). Rows over the limit stay pending and wait for
 //!   a token; waiting is not an attempt and never fails a row. `rate_limit = 0` means no
 //!   limit.
@@ -55,11 +55,15 @@
 //!   the worker until a restart.
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::Rng;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::Quota;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -164,7 +168,7 @@ pub async fn run_with(
         notifiers,
         options,
         busy: HashMap::new(),
-        buckets: HashMap::new(),
+        limits: HashMap::new(),
         warned_missing: HashSet::new(),
         health,
         unrecorded: Vec::new(),
@@ -296,7 +300,8 @@ struct Worker {
     limit: usize,
     /// Notifiers with a send in flight, by the task doing it.
     busy: HashMap<tokio::task::Id, String>,
-    buckets: HashMap<String, TokenBucket>,
+    /// The rate limit of each notifier that has one, full when first used.
+    limits: HashMap<String, RateLimit>,
     warned_missing: HashSet<String>,
     health: StoreHealth,
     /// Sends whose outcome the store could not write yet, oldest first.
@@ -341,7 +346,6 @@ impl Worker {
         let mut token_wait: Option<Duration> = None;
         let mut started = 0usize;
         let mut taken: HashSet<i64> = HashSet::new();
-        let clock = Instant::now();
 
         for (i, row) in rows.iter().enumerate() {
             if taken.contains(&row.id) || busy.contains(&row.notifier) {
@@ -360,12 +364,12 @@ impl Worker {
                     }
                 }
                 Some(n) => {
-                    if let Some(per_minute) = n.rate_limit().filter(|r| *r > 0) {
-                        let bucket = self
-                            .buckets
+                    if let Some(per_minute) = n.rate_limit().and_then(NonZeroU32::new) {
+                        let limit = self
+                            .limits
                             .entry(row.notifier.clone())
-                            .or_insert_with(|| TokenBucket::new(per_minute, clock));
-                        if let Err(wait) = bucket.try_take(clock) {
+                            .or_insert_with(|| RateLimit::direct(quota(per_minute)));
+                        if let Err(wait) = try_take(limit, &DefaultClock::default()) {
                             token_wait = Some(token_wait.map_or(wait, |w| w.min(wait)));
                             busy.insert(row.notifier.clone());
                             continue;
@@ -541,7 +545,7 @@ impl Worker {
             }
             Err(e) => {
                 let tries = blocked.tries + 1;
-                let delay = crate::sources::http::schedule::backoff(
+                let delay = crate::retry::backoff(
                     tries,
                     self.options.store_retry_base,
                     self.options.store_retry_max,
@@ -639,7 +643,7 @@ async fn deliver(
         }
         Err(error) => {
             // The receiver's Retry-After wins over our backoff, within reason.
-            let delay = backoff(attempt, &options)
+            let delay = crate::retry::jittered(attempt, options.backoff_base, options.backoff_max)
                 .max(error.retry_after().unwrap_or_default().min(MAX_RETRY_AFTER));
             tracing::info!(rule = %rule, notifier = %notifier_name, attempt,
                 retry_in = %humantime::format_duration(Duration::from_secs(delay.as_secs())),
@@ -671,85 +675,47 @@ async fn deliver(
     })
 }
 
-/// Delay before the attempt after `attempt` failed ones: `base * 2^(attempt-1)` capped
-/// at `max`, then a uniformly random point in its upper half, so many rows failing
-/// together (a receiver down) do not retry in lockstep.
-fn backoff(attempt: u32, options: &OutboxOptions) -> Duration {
-    let exp = attempt.saturating_sub(1).min(30);
-    let full = options
-        .backoff_base
-        .saturating_mul(1u32 << exp)
-        .min(options.backoff_max);
-    full.mul_f64(rand::rng().random_range(0.5..=1.0))
+/// A notifier's rate limit: `per_minute` sends at once (the burst a full bucket allows
+/// at start), then one more every `60 s / per_minute`. governor's GCRA is that token
+/// bucket kept as one timestamp, so a waiting notifier costs no timer.
+type RateLimit = governor::DefaultDirectRateLimiter;
+
+/// The quota of a [`RateLimit`] of `per_minute` sends.
+fn quota(per_minute: NonZeroU32) -> Quota {
+    Quota::per_minute(per_minute)
 }
 
-/// A token bucket: `capacity` tokens, refilled continuously at `capacity` per minute.
-#[derive(Debug, Clone)]
-struct TokenBucket {
-    capacity: f64,
-    tokens: f64,
-    per_sec: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(per_minute: u32, now: Instant) -> TokenBucket {
-        let capacity = f64::from(per_minute.max(1));
-        TokenBucket {
-            capacity,
-            tokens: capacity,
-            per_sec: capacity / 60.0,
-            last: now,
-        }
-    }
-
-    /// Takes a token, or says how long until one is available.
-    fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
-        }
-    }
+/// Takes a send from `limit`, or says how long until one is allowed.
+fn try_take<C: Clock>(
+    limit: &governor::RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+    clock: &C,
+) -> Result<(), Duration> {
+    limit
+        .check()
+        .map_err(|not_until| not_until.wait_time_from(clock.now()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
     #[test]
-    fn backoff_doubles_within_jitter_and_caps() {
-        let options = OutboxOptions {
-            backoff_base: Duration::from_secs(10),
-            backoff_max: Duration::from_secs(100),
-            ..OutboxOptions::default()
-        };
-        for _ in 0..50 {
-            let first = backoff(1, &options);
-            assert!(first >= Duration::from_secs(5) && first <= Duration::from_secs(10));
-            let third = backoff(3, &options);
-            assert!(third >= Duration::from_secs(20) && third <= Duration::from_secs(40));
-            let late = backoff(40, &options);
-            assert!(late >= Duration::from_secs(50) && late <= Duration::from_secs(100));
-        }
-    }
-
-    #[test]
-    fn token_bucket_allows_a_burst_then_refills() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(2, start);
-        assert!(bucket.try_take(start).is_ok());
-        assert!(bucket.try_take(start).is_ok());
-        let wait = bucket.try_take(start).unwrap_err();
+    fn rate_limit_allows_a_burst_then_refills() {
+        let clock = FakeRelativeClock::default();
+        let limit = governor::RateLimiter::direct_with_clock(
+            quota(NonZeroU32::new(2).unwrap()),
+            clock.clone(),
+        );
+        assert!(try_take(&limit, &clock).is_ok());
+        assert!(try_take(&limit, &clock).is_ok());
+        let wait = try_take(&limit, &clock).unwrap_err();
         assert!(
             wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
             "{wait:?}"
         );
-        assert!(bucket.try_take(start + Duration::from_secs(30)).is_ok());
-        assert!(bucket.try_take(start + Duration::from_secs(30)).is_err());
+        clock.advance(Duration::from_secs(30));
+        assert!(try_take(&limit, &clock).is_ok());
+        assert!(try_take(&limit, &clock).is_err());
     }
 }

@@ -18,7 +18,7 @@ mod webhook;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::message::Message;
 use crate::config::{Config, NotifierConfig, NotifierKind, Secret};
@@ -355,23 +355,8 @@ fn check_status(notifier: &str, response: &reqwest::Response) -> Result<(), Noti
     Err(NotifyError::Status {
         notifier: notifier.to_owned(),
         status: status.as_u16(),
-        retry_after: response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
+        retry_after: crate::retry::retry_after_header(response.headers(), chrono::Utc::now()),
     })
-}
-
-/// `Retry-After` is either delay-seconds or an HTTP date.
-fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    // IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") is a valid RFC 2822 date.
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (at.with_timezone(&chrono::Utc) - now).to_std().ok()
 }
 
 /// Maps a reqwest error to [`NotifyError::Http`] with the URL removed, since webhook
@@ -386,26 +371,6 @@ fn http_error(notifier: &str, error: reqwest::Error) -> NotifyError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_or_an_http_date() {
-        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
-            .map(|d| d.with_timezone(&chrono::Utc))
-            .unwrap();
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Mon, 01 Jan 2024 00:01:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(
-            parse_retry_after("Sun, 31 Dec 2023 00:00:00 GMT", now),
-            None
-        );
-    }
 
     #[test]
     fn log_is_always_available_and_feed_urls_use_base_url() {
