@@ -1,74 +1,11 @@
-//! Hugging Face Daily Papers: text capture, HTML page, JSON API.
-//!
-//! One format name, three shapes of the same listing, told apart by content:
-//!
-//! - **Text capture** (select-all, copy, paste of huggingface.co/papers or a search or
-//!   trending page): a header, then per paper a title paragraph, a summary paragraph
-//!   and a meta block ("• 8 authors" / "·" / "Feb 5, 2024"). Parsed by structure, see
-//!   [`parse_text`].
-//! - **HTML page** (`/papers`, `/papers/date/YYYY-MM-DD`, trending, search): the server
-//!   embeds the list as JSON in the `data-props` attribute of
-//!   `div[data-target="DailyPapers"]`; without it, the visible cards are read. See
-//!   [`parse_html`].
-//! - **JSON API** (`/api/daily_papers`): an array of `{ paper { id, title, summary,
-//!   authors [{ name }], publishedAt, upvotes }, title, publishedAt, numComments }`.
-//!   See [`parse_json`].
-//!
-//! The HTML page and the API give the arXiv id, which becomes `arxiv_id` and the link
-//! `https://huggingface.co/papers/<id>`; the text capture gives no id, so its entries
-//! are known by their normalized title, which the HTML and JSON entries also carry.
-
-use std::collections::HashSet;
+//! The text capture: what select-all, copy, paste of a Daily Papers page gives.
 
 use chrono::NaiveDate;
-use scraper::Html;
-use serde_json::{Map, Value};
-use url::Url;
 
-use super::arxiv::{arxiv_id_in, is_arxiv_id};
-use super::markup::{self, text_of};
-use super::text::{self, is_prose, paragraphs};
-use super::{dates, page_kind, PageFormat, PageKind, ParseContext, ParseError, Reading};
-use crate::entry::{clean_join, clean_text, day_start, normalize_arxiv_id, Entry};
-
-/// The format name used in config and on entries.
-pub const NAME: &str = "hf-papers";
-
-/// Hugging Face Daily Papers in any of its three shapes (text capture, HTML, JSON).
-pub struct HfPapers;
-
-/// The text-capture reader under its first name; it is the same [`HfPapers`] format.
-pub type HfPapersText = HfPapers;
-
-impl PageFormat for HfPapers {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn recognize(&self, text: &str, ctx: &ParseContext<'_>) -> Option<Result<Reading, ParseError>> {
-        let entries = match page_kind(text) {
-            PageKind::Markup => {
-                return sniff_html(text, ctx).then(|| parse_html(text, ctx).map(Reading::from))
-            }
-            PageKind::Json => papers_in_json(&serde_json::from_str::<Value>(text).ok()?, ctx),
-            PageKind::Text => recognize_text(text, ctx)?,
-        };
-        (!entries.is_empty()).then_some(Ok(entries.into()))
-    }
-
-    fn parse(&self, text: &str, ctx: &ParseContext<'_>) -> Result<Reading, ParseError> {
-        match page_kind(text) {
-            PageKind::Markup => parse_html(text, ctx),
-            PageKind::Json => parse_json(text, ctx),
-            PageKind::Text => parse_text(text, ctx),
-        }
-        .map(Reading::from)
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// Text capture
-// ---------------------------------------------------------------------------------
+use super::NAME;
+use crate::entry::{clean_join, clean_text, day_start, Entry};
+use crate::parse::text::{self, is_prose, paragraphs};
+use crate::parse::{dates, ParseContext, ParseError};
 
 /// Lines of the page chrome that a select-all capture picks up. Matched whole and
 /// case-insensitively; a capture without some of them parses the same.
@@ -124,7 +61,7 @@ pub fn parse_text(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, Pars
 
 /// A text page's entries when it is a Daily Papers capture: a site marker line or an
 /// "N authors" line, and at least one entry when parsed.
-fn recognize_text(text: &str, ctx: &ParseContext<'_>) -> Option<Vec<Entry>> {
+pub(super) fn recognize(text: &str, ctx: &ParseContext<'_>) -> Option<Vec<Entry>> {
     let marked = text.lines().any(|line| {
         let line = text::trim(line);
         MARKERS.iter().any(|m| line.eq_ignore_ascii_case(m))
@@ -429,335 +366,11 @@ fn assemble(blocks: Vec<Block>) -> Vec<Draft> {
     drafts
 }
 
-// ---------------------------------------------------------------------------------
-// JSON (API and embedded data-props)
-// ---------------------------------------------------------------------------------
-
-/// Parses the `/api/daily_papers` JSON (an array of daily-paper objects). Objects that
-/// wrap such an array (`{"dailyPapers": [...]}`) are read the same way; an empty array
-/// is an empty page, not an error.
-pub fn parse_json(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ParseError::Malformed {
-        format: NAME,
-        reason: format!("invalid JSON: {e}"),
-    })?;
-    let entries = papers_in_json(&value, ctx);
-    if entries.is_empty() && !is_empty_listing(&value) {
-        return Err(ParseError::Malformed {
-            format: NAME,
-            reason:
-                "JSON holds no paper objects (expected [{\"paper\": {\"id\", \"title\", ...}}])"
-                    .into(),
-        });
-    }
-    Ok(entries)
-}
-
-/// An empty array, or an object whose `dailyPapers` is an empty array.
-fn is_empty_listing(value: &Value) -> bool {
-    match value {
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o
-            .get("dailyPapers")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty),
-        _ => false,
-    }
-}
-
-/// Every paper in a JSON value, in document order, each arXiv id once.
-fn papers_in_json(value: &Value, ctx: &ParseContext<'_>) -> Vec<Entry> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    collect_papers(value, ctx, &mut out, &mut seen);
-    out
-}
-
-/// Walks a JSON value for paper objects: a daily-paper wrapper (`{ paper: {...},
-/// title, publishedAt }`) or a bare paper (`{ id: "<arXiv id>", title, summary |
-/// authors }`, as search and trending lists hold them). Recursion depth is bounded by
-/// serde_json's own nesting limit.
-fn collect_papers(
-    value: &Value,
-    ctx: &ParseContext<'_>,
-    out: &mut Vec<Entry>,
-    seen: &mut HashSet<String>,
-) {
-    match value {
-        Value::Array(items) => {
-            for item in items {
-                collect_papers(item, ctx, out, seen);
-            }
-        }
-        Value::Object(obj) => {
-            let found = match obj.get("paper").and_then(Value::as_object) {
-                Some(paper) if paper.contains_key("id") || paper.contains_key("title") => {
-                    Some(entry_from_json(Some(obj), paper, ctx))
-                }
-                _ if is_bare_paper(obj) => Some(entry_from_json(None, obj, ctx)),
-                _ => None,
-            };
-            match found {
-                Some(Some(entry)) => {
-                    let key = entry
-                        .arxiv_id
-                        .clone()
-                        .unwrap_or_else(|| entry.title.clone());
-                    if seen.insert(key) {
-                        out.push(entry);
-                    }
-                }
-                Some(None) => {}
-                None => {
-                    for v in obj.values() {
-                        collect_papers(v, ctx, out, seen);
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// A paper object outside a daily-paper wrapper: an arXiv id, a title, and a summary or
-/// authors (so a JSON Feed item or a user object is never taken for one).
-fn is_bare_paper(obj: &Map<String, Value>) -> bool {
-    obj.get("id")
-        .and_then(Value::as_str)
-        .is_some_and(is_arxiv_id)
-        && obj.get("title").and_then(Value::as_str).is_some()
-        && (obj.contains_key("summary") || obj.contains_key("authors"))
-}
-
-/// One entry from a paper object and its optional daily-paper wrapper. `None` when the
-/// paper has no title.
-fn entry_from_json(
-    wrapper: Option<&Map<String, Value>>,
-    paper: &Map<String, Value>,
-    ctx: &ParseContext<'_>,
-) -> Option<Entry> {
-    let field = |key: &str| -> Option<&str> {
-        wrapper
-            .and_then(|w| w.get(key))
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| paper.get(key).and_then(Value::as_str))
-    };
-    // The wrapper's title is the one the listing shows; the paper's is the fallback.
-    let title = clean_text(field("title")?);
-    if title.is_empty() {
-        return None;
-    }
-    let summary = paper
-        .get("summary")
-        .and_then(Value::as_str)
-        .or_else(|| {
-            wrapper
-                .and_then(|w| w.get("summary"))
-                .and_then(Value::as_str)
-        })
-        .map(clean_text)
-        .unwrap_or_default();
-    let authors: Vec<String> = paper
-        .get("authors")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|a| match a {
-                    Value::Object(o) => o.get("name").and_then(Value::as_str),
-                    Value::String(s) => Some(s.as_str()),
-                    _ => None,
-                })
-                .map(clean_text)
-                .filter(|n| !n.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    // The paper's own date (its arXiv publication, as the text capture prints it) comes
-    // first; the wrapper's is when it was featured.
-    let reference = ctx.reference_date();
-    let wrapper_date = || {
-        wrapper
-            .and_then(|w| w.get("publishedAt"))
-            .and_then(Value::as_str)
-    };
-    let published = paper
-        .get("publishedAt")
-        .and_then(Value::as_str)
-        .or_else(wrapper_date)
-        .and_then(|s| dates::parse_timestamp(s, reference));
-    // When the paper was put on the daily list: what "new" means to its readers.
-    let listed = paper
-        .get("submittedOnDailyAt")
-        .and_then(Value::as_str)
-        .or_else(wrapper_date)
-        .and_then(|s| dates::parse_timestamp(s, reference));
-    let id = paper
-        .get("id")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .unwrap_or("");
-    let arxiv_id = is_arxiv_id(id).then(|| normalize_arxiv_id(id));
-    Some(Entry {
-        title,
-        link: arxiv_id.as_deref().and_then(paper_link),
-        summary,
-        author_count: u32::try_from(authors.len()).ok().filter(|n| *n > 0),
-        authors,
-        source: None,
-        published,
-        listed,
-        arxiv_id,
-        guid: None,
-        format: NAME,
-    })
-}
-
-/// `https://huggingface.co/papers/<id>`.
-fn paper_link(id: &str) -> Option<String> {
-    Url::parse("https://huggingface.co/papers/")
-        .ok()?
-        .join(id)
-        .ok()
-        .map(String::from)
-}
-
-// ---------------------------------------------------------------------------------
-// HTML page
-// ---------------------------------------------------------------------------------
-
-/// Whether an HTML page is a Daily Papers page: its hydration target, or a
-/// huggingface.co papers URL, or HF-relative paper links.
-fn sniff_html(text: &str, ctx: &ParseContext<'_>) -> bool {
-    if text.contains("DailyPapers") && text.contains("data-props") {
-        return true;
-    }
-    let hf_url = ctx
-        .url
-        .is_some_and(|u| u.host_str() == Some("huggingface.co") && u.path().starts_with("/papers"));
-    hf_url || (text.contains("huggingface.co") && text.contains("href=\"/papers/"))
-}
-
-/// Parses an HTML Daily Papers page (daily, date, trending or search).
-///
-/// Reads the JSON the page embeds for hydration: `div[data-target="DailyPapers"]`
-/// first, then any other `data-props` holding paper objects (other pages use other
-/// targets and keys). When no embedded JSON holds papers, reads the visible cards:
-/// `h3 > a[href="/papers/<id>"]` inside each article.
-pub fn parse_html(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let doc = markup::parse_document(NAME, text)?;
-    let props_sel = markup::selector(NAME, "[data-props]")?;
-    let mut hydration: Vec<(bool, Value)> = doc
-        .select(&props_sel)
-        .filter_map(|el| {
-            let daily = el.value().attr("data-target") == Some("DailyPapers");
-            let value = serde_json::from_str(el.value().attr("data-props")?).ok()?;
-            Some((daily, value))
-        })
-        .collect();
-    // DailyPapers first: it is the list the page is about; other components (sidebars,
-    // "trending" boxes) come after and add only papers not seen yet.
-    hydration.sort_by_key(|(daily, _)| !*daily);
-    let mut entries = Vec::new();
-    let mut seen = HashSet::new();
-    let mut empty_daily = false;
-    for (daily, value) in &hydration {
-        collect_papers(value, ctx, &mut entries, &mut seen);
-        empty_daily |= *daily && is_empty_listing(value);
-    }
-    if entries.is_empty() {
-        entries = cards_from_markup(&doc, ctx)?;
-    }
-    if entries.is_empty() && !empty_daily {
-        return Err(ParseError::Malformed {
-            format: NAME,
-            reason:
-                "no DailyPapers data-props and no paper cards (h3 > a[href^=\"/papers/\"]) found"
-                    .into(),
-        });
-    }
-    Ok(entries)
-}
-
-/// Reads the visible paper cards when the page carries no embedded JSON.
-fn cards_from_markup(doc: &Html, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
-    let title_sel = markup::selector(NAME, "h3 a[href*=\"/papers/\"], h2 a[href*=\"/papers/\"]")?;
-    let p_sel = markup::selector(NAME, "p")?;
-    let time_sel = markup::selector(NAME, "time")?;
-    let base = ctx
-        .url
-        .cloned()
-        .or_else(|| Url::parse("https://huggingface.co/papers").ok());
-    let reference = ctx.reference_date();
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for card in markup::cards(doc, &title_sel) {
-        let Some(href) = card.title.value().attr("href") else {
-            continue;
-        };
-        let Some(link) = markup::resolve_link(href, base.as_ref()) else {
-            continue;
-        };
-        // Only paper links count: "/papers/date/..." and "/papers/trending" are navigation.
-        let Some(id) = arxiv_id_in(&link).filter(|_| link.contains("/papers/")) else {
-            continue;
-        };
-        let title = text_of(card.title);
-        if title.is_empty() || !seen.insert(id.clone()) {
-            continue;
-        }
-        let summary = card
-            .root
-            .select(&p_sel)
-            .map(text_of)
-            .find(|t| is_prose(t))
-            .unwrap_or_default();
-        let card_text = text_of(card.root);
-        let published = card.root.select(&time_sel).find_map(|t| {
-            let when = t
-                .value()
-                .attr("datetime")
-                .map(str::to_owned)
-                .unwrap_or_else(|| text_of(t));
-            dates::parse_timestamp(&when, reference)
-        });
-        out.push(Entry {
-            title,
-            link: paper_link(&id),
-            summary,
-            authors: Vec::new(),
-            author_count: author_count_in(&card_text),
-            source: None,
-            published,
-            listed: None,
-            arxiv_id: Some(id),
-            guid: None,
-            format: NAME,
-        });
-    }
-    Ok(out)
-}
-
-/// Finds "N authors" in running card text ("· 8 authors").
-fn author_count_in(text: &str) -> Option<u32> {
-    let mut words = text.split_whitespace().peekable();
-    while let Some(word) = words.next() {
-        if let Some(next) = words.peek() {
-            let next = next.trim_end_matches(|c: char| !c.is_alphanumeric());
-            if (next.eq_ignore_ascii_case("authors") || next.eq_ignore_ascii_case("author"))
-                && !word.is_empty()
-                && word.bytes().all(|b| b.is_ascii_digit())
-            {
-                return word.parse().ok();
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::hf_papers::HfPapers;
+    use crate::parse::PageFormat;
     use chrono::{DateTime, TimeZone, Utc};
 
     fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
@@ -770,7 +383,7 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        super::super::decode(&std::fs::read(path).unwrap())
+        crate::parse::decode(&std::fs::read(path).unwrap())
     }
 
     fn parse_fixture(name: &str, captured: DateTime<Utc>) -> Vec<Entry> {
@@ -960,7 +573,7 @@ mod tests {
                 .replace("\r\n\r\n", "\r\n\u{a0}\r\n")
                 .as_bytes(),
         );
-        let mangled = super::super::decode(&bytes);
+        let mangled = crate::parse::decode(&bytes);
         let ctx = ParseContext::at(at(2026, 5, 20));
         assert_eq!(
             parse_text(&mangled, &ctx).unwrap(),
@@ -973,7 +586,7 @@ mod tests {
         let mut bytes = fixture("hf_papers_may20.txt").into_bytes();
         let pos = bytes.windows(8).position(|w| w == b"Subgraph").unwrap();
         bytes.insert(pos + 3, 0xFF);
-        let text = super::super::decode(&bytes);
+        let text = crate::parse::decode(&bytes);
         let entries = parse_text(&text, &ParseContext::at(at(2026, 5, 20))).unwrap();
         assert_eq!(entries.len(), 27);
         assert_eq!(
