@@ -10,10 +10,12 @@
 //! polyglot HTML5 (every element closed, every attribute quoted), so the tests can
 //! parse it as XML and check its structure instead of grepping strings.
 //!
-//! Text on the page comes from captured pages and from the config, and captured pages
-//! are hostile by default: every interpolated value goes through [`escape_html`], and
-//! links taken from captures are only made clickable when they are `http(s)` URLs, since
-//! escaping does not stop a `javascript:` URL from running when clicked.
+//! The page and the OPML are askama templates in `assets/status/` (checked at compile
+//! time, the CSS inlined from `assets/status/status.css`). Text on the page comes from
+//! captured pages and from the config, and captured pages are hostile by default: the
+//! templates escape every value by default ([`PageEscaper`]), and links taken from
+//! captures are only made clickable when they are `http(s)` URLs, since escaping does
+//! not stop a `javascript:` URL from running when clicked.
 
 use chrono::{DateTime, Utc};
 
@@ -109,288 +111,81 @@ pub struct FeedLink {
     pub json: String,
 }
 
-/// Escapes every value interpolated into the page or the OPML (the crate's one
-/// escaping function, shared with the feeds).
+/// Escapes text for the page or the OPML (the crate's one escaping function, shared
+/// with the feeds). The templates apply it to every value through [`PageEscaper`].
 pub use crate::feed::escape_html;
 
-/// Whether a link from a captured page may be rendered as a clickable `href`: only
-/// absolute `http` and `https` URLs (not `javascript:`, `data:` and the like).
-fn safe_href(link: &str) -> bool {
-    url::Url::parse(link.trim()).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+/// The templates' escaper: [`escape_html`], which also drops the characters XML 1.0
+/// forbids, so the page stays polyglot (well-formed XML) whatever a capture holds.
+/// `assets/status/askama.toml` makes it the default of every `.html` and `.opml`
+/// template, so no value can be written unescaped without a visible `|safe`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageEscaper;
+
+impl askama::filters::Escaper for PageEscaper {
+    fn write_escaped_str<W: std::fmt::Write>(&self, mut dest: W, text: &str) -> std::fmt::Result {
+        dest.write_str(&escape_html(text))
+    }
 }
 
-/// The inline stylesheet: system fonts, a readable measure, large tap targets, and a
-/// dark palette when the device asks for one. Kept free of `<` and `&` so the page
-/// stays well-formed XML.
-const CSS: &str = r#"
-:root { color-scheme: light dark; --fg: #1b1d21; --muted: #5d6470; --bg: #ffffff;
-  --card: #f4f5f7; --line: #dde0e5; --link: #0b57d0; --ok: #16794c; --bad: #b3261e;
-  --warn-bg: #fff4e5; }
-@media (prefers-color-scheme: dark) {
-  :root { --fg: #e6e7ea; --muted: #a2a8b3; --bg: #15171a; --card: #1f2226;
-    --line: #33373d; --link: #8ab4f8; --ok: #5fd08f; --bad: #f28b82; --warn-bg: #3a2a12; }
+/// The status page: `assets/status/page.html`, CSS inlined from
+/// `assets/status/status.css` at compile time.
+#[derive(askama::Template)]
+#[template(path = "page.html", config = "assets/status/askama.toml")]
+struct Page<'a> {
+    view: &'a StatusView,
+    /// Rendered apart (see [`SourcesSection`]) and inserted with `|safe`: its values
+    /// are escaped inside it.
+    sources: SourcesSection<'a>,
 }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--fg);
-  font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif; }
-main { max-width: 46rem; margin: 0 auto; padding: 1rem; }
-header h1 { font-size: 1.5rem; margin: 0.5rem 0 0; }
-header p { margin: 0.25rem 0 0; color: var(--muted); font-size: 0.9rem; }
-h2 { font-size: 1.15rem; margin: 1.75rem 0 0.5rem; padding-bottom: 0.25rem;
-  border-bottom: 1px solid var(--line); }
-h3 { font-size: 1rem; margin: 1rem 0 0.25rem; }
-a { color: var(--link); }
-ul.list { list-style: none; margin: 0; padding: 0; }
-ul.list > li { padding: 0.6rem 0; border-bottom: 1px solid var(--line); }
-ul.list > li:last-child { border-bottom: 0; }
-.meta { color: var(--muted); font-size: 0.875rem; }
-.err { color: var(--bad); font-size: 0.875rem; overflow-wrap: anywhere; }
-.badge { display: inline-block; font-size: 0.75rem; font-weight: 600; padding: 0.05rem 0.5rem;
-  border-radius: 1rem; border: 1px solid currentColor; margin-left: 0.4rem; vertical-align: 0.1rem; }
-.badge.ok { color: var(--ok); }
-.badge.bad { color: var(--bad); }
-.badge.warn { color: #a15c00; }
-.notice { background: var(--warn-bg); border-left: 4px solid var(--bad); padding: 0.75rem 1rem;
-  margin: 1rem 0; overflow-wrap: anywhere; }
-.notice pre { white-space: pre-wrap; margin: 0.25rem 0 0; font-size: 0.875rem; }
-.feeds a { display: inline-block; padding: 0.2rem 0.1rem; margin-right: 0.6rem; }
-.item a, .item span.title { font-weight: 500; overflow-wrap: anywhere; }
-.empty { color: var(--muted); font-style: italic; }
-.totals { display: flex; flex-wrap: wrap; gap: 0.5rem 1.25rem; margin: 0.25rem 0; }
-footer { margin: 2rem 0 1rem; color: var(--muted); font-size: 0.8rem; }
-"#;
+
+/// The sources section of the page (`assets/status/sources.html`), one template of its
+/// own so that how sources are listed can change without touching the rest.
+#[derive(askama::Template)]
+#[template(path = "sources.html", config = "assets/status/askama.toml")]
+struct SourcesSection<'a> {
+    sources: &'a [SourceView],
+    /// When the view was gathered, for the relative times.
+    now: DateTime<Utc>,
+}
+
+impl SourcesSection<'_> {
+    /// How many sources failed their last attempt.
+    fn failing(&self) -> usize {
+        self.sources.iter().filter(|s| !s.ok).count()
+    }
+}
 
 /// Renders the status page as a complete HTML5 document.
 pub fn render_status_page(view: &StatusView) -> String {
-    let mut html = String::with_capacity(16 * 1024);
-    let title = escape_html(&view.title);
-    html.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n");
-    html.push_str("<meta charset=\"utf-8\" />\n");
-    html.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n");
-    html.push_str("<meta name=\"color-scheme\" content=\"light dark\" />\n");
-    html.push_str("<meta name=\"robots\" content=\"noindex\" />\n");
-    html.push_str(&format!("<title>{title} status</title>\n"));
-    // Feed autodiscovery: a browser or reader opening the page finds every feed.
-    for feed in &view.feeds {
-        html.push_str(&format!(
-            "<link rel=\"alternate\" type=\"application/rss+xml\" title=\"{}\" href=\"{}\" />\n",
-            escape_html(&feed.title),
-            escape_html(&feed.rss)
-        ));
-    }
-    html.push_str(&format!("<style>{CSS}</style>\n</head>\n<body>\n<main>\n"));
-
-    html.push_str(&format!(
-        "<header>\n<h1>{title}</h1>\n<p>lookout {} · as of {}</p>\n</header>\n",
-        escape_html(&view.version),
-        time_tag(view.generated_at, view.generated_at, false)
-    ));
-
-    if let Some(err) = &view.reload_error {
-        html.push_str(&format!(
-            "<div class=\"notice\" id=\"reload-error\" role=\"alert\"><strong>The last config \
-             reload was refused</strong>; the previous config is still running.<pre>{}</pre></div>\n",
-            escape_html(err)
-        ));
-    }
-
-    if let Some(problem) = &view.store_problem {
-        html.push_str(&format!(
-            "<div class=\"notice\" id=\"store-problem\" role=\"alert\"><strong>The store \
-             needs attention</strong>: new captures wait in their folders and alerts are not \
-             sent.<pre>{}</pre></div>\n",
-            escape_html(problem)
-        ));
-    }
-
-    render_sources(&mut html, view);
-    render_items(&mut html, view);
-    render_rules(&mut html, view);
-    render_feeds(&mut html, view);
-
-    html.push_str(&format!(
-        "<footer>Generated {} by lookout {}.</footer>\n",
-        escape_html(&format_time(view.generated_at)),
-        escape_html(&view.version)
-    ));
-    html.push_str("</main>\n</body>\n</html>\n");
-    html
-}
-
-fn render_sources(html: &mut String, view: &StatusView) {
-    let failing = view.sources.iter().filter(|s| !s.ok).count();
-    html.push_str(&format!(
-        "<section id=\"sources\">\n<h2>Sources <span class=\"meta\">{} · {} failing</span></h2>\n",
-        view.sources.len(),
-        failing
-    ));
-    if view.sources.is_empty() {
-        html.push_str("<p class=\"empty\">No sources are configured.</p>\n</section>\n");
-        return;
-    }
-    html.push_str("<ul class=\"list\">\n");
-    for s in &view.sources {
-        let badge = if !s.ok {
-            "<span class=\"badge bad\">failing</span>"
-        } else if !s.warnings.is_empty() {
-            "<span class=\"badge warn\">degraded</span>"
-        } else {
-            "<span class=\"badge ok\">ok</span>"
-        };
-        html.push_str(&format!(
-            "<li class=\"source\"><strong>{}</strong> <span class=\"meta\">{}</span>{badge}\n",
-            escape_html(&s.name),
-            escape_html(&s.kind)
-        ));
-        let last_success = match s.last_success {
-            Some(t) => time_tag(t, view.generated_at, true),
-            None => "never".to_owned(),
-        };
-        html.push_str(&format!("<div class=\"meta\">last success: {last_success}"));
-        if s.consecutive_failures > 0 {
-            html.push_str(&format!(
-                " · {} consecutive failure{}",
-                s.consecutive_failures,
-                if s.consecutive_failures == 1 { "" } else { "s" }
-            ));
-        }
-        html.push_str("</div>\n");
-        if let Some(err) = &s.last_error {
-            let at = s
-                .last_error_at
-                .map(|t| format!(" ({})", time_tag(t, view.generated_at, true)))
-                .unwrap_or_default();
-            html.push_str(&format!(
-                "<div class=\"err\">last error{at}: {}</div>\n",
-                escape_html(err)
-            ));
-        }
-        for warning in &s.warnings {
-            html.push_str(&format!(
-                "<div class=\"err\">warning: {}</div>\n",
-                escape_html(warning)
-            ));
-        }
-        html.push_str("</li>\n");
-    }
-    html.push_str("</ul>\n</section>\n");
-}
-
-fn render_items(html: &mut String, view: &StatusView) {
-    html.push_str("<section id=\"items\">\n<h2>Newest items</h2>\n");
-    if view.items.is_empty() {
-        html.push_str("<p class=\"empty\">No items yet. Drop a saved page into a watched folder, or wait for the next fetch.</p>\n</section>\n");
-        return;
-    }
-    html.push_str("<ul class=\"list\">\n");
-    for item in &view.items {
-        html.push_str(&item_li(item, view.generated_at));
-    }
-    html.push_str("</ul>\n</section>\n");
-}
-
-/// One item as a list entry: its title (a link when safe), then source and date.
-fn item_li(item: &ItemView, now: DateTime<Utc>) -> String {
-    let title = escape_html(&item.title);
-    let head = match item.link.as_deref().filter(|l| safe_href(l)) {
-        Some(link) => format!(
-            "<a href=\"{}\" rel=\"noopener noreferrer\">{title}</a>",
-            escape_html(link.trim())
-        ),
-        None => format!("<span class=\"title\">{title}</span>"),
+    let page = Page {
+        view,
+        sources: SourcesSection {
+            sources: &view.sources,
+            now: view.generated_at,
+        },
     };
-    format!(
-        "<li class=\"item\">{head}\n<div class=\"meta\">{} · {}</div></li>\n",
-        escape_html(&item.source),
-        time_tag(item.when, now, true)
-    )
+    // Rendering writes into a String and calls no fallible filter: it cannot fail.
+    askama::Template::render(&page).unwrap_or_default()
 }
 
-fn render_rules(html: &mut String, view: &StatusView) {
-    html.push_str("<section id=\"rules\">\n<h2>Alert rules</h2>\n");
-    html.push_str(&format!(
-        "<div class=\"totals meta\"><span>{} pending</span><span>{} delivered</span><span>{} failed</span></div>\n",
-        view.outbox.pending, view.outbox.delivered, view.outbox.failed
-    ));
-    if view.rules.is_empty() {
-        html.push_str("<p class=\"empty\">No alert rules are configured.</p>\n</section>\n");
-        return;
-    }
-    for rule in &view.rules {
-        html.push_str(&format!(
-            "<h3 class=\"rule\">{}</h3>\n",
-            escape_html(&rule.name)
-        ));
-        if rule.recent.is_empty() {
-            html.push_str("<p class=\"empty\">No matches yet.</p>\n");
-        } else {
-            html.push_str("<ul class=\"list\">\n");
-            for item in &rule.recent {
-                html.push_str(&item_li(item, view.generated_at));
-            }
-            html.push_str("</ul>\n");
-        }
-        if !rule.failed.is_empty() {
-            html.push_str(&format!(
-                "<p class=\"err\"><strong>{} failed deliver{}</strong></p>\n<ul class=\"list failed\">\n",
-                rule.failed.len(),
-                if rule.failed.len() == 1 { "y" } else { "ies" }
-            ));
-            for f in &rule.failed {
-                html.push_str(&format!(
-                    "<li>{} <span class=\"meta\">to {} · {}</span>\n<div class=\"err\">{}</div></li>\n",
-                    escape_html(&f.title),
-                    escape_html(&f.notifier),
-                    time_tag(f.at, view.generated_at, true),
-                    escape_html(&f.error)
-                ));
-            }
-            html.push_str("</ul>\n");
-        }
-    }
-    html.push_str("</section>\n");
-}
-
-fn render_feeds(html: &mut String, view: &StatusView) {
-    html.push_str("<section id=\"feeds\">\n<h2>Feeds</h2>\n<ul class=\"list feeds\">\n");
-    for feed in &view.feeds {
-        html.push_str(&format!(
-            "<li>{}<br /><a href=\"{}\">RSS</a><a href=\"{}\">Atom</a><a href=\"{}\">JSON Feed</a></li>\n",
-            escape_html(&feed.title),
-            escape_html(&feed.rss),
-            escape_html(&feed.atom),
-            escape_html(&feed.json)
-        ));
-    }
-    html.push_str(&format!(
-        "</ul>\n<p><a href=\"{}\">All feeds as OPML</a> <span class=\"meta\">(import into a feed reader)</span></p>\n</section>\n",
-        escape_html(&view.opml_url)
-    ));
+/// A link from a captured page when it may be rendered as a clickable `href`: only
+/// absolute `http` and `https` URLs (not `javascript:`, `data:` and the like), since
+/// escaping does not stop such a URL from running when clicked.
+fn safe_href(link: &Option<String>) -> Option<&str> {
+    link.as_deref()
+        .map(str::trim)
+        .filter(|l| url::Url::parse(l).is_ok_and(|u| matches!(u.scheme(), "http" | "https")))
 }
 
 /// `2026-11-25 08:09 UTC`.
-fn format_time(t: DateTime<Utc>) -> String {
+fn format_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// A `<time>` element; with `relative`, it reads "5 min ago" and carries the full time
-/// as its tooltip, since on a status page the age is what a person checks first.
-fn time_tag(t: DateTime<Utc>, now: DateTime<Utc>, relative: bool) -> String {
-    let full = escape_html(&format_time(t));
-    let machine = escape_html(&t.to_rfc3339());
-    if relative {
-        format!(
-            "<time datetime=\"{machine}\" title=\"{full}\">{}</time>",
-            escape_html(&ago(t, now))
-        )
-    } else {
-        format!("<time datetime=\"{machine}\">{full}</time>")
-    }
-}
-
 /// How long before `now` the time `t` was, in the largest unit that fits.
-fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (now - t).num_seconds();
+fn ago(t: &DateTime<Utc>, now: &DateTime<Utc>) -> String {
+    let secs = (*now - *t).num_seconds();
     match secs {
         s if s < 0 => format_time(t),
         0..60 => "just now".to_owned(),
@@ -401,25 +196,20 @@ fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// The OPML list: `assets/status/feeds.opml`.
+#[derive(askama::Template)]
+#[template(path = "feeds.opml", config = "assets/status/askama.toml")]
+struct Opml<'a> {
+    title: &'a str,
+    feeds: &'a [FeedLink],
+}
+
 /// Renders an OPML 2.0 subscription list with one outline per feed (its RSS URL, which
 /// every reader understands; the Atom and JSON variants would only subscribe the same
 /// items twice).
 pub fn render_opml(title: &str, feeds: &[FeedLink]) -> String {
-    let mut xml = String::with_capacity(256 + feeds.len() * 160);
-    xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n");
-    xml.push_str(&format!(
-        "  <head>\n    <title>{}</title>\n  </head>\n  <body>\n",
-        escape_html(title)
-    ));
-    for feed in feeds {
-        let t = escape_html(&feed.title);
-        xml.push_str(&format!(
-            "    <outline type=\"rss\" text=\"{t}\" title=\"{t}\" xmlUrl=\"{}\" />\n",
-            escape_html(&feed.rss)
-        ));
-    }
-    xml.push_str("  </body>\n</opml>\n");
-    xml
+    // As for the page: rendering into a String cannot fail.
+    askama::Template::render(&Opml { title, feeds }).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -663,6 +453,17 @@ mod tests {
         assert!(text_of(&doc).contains("<script>alert('x')</script> \"q\" & <img"));
         assert!(!html.contains("<script>"));
         assert!(!html.contains("onerror=alert(1)>"));
+    }
+
+    #[test]
+    fn characters_xml_forbids_are_dropped_so_the_page_stays_well_formed() {
+        let mut v = view();
+        v.sources[1].last_error = Some("bad\u{1}byte\u{1b}[31m".into());
+        v.items[0].title = "form\u{c}feed".into();
+        let html = render_status_page(&v);
+        let text = text_of(&parse(&html));
+        assert!(text.contains("badbyte[31m"), "{text}");
+        assert!(text.contains("formfeed"), "{text}");
     }
 
     #[test]
