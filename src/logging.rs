@@ -68,9 +68,67 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// An error and its causes on one line, each cause said once.
+///
+/// lookout's errors write their cause into their own message ("cannot create state
+/// directory /x: Not a directory (os error 20)") *and* return it from `source()`, so a
+/// log line with `error = %e` is complete. Walking the chain naively then repeats every
+/// cause once per level. This writes the outermost message and adds a cause only when
+/// the text so far does not already hold it.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.0.to_string();
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            let said = error.to_string();
+            if !said.is_empty() && !text.contains(&said) {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
+            cause = error.source();
+        }
+        f.write_str(&text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot create state directory /x: {0}")]
+    struct Dir(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("opening store /x/lookout.db: {0}")]
+    struct Open(#[source] Dir);
+
+    /// Says only its own part; the cause must be added.
+    #[derive(Debug, thiserror::Error)]
+    #[error("loading the config")]
+    struct Quiet(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let enotdir = || std::io::Error::from_raw_os_error(20);
+        let error = Open(Dir(enotdir()));
+        let line = Chain(&error).to_string();
+        assert_eq!(
+            line,
+            format!(
+                "opening store /x/lookout.db: cannot create state directory /x: {}",
+                enotdir()
+            )
+        );
+        assert_eq!(line.matches("os error 20").count(), 1, "{line}");
+        let quiet = Quiet(enotdir());
+        assert_eq!(
+            Chain(&quiet).to_string(),
+            format!("loading the config: {}", enotdir())
+        );
+    }
 
     #[test]
     fn control_characters_are_escaped_and_plain_text_is_kept() {

@@ -26,7 +26,7 @@ fn main() -> std::process::ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lookout: {e:#}");
+            eprintln!("lookout: {}", lookout::logging::Chain(&*e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use lookout::alert::{Message, MessageItem, Notifiers, NotifyError};
+use lookout::alert::{Message, MessageItem, Notifiers, NotifyError, NotifyErrorKind};
 use lookout::config::Config;
 use serde_json::Value;
 use sha2::Sha256;
@@ -218,7 +218,7 @@ async fn non_2xx_is_an_error_with_status_and_retry_after_and_no_url() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, NotifyError::Status { status: 429, .. }),
+        matches!(err.kind, NotifyErrorKind::Status { status: 429, .. }),
         "{err:?}"
     );
     assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
@@ -250,7 +250,7 @@ async fn connection_error_names_the_notifier_not_the_secret_url() {
         .send(&single("x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, NotifyError::Http { .. }), "{err:?}");
+    assert!(matches!(err.kind, NotifyErrorKind::Http(_)), "{err:?}");
     let mut shown = format!("{err} {err:?} {:?}", n.get("hook"));
     let mut source = std::error::Error::source(&err);
     while let Some(s) = source {
@@ -612,7 +612,7 @@ async fn email_to_a_closed_port_is_an_smtp_error_without_the_password() {
         .send(&single("x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, NotifyError::Smtp { .. }), "{err:?}");
+    assert!(matches!(err.kind, NotifyErrorKind::Smtp(_)), "{err:?}");
     let shown = format!("{err} {err:?} {:?}", n.get("me"));
     assert!(!shown.contains("hunter2-pw"), "{shown}");
 }
@@ -669,7 +669,7 @@ async fn email_refused_with_5xx_is_permanent_and_with_4xx_is_not() {
             .send(&single("A paper"))
             .await
             .expect_err("the relay refuses");
-        assert!(matches!(err, NotifyError::Smtp { .. }), "{err:?}");
+        assert!(matches!(err.kind, NotifyErrorKind::Smtp(_)), "{err:?}");
         assert_eq!(err.is_permanent(), permanent, "{reply}: {err}");
         assert!(mailbox.try_recv().is_err(), "nothing was accepted");
     }
@@ -743,7 +743,7 @@ async fn email_to_a_relay_no_trusted_ca_signed_fails_and_sends_nothing_in_clear(
         .send(&single("Not for eavesdroppers"))
         .await
         .unwrap_err();
-    assert!(matches!(err, NotifyError::Smtp { .. }), "{err:?}");
+    assert!(matches!(err.kind, NotifyErrorKind::Smtp(_)), "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(
         shown.contains("UnknownIssuer"),
@@ -792,7 +792,10 @@ async fn send_command(n: &Notifiers, name: &str, msg: &Message) -> Result<(), No
     let notifier = n.get(name).expect("configured");
     for _ in 0..20 {
         match notifier.send(msg).await {
-            Err(NotifyError::Spawn { source, .. }) if source.raw_os_error() == Some(26) => {
+            Err(NotifyError {
+                kind: NotifyErrorKind::Spawn { source, .. },
+                ..
+            }) if source.raw_os_error() == Some(26) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             other => return other,
@@ -877,8 +880,8 @@ async fn command_failure_reports_exit_status_and_first_stderr_line() {
          args = [\"/nonexistent/lookout-test-path\"]\n",
     );
     let err = send_command(&n, "ls", &single("x")).await.unwrap_err();
-    match &err {
-        NotifyError::Exit { status, stderr, .. } => {
+    match &err.kind {
+        NotifyErrorKind::Exit { status, stderr, .. } => {
             assert!(status.contains("exit status"), "{status}");
             assert!(stderr.contains("lookout-test-path"), "{stderr}");
         }
@@ -890,7 +893,7 @@ async fn command_failure_reports_exit_status_and_first_stderr_line() {
     let err = send_command(&missing, "nope", &single("x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, NotifyError::Spawn { .. }), "{err:?}");
+    assert!(matches!(err.kind, NotifyErrorKind::Spawn { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -905,7 +908,10 @@ async fn hanging_command_is_killed_after_the_timeout() {
         toml_str(&pid_file)
     ));
     let err = send_command(&n, "hang", &single("x")).await.unwrap_err();
-    assert!(matches!(err, NotifyError::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(err.kind, NotifyErrorKind::Timeout { .. }),
+        "{err:?}"
+    );
     let pid = std::fs::read_to_string(&pid_file).expect("the script started");
     let stat = PathBuf::from(format!("/proc/{}/stat", pid.trim()));
     // Killed means gone, or a zombie until tokio reaps it.

@@ -19,7 +19,7 @@ pub mod outbox;
 pub mod rules;
 
 pub use message::{Message, MessageItem};
-pub use notifiers::{Notifier, Notifiers, NotifyError};
+pub use notifiers::{Notifier, Notifiers, NotifyError, NotifyErrorKind};
 pub use rules::{RuleError, RuleSet};
 
 use crate::config::Config;
@@ -95,9 +95,7 @@ pub async fn test_rule(
         let notifier = match config.notifiers.iter().find(|n| n.name.get_ref() == &name) {
             Some(n) => Notifier::from_config(n, &mut client),
             None if name == "log" => Ok(Notifier::log()),
-            None => Err(NotifyError::Unknown {
-                notifier: name.clone(),
-            }),
+            None => Err(NotifyError::unknown(&name)),
         };
         let message = Message {
             rule: rule.to_owned(),

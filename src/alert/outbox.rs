@@ -277,10 +277,11 @@ impl Recording {
 
 /// A send whose outcome could not be written: kept in memory and written before
 /// anything else is sent.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Unrecorded {
     recording: Recording,
-    error: String,
+    /// Why the store could not write it.
+    error: StoreError,
 }
 
 /// The worker is paused because the store cannot write: when to try it next.
@@ -611,9 +612,7 @@ async fn deliver(
     let started = std::time::Instant::now();
     let result = match notifier {
         Some(n) => n.send(&message).await,
-        None => Err(NotifyError::Unknown {
-            notifier: notifier_name.clone(),
-        }),
+        None => Err(NotifyError::unknown(&notifier_name)),
     };
     if let Some(m) = &options.metrics {
         m.record_delivery(
@@ -669,9 +668,9 @@ async fn deliver(
     })
     .await;
     // Not written: the worker keeps the outcome instead of sending the rows again.
-    recorded.err().map(|e| Unrecorded {
+    recorded.err().map(|error| Unrecorded {
         recording: kept,
-        error: e.to_string(),
+        error,
     })
 }
 

@@ -50,7 +50,7 @@ pub enum StoreError {
     },
     /// A store call on the blocking pool panicked or was cancelled.
     #[error("store task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
     /// A store file could not be synced, moved or removed.
     #[error("store: {doing} {path}: {source}")]
     File {
@@ -281,7 +281,7 @@ pub async fn blocking<T: Send + 'static>(
     let store = std::sync::Arc::clone(store);
     tokio::task::spawn_blocking(move || call(&mut lock(&store)))
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(StoreError::Task)?
 }
 
 /// How a connection journals its writes.

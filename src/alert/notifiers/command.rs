@@ -18,7 +18,7 @@ use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 
-use super::NotifyError;
+use super::NotifyErrorKind;
 use crate::alert::message::{truncate, Message};
 use crate::config::NotifierConfig;
 
@@ -29,27 +29,22 @@ pub(super) struct Command {
 }
 
 impl Command {
-    pub(super) fn new(name: &str, config: &NotifierConfig) -> Result<Command, NotifyError> {
+    pub(super) fn new(config: &NotifierConfig) -> Result<Command, NotifyErrorKind> {
         let program = config
             .program
             .clone()
             .filter(|p| !p.as_os_str().is_empty())
-            .ok_or_else(|| NotifyError::Config {
-                notifier: name.to_owned(),
-                reason: "`program` is missing".to_owned(),
-            })?;
+            .ok_or_else(|| NotifyErrorKind::config("`program` is missing"))?;
         Ok(Command {
             program,
             args: config.args.clone(),
         })
     }
 
-    pub(super) async fn send(&self, name: &str, msg: &Message) -> Result<(), NotifyError> {
+    pub(super) async fn send(&self, msg: &Message) -> Result<(), NotifyErrorKind> {
         let program = self.program.display().to_string();
-        let stdin_bytes = serde_json::to_vec(&msg.to_json()).map_err(|e| NotifyError::Config {
-            notifier: name.to_owned(),
-            reason: format!("cannot serialize the message: {e}"),
-        })?;
+        let stdin_bytes = serde_json::to_vec(&msg.to_json())
+            .map_err(|e| NotifyErrorKind::config(format!("cannot serialize the message: {e}")))?;
         let mut command = tokio::process::Command::new(&self.program);
         command
             .args(&self.args)
@@ -58,8 +53,7 @@ impl Command {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| NotifyError::Spawn {
-            notifier: name.to_owned(),
+        let mut child = command.spawn().map_err(|source| NotifyErrorKind::Spawn {
             program: program.clone(),
             source,
         })?;
@@ -75,8 +69,7 @@ impl Command {
             }
         };
         let ((), output) = tokio::join!(feed, child.wait_with_output());
-        let output = output.map_err(|source| NotifyError::Spawn {
-            notifier: name.to_owned(),
+        let output = output.map_err(|source| NotifyErrorKind::Spawn {
             program: program.clone(),
             source,
         })?;
@@ -89,8 +82,7 @@ impl Command {
             .map(str::trim)
             .find(|l| !l.is_empty())
             .unwrap_or("");
-        Err(NotifyError::Exit {
-            notifier: name.to_owned(),
+        Err(NotifyErrorKind::Exit {
             program,
             status: output.status.to_string(),
             stderr: truncate(first_line, 300),

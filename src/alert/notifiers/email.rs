@@ -12,7 +12,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::NotifyError;
+use super::NotifyErrorKind;
 
 /// Longest subject, in characters, before it is cut with "…". RFC 5322 allows 998
 /// octets on a line and lettre folds only between words, so a long title without
@@ -45,8 +45,10 @@ impl std::fmt::Debug for Email {
 }
 
 /// The CA certificates of a PEM file, refused when it holds none.
-fn ca_certificates(path: &std::path::Path) -> Result<Certificate, String> {
-    let refused = |why: &dyn std::fmt::Display| format!("`ca_file` {}: {why}", path.display());
+fn ca_certificates(path: &std::path::Path) -> Result<Certificate, NotifyErrorKind> {
+    let refused = |why: &dyn std::fmt::Display| {
+        NotifyErrorKind::config(format!("`ca_file` {}: {why}", path.display()))
+    };
     let pem = std::fs::read(path).map_err(|e| refused(&e))?;
     if !pem
         .windows(b"-----BEGIN CERTIFICATE-----".len())
@@ -58,11 +60,8 @@ fn ca_certificates(path: &std::path::Path) -> Result<Certificate, String> {
 }
 
 impl Email {
-    pub(super) fn new(name: &str, config: &NotifierConfig) -> Result<Email, NotifyError> {
-        let invalid = |reason: String| NotifyError::Config {
-            notifier: name.to_owned(),
-            reason,
-        };
+    pub(super) fn new(config: &NotifierConfig) -> Result<Email, NotifyErrorKind> {
+        let invalid = NotifyErrorKind::config::<String>;
         let host = config
             .host
             .as_deref()
@@ -70,10 +69,10 @@ impl Email {
             .ok_or_else(|| invalid("`host` is missing".to_owned()))?;
         // What lettre's `starttls_relay` and `relay` build, with the configured CAs
         // added: the certificate must name `host` and chain to a trusted CA.
-        let tls = || -> Result<TlsParameters, NotifyError> {
+        let tls = || -> Result<TlsParameters, NotifyErrorKind> {
             let mut params = TlsParameters::builder(host.to_owned());
             if let Some(path) = &config.ca_file {
-                params = params.add_root_certificate(ca_certificates(path).map_err(&invalid)?);
+                params = params.add_root_certificate(ca_certificates(path)?);
             }
             params
                 .build_rustls()
@@ -131,7 +130,7 @@ impl Email {
         })
     }
 
-    pub(super) async fn send(&self, name: &str, msg: &Message) -> Result<(), NotifyError> {
+    pub(super) async fn send(&self, msg: &Message) -> Result<(), NotifyErrorKind> {
         let mut mail = lettre::Message::builder()
             .from(self.from.clone())
             .subject(subject(&msg.headline()))
@@ -140,19 +139,13 @@ impl Email {
         for to in &self.to {
             mail = mail.to(to.clone());
         }
-        let mail = mail.body(msg.text()).map_err(|e| NotifyError::Mail {
-            notifier: name.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let mail = mail.body(msg.text()).map_err(NotifyErrorKind::Mail)?;
         let transport = self.transport.get_or_init(|| self.builder.clone().build());
         transport
             .send(mail)
             .await
             .map(|_| ())
-            .map_err(|source| NotifyError::Smtp {
-                notifier: name.to_owned(),
-                source,
-            })
+            .map_err(NotifyErrorKind::Smtp)
     }
 }
 

@@ -23,77 +23,63 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::message::Message;
 use crate::config::{Config, NotifierConfig, NotifierKind, Secret};
 
-/// Why a notifier could not be built or a message not delivered. Every variant names
-/// the notifier; none carries a secret.
+/// Why a notifier could not be built or a message not delivered: the notifier, named
+/// once here rather than in every kind of failure, and what went wrong. None carries
+/// a secret.
 #[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
+#[error("notifier {notifier:?}: {kind}")]
+pub struct NotifyError {
+    /// The notifier's name.
+    pub notifier: String,
+    /// What went wrong.
+    #[source]
+    pub kind: NotifyErrorKind,
+}
+
+/// What went wrong with a notifier (see [`NotifyError`], which names it).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyErrorKind {
     /// The notifier's configuration cannot be used (an unparsable URL, address or header).
-    #[error("notifier {notifier:?}: invalid configuration: {reason}")]
+    #[error("invalid configuration: {reason}")]
     Config {
-        /// The notifier.
-        notifier: String,
         /// What is wrong, without the value when it may be secret.
         reason: String,
     },
     /// A delivery names a notifier that is not (or no longer) configured.
-    #[error("notifier {notifier:?} is not configured")]
-    Unknown {
-        /// The missing notifier's name.
-        notifier: String,
-    },
+    #[error("not configured")]
+    Unknown,
     /// The HTTP client could not be created.
     #[error("cannot create the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     /// The HTTP request failed before a response (connect, TLS, timeout); the error's
     /// URL is stripped.
-    #[error("notifier {notifier:?}: request failed: {source}")]
-    Http {
-        /// The notifier.
-        notifier: String,
-        /// reqwest's error, without its URL.
-        source: reqwest::Error,
-    },
+    #[error("request failed: {0}")]
+    Http(#[source] reqwest::Error),
     /// The receiver answered with a non-2xx status.
-    #[error("notifier {notifier:?}: HTTP status {status}")]
+    #[error("HTTP status {status}")]
     Status {
-        /// The notifier.
-        notifier: String,
         /// The status code.
         status: u16,
         /// The receiver's `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
     },
     /// The mail could not be built (bad address, ...).
-    #[error("notifier {notifier:?}: cannot build the mail: {reason}")]
-    Mail {
-        /// The notifier.
-        notifier: String,
-        /// What lettre refused.
-        reason: String,
-    },
+    #[error("cannot build the mail: {0}")]
+    Mail(#[source] lettre::error::Error),
     /// The SMTP session failed.
-    #[error("notifier {notifier:?}: SMTP: {source}")]
-    Smtp {
-        /// The notifier.
-        notifier: String,
-        /// lettre's error.
-        source: lettre::transport::smtp::Error,
-    },
+    #[error("SMTP: {0}")]
+    Smtp(#[source] lettre::transport::smtp::Error),
     /// The command could not be started.
-    #[error("notifier {notifier:?}: cannot run {program}: {source}")]
+    #[error("cannot run {program}: {source}")]
     Spawn {
-        /// The notifier.
-        notifier: String,
         /// The program as configured.
         program: String,
         /// The I/O error.
         source: std::io::Error,
     },
     /// The command ran and failed.
-    #[error("notifier {notifier:?}: {program} failed ({status}){}", stderr_suffix(.stderr))]
+    #[error("{program} failed ({status}){}", stderr_suffix(.stderr))]
     Exit {
-        /// The notifier.
-        notifier: String,
         /// The program as configured.
         program: String,
         /// Exit status as the OS describes it ("exit status: 3", "signal: 9").
@@ -102,13 +88,28 @@ pub enum NotifyError {
         stderr: String,
     },
     /// The delivery took longer than the notifier's `timeout` (a command is killed).
-    #[error("notifier {notifier:?}: timed out after {}", humantime::format_duration(*.timeout))]
+    #[error("timed out after {}", humantime::format_duration(*.timeout))]
     Timeout {
-        /// The notifier.
-        notifier: String,
         /// The configured timeout.
         timeout: Duration,
     },
+}
+
+impl NotifyErrorKind {
+    /// This failure, at the named notifier.
+    pub fn at(self, notifier: &str) -> NotifyError {
+        NotifyError {
+            notifier: notifier.to_owned(),
+            kind: self,
+        }
+    }
+
+    /// A [`NotifyErrorKind::Config`] saying `reason`.
+    pub(crate) fn config<R: Into<String>>(reason: R) -> NotifyErrorKind {
+        NotifyErrorKind::Config {
+            reason: reason.into(),
+        }
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -120,21 +121,26 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 impl NotifyError {
+    /// A delivery names a notifier that is not (or no longer) configured.
+    pub fn unknown(notifier: &str) -> NotifyError {
+        NotifyErrorKind::Unknown.at(notifier)
+    }
+
     /// Whether retrying cannot help: the SMTP relay refused the mail with a permanent
     /// (5xx) reply, or the mail could not even be built. A transient (4xx) reply, a
     /// timeout or a lost connection is worth retrying.
     pub fn is_permanent(&self) -> bool {
-        match self {
-            NotifyError::Smtp { source, .. } => source.is_permanent(),
-            NotifyError::Mail { .. } => true,
+        match &self.kind {
+            NotifyErrorKind::Smtp(source) => source.is_permanent(),
+            NotifyErrorKind::Mail(_) => true,
             _ => false,
         }
     }
 
     /// How long the receiver asked us to wait before retrying (HTTP `Retry-After`).
     pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            NotifyError::Status { retry_after, .. } => *retry_after,
+        match &self.kind {
+            NotifyErrorKind::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -168,15 +174,18 @@ impl Notifier {
         client: &mut LazyClient,
     ) -> Result<Notifier, NotifyError> {
         let name = config.name.get_ref().clone();
-        let kind = match config.kind.get_ref() {
-            NotifierKind::Log => Kind::Log,
-            NotifierKind::Webhook => {
-                Kind::Webhook(webhook::Webhook::new(&name, config, &client.get()?)?)
-            }
-            NotifierKind::Ntfy => Kind::Ntfy(ntfy::Ntfy::new(&name, config, &client.get()?)?),
-            NotifierKind::Email => Kind::Email(email::Email::new(&name, config)?),
-            NotifierKind::Command => Kind::Command(command::Command::new(&name, config)?),
-        };
+        let kind = (|| {
+            Ok(match config.kind.get_ref() {
+                NotifierKind::Log => Kind::Log,
+                NotifierKind::Webhook => {
+                    Kind::Webhook(webhook::Webhook::new(config, &client.get()?)?)
+                }
+                NotifierKind::Ntfy => Kind::Ntfy(ntfy::Ntfy::new(config, &client.get()?)?),
+                NotifierKind::Email => Kind::Email(email::Email::new(config)?),
+                NotifierKind::Command => Kind::Command(command::Command::new(config)?),
+            })
+        })()
+        .map_err(|kind: NotifyErrorKind| kind.at(&name))?;
         Ok(Notifier {
             name,
             timeout: config.timeout.0,
@@ -222,19 +231,19 @@ impl Notifier {
                     log::send(&self.name, msg);
                     Ok(())
                 }
-                Kind::Webhook(w) => w.send(&self.name, msg, self.timeout).await,
-                Kind::Ntfy(n) => n.send(&self.name, msg, self.timeout).await,
-                Kind::Email(e) => e.send(&self.name, msg).await,
-                Kind::Command(c) => c.send(&self.name, msg).await,
+                Kind::Webhook(w) => w.send(msg, self.timeout).await,
+                Kind::Ntfy(n) => n.send(msg, self.timeout).await,
+                Kind::Email(e) => e.send(msg).await,
+                Kind::Command(c) => c.send(msg).await,
             }
         };
         match tokio::time::timeout(self.timeout, send).await {
             Ok(result) => result,
-            Err(_) => Err(NotifyError::Timeout {
-                notifier: self.name.clone(),
+            Err(_) => Err(NotifyErrorKind::Timeout {
                 timeout: self.timeout,
             }),
         }
+        .map_err(|kind| kind.at(&self.name))
     }
 }
 
@@ -302,7 +311,7 @@ pub struct LazyClient(Option<reqwest::Client>);
 
 impl LazyClient {
     /// The client, built now if this is the first call.
-    pub fn get(&mut self) -> Result<reqwest::Client, NotifyError> {
+    pub fn get(&mut self) -> Result<reqwest::Client, NotifyErrorKind> {
         if let Some(client) = &self.0 {
             return Ok(client.clone());
         }
@@ -315,57 +324,48 @@ impl LazyClient {
 /// The one HTTP client of the notifiers. Redirects are not followed: a webhook that
 /// redirects a POST is misconfigured, and following it could send the signed body and
 /// headers somewhere else.
-fn http_client() -> Result<reqwest::Client, NotifyError> {
+fn http_client() -> Result<reqwest::Client, NotifyErrorKind> {
     reqwest::Client::builder()
         .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(NotifyError::Client)
+        .map_err(NotifyErrorKind::Client)
 }
 
 /// Turns configured extra headers into a header map; values are marked sensitive so
 /// they never show in debug output. Errors name the header, never its value.
 fn extra_headers(
-    notifier: &str,
     headers: &std::collections::BTreeMap<String, Secret>,
-) -> Result<HeaderMap, NotifyError> {
+) -> Result<HeaderMap, NotifyErrorKind> {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
-        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| NotifyError::Config {
-            notifier: notifier.to_owned(),
-            reason: format!("invalid header name {name:?}"),
-        })?;
-        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| NotifyError::Config {
-            notifier: notifier.to_owned(),
-            reason: format!("invalid value for header {name:?}"),
-        })?;
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| NotifyErrorKind::config(format!("invalid header name {name:?}")))?;
+        let mut value = HeaderValue::from_str(value.expose())
+            .map_err(|_| NotifyErrorKind::config(format!("invalid value for header {name:?}")))?;
         value.set_sensitive(true);
         map.insert(header, value);
     }
     Ok(map)
 }
 
-/// Turns a response into `Ok` for 2xx, else a [`NotifyError::Status`] carrying the
+/// Turns a response into `Ok` for 2xx, else a [`NotifyErrorKind::Status`] carrying the
 /// receiver's `Retry-After`.
-fn check_status(notifier: &str, response: &reqwest::Response) -> Result<(), NotifyError> {
+fn check_status(response: &reqwest::Response) -> Result<(), NotifyErrorKind> {
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
-    Err(NotifyError::Status {
-        notifier: notifier.to_owned(),
+    Err(NotifyErrorKind::Status {
         status: status.as_u16(),
         retry_after: crate::retry::retry_after_header(response.headers(), chrono::Utc::now()),
     })
 }
 
-/// Maps a reqwest error to [`NotifyError::Http`] with the URL removed, since webhook
+/// Maps a reqwest error to [`NotifyErrorKind::Http`] with the URL removed, since webhook
 /// URLs often embed a token.
-fn http_error(notifier: &str, error: reqwest::Error) -> NotifyError {
-    NotifyError::Http {
-        notifier: notifier.to_owned(),
-        source: error.without_url(),
-    }
+fn http_error(error: reqwest::Error) -> NotifyErrorKind {
+    NotifyErrorKind::Http(error.without_url())
 }
 
 #[cfg(test)]
@@ -390,7 +390,7 @@ mod tests {
     fn bad_header_value_error_does_not_show_the_value() {
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("X-Token".to_owned(), Secret::new("sec\nret"));
-        let err = extra_headers("hook", &headers).unwrap_err().to_string();
+        let err = extra_headers(&headers).unwrap_err().at("hook").to_string();
         assert!(err.contains("X-Token") && !err.contains("sec"), "{err}");
     }
 }

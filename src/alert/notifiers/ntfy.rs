@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::json;
 
-use super::{check_status, extra_headers, http_error, NotifyError};
+use super::{check_status, extra_headers, http_error, NotifyErrorKind};
 use crate::alert::message::{truncate, Message};
 use crate::config::{NotifierConfig, Secret};
 
@@ -33,14 +33,10 @@ pub(super) struct Ntfy {
 
 impl Ntfy {
     pub(super) fn new(
-        name: &str,
         config: &NotifierConfig,
         client: &reqwest::Client,
-    ) -> Result<Ntfy, NotifyError> {
-        let invalid = |reason: String| NotifyError::Config {
-            notifier: name.to_owned(),
-            reason,
-        };
+    ) -> Result<Ntfy, NotifyErrorKind> {
+        let invalid = NotifyErrorKind::config::<String>;
         let server = config.server.as_deref().unwrap_or(DEFAULT_SERVER);
         // A trailing slash keeps a path prefix (ntfy behind a reverse proxy) in the URL.
         let root = format!("{}/", server.trim_end_matches('/'));
@@ -61,16 +57,15 @@ impl Ntfy {
             token: config.token.clone(),
             tags: config.tags.clone(),
             priority: config.priority,
-            headers: extra_headers(name, &config.headers)?,
+            headers: extra_headers(&config.headers)?,
         })
     }
 
     pub(super) async fn send(
         &self,
-        name: &str,
         msg: &Message,
         timeout: Duration,
-    ) -> Result<(), NotifyError> {
+    ) -> Result<(), NotifyErrorKind> {
         let mut body = json!({
             "topic": self.topic,
             "title": truncate(&msg.headline(), 250),
@@ -94,14 +89,11 @@ impl Ntfy {
         if let Some(token) = &self.token {
             let mut value =
                 reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                    .map_err(|_| NotifyError::Config {
-                        notifier: name.to_owned(),
-                        reason: "`token` is not a valid header value".to_owned(),
-                    })?;
+                    .map_err(|_| NotifyErrorKind::config("`token` is not a valid header value"))?;
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
-        let response = request.send().await.map_err(|e| http_error(name, e))?;
-        check_status(name, &response)
+        let response = request.send().await.map_err(http_error)?;
+        check_status(&response)
     }
 }

@@ -12,7 +12,7 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{check_status, extra_headers, http_error, NotifyError};
+use super::{check_status, extra_headers, http_error, NotifyErrorKind};
 use crate::alert::message::{truncate, Message, MessageItem};
 use crate::config::{NotifierConfig, Secret, WebhookTemplate};
 
@@ -52,14 +52,10 @@ impl std::fmt::Debug for Webhook {
 
 impl Webhook {
     pub(super) fn new(
-        name: &str,
         config: &NotifierConfig,
         client: &reqwest::Client,
-    ) -> Result<Webhook, NotifyError> {
-        let invalid = |reason: &str| NotifyError::Config {
-            notifier: name.to_owned(),
-            reason: reason.to_owned(),
-        };
+    ) -> Result<Webhook, NotifyErrorKind> {
+        let invalid = NotifyErrorKind::config::<&str>;
         let raw = config
             .url
             .as_ref()
@@ -75,26 +71,23 @@ impl Webhook {
             url,
             secret: config.secret.clone(),
             template: config.template,
-            headers: extra_headers(name, &config.headers)?,
+            headers: extra_headers(&config.headers)?,
         })
     }
 
     pub(super) async fn send(
         &self,
-        name: &str,
         msg: &Message,
         timeout: Duration,
-    ) -> Result<(), NotifyError> {
+    ) -> Result<(), NotifyErrorKind> {
         let body = match self.template {
             WebhookTemplate::Json => msg.to_json(),
             WebhookTemplate::Slack => slack_body(msg),
             WebhookTemplate::Discord => discord_body(msg),
         };
         // Serialized once: the signature must cover exactly the bytes sent.
-        let bytes = serde_json::to_vec(&body).map_err(|e| NotifyError::Config {
-            notifier: name.to_owned(),
-            reason: format!("cannot serialize the body: {e}"),
-        })?;
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| NotifyErrorKind::config(format!("cannot serialize the body: {e}")))?;
         let mut request = self
             .client
             .post(self.url.clone())
@@ -105,12 +98,8 @@ impl Webhook {
         if let Some(secret) = &self.secret {
             request = request.header(SIGNATURE_HEADER, sign(secret.expose().as_bytes(), &bytes));
         }
-        let response = request
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| http_error(name, e))?;
-        check_status(name, &response)
+        let response = request.body(bytes).send().await.map_err(http_error)?;
+        check_status(&response)
     }
 }
 
