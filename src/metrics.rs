@@ -147,12 +147,14 @@ impl Metrics {
         );
         registry.register(
             "alerts_delivered",
-            "Alert deliveries that succeeded, by notifier",
+            "Alerts delivered, by notifier; counted per outbox row, so a digest of N matches \
+             counts N, as /healthz and the status page count them",
             alerts_delivered.clone(),
         );
         registry.register(
             "alerts_failed",
-            "Alert delivery attempts that failed, by notifier",
+            "Alert delivery attempts that failed, by notifier; counted per outbox row and \
+             attempt (a digest of N matches failing once counts N)",
             alerts_failed.clone(),
         );
         registry.register(
@@ -266,10 +268,14 @@ impl Metrics {
             .inc();
     }
 
-    /// Records one delivery attempt to `notifier`: whether it succeeded and how long it
-    /// took. Failed attempts are counted each time, retries included, since each one is
-    /// a real failure of the receiving end.
-    pub fn record_delivery(&self, notifier: &str, ok: bool, seconds: f64) {
+    /// Records one delivery attempt to `notifier`: whether it succeeded, how many outbox
+    /// rows its message carried (1, or a digest's matches) and how long it took.
+    ///
+    /// The counters count rows, the one unit of deliveries everywhere (`/healthz` and the
+    /// status page read the outbox rows): a digest of 5 matches is 5 alerts delivered.
+    /// Failed attempts are counted each time, retries included, since each one is a real
+    /// failure of the receiving end. The histogram times messages: one send is one wait.
+    pub fn record_delivery(&self, notifier: &str, ok: bool, rows: u64, seconds: f64) {
         let labels = NotifierLabels {
             notifier: notifier.to_owned(),
         };
@@ -278,7 +284,7 @@ impl Metrics {
         } else {
             &self.alerts_failed
         };
-        family.get_or_create(&labels).inc();
+        family.get_or_create(&labels).inc_by(rows);
         self.delivery_seconds.observe(seconds);
     }
 
@@ -416,8 +422,9 @@ mod tests {
         m.record_fetch("arxiv", FetchOutcome::Refused);
         m.record_ingest("hf", 27, 5, 0.004);
         m.record_parse_failure("drop");
-        m.record_delivery("ntfy", true, 0.2);
-        m.record_delivery("ntfy", false, 3.0);
+        m.record_delivery("ntfy", true, 1, 0.2);
+        m.record_delivery("digest", true, 3, 0.2);
+        m.record_delivery("ntfy", false, 1, 3.0);
         m.set_pending(4);
         m.record_feed_request(200);
         m.record_feed_request(304);
@@ -453,20 +460,25 @@ mod tests {
             at(r#"lookout_alerts_failed_total{notifier="ntfy"}"#),
             Some(1.0)
         );
+        // A digest counts its rows, as /healthz does; its send is timed once.
+        assert_eq!(
+            at(r#"lookout_alerts_delivered_total{notifier="digest"}"#),
+            Some(3.0)
+        );
         assert_eq!(at("lookout_alerts_pending"), Some(4.0));
         assert_eq!(
             at(r#"lookout_feed_requests_total{status="304"}"#),
             Some(2.0)
         );
         assert_eq!(at("lookout_ingest_seconds_count"), Some(1.0));
-        assert_eq!(at("lookout_delivery_seconds_count"), Some(2.0));
+        assert_eq!(at("lookout_delivery_seconds_count"), Some(3.0));
         assert_eq!(
             at(r#"lookout_delivery_seconds_bucket{le="0.25"}"#),
-            Some(1.0)
+            Some(2.0)
         );
         assert_eq!(
             at(r#"lookout_delivery_seconds_bucket{le="5.0"}"#),
-            Some(2.0)
+            Some(3.0)
         );
     }
 
@@ -525,8 +537,8 @@ mod tests {
         m.record_fetch("hf", FetchOutcome::Error);
         m.record_ingest("hf", 3, 3, 0.02);
         m.record_parse_failure("hf");
-        m.record_delivery("log", true, 0.0005);
-        m.record_delivery("log", false, 0.0005);
+        m.record_delivery("log", true, 1, 0.0005);
+        m.record_delivery("log", false, 1, 0.0005);
         m.record_feed_request(401);
         let text = m.encode();
         assert_exposition(&text);

@@ -328,9 +328,22 @@ async fn digest_sends_one_message_per_window_and_holds_open_windows() {
         1
     );
 
-    let worker = start(&store, &config, fast());
+    let metrics = lookout::metrics::Metrics::new();
+    let options = OutboxOptions {
+        metrics: Some(metrics.clone()),
+        ..fast()
+    };
+    let worker = start(&store, &config, options);
     wait_for(&store, "3 delivered", |c| c.delivered == 3).await;
     worker.stop().await;
+    // /metrics counts the digest's rows, as the store (and so /healthz) does.
+    assert!(
+        metrics
+            .encode()
+            .contains("lookout_alerts_delivered_total{notifier=\"hook\"} 3\n"),
+        "{}",
+        metrics.encode()
+    );
 
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests.len(), 1, "one message for the window");

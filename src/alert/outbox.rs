@@ -618,6 +618,7 @@ async fn deliver(
         m.record_delivery(
             &notifier_name,
             result.is_ok(),
+            rows.len() as u64,
             started.elapsed().as_secs_f64(),
         );
     }
@@ -633,24 +634,25 @@ async fn deliver(
         }
         Err(error) if attempt >= max_attempts || error.is_permanent() => {
             tracing::warn!(rule = %rule, notifier = %notifier_name, attempts = attempt,
-                title = %first.item.title, error = %error,
+                title = %first.item.title, error = %error.kind,
                 "outbox: delivery failed for good");
+            // The row and the line name the notifier already: the kind says the rest.
             Mark::Failed {
                 at: Utc::now(),
-                error: error.to_string(),
+                error: error.kind.to_string(),
             }
         }
         Err(error) => {
             // The receiver's Retry-After wins over our backoff, within reason.
             let delay = crate::retry::jittered(attempt, options.backoff_base, options.backoff_max)
                 .max(error.retry_after().unwrap_or_default().min(MAX_RETRY_AFTER));
-            tracing::info!(rule = %rule, notifier = %notifier_name, attempt,
+            tracing::warn!(rule = %rule, notifier = %notifier_name, attempt,
                 retry_in = %humantime::format_duration(Duration::from_secs(delay.as_secs())),
-                error = %error, "outbox: delivery failed; will retry");
+                error = %error.kind, "outbox: delivery failed; will retry");
             Mark::Retry {
                 next: Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1)),
-                error: error.to_string(),
+                error: error.kind.to_string(),
             }
         }
     };

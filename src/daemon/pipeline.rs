@@ -559,7 +559,7 @@ impl Pipeline {
                 tracing::info!(source = %page.source, origin = %page.origin, "same capture seen before; skipped")
             }
             Outcome::Failed { reason } => {
-                tracing::warn!(source = %page.source, origin = %page.origin, %reason, "page refused");
+                tracing::debug!(source = %page.source, origin = %page.origin, %reason, "page refused");
                 self.metrics.record_parse_failure(&page.source);
             }
             Outcome::Deferred { reason } => {

@@ -215,7 +215,7 @@ impl HttpSource {
             delay = match &result {
                 Ok(outcome) => {
                     failures = 0;
-                    tracing::info!(source = %self.name, ?outcome, "fetched");
+                    tracing::debug!(source = %self.name, ?outcome, "fetched");
                     self.next_regular_delay()
                 }
                 Err(HttpError::PipelineClosed { .. }) => return,
