@@ -288,7 +288,7 @@ impl Watchdog {
                 self.counts.withheld.fetch_add(1, Ordering::AcqRel);
                 if !was_stale {
                     tracing::error!(
-                        loops = ?stale, interval = ?self.interval,
+                        loops = %stale.join(", "), interval = %humantime::format_duration(self.interval),
                         "loops stopped reporting; withholding watchdog pings so systemd restarts the service"
                     );
                     was_stale = true;
