@@ -419,11 +419,7 @@ impl Pipeline {
                 *held = Held::default();
             } else {
                 held.tries += 1;
-                let delay = crate::sources::http::schedule::backoff(
-                    held.tries,
-                    HOLD_RETRY_BASE,
-                    HOLD_RETRY_MAX,
-                );
+                let delay = crate::retry::backoff(held.tries, HOLD_RETRY_BASE, HOLD_RETRY_MAX);
                 held.next_try = Some(tokio::time::Instant::now() + delay);
             }
             return;
