@@ -517,12 +517,7 @@ impl Worker {
                     Ok(())
                 })
             };
-            match &result {
-                Ok(()) => health.wrote(),
-                Err(e) => {
-                    health.failed(s, e);
-                }
-            }
+            note_write(&health, s, &result);
             Ok((written, result))
         })
         .await;
@@ -660,12 +655,7 @@ async fn deliver(
     let kept = recording.clone();
     let recorded = with_store(&store, move |s| {
         let result = recording.write(s);
-        match &result {
-            Ok(()) => health.wrote(),
-            Err(e) => {
-                health.failed(s, e);
-            }
-        }
+        note_write(&health, s, &result);
         result
     })
     .await;
@@ -674,6 +664,17 @@ async fn deliver(
         recording: kept,
         error,
     })
+}
+
+/// Tells the store's health record how a write went, so `/healthz`, the status page and
+/// the pipeline see a full disk the worker ran into (and its end).
+fn note_write(health: &StoreHealth, s: &Store, result: &Result<(), StoreError>) {
+    match result {
+        Ok(()) => health.wrote(),
+        Err(e) => {
+            health.failed(s, e);
+        }
+    }
 }
 
 /// A notifier's rate limit: `per_minute` sends at once (the burst a full bucket allows

@@ -18,7 +18,7 @@ mod webhook;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use super::message::Message;
 use crate::config::{Config, NotifierConfig, NotifierKind, Secret};
@@ -347,6 +347,31 @@ fn extra_headers(
         map.insert(header, value);
     }
     Ok(map)
+}
+
+/// A POST of `msg` to `url` with what every HTTP notifier sends: its configured extra
+/// headers, a JSON content type and the message's `Idempotency-Key`. The caller adds
+/// the body and its own headers.
+fn post_json(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    timeout: Duration,
+    headers: &HeaderMap,
+    msg: &Message,
+) -> reqwest::RequestBuilder {
+    client
+        .post(url.clone())
+        .timeout(timeout)
+        .headers(headers.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", &msg.idempotency_key)
+}
+
+/// Sends a request and turns its answer into `Ok` for 2xx, else the failure (see
+/// [`check_status`], [`http_error`]).
+async fn send_checked(request: reqwest::RequestBuilder) -> Result<(), NotifyErrorKind> {
+    let response = request.send().await.map_err(http_error)?;
+    check_status(&response)
 }
 
 /// Turns a response into `Ok` for 2xx, else a [`NotifyErrorKind::Status`] carrying the

@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, AUTHORIZATION};
 use serde_json::json;
 
-use super::{check_status, extra_headers, http_error, NotifyErrorKind};
+use super::{extra_headers, post_json, send_checked, NotifyErrorKind};
 use crate::alert::message::{truncate, Message};
 use crate::config::{NotifierConfig, Secret};
 
@@ -78,14 +78,8 @@ impl Ntfy {
         if let Some(priority) = self.priority {
             body["priority"] = json!(priority);
         }
-        let mut request = self
-            .client
-            .post(self.endpoint.clone())
-            .timeout(timeout)
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", &msg.idempotency_key)
-            .json(&body);
+        let mut request =
+            post_json(&self.client, &self.endpoint, timeout, &self.headers, msg).json(&body);
         if let Some(token) = &self.token {
             let mut value =
                 reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
@@ -93,7 +87,6 @@ impl Ntfy {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
-        let response = request.send().await.map_err(http_error)?;
-        check_status(&response)
+        send_checked(request).await
     }
 }

@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{check_status, extra_headers, http_error, NotifyErrorKind};
+use super::{extra_headers, post_json, send_checked, NotifyErrorKind};
 use crate::alert::message::{truncate, Message, MessageItem};
 use crate::config::{NotifierConfig, Secret, WebhookTemplate};
 
@@ -88,18 +88,11 @@ impl Webhook {
         // Serialized once: the signature must cover exactly the bytes sent.
         let bytes = serde_json::to_vec(&body)
             .map_err(|e| NotifyErrorKind::config(format!("cannot serialize the body: {e}")))?;
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .timeout(timeout)
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", &msg.idempotency_key);
+        let mut request = post_json(&self.client, &self.url, timeout, &self.headers, msg);
         if let Some(secret) = &self.secret {
             request = request.header(SIGNATURE_HEADER, sign(secret.expose().as_bytes(), &bytes));
         }
-        let response = request.body(bytes).send().await.map_err(http_error)?;
-        check_status(&response)
+        send_checked(request.body(bytes)).await
     }
 }
 
