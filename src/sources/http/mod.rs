@@ -227,7 +227,7 @@ impl HttpSource {
                         self.max_backoff,
                         error.retry_after(),
                     );
-                    tracing::warn!(source = %self.name, %error, failures, retry_in = ?delay, "fetch failed");
+                    tracing::warn!(source = %self.name, %error, failures, retry_in = %humantime::format_duration(delay), "fetch failed");
                     delay
                 }
                 Err(error) => {
