@@ -197,8 +197,8 @@ fn source_views(state: &AppState, fetch: &[(String, crate::store::FetchState)]) 
         .map(|s| {
             let name = s.name.get_ref().clone();
             let warnings = state.live.source_warnings(&name);
-            match s.kind.get_ref() {
-                SourceKind::Http => {
+            match &s.kind {
+                SourceKind::Http(_) => {
                     let f = fetch
                         .iter()
                         .find(|(n, _)| *n == name)
@@ -215,7 +215,7 @@ fn source_views(state: &AppState, fetch: &[(String, crate::store::FetchState)]) 
                         warnings: warnings.clone(),
                     }
                 }
-                SourceKind::Folder => {
+                SourceKind::Folder(_) => {
                     let h = state.live.folder_health(&name);
                     SourceView {
                         name,

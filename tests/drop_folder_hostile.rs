@@ -344,7 +344,8 @@ impl Harness {
             "[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = \"50ms\"\n"
         );
         let config = lookout::config::Config::parse(&text, "t.toml").unwrap();
-        let source = tune(FolderSource::new(&config.sources[0]));
+        let folder = config.sources[0].folder().expect("a folder source");
+        let source = tune(FolderSource::new(&config.sources[0], folder));
         let (tx, mut rx) = mpsc::channel::<Capture>(8);
         let sent: Sent = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&sent);

@@ -46,7 +46,9 @@ fn source_config(name: &str, url: &str, extra: &str) -> SourceConfig {
 /// users, so tests run fast).
 fn fast_config(name: &str, url: &str, every: Duration, extra: &str) -> SourceConfig {
     let mut cfg = source_config(name, url, extra);
-    cfg.every = HumanDuration(every);
+    if let lookout::config::SourceKind::Http(http) = &mut cfg.kind {
+        http.every = HumanDuration(every);
+    }
     cfg
 }
 

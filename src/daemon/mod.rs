@@ -51,11 +51,11 @@ pub enum DaemonError {
         /// The store error.
         source: StoreError,
     },
-    /// The server could not bind its socket.
+    /// The server could not resolve or bind its socket.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The configured address.
-        addr: std::net::SocketAddr,
+        addr: crate::config::Listen,
         /// The I/O error.
         source: std::io::Error,
     },
@@ -75,6 +75,14 @@ pub enum DaemonError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// `lookout import --source` names a source the config does not have.
+    #[error("no source {name:?} in the config (sources: {known})")]
+    UnknownSource {
+        /// The name given.
+        name: String,
+        /// The configured source names, comma-separated.
+        known: String,
     },
     /// A blocking task panicked.
     #[error("{0} task failed")]
@@ -197,9 +205,9 @@ impl Sources {
         let name = cfg.name.get_ref().clone();
         let (stop, stopped) = watch::channel(false);
         let tx = self.tx.clone();
-        let task = match cfg.kind.get_ref() {
-            SourceKind::Folder => {
-                let source = FolderSource::new(cfg);
+        let task = match &cfg.kind {
+            SourceKind::Folder(folder) => {
+                let source = FolderSource::new(cfg, folder);
                 let name = name.clone();
                 let (watching, started) = tokio::sync::oneshot::channel();
                 self.starting.push(started);
@@ -209,7 +217,7 @@ impl Sources {
                     }
                 })
             }
-            SourceKind::Http => match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
+            SourceKind::Http(_) => match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
                 Ok(source) => {
                     tokio::spawn(source.with_metrics(self.metrics.clone()).run(tx, stopped))
                 }
@@ -255,11 +263,14 @@ impl Sources {
 
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
-    let listener = server::bind(config.server.listen).map_err(|source| DaemonError::Listen {
-        addr: config.server.listen,
+    let listener = listen(&config.server.listen).map_err(|source| DaemonError::Listen {
+        addr: config.server.listen.clone(),
         source,
     })?;
-    let bound = listener.local_addr().unwrap_or(config.server.listen);
+    let bound = listener.local_addr().map_err(|source| DaemonError::Listen {
+        addr: config.server.listen.clone(),
+        source,
+    })?;
     let config = Arc::new(with_base_url(config, bound));
     let (store, generation) = open_with_generation(&config).await?;
     let health = StoreHealth::new(Some(database_path(&config)));
@@ -423,6 +434,22 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves `listen` (a host name may name several addresses) and binds the first
+/// address that can be bound.
+fn listen(listen: &crate::config::Listen) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        "the name resolves to no address",
+    );
+    for addr in listen.resolve()? {
+        match server::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Feeds need absolute links: without a configured `base_url`, the address actually

@@ -21,6 +21,7 @@
 //! on a quiet time alone. A temporary error (out of descriptors or space) leaves the
 //! file in place for a retry with a backoff; it never sends a good capture to `failed/`.
 
+mod config;
 mod drop_dir;
 mod writers;
 
@@ -35,10 +36,11 @@ use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, R
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::config::{AfterIngest, FolderConfig};
 pub use self::drop_dir::{is_temporary, FileAwayError, Refusal};
 use self::drop_dir::{DropDir, FileId, Found, Shelf};
 use super::{content_hash, Capture, Outcome, Page};
-use crate::config::{AfterIngest, SelectorsConfig, SourceConfig};
+use crate::config::{SelectorsConfig, SourceConfig};
 use crate::parse::{ParseContext, ParseError};
 
 /// Why the folder source could not start.
@@ -142,20 +144,16 @@ struct Pending {
 }
 
 impl FolderSource {
-    /// Builds the source from its config (which validation guarantees has a `path`).
-    pub fn new(cfg: &SourceConfig) -> Self {
+    /// Builds the source from a source's shared config and its folder keys.
+    pub fn new(cfg: &SourceConfig, folder: &FolderConfig) -> Self {
         FolderSource {
             name: cfg.name.get_ref().clone(),
-            dir: cfg
-                .path
-                .as_ref()
-                .map(|p| p.get_ref().clone())
-                .unwrap_or_else(|| PathBuf::from(".")),
+            dir: folder.path.clone(),
             format: cfg.format.get_ref().clone(),
             selectors: cfg.selectors.clone(),
-            after: cfg.after,
-            max_file_size: cfg.max_file_size,
-            settle: cfg.settle.0,
+            after: folder.after,
+            max_file_size: folder.max_file_size,
+            settle: folder.settle.0,
             writer_quiet: WRITER_QUIET,
         }
     }

@@ -23,6 +23,11 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use super::message::Message;
 use crate::config::{Config, NotifierConfig, NotifierKind, Secret};
 
+pub use command::CommandConfig;
+pub use email::{EmailConfig, SmtpTls};
+pub use ntfy::NtfyConfig;
+pub use webhook::{WebhookConfig, WebhookTemplate};
+
 /// Why a notifier could not be built or a message not delivered. Every variant names
 /// the notifier; none carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -168,14 +173,14 @@ impl Notifier {
         client: &mut LazyClient,
     ) -> Result<Notifier, NotifyError> {
         let name = config.name.get_ref().clone();
-        let kind = match config.kind.get_ref() {
+        let kind = match &config.kind {
             NotifierKind::Log => Kind::Log,
-            NotifierKind::Webhook => {
-                Kind::Webhook(webhook::Webhook::new(&name, config, &client.get()?)?)
+            NotifierKind::Webhook(c) => {
+                Kind::Webhook(webhook::Webhook::new(&name, c, &client.get()?)?)
             }
-            NotifierKind::Ntfy => Kind::Ntfy(ntfy::Ntfy::new(&name, config, &client.get()?)?),
-            NotifierKind::Email => Kind::Email(email::Email::new(&name, config)?),
-            NotifierKind::Command => Kind::Command(command::Command::new(&name, config)?),
+            NotifierKind::Ntfy(c) => Kind::Ntfy(ntfy::Ntfy::new(&name, c, &client.get()?)?),
+            NotifierKind::Email(c) => Kind::Email(email::Email::new(&name, c, config.timeout.0)?),
+            NotifierKind::Command(c) => Kind::Command(command::Command::new(c)),
         };
         Ok(Notifier {
             name,

@@ -18,7 +18,8 @@ use reqwest::{redirect, StatusCode};
 use url::Url;
 
 use super::schedule;
-use crate::config::{Secret, SourceConfig, SourceUrl, DEFAULT_MAX_SIZE};
+use super::HttpSourceConfig;
+use crate::config::{Secret, SourceUrl, DEFAULT_MAX_SIZE};
 use crate::store::StoreError;
 
 /// The User-Agent sent when the config names none.
@@ -188,7 +189,7 @@ impl Default for Limits {
 
 impl Limits {
     /// The limits a source config asks for.
-    pub fn from_source(cfg: &SourceConfig) -> Self {
+    pub fn from_source(cfg: &HttpSourceConfig) -> Self {
         Limits {
             connect_timeout: cfg.connect_timeout.0,
             timeout: cfg.timeout.0,

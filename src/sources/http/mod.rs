@@ -16,6 +16,7 @@
 //! retry sooner than a 429/503 `Retry-After` asks. A page that arrives but does not
 //! parse is recorded as a failure but keeps the normal schedule: the server is fine.
 
+mod config;
 mod fetch;
 mod gate;
 pub mod schedule;
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 use url::Url;
 
+pub use config::HttpSourceConfig;
 pub use fetch::{fetch_url, Fetched, HttpError, Limits, DEFAULT_USER_AGENT};
 pub use gate::HostGate;
 
@@ -113,31 +115,30 @@ impl HttpSource {
             source_name: name.clone(),
             reason,
         };
-        let configured = cfg
-            .url
-            .as_ref()
-            .map(|u| u.get_ref())
-            .ok_or_else(|| config_error("an http source needs a `url`".into()))?;
+        let http = cfg
+            .http()
+            .ok_or_else(|| config_error("not an http source".into()))?;
+        let configured = http.url.get_ref();
         // Errors show the URL as configured: the expanded one may hold a secret.
         let url = Url::parse(configured.expose())
             .map_err(|e| config_error(format!("invalid url {configured:?}: {e}")))?;
         let host =
             host_key(&url).ok_or_else(|| config_error(format!("url {configured} has no host")))?;
-        let limits = Limits::from_source(cfg);
-        let client = fetch::build_client(&name, &limits, &cfg.headers, Some(configured))?;
-        let every = cfg.every.0;
+        let limits = Limits::from_source(http);
+        let client = fetch::build_client(&name, &limits, &http.headers, Some(configured))?;
+        let every = http.every.0;
         Ok(HttpSource {
             url,
             format: cfg.format.get_ref().clone(),
-            alert_on_first: cfg.alert_on_first,
+            alert_on_first: http.alert_on_first,
             client,
             limits,
             every,
-            jitter: cfg
+            jitter: http
                 .jitter
                 .as_ref()
                 .map_or_else(|| schedule::default_jitter(every), |j| j.0),
-            max_backoff: cfg.max_backoff.0,
+            max_backoff: http.max_backoff.0,
             backoff_base: schedule::DEFAULT_BACKOFF_BASE,
             start_delay: schedule::DEFAULT_START_DELAY,
             metrics: None,
