@@ -65,9 +65,12 @@ pub enum DaemonError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
-    /// Alert rules or notifiers could not be built from the config.
-    #[error("alerts: {0}")]
-    Alerts(String),
+    /// Alert rules could not be compiled from the config.
+    #[error("alert rules: {0}")]
+    Rules(#[from] crate::alert::RuleError),
+    /// Notifiers could not be built from the config.
+    #[error("notifiers: {0}")]
+    Notifiers(#[from] crate::alert::NotifyError),
     /// The import folder could not be read.
     #[error("reading import folder {path}: {source}")]
     ImportDir {
@@ -110,10 +113,8 @@ struct Alerts {
 
 impl Alerts {
     fn build(config: &Config) -> Result<Alerts, DaemonError> {
-        let rules =
-            RuleSet::compile(&config.alerts).map_err(|e| DaemonError::Alerts(e.to_string()))?;
-        let notifiers =
-            Notifiers::from_config(config).map_err(|e| DaemonError::Alerts(e.to_string()))?;
+        let rules = RuleSet::compile(&config.alerts)?;
+        let notifiers = Notifiers::from_config(config)?;
         Ok(Alerts {
             rules: Arc::new(rules),
             notifiers: Arc::new(notifiers),
@@ -370,19 +371,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         // READY=1 again once this reload is over, whether it was taken or refused.
         let _ready_again = ReadyAgain;
         // Everything that can fail is built first; only then is anything switched.
-        let built = Config::load(path)
-            .map(|new| with_base_url(new, bound))
-            .map_err(|e| e.to_string())
-            .and_then(|new| {
-                Alerts::build(&new)
-                    .map(|a| (new, a))
-                    .map_err(|e| e.to_string())
-            });
-        let (new, alerts) = match built {
+        let (new, alerts) = match prepare_reload(path, &config, bound) {
             Ok(ok) => ok,
             Err(e) => {
                 tracing::error!(error = %e, "new config refused; the running config stays");
-                live.reload_refused(e);
+                live.reload_refused(e.to_string());
                 continue;
             }
         };
@@ -402,9 +395,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             Some(&heartbeat),
             &health,
         );
-        if new.server.listen != config.server.listen {
-            tracing::warn!("server.listen changed; it takes effect at the next restart");
-        }
         tracing::info!(config = %path.display(), "config reloaded");
     }
 
@@ -434,6 +424,55 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Why a reloaded config was refused; the running one stays.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    /// The file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Its rules or notifiers cannot be built.
+    #[error(transparent)]
+    Alerts(#[from] DaemonError),
+    /// A setting only a restart can change was changed: applying the rest and not it
+    /// would leave the daemon half in the old config and half in the new.
+    #[error("`{key}` changed from {from} to {to}; it cannot change while lookout runs: restart lookout to apply it")]
+    NeedsRestart {
+        /// The key, as written in the file.
+        key: &'static str,
+        /// The running value.
+        from: String,
+        /// The value in the new file.
+        to: String,
+    },
+}
+
+/// Reads the config file again and builds everything it needs, without switching
+/// anything. `state_dir` (the open store, the feed files) and `[server] listen` (the
+/// bound socket) stay as they are while the daemon runs, so a new value is refused.
+fn prepare_reload(
+    path: &std::path::Path,
+    running: &Config,
+    bound: std::net::SocketAddr,
+) -> Result<(Config, Alerts), ReloadError> {
+    let new = with_base_url(Config::load(path)?, bound);
+    if new.state_dir != running.state_dir {
+        return Err(ReloadError::NeedsRestart {
+            key: "state_dir",
+            from: running.state_dir.display().to_string(),
+            to: new.state_dir.display().to_string(),
+        });
+    }
+    if new.server.listen != running.server.listen {
+        return Err(ReloadError::NeedsRestart {
+            key: "listen",
+            from: running.server.listen.to_string(),
+            to: new.server.listen.to_string(),
+        });
+    }
+    let alerts = Alerts::build(&new)?;
+    Ok((new, alerts))
 }
 
 /// Resolves `listen` (a host name may name several addresses) and binds the first
