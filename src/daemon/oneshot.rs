@@ -18,7 +18,7 @@ use crate::parse::Parsed;
 use crate::publish::Publisher;
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
-use crate::sources::{Capture, Outcome, Page};
+use crate::sources::{Outcome, Page, Report};
 use crate::store::{self, Matcher, SharedStore, StoreHealth};
 
 /// One source's result in a `lookout once` pass.
@@ -44,7 +44,7 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     // Shared by the pipeline and the delivery pass: a store found unable to write
     // while ingesting pauses the deliveries too.
     let health = StoreHealth::new(Some(super::database_path(&config)));
-    let (tx, rx) = mpsc::channel::<Capture>(64);
+    let (tx, rx) = mpsc::channel::<Report>(64);
     let pipeline = tokio::spawn(pipeline(
         rx,
         Pipeline {
@@ -155,7 +155,7 @@ async fn deliver_due(
 async fn folder_pass(
     cfg: &SourceConfig,
     folder: &FolderConfig,
-    tx: &mpsc::Sender<Capture>,
+    tx: &mpsc::Sender<Report>,
 ) -> (bool, String) {
     let mut source = FolderSource::new(cfg, folder);
     match source.once(tx).await {
@@ -186,7 +186,7 @@ async fn http_pass(
     cfg: &SourceConfig,
     gate: HostGate,
     store: SharedStore,
-    tx: &mpsc::Sender<Capture>,
+    tx: &mpsc::Sender<Report>,
 ) -> (bool, String) {
     use crate::sources::http::FetchOutcome;
     let source = match HttpSource::new(cfg, gate, store) {

@@ -34,12 +34,13 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 pub use self::config::{AfterIngest, FolderConfig};
 pub use self::drop_dir::{is_temporary, FileAwayError, Refusal};
 use self::drop_dir::{DropDir, FileId, Found, Shelf};
-use super::{content_hash, Capture, Outcome, Page};
+use super::{content_hash, Capture, Outcome, Page, Report};
 use crate::config::{SelectorsConfig, SourceConfig};
 use crate::parse::{ParseContext, ParseError};
 
@@ -179,15 +180,15 @@ impl FolderSource {
         Ok(Arc::new(drop))
     }
 
-    /// Watches the folder until `shutdown` turns true, sending each complete file to `tx`.
+    /// Watches the folder until `shutdown` is cancelled, sending each complete file to `tx`.
     /// `watching` is told once the watch is set: from then on no file written is missed.
     ///
     /// Files are handled one at a time, in the order they became complete; the watcher
     /// keeps collecting events meanwhile.
     pub async fn run(
         mut self,
-        tx: mpsc::Sender<Capture>,
-        mut shutdown: watch::Receiver<bool>,
+        tx: mpsc::Sender<Report>,
+        shutdown: CancellationToken,
         watching: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), FolderError> {
         let folder = self.prepare()?;
@@ -228,7 +229,7 @@ impl FolderSource {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.changed() => break,
+                () = shutdown.cancelled() => break,
                 event = events.recv() => {
                     let Some(event) = event else { break };
                     match event {
@@ -471,7 +472,7 @@ impl FolderSource {
         &self,
         folder: &Arc<DropDir>,
         path: &Path,
-        tx: &mpsc::Sender<Capture>,
+        tx: &mpsc::Sender<Report>,
     ) -> Taken {
         let Some(name) = path.file_name().map(OsStr::to_owned) else {
             return Taken::Gone;
@@ -537,9 +538,9 @@ impl FolderSource {
         let capture = Capture {
             page,
             reply,
-            fetch_state: None,
+            validators: None,
         };
-        if tx.send(capture).await.is_err() {
+        if tx.send(Report::Page(capture)).await.is_err() {
             return Taken::PipelineClosed;
         }
         // The pipeline finishes in-flight work on shutdown, so the answer comes unless
@@ -585,7 +586,7 @@ impl FolderSource {
     /// is left for the next pass), oldest first. Returns each file's outcome.
     pub async fn once(
         &mut self,
-        tx: &mpsc::Sender<Capture>,
+        tx: &mpsc::Sender<Report>,
     ) -> Result<Vec<(PathBuf, Outcome)>, FolderError> {
         let folder = self.prepare()?;
         let mut outcomes = Vec::new();
