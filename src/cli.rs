@@ -172,9 +172,10 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
                 format!("{:?}", f.after).to_lowercase()
             ),
             SourceKind::Http(h) => {
-                let jitter = h
-                    .jitter
-                    .map_or_else(|| crate::sources::http::schedule::default_jitter(h.every.0), |j| j.0);
+                let jitter = h.jitter.map_or_else(
+                    || crate::sources::http::schedule::default_jitter(h.every.0),
+                    |j| j.0,
+                );
                 format!(
                     "http {} every {} (+ up to {} jitter)",
                     h.url.get_ref(),
@@ -183,7 +184,12 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
                 )
             }
         };
-        let _ = writeln!(out, "source {}: {what}, format {}", s.name(), s.format.get_ref());
+        let _ = writeln!(
+            out,
+            "source {}: {what}, format {}",
+            s.name(),
+            s.format.get_ref()
+        );
     }
     for n in &cfg.notifiers {
         // Only what is safe to show: never a URL path, token or password.

@@ -619,8 +619,12 @@ impl<'i> Tagged<'i> {
     /// The shared keys, typed.
     fn common<T: for<'de> Deserialize<'de>>(&self) -> Result<T, Located> {
         let table = Spanned::new(self.span.clone(), DeValue::Table(self.common.clone()));
-        T::deserialize(toml::de::ValueDeserializer::from(table))
-            .map_err(|e| (e.span().unwrap_or(self.span.clone()), e.message().to_owned()))
+        T::deserialize(toml::de::ValueDeserializer::from(table)).map_err(|e| {
+            (
+                e.span().unwrap_or(self.span.clone()),
+                e.message().to_owned(),
+            )
+        })
     }
 
     /// The kind's own keys, typed. A missing required key points at the `kind` tag and
@@ -721,9 +725,8 @@ impl std::str::FromStr for Listen {
         if let Ok(addr) = text.parse::<SocketAddr>() {
             return Ok(Listen::from(addr));
         }
-        let wrong = || {
-            format!("{text:?} is not host:port (e.g. \"127.0.0.1:8080\" or \"localhost:8080\")")
-        };
+        let wrong =
+            || format!("{text:?} is not host:port (e.g. \"127.0.0.1:8080\" or \"localhost:8080\")");
         let (host, port) = text.rsplit_once(':').ok_or_else(wrong)?;
         let port = port.parse::<u16>().map_err(|_| wrong())?;
         // A host name; an IP address (even a bracketed IPv6 one) parsed above.
@@ -796,7 +799,10 @@ impl<'de> Deserialize<'de> for TargetUrl {
 /// Only `http` and `https` URLs with a host are fetched or posted to.
 fn check_scheme(url: &url::Url) -> Result<(), String> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url scheme {:?} is not http or https", url.scheme()));
+        return Err(format!(
+            "url scheme {:?} is not http or https",
+            url.scheme()
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("the url has no host".to_owned());
@@ -818,9 +824,8 @@ impl SelectorsConfig {
         ];
         for (key, css) in selectors {
             if let Some(css) = css {
-                scraper::Selector::parse(css).map_err(|e| {
-                    format!("selectors.{key}: invalid CSS selector {css:?}: {e}")
-                })?;
+                scraper::Selector::parse(css)
+                    .map_err(|e| format!("selectors.{key}: invalid CSS selector {css:?}: {e}"))?;
             }
         }
         if let Some(format) = &self.date_format {
@@ -1348,17 +1353,24 @@ mod tests {
         let err = refused(
             "[[source]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://example.org/\"\nsettle = \"1s\"\n",
         );
-        assert!(err.starts_with("c.toml:5:1: key `settle` in [[source]]"), "{err}");
+        assert!(
+            err.starts_with("c.toml:5:1: key `settle` in [[source]]"),
+            "{err}"
+        );
         assert!(err.contains("does not apply to a http source"), "{err}");
 
         let err = refused(
             "[[notifier]]\nname = \"m\"\nkind = \"email\"\nhost = \"smtp.example.org\"\n\
              from = \"a@example.org\"\nto = [\"b@example.org\"]\ntopic = \"x\"\n",
         );
-        assert!(err.starts_with("c.toml:7:1: key `topic` in [[notifier]]"), "{err}");
+        assert!(
+            err.starts_with("c.toml:7:1: key `topic` in [[notifier]]"),
+            "{err}"
+        );
         assert!(err.contains("does not apply to a email notifier"), "{err}");
 
-        let err = refused("[[source]]\nname = \"d\"\nkind = \"folder\"\npath = \"d\"\nevery = \"1m\"\n");
+        let err =
+            refused("[[source]]\nname = \"d\"\nkind = \"folder\"\npath = \"d\"\nevery = \"1m\"\n");
         assert!(err.starts_with("c.toml:5:1: key `every`"), "{err}");
     }
 
@@ -1378,12 +1390,18 @@ mod tests {
     fn webhook_and_ntfy_urls_must_be_http_or_https_and_are_never_shown() {
         for (url, why) in [
             ("notaurl", "not a valid URL"),
-            ("ftp://hooks.example.org/T0K3N", "url scheme \"ftp\" is not http or https"),
+            (
+                "ftp://hooks.example.org/T0K3N",
+                "url scheme \"ftp\" is not http or https",
+            ),
         ] {
             let err = refused(&format!(
                 "[[notifier]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"{url}\"\n"
             ));
-            assert!(err.starts_with("c.toml:4:7: key `url` in [[notifier]]"), "{err}");
+            assert!(
+                err.starts_with("c.toml:4:7: key `url` in [[notifier]]"),
+                "{err}"
+            );
             assert!(err.contains(why), "{err}");
             assert!(!err.contains("T0K3N"), "the URL may be a credential: {err}");
         }
@@ -1399,14 +1417,24 @@ mod tests {
     fn selectors_and_date_formats_are_compiled_when_the_config_is_read() {
         let source = "[[source]]\nname = \"s\"\nkind = \"http\"\nurl = \"https://example.org/\"\n\
                       format = \"selectors\"\n";
-        let err = refused(&format!("{source}selectors = {{ item = \"article[\", title = \"h2\" }}\n"));
+        let err = refused(&format!(
+            "{source}selectors = {{ item = \"article[\", title = \"h2\" }}\n"
+        ));
         assert!(err.starts_with("c.toml:6:13: key `selectors`"), "{err}");
-        assert!(err.contains("selectors.item: invalid CSS selector"), "{err}");
+        assert!(
+            err.contains("selectors.item: invalid CSS selector"),
+            "{err}"
+        );
         let err = refused(&format!(
             "{source}selectors = {{ item = \"a\", title = \"h2\", date_format = \"%d %Q\" }}\n"
         ));
-        assert!(err.contains("selectors.date_format \"%d %Q\" is not a chrono format"), "{err}");
-        let ok = format!("{source}selectors = {{ item = \"a\", title = \"h2\", date_format = \"%d %B %Y\" }}\n");
+        assert!(
+            err.contains("selectors.date_format \"%d %Q\" is not a chrono format"),
+            "{err}"
+        );
+        let ok = format!(
+            "{source}selectors = {{ item = \"a\", title = \"h2\", date_format = \"%d %B %Y\" }}\n"
+        );
         assert!(Config::parse(&ok, "c.toml").is_ok());
         // Selectors on a source that does not use them are a mistake, not a no-op.
         let err = refused(
@@ -1423,7 +1451,9 @@ mod tests {
         for format in crate::parse::formats() {
             assert!(names.contains(&format.name()), "{}", format.name());
         }
-        let err = refused("[[source]]\nname = \"d\"\nkind = \"folder\"\npath = \"d\"\nformat = \"rss\"\n");
+        let err = refused(
+            "[[source]]\nname = \"d\"\nkind = \"folder\"\npath = \"d\"\nformat = \"rss\"\n",
+        );
         assert!(err.starts_with("c.toml:5:10: key `format`"), "{err}");
     }
 
@@ -1432,7 +1462,10 @@ mod tests {
         let err = refused(
             "[[source]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://example.org/\"\nevery = \"0s\"\n",
         );
-        assert!(err.starts_with("c.toml:5:9: key `every` in [[source]]"), "{err}");
+        assert!(
+            err.starts_with("c.toml:5:9: key `every` in [[source]]"),
+            "{err}"
+        );
         assert!(err.contains("at least 1s"), "{err}");
     }
 
@@ -1441,12 +1474,20 @@ mod tests {
         let c = Config::parse("[server]\nlisten = \"localhost:8080\"\n", "c.toml").unwrap();
         assert_eq!(c.server.listen.to_string(), "localhost:8080");
         let resolved = c.server.listen.resolve().expect("localhost resolves");
-        assert!(resolved.iter().all(|a| a.ip().is_loopback() && a.port() == 8080), "{resolved:?}");
+        assert!(
+            resolved
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080),
+            "{resolved:?}"
+        );
         let c = Config::parse("[server]\nlisten = \"[::1]:9\"\n", "c.toml").unwrap();
         assert_eq!(c.server.listen.to_string(), "[::1]:9");
         for bad in ["localhost", "localhost:http", ":80", "a b:80"] {
             let err = refused(&format!("[server]\nlisten = \"{bad}\"\n"));
-            assert!(err.starts_with("c.toml:2:10: key `listen` in [server]"), "{err}");
+            assert!(
+                err.starts_with("c.toml:2:10: key `listen` in [server]"),
+                "{err}"
+            );
             assert!(err.contains("is not host:port"), "{err}");
         }
     }
@@ -1463,7 +1504,10 @@ mod tests {
     #[test]
     fn rules_are_refused_where_they_are_compiled_at_the_rules_name() {
         let err = refused("[[alert]]\nname = \"r\"\nnone = [\"x\"]\n");
-        assert!(err.starts_with("c.toml:2:8: key `name` in [[alert]]"), "{err}");
+        assert!(
+            err.starts_with("c.toml:2:8: key `name` in [[alert]]"),
+            "{err}"
+        );
         assert!(err.contains("needs at least one of"), "{err}");
         let err = refused("[[alert]]\nname = \"r\"\nany = [\" \"]\n");
         assert!(err.contains("empty keyword in `any`"), "{err}");

@@ -325,7 +325,10 @@ fn check_prints_every_source_rule_and_notifier_that_will_run() {
     ] {
         assert!(stdout.contains(line), "wants {line:?} in:\n{stdout}");
     }
-    assert!(!stdout.contains("s3cr3t"), "a webhook path may be its credential: {stdout}");
+    assert!(
+        !stdout.contains("s3cr3t"),
+        "a webhook path may be its credential: {stdout}"
+    );
 }
 
 #[test]

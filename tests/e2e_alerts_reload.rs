@@ -216,3 +216,21 @@ fn sighup_refuses_a_new_state_dir_or_listen_and_keeps_the_running_config() {
     assert_eq!(get(&format!("{base}/feed.xml"), &[]).0, 200);
     assert!(daemon.stop(Duration::from_secs(10)).success());
 }
+
+/// `listen` takes a host name, resolved when the daemon starts (before: "invalid
+/// socket address syntax").
+#[test]
+fn a_host_name_in_listen_is_resolved_at_start() {
+    let setup = Setup::new("");
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:0\""), "{text}");
+    std::fs::write(
+        &setup.config,
+        text.replace("listen = \"127.0.0.1:0\"", "listen = \"localhost:0\""),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&setup.config);
+    let (status, _, _) = get(&format!("{}/healthz", daemon.base), &[]);
+    assert_eq!(status, 200);
+    assert!(daemon.stop(Duration::from_secs(10)).success());
+}

@@ -241,11 +241,19 @@ async fn a_secret_in_the_source_url_is_sent_but_never_shown() {
     // The pipeline books the attempt after the source reported it: wait for it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let recorded = loop {
-        let state = h.store.lock().unwrap().fetch_state("s").expect("fetch state");
+        let state = h
+            .store
+            .lock()
+            .unwrap()
+            .fetch_state("s")
+            .expect("fetch state");
         if let Some(error) = state.last_error {
             break error;
         }
-        assert!(std::time::Instant::now() < deadline, "the attempt was never recorded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the attempt was never recorded"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
     assert!(recorded.contains("HTTP 500"), "{recorded}");

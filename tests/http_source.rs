@@ -470,7 +470,10 @@ async fn baseline_is_true_on_the_first_success_only() {
 
     let failed = source.fetch_once(&daemon.tx).await;
     assert!(
-        matches!(failed, Err(AttemptError::Http(HttpError::Status { status: 500, .. }))),
+        matches!(
+            failed,
+            Err(AttemptError::Http(HttpError::Status { status: 500, .. }))
+        ),
         "{failed:?}"
     );
     let first = source.fetch_once(&daemon.tx).await.expect("first success");
@@ -773,7 +776,10 @@ async fn a_gzip_bomb_is_cut_at_the_limit() {
     let bomb_cfg = source_config("bomb", &format!("{}/bomb", server.uri()), extra);
     let result = daemon.source(&bomb_cfg).fetch_once(&daemon.tx).await;
     assert!(
-        matches!(result, Err(AttemptError::Http(HttpError::TooLarge { limit: 65536, .. }))),
+        matches!(
+            result,
+            Err(AttemptError::Http(HttpError::TooLarge { limit: 65536, .. }))
+        ),
         "{result:?}"
     );
 
@@ -856,7 +862,13 @@ async fn more_redirects_than_allowed_is_an_error() {
     );
     let result = daemon.source(&cfg).fetch_once(&daemon.tx).await;
     assert!(
-        matches!(result, Err(AttemptError::Http(HttpError::TooManyRedirects { max: 2, .. }))),
+        matches!(
+            result,
+            Err(AttemptError::Http(HttpError::TooManyRedirects {
+                max: 2,
+                ..
+            }))
+        ),
         "{result:?}"
     );
 }

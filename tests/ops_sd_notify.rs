@@ -125,10 +125,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// A task that touches `pulse` every 10 ms until `stop` turns true: a live loop.
-fn keep_alive(
-    pulse: systemd::Pulse,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+fn keep_alive(pulse: systemd::Pulse, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         loop {

@@ -61,9 +61,9 @@ use std::time::Duration;
 use chrono::Utc;
 use rand::Rng;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::message::Message;
 use super::notifiers::{Notifiers, NotifyError};

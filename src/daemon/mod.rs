@@ -173,7 +173,13 @@ impl OutboxTask {
             health: Some(health.clone()),
             ..outbox::OutboxOptions::default()
         };
-        let task = tokio::spawn(outbox::run_with(store, notifiers, stop.clone(), wake, options));
+        let task = tokio::spawn(outbox::run_with(
+            store,
+            notifiers,
+            stop.clone(),
+            wake,
+            options,
+        ));
         OutboxTask { stop, task }
     }
 
@@ -250,16 +256,18 @@ impl Sources {
                     }
                 });
             }
-            SourceKind::Http(_) => match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
-                Ok(source) => {
-                    self.tasks
-                        .spawn(source.with_metrics(self.metrics.clone()).run(tx, stopped));
+            SourceKind::Http(_) => {
+                match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
+                    Ok(source) => {
+                        self.tasks
+                            .spawn(source.with_metrics(self.metrics.clone()).run(tx, stopped));
+                    }
+                    Err(e) => {
+                        tracing::error!(source = %name, error = %e, "cannot start http source");
+                        return;
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(source = %name, error = %e, "cannot start http source");
-                    return;
-                }
-            },
+            }
         };
         self.running.insert(
             name,
@@ -300,10 +308,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         addr: config.server.listen.clone(),
         source,
     })?;
-    let bound = listener.local_addr().map_err(|source| DaemonError::Listen {
-        addr: config.server.listen.clone(),
-        source,
-    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.server.listen.clone(),
+            source,
+        })?;
     let config = Arc::new(with_base_url(config, bound));
     let (store, generation) = open_with_generation(&config).await?;
     let health = StoreHealth::new(Some(database_path(&config)));

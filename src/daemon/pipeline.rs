@@ -380,7 +380,10 @@ fn record_pages(
         .zip(outcomes)
         .zip(validators)
         .map(|(((page, _), outcome), v)| {
-            (page.source.as_str(), Recorded::of_outcome(outcome, v.as_ref()))
+            (
+                page.source.as_str(),
+                Recorded::of_outcome(outcome, v.as_ref()),
+            )
         })
         .collect();
     if let Err(e) = record_in_store(&mut store::lock(store), at, &records) {
@@ -414,7 +417,10 @@ async fn record_attempt(store: &SharedStore, live: &Live, attempt: Attempt) {
     let recorded = Recorded::of_attempt(&attempt.result);
     live.record(&attempt.source, attempt.at, &recorded);
     let (source, at) = (attempt.source, attempt.at);
-    let result = store::blocking(store, move |s| record_in_store(s, at, &[(&source, recorded)])).await;
+    let result = store::blocking(store, move |s| {
+        record_in_store(s, at, &[(&source, recorded)])
+    })
+    .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot record a source's attempt");
     }
@@ -438,8 +444,11 @@ impl Pipeline {
                 };
                 self.report(&ready.page.0, &outcome, ready.parse_seconds);
                 // The store could not take the page: this is the only record of it.
-                self.live
-                    .record(&ready.page.0.source, Utc::now(), &Recorded::of_outcome(&outcome, None));
+                self.live.record(
+                    &ready.page.0.source,
+                    Utc::now(),
+                    &Recorded::of_outcome(&outcome, None),
+                );
                 let _ = ready.reply.send(outcome);
             }
             *held = Held::default();
@@ -781,8 +790,18 @@ mod tests {
             at,
             result,
         };
-        record_attempt(&store, &live, attempt(AttemptResult::Failed("HTTP 503".into()))).await;
-        record_attempt(&store, &live, attempt(AttemptResult::Failed("HTTP 503".into()))).await;
+        record_attempt(
+            &store,
+            &live,
+            attempt(AttemptResult::Failed("HTTP 503".into())),
+        )
+        .await;
+        record_attempt(
+            &store,
+            &live,
+            attempt(AttemptResult::Failed("HTTP 503".into())),
+        )
+        .await;
         let stored = store::lock(&store).fetch_state("h").expect("read");
         assert_eq!(stored.consecutive_failures, 2);
         let shown = live.source_health("h");
@@ -837,7 +856,9 @@ mod tests {
             (capture, answer)
         };
         let (capture, mut answer) = send(APR17);
-        tx.send(Report::Page(capture)).await.expect("pipeline takes it");
+        tx.send(Report::Page(capture))
+            .await
+            .expect("pipeline takes it");
         let mut condition = health.subscribe();
         tokio::time::timeout(
             Duration::from_secs(10),
@@ -865,7 +886,9 @@ mod tests {
         let pages = store::lock(&store).page_count().expect("page count");
         store::lock(&store).limit_pages(pages).expect("full again");
         let (capture, answer) = send(MAY20);
-        tx.send(Report::Page(capture)).await.expect("pipeline takes it");
+        tx.send(Report::Page(capture))
+            .await
+            .expect("pipeline takes it");
         tokio::time::timeout(
             Duration::from_secs(10),
             condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),

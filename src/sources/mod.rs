@@ -40,6 +40,9 @@ pub fn content_hash(body: &[u8]) -> String {
 /// that brought no page. Sources only produce; the pipeline is the store's one writer,
 /// and it keeps every source's [`SourceHealth`] from these reports, whatever the kind.
 #[derive(Debug)]
+// Unboxed: the channel holds at most 64 reports, so the larger variant costs a few
+// KB at most, and a page pays no extra allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Report {
     /// A captured page, answered once ingested or refused.
     Page(Capture),
@@ -146,9 +149,7 @@ impl Recorded {
     /// What an answered page does to its source's record.
     pub fn of_outcome(outcome: &Outcome, validators: Option<&Validators>) -> Recorded {
         match outcome {
-            Outcome::Ingested { .. } | Outcome::Duplicate => {
-                Recorded::Success(validators.cloned())
-            }
+            Outcome::Ingested { .. } | Outcome::Duplicate => Recorded::Success(validators.cloned()),
             Outcome::Failed { reason } | Outcome::Deferred { reason } => {
                 Recorded::Failure(reason.clone())
             }

@@ -316,7 +316,10 @@ impl HttpSource {
     /// One fetch, no schedule: what `lookout once` does per source. Reports the attempt
     /// to the pipeline like a scheduled fetch. A page that does not parse is an error
     /// ([`AttemptError::Refused`]).
-    pub async fn fetch_once(&self, tx: &mpsc::Sender<Report>) -> Result<FetchOutcome, AttemptError> {
+    pub async fn fetch_once(
+        &self,
+        tx: &mpsc::Sender<Report>,
+    ) -> Result<FetchOutcome, AttemptError> {
         let mut known = None;
         let result = self.attempt(&mut known, tx).await;
         self.publish(&mut known, &result, None);
@@ -378,7 +381,8 @@ impl HttpSource {
             None => match self.read_known().await {
                 Ok(k) => known.insert(k),
                 Err(e) => {
-                    self.report(tx, AttemptResult::Failed(e.to_string())).await?;
+                    self.report(tx, AttemptResult::Failed(e.to_string()))
+                        .await?;
                     return Err(e);
                 }
             },
@@ -396,7 +400,8 @@ impl HttpSource {
             }
             Ok(Response::Page(body)) => body,
             Err(e) => {
-                self.report(tx, AttemptResult::Failed(e.to_string())).await?;
+                self.report(tx, AttemptResult::Failed(e.to_string()))
+                    .await?;
                 return Err(e.into());
             }
         };
