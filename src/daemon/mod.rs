@@ -37,7 +37,7 @@ use crate::publish::Publisher;
 use crate::server::{self, AppState};
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
-use crate::sources::{Report, SourceHealth};
+use crate::sources::{Attempt, AttemptResult, Report, SourceHealth};
 use crate::store::{self, SharedStore, Store, StoreError, StoreHealth};
 use crate::systemd::{self, Heartbeat, Watchdog};
 
@@ -250,9 +250,18 @@ impl Sources {
                 let name = name.clone();
                 let (watching, started) = tokio::sync::oneshot::channel();
                 self.starting.push(started);
+                let report = tx.clone();
                 self.tasks.spawn(async move {
                     if let Err(e) = source.run(tx, stopped, Some(watching)).await {
                         tracing::error!(source = %name, error = %e, "folder source stopped");
+                        // A folder that cannot be watched is a failing source: its
+                        // health says so, on the status page and `/healthz`.
+                        let attempt = Attempt {
+                            source: name,
+                            at: chrono::Utc::now(),
+                            result: AttemptResult::Failed(e.to_string()),
+                        };
+                        let _ = report.send(Report::Attempt(attempt)).await;
                     }
                 });
             }
