@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
+use crate::config::{Config, NotifierKind, SourceKind};
+
 /// Feed and alert daemon for listing pages that offer no usable feed.
 #[derive(Parser, Debug)]
 #[command(name = "lookout", version, about, long_about = None)]
@@ -127,6 +129,127 @@ pub fn completions(shell: Shell, out: &mut impl Write) -> std::io::Result<()> {
 /// Writes the `lookout(1)` man page, in roff, to `out`.
 pub fn man_page(out: &mut impl Write) -> std::io::Result<()> {
     clap_mangen::Man::new(command()).render(out)
+}
+
+/// `lookout check`: builds what the config asks for without starting it (the
+/// notifiers read their addresses and CA files; nothing is contacted), and says what
+/// would run: every source with its kind, format and schedule, every rule with its
+/// fields, sources, notifiers and digest, every notifier. [`Config::parse`] already
+/// refused whatever else can fail later (URLs, selectors, regexes, date formats,
+/// `${NAME}` references).
+pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
+    use std::fmt::Write as _;
+    crate::alert::Notifiers::from_config(cfg)?;
+    let mut out = String::new();
+    let base = cfg
+        .server
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "config ok\nstate_dir: {}", cfg.state_dir.display());
+    let _ = writeln!(
+        out,
+        "server: listening on {}{}, feeds at {}/feed.xml",
+        cfg.server.listen,
+        if cfg.server.token.is_some() {
+            " (token required)"
+        } else {
+            ""
+        },
+        base.trim_end_matches('/')
+    );
+    let _ = writeln!(
+        out,
+        "feed: {:?}, at most {} items",
+        cfg.feed.title, cfg.feed.max_items
+    );
+    for s in &cfg.sources {
+        let what = match &s.kind {
+            SourceKind::Folder(f) => format!(
+                "folder {} (after: {})",
+                f.path.display(),
+                format!("{:?}", f.after).to_lowercase()
+            ),
+            SourceKind::Http(h) => {
+                let jitter = h.jitter.map_or_else(
+                    || crate::sources::http::schedule::default_jitter(h.every.0),
+                    |j| j.0,
+                );
+                format!(
+                    "http {} every {} (+ up to {} jitter)",
+                    h.url.get_ref(),
+                    h.every,
+                    humantime::format_duration(jitter)
+                )
+            }
+        };
+        let _ = writeln!(
+            out,
+            "source {}: {what}, format {}",
+            s.name(),
+            s.format.get_ref()
+        );
+    }
+    for n in &cfg.notifiers {
+        // Only what is safe to show: never a URL path, token or password.
+        let what = match &n.kind {
+            NotifierKind::Log => String::new(),
+            NotifierKind::Webhook(w) => format!(
+                " to {}://{}/… ({:?})",
+                w.url.url().scheme(),
+                w.url.url().host_str().unwrap_or(""),
+                w.template
+            )
+            .to_lowercase(),
+            NotifierKind::Ntfy(t) => format!(" topic {}", t.topic),
+            NotifierKind::Email(e) => format!(" via {} to {}", e.host, e.to.join(", ")),
+            NotifierKind::Command(c) => format!(" runs {}", c.program.display()),
+        };
+        let _ = writeln!(out, "notifier {}: {}{what}", n.name(), n.kind.name());
+    }
+    for r in &cfg.alerts {
+        // As the rules read it: no `notify` means the log, `notify = []` only the feed.
+        let notify = match &r.notify {
+            None => "log".to_owned(),
+            Some(names) if names.is_empty() => "its feed only".to_owned(),
+            Some(names) => names
+                .iter()
+                .map(|n| n.get_ref().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let fields = match &r.fields {
+            Some(fields) if !fields.is_empty() => fields
+                .iter()
+                .map(|f| format!("{f:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "title, summary, authors, source".to_owned(),
+        };
+        let sources = match &r.sources {
+            Some(names) => names
+                .iter()
+                .map(|n| n.get_ref().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => "every source".to_owned(),
+        };
+        let digest = match r.digest {
+            Some(d) => format!(", digest every {d}"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "alert {}: any {:?} all {:?} none {:?} regex {:?} in {fields} of {sources} -> {notify}{digest}",
+            r.name.get_ref(),
+            r.any,
+            r.all,
+            r.none,
+            r.regex.iter().map(|x| x.get_ref()).collect::<Vec<_>>(),
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! TOML deserializer with their span; cross-checks (a rule naming an unknown notifier,
 //! a folder source without a path) carry the span of the field they are about.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -13,9 +12,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+pub use crate::alert::notifiers::{
+    CommandConfig, EmailConfig, NtfyConfig, SmtpTls, WebhookConfig, WebhookTemplate,
+};
 use crate::publish::FeedFormat;
+pub use crate::sources::folder::{AfterIngest, FolderConfig};
+pub use crate::sources::http::HttpSourceConfig;
 
 /// The configuration `lookout run` uses when given no `--config`.
 pub const DEFAULT_CONFIG: &str = r#"
@@ -68,30 +73,39 @@ pub enum ConfigError {
 }
 
 /// A whole lookout configuration, validated.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where the SQLite database and the rendered feeds live.
-    #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     /// The HTTP server that serves feeds, health and the status page.
-    #[serde(default)]
     pub server: ServerConfig,
     /// Feed channel settings.
-    #[serde(default)]
     pub feed: FeedConfig,
-    /// Where pages come from.
-    #[serde(default, rename = "source")]
+    /// Where pages come from (`[[source]]`).
     pub sources: Vec<SourceConfig>,
-    /// Keyword alert rules.
-    #[serde(default, rename = "alert")]
+    /// Keyword alert rules (`[[alert]]`).
     pub alerts: Vec<AlertRuleConfig>,
-    /// Where alert matches are delivered.
-    #[serde(default, rename = "notifier")]
+    /// Where alert matches are delivered (`[[notifier]]`).
     pub notifiers: Vec<NotifierConfig>,
     /// Politeness shared by every HTTP source.
-    #[serde(default)]
     pub http: HttpConfig,
+}
+
+/// The file's keys other than `[[source]]` and `[[notifier]]`, which are read kind by
+/// kind (see [`SourceConfig`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    feed: FeedConfig,
+    #[serde(default, rename = "alert")]
+    alerts: Vec<AlertRuleConfig>,
+    #[serde(default)]
+    http: HttpConfig,
 }
 
 /// `[http]`: settings shared by all HTTP sources.
@@ -116,9 +130,10 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Socket to listen on; loopback unless configured otherwise.
+    /// Where to listen: `host:port`, loopback unless configured otherwise; a host name
+    /// is resolved at start.
     #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
+    pub listen: Listen,
     /// Public base URL for absolute links in feeds (`atom:link rel="self"`, OPML).
     #[serde(default)]
     pub base_url: Option<String>,
@@ -183,88 +198,154 @@ impl Default for FeedConfig {
     }
 }
 
-/// The kinds of source lookout can take pages from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// A watched drop folder.
-    Folder,
-    /// A listing page fetched over HTTP on a schedule.
-    Http,
-}
-
-/// What happens to a dropped file once ingested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AfterIngest {
-    /// Move it to `processed/`.
-    #[default]
-    Move,
-    /// Leave it where it is (its hash stops it being ingested twice).
-    Keep,
-    /// Delete it.
-    Delete,
-}
-
-/// `[[source]]`: one place pages come from. Fields that do not apply to the kind are refused.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[[source]]`: one place pages come from: the keys every kind takes, and the kind
+/// with its own keys.
+///
+/// The table is tagged by `kind`, one typed variant per kind ([`SourceKind`]), each
+/// variant's struct beside its code with `deny_unknown_fields`: a key that does not
+/// apply to the kind (`settle` on an HTTP source) is refused when the file is read,
+/// with its line and column. The tag is dispatched by [`Config::parse`] itself rather
+/// than by serde's `#[serde(tag = "kind")]`, whose derive buffers the table and loses
+/// the TOML spans every error here points with.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceConfig {
     /// Unique name; used in feed URLs (`/feeds/{name}.xml`) and rules.
     pub name: Spanned<String>,
-    /// `folder` or `http`.
-    pub kind: Spanned<SourceKind>,
-    /// Page format: `auto` or a named format.
-    #[serde(default = "default_format")]
+    /// Page format: `auto` or one of [`crate::parse::formats`].
     pub format: Spanned<String>,
-    /// CSS selectors for `format = "selectors"`.
-    #[serde(default)]
+    /// CSS selectors for `format = "selectors"` (refused with any other format).
     pub selectors: Option<SelectorsConfig>,
-    /// Folder: the directory to watch.
+    /// The kind (`kind = "folder"` or `"http"`) and its own keys.
+    pub kind: SourceKind,
+}
+
+/// The kinds of source lookout can take pages from, each with its own config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// A watched drop folder.
+    Folder(FolderConfig),
+    /// A listing page fetched over HTTP on a schedule.
+    Http(HttpSourceConfig),
+}
+
+impl SourceKind {
+    /// The kind as written in the config.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Folder(_) => "folder",
+            SourceKind::Http(_) => "http",
+        }
+    }
+}
+
+impl SourceConfig {
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    /// The folder config, when this is a drop folder.
+    pub fn folder(&self) -> Option<&FolderConfig> {
+        match &self.kind {
+            SourceKind::Folder(f) => Some(f),
+            SourceKind::Http(_) => None,
+        }
+    }
+
+    /// The HTTP config, when this is a polled listing page.
+    pub fn http(&self) -> Option<&HttpSourceConfig> {
+        match &self.kind {
+            SourceKind::Http(h) => Some(h),
+            SourceKind::Folder(_) => None,
+        }
+    }
+
+    /// Reads one `[[source]]` table: the shared keys, then the kind's own.
+    fn from_toml(table: Spanned<DeValue<'_>>) -> Result<SourceConfig, Located> {
+        let tagged = Tagged::split(table, "source", &["name", "format", "selectors"])?;
+        let common: SourceCommon = tagged.common()?;
+        let name = common.name.get_ref().clone();
+        let kind = match tagged.kind.get_ref().as_str() {
+            "folder" => SourceKind::Folder(tagged.own("folder source", &name)?),
+            "http" => {
+                let every = tagged.span_of("every");
+                let http: HttpSourceConfig = tagged.own("http source", &name)?;
+                check_http_source(&http, every)?;
+                SourceKind::Http(http)
+            }
+            other => {
+                return Err((
+                    tagged.kind.span(),
+                    format!("unknown source kind {other:?}; expected folder or http"),
+                ))
+            }
+        };
+        let source = SourceConfig {
+            name: common.name,
+            format: common.format,
+            selectors: common.selectors.map(Spanned::into_inner),
+            kind,
+        };
+        check_format(&source, tagged.span_of("selectors"))?;
+        Ok(source)
+    }
+}
+
+/// The keys every source kind takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceCommon {
+    name: Spanned<String>,
+    #[serde(default = "default_format")]
+    format: Spanned<String>,
     #[serde(default)]
-    pub path: Option<Spanned<PathBuf>>,
-    /// Folder: what to do with a file after ingesting it.
-    #[serde(default)]
-    pub after: AfterIngest,
-    /// Folder: largest file accepted, in bytes.
-    #[serde(default = "default_max_size")]
-    pub max_file_size: u64,
-    /// Folder: how long size and mtime must stay unchanged before a file is read.
-    #[serde(default = "default_settle")]
-    pub settle: HumanDuration,
-    /// HTTP: the listing page URL; `${NAME}` references are expanded.
-    #[serde(default)]
-    pub url: Option<Spanned<SourceUrl>>,
-    /// HTTP: fetch interval.
-    #[serde(default = "default_every")]
-    pub every: HumanDuration,
-    /// HTTP: random extra delay added to each interval, up to this much (default: a tenth of `every`).
-    #[serde(default)]
-    pub jitter: Option<HumanDuration>,
-    /// HTTP: extra request headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, Secret>,
-    /// HTTP: User-Agent (default `lookout/<version>`).
-    #[serde(default)]
-    pub user_agent: Option<String>,
-    /// HTTP: connect timeout.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: HumanDuration,
-    /// HTTP: total request timeout.
-    #[serde(default = "default_timeout")]
-    pub timeout: HumanDuration,
-    /// HTTP: largest body accepted, after decompression, in bytes.
-    #[serde(default = "default_max_size")]
-    pub max_body_size: u64,
-    /// HTTP: most redirects followed.
-    #[serde(default = "default_max_redirects")]
-    pub max_redirects: usize,
-    /// HTTP: longest backoff after repeated failures.
-    #[serde(default = "default_max_backoff")]
-    pub max_backoff: HumanDuration,
-    /// HTTP: whether the first successful fetch raises alerts (default: it only fills the feed).
-    #[serde(default)]
-    pub alert_on_first: bool,
+    selectors: Option<Spanned<SelectorsConfig>>,
+}
+
+/// An HTTP source's checks the deserializer cannot make: `every` at least a second.
+fn check_http_source(http: &HttpSourceConfig, every: Range<usize>) -> Result<(), Located> {
+    if http.every.0 < Duration::from_secs(1) {
+        return Err((every, "`every` must be at least 1s".into()));
+    }
+    Ok(())
+}
+
+/// The format is one lookout knows; `selectors` comes with its table, and only with it;
+/// every selector compiles and the `date_format` is one chrono can read.
+fn check_format(source: &SourceConfig, selectors_span: Range<usize>) -> Result<(), Located> {
+    let format = source.format.get_ref();
+    let names = format_names();
+    if !names.contains(&format.as_str()) {
+        return Err((
+            source.format.span(),
+            format!(
+                "unknown format {format:?}; expected one of {}",
+                names.join(", ")
+            ),
+        ));
+    }
+    match (&source.selectors, format.as_str()) {
+        (None, "selectors") => Err((
+            source.format.span(),
+            "format \"selectors\" needs a [source.selectors] table".into(),
+        )),
+        (Some(_), f) if f != "selectors" => Err((
+            selectors_span,
+            format!("`selectors` applies to format \"selectors\" only, not {f:?}"),
+        )),
+        (Some(selectors), _) => selectors
+            .check()
+            .map_err(|message| (selectors_span, message)),
+        (None, _) => Ok(()),
+    }
+}
+
+/// `format = "..."` names a source may use: `auto` (sniff the page), then every format
+/// [`crate::parse::formats`] knows.
+pub fn format_names() -> Vec<&'static str> {
+    std::iter::once("auto")
+        .chain(crate::parse::formats().iter().map(|f| f.name()))
+        .collect()
 }
 
 /// `[source.selectors]`: a generic listing page described by CSS selectors.
@@ -338,123 +419,238 @@ pub struct AlertRuleConfig {
     pub digest: Option<HumanDuration>,
 }
 
-/// The kinds of notifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifierKind {
-    /// A structured log line.
-    Log,
-    /// HTTP POST of JSON (plain, Slack or Discord shaped).
-    Webhook,
-    /// Publish to an ntfy topic.
-    Ntfy,
-    /// SMTP mail.
-    Email,
-    /// Run a program (never through a shell).
-    Command,
-}
-
-/// Body shape of a webhook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WebhookTemplate {
-    /// lookout's own JSON object.
-    #[default]
-    Json,
-    /// Slack (and Mattermost) incoming webhook.
-    Slack,
-    /// Discord incoming webhook.
-    Discord,
-}
-
-/// SMTP transport security.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (required).
-    #[default]
-    Starttls,
-    /// TLS from the first byte (SMTPS).
-    Tls,
-    /// No encryption: only for a relay on localhost.
-    None,
-}
-
-/// `[[notifier]]`: one delivery target. Fields that do not apply to the kind are refused.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[[notifier]]`: one delivery target: the keys every kind takes, and the kind with
+/// its own keys. Tagged by `kind` like [`SourceConfig`], for the same reasons.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NotifierConfig {
     /// Unique name, referenced by rules' `notify`.
     pub name: Spanned<String>,
-    /// `log`, `webhook`, `ntfy`, `email` or `command`.
-    pub kind: Spanned<NotifierKind>,
-    /// Webhook: target URL (may hold a secret, so it is a [`Secret`]).
-    #[serde(default)]
-    pub url: Option<Secret>,
-    /// Webhook: HMAC-SHA256 signing secret.
-    #[serde(default)]
-    pub secret: Option<Secret>,
-    /// Webhook: body shape.
-    #[serde(default)]
-    pub template: WebhookTemplate,
-    /// Webhook / ntfy: extra request headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, Secret>,
-    /// ntfy: server base URL (default `https://ntfy.sh`).
-    #[serde(default)]
-    pub server: Option<String>,
-    /// ntfy: topic.
-    #[serde(default)]
-    pub topic: Option<String>,
-    /// ntfy: access token.
-    #[serde(default)]
-    pub token: Option<Secret>,
-    /// ntfy: tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// ntfy: priority 1-5.
-    #[serde(default)]
-    pub priority: Option<u8>,
-    /// Email: SMTP host.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Email: SMTP port (default by `tls`: 587, 465 or 25).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// Email: transport security.
-    #[serde(default)]
-    pub tls: SmtpTls,
-    /// Email: a PEM file of CA certificates to trust besides the system's, for a relay
-    /// whose certificate a private CA signed.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Email: SMTP user name.
-    #[serde(default)]
-    pub username: Option<Secret>,
-    /// Email: SMTP password.
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// Email: sender address.
-    #[serde(default)]
-    pub from: Option<String>,
-    /// Email: recipient addresses.
-    #[serde(default)]
-    pub to: Vec<String>,
-    /// Command: program to run (path or name on PATH), never through a shell.
-    #[serde(default)]
-    pub program: Option<PathBuf>,
-    /// Command: arguments.
-    #[serde(default)]
-    pub args: Vec<String>,
     /// Timeout of one delivery (request, SMTP session or command run).
-    #[serde(default = "default_notify_timeout")]
     pub timeout: HumanDuration,
     /// Most deliveries per minute; further ones wait.
-    #[serde(default)]
     pub rate_limit: Option<u32>,
     /// Attempts before a delivery is marked failed.
-    #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// The kind and its own keys.
+    pub kind: NotifierKind,
+}
+
+/// The kinds of notifier, each with its own config (beside its code in
+/// [`crate::alert::notifiers`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifierKind {
+    /// A structured log line; takes no keys of its own.
+    Log,
+    /// HTTP POST of JSON (plain, Slack or Discord shaped).
+    Webhook(WebhookConfig),
+    /// Publish to an ntfy topic.
+    Ntfy(NtfyConfig),
+    /// SMTP mail.
+    Email(EmailConfig),
+    /// Run a program (never through a shell).
+    Command(CommandConfig),
+}
+
+impl NotifierKind {
+    /// The kind as written in the config.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NotifierKind::Log => "log",
+            NotifierKind::Webhook(_) => "webhook",
+            NotifierKind::Ntfy(_) => "ntfy",
+            NotifierKind::Email(_) => "email",
+            NotifierKind::Command(_) => "command",
+        }
+    }
+}
+
+/// The keys every notifier kind takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifierCommon {
+    name: Spanned<String>,
+    #[serde(default = "default_notify_timeout")]
+    timeout: HumanDuration,
+    #[serde(default)]
+    rate_limit: Option<u32>,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+}
+
+/// A kind that takes no keys of its own (`log`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoKeys {}
+
+impl NotifierConfig {
+    /// The notifier's name.
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    /// Reads one `[[notifier]]` table: the shared keys, then the kind's own, then the
+    /// checks of values the types alone do not make.
+    fn from_toml(table: Spanned<DeValue<'_>>) -> Result<NotifierConfig, Located> {
+        let tagged = Tagged::split(
+            table,
+            "notifier",
+            &["name", "timeout", "rate_limit", "max_attempts"],
+        )?;
+        let common: NotifierCommon = tagged.common()?;
+        let name = common.name.get_ref().clone();
+        let not_empty = |present: bool, key: &str| {
+            if present {
+                Ok(())
+            } else {
+                Err((tagged.span_of(key), format!("`{key}` must not be empty")))
+            }
+        };
+        let kind = match tagged.kind.get_ref().as_str() {
+            "log" => {
+                let NoKeys {} = tagged.own("log notifier", &name)?;
+                NotifierKind::Log
+            }
+            "webhook" => NotifierKind::Webhook(tagged.own("webhook notifier", &name)?),
+            "ntfy" => {
+                let ntfy: NtfyConfig = tagged.own("ntfy notifier", &name)?;
+                not_empty(!ntfy.topic.is_empty(), "topic")?;
+                if ntfy.priority.is_some_and(|p| !(1..=5).contains(&p)) {
+                    return Err((tagged.span_of("priority"), "priority must be 1-5".into()));
+                }
+                NotifierKind::Ntfy(ntfy)
+            }
+            "email" => {
+                let email: EmailConfig = tagged.own("email notifier", &name)?;
+                not_empty(!email.host.is_empty(), "host")?;
+                not_empty(!email.from.is_empty(), "from")?;
+                not_empty(!email.to.is_empty(), "to")?;
+                NotifierKind::Email(email)
+            }
+            "command" => {
+                let command: CommandConfig = tagged.own("command notifier", &name)?;
+                not_empty(!command.program.as_os_str().is_empty(), "program")?;
+                NotifierKind::Command(command)
+            }
+            other => {
+                return Err((
+                    tagged.kind.span(),
+                    format!(
+                        "unknown notifier kind {other:?}; expected log, webhook, ntfy, email or command"
+                    ),
+                ))
+            }
+        };
+        Ok(NotifierConfig {
+            name: common.name,
+            timeout: common.timeout,
+            rate_limit: common.rate_limit,
+            max_attempts: common.max_attempts,
+            kind,
+        })
+    }
+}
+
+/// A byte span of the config text and what is wrong there.
+type Located = (Range<usize>, String);
+
+/// A `[[source]]` or `[[notifier]]` table split by its `kind` tag into the keys every
+/// kind takes and the kind's own, each half still carrying its TOML spans, so the
+/// kind's struct (with `deny_unknown_fields`) refuses a key that is not its own at
+/// that key's line and column.
+struct Tagged<'i> {
+    /// The whole table.
+    span: Range<usize>,
+    /// `kind = "..."`.
+    kind: Spanned<String>,
+    /// The keys every kind takes.
+    common: DeTable<'i>,
+    /// Everything else: the kind's own keys (or keys that do not apply to it).
+    own: DeTable<'i>,
+    /// Where each key's value is, for checks made after deserializing.
+    spans: Vec<(String, Range<usize>)>,
+}
+
+impl<'i> Tagged<'i> {
+    fn split(
+        table: Spanned<DeValue<'i>>,
+        what: &str,
+        common_keys: &[&str],
+    ) -> Result<Tagged<'i>, Located> {
+        let span = table.span();
+        let DeValue::Table(entries) = table.into_inner() else {
+            return Err((span, format!("each [[{what}]] must be a table")));
+        };
+        let mut kind = None;
+        let mut common = DeTable::new();
+        let mut own = DeTable::new();
+        let mut spans = Vec::new();
+        for (key, value) in entries {
+            spans.push((key.get_ref().to_string(), value.span()));
+            if key.get_ref() == "kind" {
+                let value_span = value.span();
+                match value.get_ref().as_str() {
+                    Some(k) => kind = Some(Spanned::new(value_span, k.to_owned())),
+                    None => return Err((value_span, "`kind` must be a string".into())),
+                }
+            } else if common_keys.contains(&key.get_ref().as_ref()) {
+                common.insert(key, value);
+            } else {
+                own.insert(key, value);
+            }
+        }
+        let kind = kind.ok_or_else(|| (span.clone(), format!("[[{what}]] needs a `kind`")))?;
+        Ok(Tagged {
+            span,
+            kind,
+            common,
+            own,
+            spans,
+        })
+    }
+
+    /// Where the value of `key` is, or the `kind` tag when the key is not written.
+    fn span_of(&self, key: &str) -> Range<usize> {
+        self.spans
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| self.kind.span(), |(_, span)| span.clone())
+    }
+
+    /// The shared keys, typed.
+    fn common<T: for<'de> Deserialize<'de>>(&self) -> Result<T, Located> {
+        let table = Spanned::new(self.span.clone(), DeValue::Table(self.common.clone()));
+        T::deserialize(toml::de::ValueDeserializer::from(table)).map_err(|e| {
+            (
+                e.span().unwrap_or(self.span.clone()),
+                e.message().to_owned(),
+            )
+        })
+    }
+
+    /// The kind's own keys, typed. A missing required key points at the `kind` tag and
+    /// says which; a key the kind does not take points at itself.
+    fn own<T: for<'de> Deserialize<'de>>(&self, kind: &str, name: &str) -> Result<T, Located> {
+        let table = Spanned::new(self.span.clone(), DeValue::Table(self.own.clone()));
+        T::deserialize(toml::de::ValueDeserializer::from(table)).map_err(|e| {
+            let message = e.message();
+            if let Some(key) = backticked(message, "missing field ") {
+                return (self.kind.span(), format!("{kind} {name:?} needs a `{key}`"));
+            }
+            if let Some(key) = backticked(message, "unknown field ") {
+                return (
+                    e.span().unwrap_or_else(|| self.span_of(&key)),
+                    format!("`{key}` does not apply to a {kind}"),
+                );
+            }
+            (e.span().unwrap_or(self.span.clone()), message.to_owned())
+        })
+    }
+}
+
+/// The `name` of a serde message such as "missing field `name`".
+fn backticked(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?.strip_prefix('`')?;
+    rest.split_once('`').map(|(key, _)| key.to_owned())
 }
 
 /// A duration written the human way in the config ("30m", "1h 30m", "90s").
@@ -477,6 +673,170 @@ impl<'de> Deserialize<'de> for HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// `[server] listen`: `host:port`, where the host is an IP address or a name resolved
+/// when the daemon starts (`localhost:8080`). Shown as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    host: String,
+    port: u16,
+}
+
+impl Listen {
+    /// The addresses to bind, resolved now (a name may resolve to several, such as
+    /// `::1` and `127.0.0.1` for `localhost`). Blocking: a name may ask the resolver.
+    pub fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        Ok((host, self.port).to_socket_addrs()?.collect())
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl From<SocketAddr> for Listen {
+    fn from(addr: SocketAddr) -> Listen {
+        let host = match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        Listen {
+            host,
+            port: addr.port(),
+        }
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Listen, String> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Listen::from(addr));
+        }
+        let wrong =
+            || format!("{text:?} is not host:port (e.g. \"127.0.0.1:8080\" or \"localhost:8080\")");
+        let (host, port) = text.rsplit_once(':').ok_or_else(wrong)?;
+        let port = port.parse::<u16>().map_err(|_| wrong())?;
+        // A host name; an IP address (even a bracketed IPv6 one) parsed above.
+        let valid = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        if !valid {
+            return Err(wrong());
+        }
+        Ok(Listen {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A URL lookout sends to (a webhook, an ntfy server): `${NAME}` references expanded,
+/// parsed, and `http` or `https` only, all checked when the config is read. It may hold
+/// a credential (a Slack or Discord webhook's path is one), so neither `Debug` nor an
+/// error shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TargetUrl {
+    text: Secret,
+    url: url::Url,
+}
+
+impl TargetUrl {
+    /// The parsed URL.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The URL as configured, references expanded.
+    pub fn expose(&self) -> &str {
+        self.text.expose()
+    }
+}
+
+impl fmt::Debug for TargetUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TargetUrl({}://{}/…)",
+            self.url.scheme(),
+            self.url.host_str().unwrap_or("")
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Secret::deserialize(d)?;
+        // The error says what is wrong, never the value: it may be the credential.
+        let url = url::Url::parse(text.expose())
+            .map_err(|e| serde::de::Error::custom(format!("not a valid URL: {e}")))?;
+        check_scheme(&url).map_err(serde::de::Error::custom)?;
+        Ok(TargetUrl { text, url })
+    }
+}
+
+/// Only `http` and `https` URLs with a host are fetched or posted to.
+fn check_scheme(url: &url::Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "url scheme {:?} is not http or https",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the url has no host".to_owned());
+    }
+    Ok(())
+}
+
+impl SelectorsConfig {
+    /// Compiles every selector and reads the `date_format`, so a typo fails when the
+    /// config is read rather than at the first fetch.
+    fn check(&self) -> Result<(), String> {
+        let selectors = [
+            ("item", Some(&self.item)),
+            ("title", Some(&self.title)),
+            ("link", self.link.as_ref()),
+            ("summary", self.summary.as_ref()),
+            ("date", self.date.as_ref()),
+            ("authors", self.authors.as_ref()),
+        ];
+        for (key, css) in selectors {
+            if let Some(css) = css {
+                scraper::Selector::parse(css)
+                    .map_err(|e| format!("selectors.{key}: invalid CSS selector {css:?}: {e}"))?;
+            }
+        }
+        if let Some(format) = &self.date_format {
+            use chrono::format::{Item, StrftimeItems};
+            if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
+                return Err(format!(
+                    "selectors.date_format {format:?} is not a chrono format (e.g. \"%d %B %Y\")"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -576,6 +936,10 @@ impl<'de> Deserialize<'de> for SourceUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let configured = String::deserialize(d)?;
         let (expanded, references) = expand(&configured).map_err(serde::de::Error::custom)?;
+        // Shown as configured: the expanded URL may hold a secret.
+        let url = url::Url::parse(&expanded)
+            .map_err(|e| serde::de::Error::custom(format!("invalid url {configured:?}: {e}")))?;
+        check_scheme(&url).map_err(serde::de::Error::custom)?;
         let mut values: Vec<(String, String)> = references
             .into_iter()
             .filter(|(_, value)| !value.is_empty())
@@ -646,8 +1010,8 @@ fn yes() -> bool {
 fn default_state_dir() -> PathBuf {
     PathBuf::from("./lookout-data")
 }
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+fn default_listen() -> Listen {
+    Listen::from(SocketAddr::from(([127, 0, 0, 1], 8080)))
 }
 fn default_header_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
@@ -664,27 +1028,6 @@ fn default_max_items() -> usize {
 fn default_format() -> Spanned<String> {
     Spanned::new(0..0, "auto".to_owned())
 }
-fn default_max_size() -> u64 {
-    DEFAULT_MAX_SIZE
-}
-fn default_settle() -> HumanDuration {
-    HumanDuration(Duration::from_millis(500))
-}
-fn default_every() -> HumanDuration {
-    HumanDuration(Duration::from_secs(30 * 60))
-}
-fn default_connect_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(10))
-}
-fn default_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(60))
-}
-fn default_max_redirects() -> usize {
-    5
-}
-fn default_max_backoff() -> HumanDuration {
-    HumanDuration(Duration::from_secs(6 * 3600))
-}
 fn default_min_host_gap() -> HumanDuration {
     HumanDuration(Duration::from_secs(1))
 }
@@ -694,16 +1037,6 @@ fn default_notify_timeout() -> HumanDuration {
 fn default_max_attempts() -> u32 {
     8
 }
-
-/// Names of the page formats a source may ask for; `auto` sniffs the content.
-pub const FORMAT_NAMES: &[&str] = &[
-    "auto",
-    "hf-papers",
-    "aitopics",
-    "arxiv",
-    "feed",
-    "selectors",
-];
 
 impl Config {
     /// Reads and validates a config file.
@@ -723,17 +1056,31 @@ impl Config {
 
     /// Parses and validates config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            locate(
-                text,
-                file,
-                e.span().unwrap_or(0..0),
-                e.message().trim_end().to_owned(),
-            )
-        })?;
-        config
-            .validate()
-            .map_err(|(span, message)| locate(text, file, span, message))?;
+        Config::from_text(text).map_err(|(span, message)| locate(text, file, span, message))
+    }
+
+    fn from_text(text: &str) -> Result<Config, Located> {
+        let mut root = DeTable::parse(text).map_err(toml_error)?;
+        // The kind-tagged tables are taken out first and read kind by kind.
+        let sources = take_tables(root.get_mut(), "source")?;
+        let notifiers = take_tables(root.get_mut(), "notifier")?;
+        let doc = Document::deserialize(toml::de::Deserializer::from(root)).map_err(toml_error)?;
+        let config = Config {
+            state_dir: doc.state_dir,
+            server: doc.server,
+            feed: doc.feed,
+            sources: sources
+                .into_iter()
+                .map(SourceConfig::from_toml)
+                .collect::<Result<_, _>>()?,
+            alerts: doc.alerts,
+            notifiers: notifiers
+                .into_iter()
+                .map(NotifierConfig::from_toml)
+                .collect::<Result<_, _>>()?,
+            http: doc.http,
+        };
+        config.validate()?;
         Ok(config)
     }
 
@@ -742,8 +1089,14 @@ impl Config {
         self.sources.iter().find(|s| s.name.get_ref() == name)
     }
 
-    /// Cross-field checks that the deserializer cannot make.
-    fn validate(&self) -> Result<(), (Range<usize>, String)> {
+    /// The names of the configured sources, in config order.
+    pub fn source_names(&self) -> Vec<&str> {
+        self.sources.iter().map(SourceConfig::name).collect()
+    }
+
+    /// Checks across tables that no single table can make: unique names, rules that
+    /// compile and name known sources and notifiers.
+    fn validate(&self) -> Result<(), Located> {
         if self.feed.max_items == 0 {
             return Err((0..0, "[feed] max_items must be at least 1".into()));
         }
@@ -767,62 +1120,6 @@ impl Config {
                     format!("duplicate source name {name:?}"),
                 ));
             }
-            let format = source.format.get_ref();
-            if !FORMAT_NAMES.contains(&format.as_str()) {
-                return Err((
-                    source.format.span(),
-                    format!(
-                        "unknown format {format:?}; expected one of {}",
-                        FORMAT_NAMES.join(", ")
-                    ),
-                ));
-            }
-            if format == "selectors" && source.selectors.is_none() {
-                return Err((
-                    source.format.span(),
-                    "format \"selectors\" needs a [source.selectors] table".into(),
-                ));
-            }
-            match source.kind.get_ref() {
-                SourceKind::Folder => {
-                    if source.path.is_none() {
-                        return Err((
-                            source.kind.span(),
-                            format!("folder source {name:?} needs a `path`"),
-                        ));
-                    }
-                    if let Some(url) = &source.url {
-                        return Err((url.span(), "`url` applies to http sources only".into()));
-                    }
-                }
-                SourceKind::Http => {
-                    let Some(url) = &source.url else {
-                        return Err((
-                            source.kind.span(),
-                            format!("http source {name:?} needs a `url`"),
-                        ));
-                    };
-                    match url::Url::parse(url.get_ref().expose()) {
-                        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                        Ok(u) => {
-                            return Err((
-                                url.span(),
-                                format!("url scheme {:?} is not http or https", u.scheme()),
-                            ))
-                        }
-                        Err(e) => return Err((url.span(), format!("invalid url: {e}"))),
-                    }
-                    if let Some(path) = &source.path {
-                        return Err((path.span(), "`path` applies to folder sources only".into()));
-                    }
-                    if source.every.0 < Duration::from_secs(1) {
-                        return Err((
-                            0..0,
-                            format!("source {name:?}: `every` must be at least 1s"),
-                        ));
-                    }
-                }
-            }
         }
 
         let mut notifier_names = std::collections::HashSet::from(["log"]);
@@ -832,35 +1129,6 @@ impl Config {
             if !notifier_names.insert(name.as_str()) && name != "log" {
                 return Err((n.name.span(), format!("duplicate notifier name {name:?}")));
             }
-            let need = |present: bool, key: &str| {
-                if present {
-                    Ok(())
-                } else {
-                    Err((
-                        n.kind.span(),
-                        format!("{:?} notifier {name:?} needs `{key}`", n.kind.get_ref()),
-                    ))
-                }
-            };
-            match n.kind.get_ref() {
-                NotifierKind::Log => {}
-                NotifierKind::Webhook => need(n.url.is_some(), "url")?,
-                NotifierKind::Ntfy => need(n.topic.is_some(), "topic")?,
-                NotifierKind::Email => {
-                    need(n.host.is_some(), "host")?;
-                    need(n.from.is_some(), "from")?;
-                    need(!n.to.is_empty(), "to")?;
-                }
-                NotifierKind::Command => need(n.program.is_some(), "program")?,
-            }
-            if let Some(p) = n.priority {
-                if !(1..=5).contains(&p) {
-                    return Err((
-                        n.name.span(),
-                        format!("notifier {name:?}: priority must be 1-5"),
-                    ));
-                }
-            }
         }
 
         let mut rule_names = std::collections::HashSet::new();
@@ -869,17 +1137,6 @@ impl Config {
             check_name(name).map_err(|m| (rule.name.span(), m))?;
             if !rule_names.insert(name.as_str()) {
                 return Err((rule.name.span(), format!("duplicate alert name {name:?}")));
-            }
-            if rule.any.is_empty() && rule.all.is_empty() && rule.regex.is_empty() {
-                return Err((
-                    rule.name.span(),
-                    format!("alert {name:?} needs at least one of `any`, `all` or `regex`"),
-                ));
-            }
-            for r in &rule.regex {
-                if let Err(e) = regex::Regex::new(r.get_ref()) {
-                    return Err((r.span(), format!("alert {name:?}: bad regex: {e}")));
-                }
             }
             for s in rule.sources.iter().flatten() {
                 if !names.contains(s.get_ref().as_str()) {
@@ -898,10 +1155,51 @@ impl Config {
                 }
             }
         }
+        // The rules are validated where they are compiled, and nowhere else.
+        crate::alert::RuleSet::compile(&self.alerts).map_err(|e| self.rule_error(e))?;
         Ok(())
+    }
+
+    /// Where in the file a rule that does not compile is.
+    fn rule_error(&self, error: crate::alert::RuleError) -> Located {
+        use crate::alert::RuleError;
+        let rule_span = |rule: &str| {
+            self.alerts
+                .iter()
+                .find(|r| r.name.get_ref() == rule)
+                .map_or(0..0, |r| r.name.span())
+        };
+        match &error {
+            RuleError::BadRegex {
+                rule, span, source, ..
+            } => (span.clone(), format!("alert {rule:?}: bad regex: {source}")),
+            RuleError::EmptyKeyword { rule, .. } | RuleError::NoCondition { rule } => {
+                (rule_span(rule), error.to_string())
+            }
+            RuleError::Automaton(_) | RuleError::RegexSet(_) => (0..0, error.to_string()),
+        }
     }
 }
 
+/// A TOML error as a span and its message.
+fn toml_error(e: toml::de::Error) -> Located {
+    (e.span().unwrap_or(0..0), e.message().trim_end().to_owned())
+}
+
+/// Takes the `[[key]]` tables out of the document.
+fn take_tables<'i>(
+    root: &mut DeTable<'i>,
+    key: &str,
+) -> Result<Vec<Spanned<DeValue<'i>>>, Located> {
+    let Some(value) = root.remove(key) else {
+        return Ok(Vec::new());
+    };
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(items) => Ok(items.iter().cloned().collect()),
+        _ => Err((span, format!("write each {key} as a [[{key}]] table"))),
+    }
+}
 /// Names appear in URLs and file names, so they are kept to a safe alphabet.
 fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty()
@@ -958,10 +1256,13 @@ mod tests {
     #[test]
     fn embedded_default_config_is_valid() {
         let c = Config::default_config();
-        assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.feed.max_items, 500);
         assert_eq!(c.sources.len(), 1);
-        assert_eq!(c.sources[0].after, AfterIngest::Move);
+        assert_eq!(
+            c.sources[0].folder().map(|f| f.after),
+            Some(AfterIngest::Move)
+        );
     }
 
     #[test]
@@ -1021,7 +1322,7 @@ mod tests {
         let text = "[[source]]\nname = \"a\"\nkind = \"http\"\n\
                     url = \"https://127.0.0.1/list?key=${LOOKOUT_TEST_URL_KEY_Q}\"\n";
         let c = Config::parse(text, "c.toml").unwrap();
-        let url = c.sources[0].url.as_ref().unwrap().get_ref();
+        let url = c.sources[0].http().unwrap().url.get_ref();
         assert_eq!(url.expose(), "https://127.0.0.1/list?key=k3y/with space");
         let configured = "https://127.0.0.1/list?key=${LOOKOUT_TEST_URL_KEY_Q}";
         assert_eq!(url.to_string(), configured);
@@ -1040,6 +1341,176 @@ mod tests {
         let err = Config::parse(text, "c.toml").unwrap_err().to_string();
         assert!(err.contains("LOOKOUT_TEST_NOT_SET_Y"), "{err}");
         assert!(err.contains("c.toml:2:"), "{err}");
+    }
+
+    /// The error of `text`, as `c.toml:LINE:COL: ...`.
+    fn refused(text: &str) -> String {
+        Config::parse(text, "c.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_refused_at_its_line_with_its_name() {
+        let err = refused(
+            "[[source]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://example.org/\"\nsettle = \"1s\"\n",
+        );
+        assert!(
+            err.starts_with("c.toml:5:1: key `settle` in [[source]]"),
+            "{err}"
+        );
+        assert!(err.contains("does not apply to a http source"), "{err}");
+
+        let err = refused(
+            "[[notifier]]\nname = \"m\"\nkind = \"email\"\nhost = \"smtp.example.org\"\n\
+             from = \"a@example.org\"\nto = [\"b@example.org\"]\ntopic = \"x\"\n",
+        );
+        assert!(
+            err.starts_with("c.toml:7:1: key `topic` in [[notifier]]"),
+            "{err}"
+        );
+        assert!(err.contains("does not apply to a email notifier"), "{err}");
+
+        let err =
+            refused("[[source]]\nname = \"d\"\nkind = \"folder\"\npath = \"d\"\nevery = \"1m\"\n");
+        assert!(err.starts_with("c.toml:5:1: key `every`"), "{err}");
+    }
+
+    #[test]
+    fn a_required_key_is_checked_once_where_the_kind_is_named() {
+        let err = refused("[[notifier]]\nname = \"n\"\nkind = \"ntfy\"\n");
+        assert!(err.starts_with("c.toml:3:8:"), "{err}");
+        assert!(err.contains("ntfy notifier \"n\" needs a `topic`"), "{err}");
+        let err = refused("[[notifier]]\nname = \"n\"\nkind = \"ntfy\"\ntopic = \"\"\n");
+        assert!(err.starts_with("c.toml:4:9: key `topic`"), "{err}");
+        let err = refused("[[notifier]]\nname = \"n\"\nkind = \"pager\"\n");
+        assert!(err.starts_with("c.toml:3:8:"), "{err}");
+        assert!(err.contains("unknown notifier kind \"pager\""), "{err}");
+    }
+
+    #[test]
+    fn webhook_and_ntfy_urls_must_be_http_or_https_and_are_never_shown() {
+        for (url, why) in [
+            ("notaurl", "not a valid URL"),
+            (
+                "ftp://hooks.example.org/T0K3N",
+                "url scheme \"ftp\" is not http or https",
+            ),
+        ] {
+            let err = refused(&format!(
+                "[[notifier]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"{url}\"\n"
+            ));
+            assert!(
+                err.starts_with("c.toml:4:7: key `url` in [[notifier]]"),
+                "{err}"
+            );
+            assert!(err.contains(why), "{err}");
+            assert!(!err.contains("T0K3N"), "the URL may be a credential: {err}");
+        }
+        let err = refused(
+            "[[notifier]]\nname = \"n\"\nkind = \"ntfy\"\ntopic = \"t\"\nserver = \"gopher://x\"\n",
+        );
+        assert!(err.starts_with("c.toml:5:10: key `server`"), "{err}");
+        let ok = "[[notifier]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"https://hooks.example.org/x\"\n";
+        assert!(Config::parse(ok, "c.toml").is_ok());
+    }
+
+    #[test]
+    fn selectors_and_date_formats_are_compiled_when_the_config_is_read() {
+        let source = "[[source]]\nname = \"s\"\nkind = \"http\"\nurl = \"https://example.org/\"\n\
+                      format = \"selectors\"\n";
+        let err = refused(&format!(
+            "{source}selectors = {{ item = \"article[\", title = \"h2\" }}\n"
+        ));
+        assert!(err.starts_with("c.toml:6:13: key `selectors`"), "{err}");
+        assert!(
+            err.contains("selectors.item: invalid CSS selector"),
+            "{err}"
+        );
+        let err = refused(&format!(
+            "{source}selectors = {{ item = \"a\", title = \"h2\", date_format = \"%d %Q\" }}\n"
+        ));
+        assert!(
+            err.contains("selectors.date_format \"%d %Q\" is not a chrono format"),
+            "{err}"
+        );
+        let ok = format!(
+            "{source}selectors = {{ item = \"a\", title = \"h2\", date_format = \"%d %B %Y\" }}\n"
+        );
+        assert!(Config::parse(&ok, "c.toml").is_ok());
+        // Selectors on a source that does not use them are a mistake, not a no-op.
+        let err = refused(
+            "[[source]]\nname = \"s\"\nkind = \"folder\"\npath = \"d\"\n\
+             selectors = { item = \"a\", title = \"h2\" }\n",
+        );
+        assert!(err.starts_with("c.toml:5:13: key `selectors`"), "{err}");
+    }
+
+    #[test]
+    fn formats_are_the_parsers_own_names() {
+        let names = format_names();
+        assert_eq!(names[0], "auto");
+        for format in crate::parse::formats() {
+            assert!(names.contains(&format.name()), "{}", format.name());
+        }
+        let err = refused(
+            "[[source]]\nname = \"d\"\nkind = \"folder\"\npath = \"d\"\nformat = \"rss\"\n",
+        );
+        assert!(err.starts_with("c.toml:5:10: key `format`"), "{err}");
+    }
+
+    #[test]
+    fn every_below_a_second_points_at_its_key() {
+        let err = refused(
+            "[[source]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://example.org/\"\nevery = \"0s\"\n",
+        );
+        assert!(
+            err.starts_with("c.toml:5:9: key `every` in [[source]]"),
+            "{err}"
+        );
+        assert!(err.contains("at least 1s"), "{err}");
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_and_refuses_what_is_not_host_port() {
+        let c = Config::parse("[server]\nlisten = \"localhost:8080\"\n", "c.toml").unwrap();
+        assert_eq!(c.server.listen.to_string(), "localhost:8080");
+        let resolved = c.server.listen.resolve().expect("localhost resolves");
+        assert!(
+            resolved
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080),
+            "{resolved:?}"
+        );
+        let c = Config::parse("[server]\nlisten = \"[::1]:9\"\n", "c.toml").unwrap();
+        assert_eq!(c.server.listen.to_string(), "[::1]:9");
+        for bad in ["localhost", "localhost:http", ":80", "a b:80"] {
+            let err = refused(&format!("[server]\nlisten = \"{bad}\"\n"));
+            assert!(
+                err.starts_with("c.toml:2:10: key `listen` in [server]"),
+                "{err}"
+            );
+            assert!(err.contains("is not host:port"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unset_reference_in_a_source_url_is_refused_at_the_url() {
+        let err = refused(
+            "[[source]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x.org/?k=${LOOKOUT_TEST_UNSET_U}\"\n",
+        );
+        assert!(err.starts_with("c.toml:4:7: key `url`"), "{err}");
+        assert!(err.contains("${LOOKOUT_TEST_UNSET_U} is not set"), "{err}");
+    }
+
+    #[test]
+    fn rules_are_refused_where_they_are_compiled_at_the_rules_name() {
+        let err = refused("[[alert]]\nname = \"r\"\nnone = [\"x\"]\n");
+        assert!(
+            err.starts_with("c.toml:2:8: key `name` in [[alert]]"),
+            "{err}"
+        );
+        assert!(err.contains("needs at least one of"), "{err}");
+        let err = refused("[[alert]]\nname = \"r\"\nany = [\" \"]\n");
+        assert!(err.contains("empty keyword in `any`"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! What the running daemon knows about itself and swaps on reload: the current config
-//! and rule matcher, the last refused reload, and each drop folder's health. The daemon
-//! writes it; the server reads it for `/healthz` and the status page.
+//! and rule matcher, the last refused reload, and every source's health. The daemon
+//! writes it (the health, only the pipeline); the server reads it for `/healthz` and
+//! the status page.
 //!
-//! HTTP sources keep their health in the store (`FetchState`), since it must survive a
-//! restart to drive backoff; folder sources only live as long as the process.
+//! The health of every source, whatever its kind, is one [`SourceHealth`] here, kept
+//! by the pipeline from the sources' reports; the store keeps a copy across restarts,
+//! read back at start.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -11,20 +13,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::sources::{Recorded, SourceHealth};
 use crate::store::Matcher;
-
-/// The health of a drop folder: its last good and bad page.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FolderHealth {
-    /// When a file was last ingested (or found to be seen before).
-    pub last_success: Option<DateTime<Utc>>,
-    /// The last refusal or store error.
-    pub last_error: Option<String>,
-    /// When it happened.
-    pub last_error_at: Option<DateTime<Utc>>,
-    /// Refused files since the last good one.
-    pub consecutive_failures: u32,
-}
 
 /// The daemon's swappable state. Every field is replaced whole, so a reader holds a
 /// consistent value (an `Arc`) without holding a lock.
@@ -32,7 +22,7 @@ pub struct Live {
     config: RwLock<Arc<Config>>,
     matcher: RwLock<Arc<dyn Matcher + Send + Sync>>,
     reload_error: RwLock<Option<String>>,
-    folders: RwLock<HashMap<String, FolderHealth>>,
+    health: RwLock<HashMap<String, SourceHealth>>,
     warnings: RwLock<HashMap<String, Vec<String>>>,
 }
 
@@ -43,7 +33,7 @@ impl Live {
             config: RwLock::new(config),
             matcher: RwLock::new(matcher),
             reload_error: RwLock::new(None),
-            folders: RwLock::new(HashMap::new()),
+            health: RwLock::new(HashMap::new()),
             warnings: RwLock::new(HashMap::new()),
         }
     }
@@ -75,22 +65,17 @@ impl Live {
         *write(&self.reload_error) = Some(error);
     }
 
-    /// Records a drop folder's page outcome: `Ok` for a stored page, `Err` for a refusal.
-    pub fn record_folder(&self, source: &str, result: Result<(), &str>) {
-        let now = Utc::now();
-        let mut folders = write(&self.folders);
-        let health = folders.entry(source.to_owned()).or_default();
-        match result {
-            Ok(()) => {
-                health.last_success = Some(now);
-                health.consecutive_failures = 0;
-            }
-            Err(reason) => {
-                health.last_error = Some(reason.to_owned());
-                health.last_error_at = Some(now);
-                health.consecutive_failures = health.consecutive_failures.saturating_add(1);
-            }
-        }
+    /// Books one attempt of a source (see [`SourceHealth::record`]).
+    pub fn record(&self, source: &str, at: DateTime<Utc>, recorded: &Recorded) {
+        write(&self.health)
+            .entry(source.to_owned())
+            .or_default()
+            .record(at, recorded);
+    }
+
+    /// Sets a source's health as the store kept it (at start).
+    pub fn set_health(&self, source: &str, health: SourceHealth) {
+        write(&self.health).insert(source.to_owned(), health);
     }
 
     /// Records what was odd about a source's latest stored page (a selector that never
@@ -113,9 +98,9 @@ impl Live {
             .unwrap_or_default()
     }
 
-    /// A drop folder's health (default when it has seen nothing yet).
-    pub fn folder_health(&self, source: &str) -> FolderHealth {
-        read(&self.folders).get(source).cloned().unwrap_or_default()
+    /// A source's health (default when it has attempted nothing yet).
+    pub fn source_health(&self, source: &str) -> SourceHealth {
+        read(&self.health).get(source).cloned().unwrap_or_default()
     }
 }
 

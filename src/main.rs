@@ -40,7 +40,7 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Check { config } => {
             let cfg = load(Some(&config))?;
-            print!("{}", describe(&cfg));
+            print!("{}", lookout::cli::check(&cfg)?);
         }
         Command::Once { config } => {
             let cfg = load(config.as_deref())?;
@@ -156,78 +156,6 @@ fn load(path: Option<&Path>) -> Result<Config> {
     })
 }
 
-/// What `lookout check` prints: the effective config in a few lines.
-fn describe(cfg: &Config) -> String {
-    let mut out = String::new();
-    let base = cfg
-        .server
-        .base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
-    out.push_str(&format!(
-        "config ok\nstate_dir: {}\n",
-        cfg.state_dir.display()
-    ));
-    out.push_str(&format!(
-        "server: listening on {}{}, feeds at {}/feed.xml\n",
-        cfg.server.listen,
-        if cfg.server.token.is_some() {
-            " (token required)"
-        } else {
-            ""
-        },
-        base.trim_end_matches('/')
-    ));
-    out.push_str(&format!(
-        "feed: {:?}, at most {} items\n",
-        cfg.feed.title, cfg.feed.max_items
-    ));
-    for s in &cfg.sources {
-        let what = match (&s.path, &s.url) {
-            (Some(p), _) => format!(
-                "folder {} (after: {})",
-                p.get_ref().display(),
-                format!("{:?}", s.after).to_lowercase()
-            ),
-            (_, Some(u)) => format!("http {} every {}", u.get_ref(), s.every),
-            _ => String::new(),
-        };
-        out.push_str(&format!(
-            "source {}: {what}, format {}\n",
-            s.name.get_ref(),
-            s.format.get_ref()
-        ));
-    }
-    for n in &cfg.notifiers {
-        out.push_str(&format!(
-            "notifier {}: {:?}\n",
-            n.name.get_ref(),
-            n.kind.get_ref()
-        ));
-    }
-    for r in &cfg.alerts {
-        // As the rules read it: no `notify` means the log, `notify = []` only the feed.
-        let notify = match &r.notify {
-            None => "log".to_owned(),
-            Some(names) if names.is_empty() => "its feed only".to_owned(),
-            Some(names) => names
-                .iter()
-                .map(|n| n.get_ref().as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
-        out.push_str(&format!(
-            "alert {}: any {:?} all {:?} none {:?} regex {:?} -> {notify}\n",
-            r.name.get_ref(),
-            r.any,
-            r.all,
-            r.none,
-            r.regex.iter().map(|x| x.get_ref()).collect::<Vec<_>>(),
-        ));
-    }
-    out
-}
-
 fn parse_command(
     page: &str,
     format: &str,
@@ -256,8 +184,8 @@ fn parse_command(
         _ => format,
     };
     let source_url = source
-        .and_then(|s| s.url.as_ref())
-        .map(|u| url::Url::parse(u.get_ref().expose()))
+        .and_then(|s| s.http())
+        .map(|h| url::Url::parse(h.url.get_ref().expose()))
         .transpose()
         .context("the source's url")?;
     let (body, captured_at, url, content_type) =

@@ -23,7 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 
-use crate::config::{Secret, ServerConfig, SourceKind};
+use crate::config::{Secret, ServerConfig};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::publish::{FeedFormat, FeedId, FeedScope, Publisher, Rendered};
@@ -188,46 +188,25 @@ async fn with_store<T: Send + 'static>(
         .map_err(|e| e.to_string())
 }
 
-/// One source's health, from the store (HTTP) or the daemon's memory (folders).
-fn source_views(state: &AppState, fetch: &[(String, crate::store::FetchState)]) -> Vec<SourceView> {
+/// Every configured source's health, whatever its kind: the one record the pipeline
+/// keeps ([`crate::sources::SourceHealth`]), with its latest page's warnings.
+fn source_views(state: &AppState) -> Vec<SourceView> {
     let config = state.live.config();
     config
         .sources
         .iter()
         .map(|s| {
-            let name = s.name.get_ref().clone();
-            let warnings = state.live.source_warnings(&name);
-            match s.kind.get_ref() {
-                SourceKind::Http => {
-                    let f = fetch
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, f)| f.clone())
-                        .unwrap_or_default();
-                    SourceView {
-                        name,
-                        kind: "http".into(),
-                        ok: f.consecutive_failures == 0,
-                        last_success: f.last_success,
-                        last_error: f.last_error,
-                        last_error_at: f.last_error_at,
-                        consecutive_failures: f.consecutive_failures,
-                        warnings: warnings.clone(),
-                    }
-                }
-                SourceKind::Folder => {
-                    let h = state.live.folder_health(&name);
-                    SourceView {
-                        name,
-                        kind: "folder".into(),
-                        ok: h.consecutive_failures == 0,
-                        last_success: h.last_success,
-                        last_error: h.last_error,
-                        last_error_at: h.last_error_at,
-                        consecutive_failures: h.consecutive_failures,
-                        warnings,
-                    }
-                }
+            let name = s.name().to_owned();
+            let h = state.live.source_health(&name);
+            SourceView {
+                kind: s.kind.name().into(),
+                ok: h.ok(),
+                last_success: h.last_success,
+                last_error: h.last_error,
+                last_error_at: h.last_error_at,
+                consecutive_failures: h.consecutive_failures,
+                warnings: state.live.source_warnings(&name),
+                name,
             }
         })
         .collect()
@@ -272,11 +251,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
     let probe = with_store(&s.store, move |st| {
         let read = || {
             st.generation()?;
-            Ok((
-                st.all_fetch_states()?,
-                st.outbox_counts()?,
-                st.item_count()?,
-            ))
+            Ok((st.outbox_counts()?, st.item_count()?))
         };
         read().inspect_err(|e| {
             health.failed(st, e);
@@ -286,8 +261,8 @@ async fn healthz(State(s): State<AppState>) -> Response {
     // The probe may have found the store damaged.
     let condition = s.health.condition();
     match probe {
-        Ok((fetch, outbox, items)) => {
-            let sources: serde_json::Map<String, serde_json::Value> = source_views(&s, &fetch)
+        Ok((outbox, items)) => {
+            let sources: serde_json::Map<String, serde_json::Value> = source_views(&s)
                 .into_iter()
                 .map(|v| {
                     (
@@ -402,14 +377,13 @@ async fn status_page(State(s): State<AppState>) -> Response {
         .collect();
     let gathered = with_store(&s.store, move |st| {
         let items = st.items(ItemFilter::All, 30)?;
-        let fetch = st.all_fetch_states()?;
         let outbox = st.outbox_counts()?;
         let failed = st.failed_deliveries(50)?;
         let mut matches = Vec::new();
         for rule in &rules {
             matches.push((rule.clone(), st.recent_matches(rule, 5)?));
         }
-        Ok((items, fetch, outbox, failed, matches))
+        Ok((items, outbox, failed, matches))
     })
     .await;
     let condition = s.health.condition();
@@ -417,7 +391,7 @@ async fn status_page(State(s): State<AppState>) -> Response {
         store::Condition::Corrupt { .. } => format!("{problem}. To repair: {}.", s.health.advice()),
         _ => problem,
     });
-    let (items, fetch, outbox, failed, matches) = match gathered {
+    let (items, outbox, failed, matches) = match gathered {
         Ok(g) => g,
         Err(e) => {
             tracing::error!(error = %e, "status page: store unavailable");
@@ -440,7 +414,7 @@ async fn status_page(State(s): State<AppState>) -> Response {
         generated_at: chrono::Utc::now(),
         reload_error: s.live.reload_error(),
         store_problem,
-        sources: source_views(&s, &fetch),
+        sources: source_views(&s),
         items: items
             .iter()
             .map(|i| item_view(i, config.feed.date.of(i)))

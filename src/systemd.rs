@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// A notification could not be sent to the service manager.
 #[derive(Debug, thiserror::Error)]
@@ -259,17 +259,17 @@ impl Watchdog {
         self.counts.clone()
     }
 
-    /// Runs until `shutdown` turns true (or its sender is gone). Pings every half
+    /// Runs until `shutdown` is cancelled. Pings every half
     /// interval, as sd_watchdog_enabled(3) advises, so one late tick does not kill the
     /// service; a loop counts as stale after a whole interval without a touch.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let period = (self.interval / 2).max(Duration::from_millis(1));
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_stale = false;
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
                 _ = ticks.tick() => {}
             }
             let stale = self.heartbeat.stale(self.interval);
@@ -366,10 +366,10 @@ mod tests {
 
     #[tokio::test]
     async fn watchdog_task_stops_on_shutdown() {
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
         let dog = Watchdog::new(Duration::from_secs(3600), Heartbeat::new());
-        let task = tokio::spawn(dog.run(stopped));
-        let _ = stop.send(true);
+        let task = tokio::spawn(dog.run(stop.clone()));
+        stop.cancel();
         tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .expect("watchdog stops within the deadline")

@@ -17,7 +17,7 @@ use lookout::config::Config;
 use lookout::entry::Entry;
 use lookout::store::{idempotency_key, Ingest, OutboxCounts, SharedStore, Store};
 use serde_json::Value;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -97,14 +97,15 @@ async fn wait_for(store: &SharedStore, what: &str, done: impl Fn(&OutboxCounts) 
 
 /// A running worker and the means to stop it.
 struct Worker {
-    stop: watch::Sender<bool>,
+    stop: tokio_util::sync::CancellationToken,
     wake: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
 fn start(store: &SharedStore, config: &Config, options: OutboxOptions) -> Worker {
     let notifiers = Arc::new(Notifiers::from_config(config).expect("notifiers build"));
-    let (stop, shutdown) = watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shutdown = stop.clone();
     let wake = Arc::new(Notify::new());
     let task = tokio::spawn(outbox::run_with(
         Arc::clone(store),
@@ -118,7 +119,7 @@ fn start(store: &SharedStore, config: &Config, options: OutboxOptions) -> Worker
 
 impl Worker {
     async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
             .expect("worker stops within its drain deadline")

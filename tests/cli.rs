@@ -202,3 +202,167 @@ fn completions_and_man_page_come_from_the_definitions() {
     let out = lookout(&["man"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(".TH lookout"));
 }
+
+/// Runs `lookout check` on `text`, written to a file; returns the file, stdout, stderr
+/// and whether it passed.
+fn check(text: &str) -> (String, String, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = lookout(&["check", "--config", path.to_str().unwrap()]);
+    (
+        path.display().to_string(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn check_refuses_what_would_otherwise_fail_only_later_at_its_key() {
+    const HTTP: &str = "[[source]]\nname = \"s\"\nkind = \"http\"\n";
+    let cases = [
+        // (config, where, what)
+        (
+            "[[notifier]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"notaurl\"\n".to_owned(),
+            "4:7: key `url` in [[notifier]]",
+            "not a valid URL",
+        ),
+        (
+            "[[notifier]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"ftp://h.example/x\"\n"
+                .to_owned(),
+            "4:7: key `url` in [[notifier]]",
+            "url scheme \"ftp\" is not http or https",
+        ),
+        (
+            "[[notifier]]\nname = \"n\"\nkind = \"ntfy\"\ntopic = \"t\"\nserver = \"ntfy\"\n"
+                .to_owned(),
+            "5:10: key `server` in [[notifier]]",
+            "not a valid URL",
+        ),
+        (
+            format!(
+                "{HTTP}url = \"https://example.org/\"\nformat = \"selectors\"\n\
+                 selectors = {{ item = \"article[\", title = \"h2\" }}\n"
+            ),
+            "6:13: key `selectors` in [[source]]",
+            "selectors.item: invalid CSS selector \"article[\"",
+        ),
+        (
+            format!(
+                "{HTTP}url = \"https://example.org/\"\nformat = \"selectors\"\n\
+                 selectors = {{ item = \"li\", title = \"h2\", date_format = \"%Y-%J\" }}\n"
+            ),
+            "6:13: key `selectors` in [[source]]",
+            "selectors.date_format \"%Y-%J\" is not a chrono format",
+        ),
+        (
+            "[[alert]]\nname = \"r\"\nregex = ['(open']\n".to_owned(),
+            "3:10: key `regex` in [[alert]]",
+            "alert \"r\": bad regex",
+        ),
+        (
+            format!("{HTTP}url = \"https://example.org/?key=${{LOOKOUT_CLI_TEST_UNSET}}\"\n"),
+            "4:7: key `url` in [[source]]",
+            "${LOOKOUT_CLI_TEST_UNSET} is not set",
+        ),
+        (
+            format!("{HTTP}url = \"https://example.org/\"\nevery = \"0s\"\n"),
+            "5:9: key `every` in [[source]]",
+            "`every` must be at least 1s",
+        ),
+        (
+            format!("{HTTP}url = \"https://example.org/\"\nsettle = \"1s\"\n"),
+            "5:1: key `settle` in [[source]]",
+            "`settle` does not apply to a http source",
+        ),
+        (
+            "[[notifier]]\nname = \"m\"\nkind = \"email\"\nhost = \"h\"\nfrom = \"a@b.org\"\n\
+             to = [\"c@d.org\"]\ntopic = \"t\"\n"
+                .to_owned(),
+            "7:1: key `topic` in [[notifier]]",
+            "`topic` does not apply to a email notifier",
+        ),
+        (
+            "[server]\nlisten = \"localhost\"\n".to_owned(),
+            "2:10: key `listen` in [server]",
+            "is not host:port",
+        ),
+    ];
+    for (text, at, what) in cases {
+        let (file, stdout, stderr, ok) = check(&text);
+        assert!(!ok, "accepted:\n{text}\n{stdout}");
+        assert!(
+            stderr.contains(&format!("{file}:{at}")),
+            "{text}\nwants {at}: {stderr}"
+        );
+        assert!(stderr.contains(what), "{text}\nwants {what}: {stderr}");
+        assert!(!stdout.contains("config ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn check_prints_every_source_rule_and_notifier_that_will_run() {
+    let (_, stdout, stderr, ok) = check(
+        "[server]\nlisten = \"localhost:8099\"\n\
+         [[source]]\nname = \"papers\"\nkind = \"http\"\nurl = \"https://example.org/papers\"\n\
+         every = \"2h\"\njitter = \"5m\"\nformat = \"hf-papers\"\n\
+         [[source]]\nname = \"drop\"\nkind = \"folder\"\npath = \"./drop\"\nafter = \"keep\"\n\
+         [[notifier]]\nname = \"team\"\nkind = \"webhook\"\nurl = \"https://hooks.example.org/s3cr3t\"\n\
+         template = \"slack\"\n\
+         [[notifier]]\nname = \"phone\"\nkind = \"ntfy\"\ntopic = \"papers\"\n\
+         [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nfields = [\"title\"]\n\
+         sources = [\"papers\"]\nnotify = [\"team\", \"phone\"]\ndigest = \"1h\"\n",
+    );
+    assert!(ok, "{stderr}");
+    for line in [
+        "server: listening on localhost:8099",
+        "source papers: http https://example.org/papers every 2h (+ up to 5m jitter), format hf-papers",
+        "source drop: folder ./drop (after: keep), format auto",
+        "notifier team: webhook to https://hooks.example.org/… (slack)",
+        "notifier phone: ntfy topic papers",
+        "alert diffusion: any [\"diffusion\"] all [] none [] regex [] in title of papers -> team, phone, digest every 1h",
+    ] {
+        assert!(stdout.contains(line), "wants {line:?} in:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("s3cr3t"),
+        "a webhook path may be its credential: {stdout}"
+    );
+}
+
+#[test]
+fn import_refuses_a_source_the_config_does_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let captures = dir.path().join("captures");
+    std::fs::create_dir(&captures).unwrap();
+    std::fs::copy(fixture("hf_papers_may20.txt"), captures.join("a.txt")).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {:?}\n",
+            dir.path().join("state"),
+            dir.path().join("drop")
+        ),
+    )
+    .unwrap();
+    let out = lookout(&[
+        "import",
+        captures.to_str().unwrap(),
+        "--source",
+        "nosuch",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no source \"nosuch\" in the config (sources: drop)"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("state/lookout.db").exists(),
+        "nothing was filed, not even a store made"
+    );
+}

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lookout::sources::folder::{FolderError, FolderSource};
-use lookout::sources::{Capture, Outcome};
-use tokio::sync::{mpsc, watch};
+use lookout::sources::{Outcome, Report};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// A one-item RSS feed whose item's guid is `https://example.org/item/{id}`.
 fn one_item_feed(id: &str) -> Vec<u8> {
@@ -327,7 +328,7 @@ struct Harness {
     _tmp: tempfile::TempDir,
     drop: PathBuf,
     sent: Sent,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), FolderError>>,
 }
 
@@ -344,12 +345,13 @@ impl Harness {
             "[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = \"50ms\"\n"
         );
         let config = lookout::config::Config::parse(&text, "t.toml").unwrap();
-        let source = tune(FolderSource::new(&config.sources[0]));
-        let (tx, mut rx) = mpsc::channel::<Capture>(8);
+        let folder = config.sources[0].folder().expect("a folder source");
+        let source = tune(FolderSource::new(&config.sources[0], folder));
+        let (tx, mut rx) = mpsc::channel::<Report>(8);
         let sent: Sent = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&sent);
         tokio::spawn(async move {
-            while let Some(capture) = rx.recv().await {
+            while let Some(Report::Page(capture)) = rx.recv().await {
                 let name = Path::new(&capture.page.origin)
                     .file_name()
                     .unwrap()
@@ -360,7 +362,8 @@ impl Harness {
                 let _ = capture.reply.send(outcome);
             }
         });
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let (watching, started) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(source.run(tx, stopped, Some(watching)));
         // The sender is dropped unused when the source fails to start.
@@ -393,7 +396,7 @@ impl Harness {
     }
 
     async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         self.task.await.unwrap().unwrap();
     }
 }

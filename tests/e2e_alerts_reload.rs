@@ -167,3 +167,70 @@ fn sighup_adds_sources_and_rules_and_refuses_a_bad_config() {
     );
     assert!(daemon.stop(Duration::from_secs(10)).success());
 }
+
+/// `state_dir` and `listen` cannot change under a running daemon (the store is open,
+/// the socket bound): a reload that changes either is refused whole, with a message
+/// that says to restart, and the running config keeps working. Before, a new
+/// `state_dir` was half applied: the store stayed, the feed files moved.
+#[test]
+fn sighup_refuses_a_new_state_dir_or_listen_and_keeps_the_running_config() {
+    let setup = Setup::new("");
+    let daemon = Daemon::start(&setup.config);
+    let base = daemon.base.clone();
+    let original = std::fs::read_to_string(&setup.config).unwrap();
+    let moved = setup.dir.path().join("elsewhere");
+    let changes = [
+        (
+            original.replacen("state_dir = ", &format!("state_dir = {moved:?}\n#"), 1),
+            "`state_dir` changed from",
+        ),
+        (
+            original.replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:1\""),
+            "`listen` changed from 127.0.0.1:0 to 127.0.0.1:1",
+        ),
+    ];
+    for (n, (text, message)) in changes.into_iter().enumerate() {
+        // A rule added in the same edit must not slip in either: the reload is whole.
+        let rule = format!("rule{n}");
+        std::fs::write(
+            &setup.config,
+            format!("{text}\n[[alert]]\nname = \"{rule}\"\nany = [\"x\"]\n"),
+        )
+        .unwrap();
+        daemon.signal(libc::SIGHUP);
+        let log = wait_for(Duration::from_secs(10), "the refusal", || {
+            let log = daemon.log();
+            (log.matches("new config refused").count() > n).then_some(log)
+        });
+        assert!(log.contains(message), "wants {message:?} in:\n{log}");
+        assert!(log.contains("restart lookout to apply it"), "{log}");
+        assert_eq!(
+            get(&format!("{base}/alerts/{rule}.xml"), &[]).0,
+            404,
+            "nothing of the refused config applied"
+        );
+    }
+    assert!(!moved.exists(), "nothing was written to the new state_dir");
+    setup.drop_file("may20.txt", &fixture("hf_papers_may20.txt"));
+    setup.wait_filed("processed", "may20.txt");
+    assert_eq!(get(&format!("{base}/feed.xml"), &[]).0, 200);
+    assert!(daemon.stop(Duration::from_secs(10)).success());
+}
+
+/// `listen` takes a host name, resolved when the daemon starts (before: "invalid
+/// socket address syntax").
+#[test]
+fn a_host_name_in_listen_is_resolved_at_start() {
+    let setup = Setup::new("");
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:0\""), "{text}");
+    std::fs::write(
+        &setup.config,
+        text.replace("listen = \"127.0.0.1:0\"", "listen = \"localhost:0\""),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&setup.config);
+    let (status, _, _) = get(&format!("{}/healthz", daemon.base), &[]);
+    assert_eq!(status, 200);
+    assert!(daemon.stop(Duration::from_secs(10)).success());
+}

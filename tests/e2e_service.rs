@@ -249,3 +249,33 @@ fn relative_drop_folder_of_the_quick_start_works() {
     assert_eq!(rss_guids(&body).len(), 10);
     assert!(daemon.stop(Duration::from_secs(10)).success());
 }
+
+/// A drop folder that cannot be watched is a failing source on `/healthz`: every
+/// source's health is one record, kept by the pipeline from what the source reports,
+/// whatever its kind (before, only a log line said so).
+#[test]
+fn a_folder_that_cannot_be_watched_is_a_failing_source_on_healthz() {
+    let setup = Setup::new("");
+    let not_a_dir = setup.dir.path().join("not-a-dir");
+    std::fs::write(&not_a_dir, "a file where the folder should be").unwrap();
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    // `kind="folder"` without spaces: the harness waits for every `kind = "folder"` to
+    // be watched before it goes on, and this one never will be.
+    std::fs::write(
+        &setup.config,
+        format!("{text}\n[[source]]\nname = \"blocked\"\nkind=\"folder\"\npath = {not_a_dir:?}\n"),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&setup.config);
+    let health = wait_for(Duration::from_secs(10), "the failure recorded", || {
+        let (_, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
+        let health: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        (health["sources"]["blocked"]["ok"] == false).then_some(health)
+    });
+    let blocked = &health["sources"]["blocked"];
+    assert_eq!(blocked["kind"], "folder", "{health}");
+    assert_eq!(blocked["consecutive_failures"], 1, "{health}");
+    assert!(blocked["last_error"].is_string(), "{health}");
+    assert_eq!(health["sources"]["drop"]["ok"], true, "{health}");
+    assert!(daemon.stop(Duration::from_secs(10)).success());
+}

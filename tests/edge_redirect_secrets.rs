@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use lookout::config::{Config, SourceConfig};
-use lookout::sources::http::{FetchOutcome, HostGate, HttpError, HttpSource};
-use lookout::sources::{Capture, Outcome, Page};
+use lookout::sources::http::{AttemptError, FetchOutcome, HostGate, HttpError, HttpSource};
+use lookout::sources::{record, Outcome, Page, Recorded, Report};
 use lookout::store::{SharedStore, Store};
 use tokio::sync::mpsc;
 use wiremock::matchers::path;
@@ -38,7 +38,7 @@ fn with_secret_headers(url: &str) -> SourceConfig {
 struct Harness {
     _dir: tempfile::TempDir,
     store: SharedStore,
-    tx: mpsc::Sender<Capture>,
+    tx: mpsc::Sender<Report>,
     pages: Arc<Mutex<Vec<Page>>>,
 }
 
@@ -47,13 +47,28 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("lookout.db")).expect("open store");
         let store: SharedStore = Arc::new(Mutex::new(store));
-        let (tx, mut rx) = mpsc::channel::<Capture>(4);
+        let (tx, mut rx) = mpsc::channel::<Report>(4);
         let pages = Arc::new(Mutex::new(Vec::new()));
         let kept = Arc::clone(&pages);
+        let writer = SharedStore::clone(&store);
         tokio::spawn(async move {
-            while let Some(capture) = rx.recv().await {
-                kept.lock().unwrap().push(capture.page);
-                let _ = capture.reply.send(Outcome::Duplicate);
+            while let Some(report) = rx.recv().await {
+                match report {
+                    Report::Page(capture) => {
+                        kept.lock().unwrap().push(capture.page);
+                        let _ = capture.reply.send(Outcome::Duplicate);
+                    }
+                    // As the daemon's pipeline does: it alone records attempts.
+                    Report::Attempt(attempt) => {
+                        let mut store = writer.lock().unwrap();
+                        let before = store.fetch_state(&attempt.source).expect("read");
+                        let recorded = Recorded::of_attempt(&attempt.result);
+                        let after = record(&before, attempt.at, &recorded);
+                        store
+                            .save_fetch_states(&[(&attempt.source, &after)])
+                            .expect("saved");
+                    }
+                }
             }
         });
         Harness {
@@ -65,7 +80,13 @@ impl Harness {
     }
 
     async fn fetch(&self, cfg: &SourceConfig) -> Result<FetchOutcome, HttpError> {
-        self.source(cfg).fetch_once(&self.tx).await
+        self.source(cfg)
+            .fetch_once(&self.tx)
+            .await
+            .map_err(|e| match e {
+                AttemptError::Http(e) => e,
+                other => panic!("not an HTTP error: {other}"),
+            })
     }
 
     fn source(&self, cfg: &SourceConfig) -> HttpSource {
@@ -217,13 +238,25 @@ async fn a_secret_in_the_source_url_is_sent_but_never_shown() {
     assert_eq!(asked[0].url.query(), Some(format!("key={KEY}").as_str()));
     let text = error.to_string();
     assert_eq!(text, format!("GET {configured}: HTTP 500"));
-    let state = h
-        .store
-        .lock()
-        .unwrap()
-        .fetch_state("s")
-        .expect("fetch state");
-    let recorded = state.last_error.unwrap_or_default();
+    // The pipeline books the attempt after the source reported it: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let recorded = loop {
+        let state = h
+            .store
+            .lock()
+            .unwrap()
+            .fetch_state("s")
+            .expect("fetch state");
+        if let Some(error) = state.last_error {
+            break error;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the attempt was never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(recorded.contains("HTTP 500"), "{recorded}");
     assert!(!recorded.contains(KEY), "{recorded}");
 
     // A refused connection's error (reqwest names the URL in its own) hides it too.

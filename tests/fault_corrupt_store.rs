@@ -16,7 +16,7 @@ use lookout::alert::{Notifiers, RuleSet};
 use lookout::config::Config;
 use lookout::entry::Entry;
 use lookout::store::{Ingest, NoRules, SharedStore, Store, StoreHealth};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -207,7 +207,8 @@ async fn deliveries_pause_while_the_store_is_damaged() {
 
     let health = StoreHealth::new(None);
     health.corrupt("injected: *** in database main *** Page 1000: invalid page type");
-    let (stop, shutdown) = watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shutdown = stop.clone();
     let worker = tokio::spawn(outbox::run_with(
         Arc::clone(&store),
         Arc::new(Notifiers::from_config(&config).expect("notifiers")),
@@ -232,7 +233,7 @@ async fn deliveries_pause_while_the_store_is_damaged() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = stop.send(true);
+    stop.cancel();
     worker.await.expect("worker ends");
     assert_eq!(store.lock().unwrap().outbox_counts().unwrap().pending, 1);
 }

@@ -28,7 +28,7 @@ use lookout::alert::{Notifiers, RuleSet};
 use lookout::config::Config;
 use lookout::entry::Entry;
 use lookout::store::{Ingest, SharedStore, Store};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -416,7 +416,8 @@ async fn a_sent_alert_whose_outcome_cannot_be_recorded_is_not_sent_again() {
         .expect("create trigger");
 
     let notifiers = Arc::new(Notifiers::from_config(&config).expect("notifiers"));
-    let (stop, shutdown) = watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shutdown = stop.clone();
     let options = OutboxOptions {
         poll: Duration::from_millis(20),
         store_retry_base: Duration::from_millis(20),
@@ -465,6 +466,6 @@ async fn a_sent_alert_whose_outcome_cannot_be_recorded_is_not_sent_again() {
         by_key.values().all(|n| *n == 1),
         "each alert sent once: {by_key:?}"
     );
-    let _ = stop.send(true);
+    stop.cancel();
     worker.await.expect("worker ends");
 }

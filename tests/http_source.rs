@@ -17,14 +17,15 @@ use std::time::{Duration, Instant};
 use lookout::config::{Config, HumanDuration, SourceConfig};
 use lookout::entry::Entry;
 use lookout::sources::http::{
-    fetch_url, schedule, FetchOutcome, HostGate, HttpError, HttpSource, Limits, SourceStatus,
-    DEFAULT_USER_AGENT,
+    fetch_url, schedule, AttemptError, FetchOutcome, HostGate, HttpError, HttpSource, Limits,
+    PollStatus, DEFAULT_USER_AGENT,
 };
-use lookout::sources::{Capture, Outcome, Page};
+use lookout::sources::{record, Capture, Outcome, Page, Recorded, Report};
 use lookout::store::{FetchState, Ingest, NoRules, SharedStore, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -46,7 +47,9 @@ fn source_config(name: &str, url: &str, extra: &str) -> SourceConfig {
 /// users, so tests run fast).
 fn fast_config(name: &str, url: &str, every: Duration, extra: &str) -> SourceConfig {
     let mut cfg = source_config(name, url, extra);
-    cfg.every = HumanDuration(every);
+    if let lookout::config::SourceKind::Http(http) = &mut cfg.kind {
+        http.every = HumanDuration(every);
+    }
     cfg
 }
 
@@ -57,9 +60,9 @@ struct Daemon {
     _dir: tempfile::TempDir,
     store: SharedStore,
     gate: HostGate,
-    tx: mpsc::Sender<Capture>,
+    tx: mpsc::Sender<Report>,
     pages: Arc<Mutex<Vec<Page>>>,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
 }
 
 impl Daemon {
@@ -76,7 +79,7 @@ impl Daemon {
             gate: HostGate::new(min_gap),
             tx,
             pages,
-            shutdown: watch::Sender::new(false),
+            shutdown: CancellationToken::new(),
         }
     }
 
@@ -90,9 +93,9 @@ impl Daemon {
     fn spawn(
         &self,
         source: HttpSource,
-    ) -> (watch::Receiver<SourceStatus>, tokio::task::JoinHandle<()>) {
+    ) -> (watch::Receiver<PollStatus>, tokio::task::JoinHandle<()>) {
         let status = source.status();
-        let task = tokio::spawn(source.run(self.tx.clone(), self.shutdown.subscribe()));
+        let task = tokio::spawn(source.run(self.tx.clone(), self.shutdown.child_token()));
         (status, task)
     }
 
@@ -109,19 +112,46 @@ impl Daemon {
         let store = self.store.lock().expect("store lock");
         store.fetch_state(source).expect("fetch state")
     }
+
+    /// The source's record once the pipeline has booked `failures` failures in a row:
+    /// a source reports an attempt and goes on, the pipeline books it when it gets it.
+    async fn recorded(&self, source: &str, failures: u32) -> FetchState {
+        eventually("the attempt recorded by the pipeline", || {
+            self.fetch_state(source).consecutive_failures >= failures
+        })
+        .await;
+        let state = self.fetch_state(source);
+        assert_eq!(state.consecutive_failures, failures, "{state:?}");
+        state
+    }
 }
 
 async fn pipeline(
-    mut rx: mpsc::Receiver<Capture>,
+    mut rx: mpsc::Receiver<Report>,
     store: SharedStore,
     pages: Arc<Mutex<Vec<Page>>>,
 ) {
-    while let Some(Capture {
-        page,
-        reply,
-        fetch_state,
-    }) = rx.recv().await
-    {
+    // As the daemon's pipeline does: the one writer of every source's record.
+    let book = |source: &str, recorded: Recorded| {
+        let mut store = store.lock().expect("store lock");
+        let before = store.fetch_state(source).expect("fetch state");
+        let after = record(&before, chrono::Utc::now(), &recorded);
+        store
+            .save_fetch_states(&[(source, &after)])
+            .expect("fetch state saved");
+    };
+    while let Some(report) = rx.recv().await {
+        let Capture {
+            page,
+            reply,
+            validators,
+        } = match report {
+            Report::Page(capture) => capture,
+            Report::Attempt(attempt) => {
+                book(&attempt.source, Recorded::of_attempt(&attempt.result));
+                continue;
+            }
+        };
         let outcome = if page.body.starts_with(b"BAD") {
             Outcome::Failed {
                 reason: "unrecognized page".into(),
@@ -161,16 +191,11 @@ async fn pipeline(
                 }
             }
         };
-        // As the daemon's pipeline does: the state is recorded with a stored page.
-        if let (Some(state), Outcome::Ingested { .. } | Outcome::Duplicate) =
-            (&fetch_state, &outcome)
-        {
-            store
-                .lock()
-                .expect("store lock")
-                .save_fetch_states(&[(&page.source, state)])
-                .expect("fetch state saved");
-        }
+        // As the daemon's pipeline does: the validators are recorded with a stored page.
+        book(
+            &page.source,
+            Recorded::of_outcome(&outcome, validators.as_ref()),
+        );
         pages.lock().expect("pages lock").push(page);
         let _ = reply.send(outcome);
     }
@@ -186,10 +211,10 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 async fn status_where(
-    status: &mut watch::Receiver<SourceStatus>,
+    status: &mut watch::Receiver<PollStatus>,
     what: &str,
-    pred: impl FnMut(&SourceStatus) -> bool,
-) -> SourceStatus {
+    pred: impl FnMut(&PollStatus) -> bool,
+) -> PollStatus {
     match tokio::time::timeout(DEADLINE, status.wait_for(pred)).await {
         Ok(Ok(s)) => s.clone(),
         _ => panic!("timed out waiting for {what}"),
@@ -445,7 +470,10 @@ async fn baseline_is_true_on_the_first_success_only() {
 
     let failed = source.fetch_once(&daemon.tx).await;
     assert!(
-        matches!(failed, Err(HttpError::Status { status: 500, .. })),
+        matches!(
+            failed,
+            Err(AttemptError::Http(HttpError::Status { status: 500, .. }))
+        ),
         "{failed:?}"
     );
     let first = source.fetch_once(&daemon.tx).await.expect("first success");
@@ -525,7 +553,7 @@ async fn a_refused_page_saves_no_validators_and_keeps_the_normal_schedule() {
     let error = s.last_error.unwrap_or_default();
     assert!(error.contains("page refused: unrecognized page"), "{error}");
     assert_eq!(
-        s.state.consecutive_failures, 1,
+        s.health.consecutive_failures, 1,
         "counts as a failure for status"
     );
     let delay = s.next_delay.expect("scheduled");
@@ -539,7 +567,7 @@ async fn a_refused_page_saves_no_validators_and_keeps_the_normal_schedule() {
         "validators are saved only once the page is stored"
     );
     assert!(!state.ever_succeeded);
-    daemon.shutdown.send_replace(true);
+    daemon.shutdown.cancel();
 }
 
 #[tokio::test]
@@ -556,7 +584,7 @@ async fn a_page_the_pipeline_never_answered_is_fetched_again_in_full() {
     let daemon = Daemon::new(Duration::ZERO);
     let cfg = source_config("crashy", &server.uri(), "");
     // A pipeline that takes the page and dies before answering, like a crash mid-ingest.
-    let (tx, mut rx) = mpsc::channel::<Capture>(1);
+    let (tx, mut rx) = mpsc::channel::<Report>(1);
     let dying = tokio::spawn(async move {
         if let Some(capture) = rx.recv().await {
             drop(capture);
@@ -564,7 +592,7 @@ async fn a_page_the_pipeline_never_answered_is_fetched_again_in_full() {
     });
     let result = daemon.source(&cfg).fetch_once(&tx).await;
     assert!(
-        matches!(result, Err(HttpError::PipelineClosed { .. })),
+        matches!(result, Err(AttemptError::PipelineClosed { .. })),
         "{result:?}"
     );
     dying.await.expect("pipeline task");
@@ -643,7 +671,7 @@ async fn retry_after_is_honoured(script: Script, what: &str) {
         healthy_before_retry >= 3,
         "the healthy source delivered only {healthy_before_retry} pages meanwhile"
     );
-    daemon.shutdown.send_replace(true);
+    daemon.shutdown.cancel();
 }
 
 #[tokio::test]
@@ -662,7 +690,7 @@ async fn a_server_that_never_answers_times_out_while_others_keep_their_schedule(
         .await
         .expect("the fetch gives up by itself");
     match once {
-        Err(HttpError::Timeout { after, ref url }) => {
+        Err(AttemptError::Http(HttpError::Timeout { after, ref url })) => {
             assert_eq!(after, ms(300));
             assert!(url.contains(&addr.to_string()));
         }
@@ -677,11 +705,11 @@ async fn a_server_that_never_answers_times_out_while_others_keep_their_schedule(
     let (mut status, _task) = daemon.spawn(daemon.source(&cfg).with_backoff_base(ms(50)));
     let healthy_at_start = daemon.pages_of("healthy").len();
     let s = status_where(&mut status, "two more timeouts", |s| {
-        s.state.consecutive_failures >= 3
+        s.health.consecutive_failures >= 3
     })
     .await;
     assert!(s
-        .state
+        .health
         .last_error
         .unwrap_or_default()
         .contains("timed out after 300ms"));
@@ -691,7 +719,7 @@ async fn a_server_that_never_answers_times_out_while_others_keep_their_schedule(
         healthy >= 3,
         "the healthy source delivered only {healthy} pages meanwhile"
     );
-    daemon.shutdown.send_replace(true);
+    daemon.shutdown.cancel();
 }
 
 #[tokio::test]
@@ -707,7 +735,7 @@ async fn an_endless_body_is_cut_at_the_limit() {
         .await
         .expect("cut at the limit, long before the timeout");
     match result {
-        Err(e @ HttpError::TooLarge { limit: 65536, .. }) => {
+        Err(AttemptError::Http(e @ HttpError::TooLarge { limit: 65536, .. })) => {
             assert_eq!(
                 e.to_string(),
                 format!("GET http://{addr}/: body exceeds 65536 bytes")
@@ -716,7 +744,7 @@ async fn an_endless_body_is_cut_at_the_limit() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
     assert!(daemon.pages_of("endless").is_empty());
-    assert_eq!(daemon.fetch_state("endless").consecutive_failures, 1);
+    daemon.recorded("endless", 1).await;
 }
 
 #[tokio::test]
@@ -748,7 +776,10 @@ async fn a_gzip_bomb_is_cut_at_the_limit() {
     let bomb_cfg = source_config("bomb", &format!("{}/bomb", server.uri()), extra);
     let result = daemon.source(&bomb_cfg).fetch_once(&daemon.tx).await;
     assert!(
-        matches!(result, Err(HttpError::TooLarge { limit: 65536, .. })),
+        matches!(
+            result,
+            Err(AttemptError::Http(HttpError::TooLarge { limit: 65536, .. }))
+        ),
         "{result:?}"
     );
 
@@ -776,7 +807,7 @@ async fn a_declared_length_over_the_limit_is_refused_before_reading() {
     let cfg = source_config("big", &server.uri(), "max_body_size = 65536");
     let result = daemon.source(&cfg).fetch_once(&daemon.tx).await;
     assert!(
-        matches!(result, Err(HttpError::TooLarge { .. })),
+        matches!(result, Err(AttemptError::Http(HttpError::TooLarge { .. }))),
         "{result:?}"
     );
 }
@@ -799,14 +830,13 @@ async fn a_redirect_loop_is_an_error() {
         .fetch_once(&daemon.tx)
         .await;
     match result {
-        Err(e @ HttpError::RedirectLoop { .. }) => {
+        Err(AttemptError::Http(e @ HttpError::RedirectLoop { .. })) => {
             assert_eq!(e.to_string(), format!("GET {url}: redirect loop at {url}"));
         }
         other => panic!("expected a redirect loop, got {other:?}"),
     }
     assert!(daemon.pages_of("loop").is_empty());
-    let state = daemon.fetch_state("loop");
-    assert_eq!(state.consecutive_failures, 1);
+    let state = daemon.recorded("loop", 1).await;
     assert!(state
         .last_error
         .unwrap_or_default()
@@ -832,7 +862,13 @@ async fn more_redirects_than_allowed_is_an_error() {
     );
     let result = daemon.source(&cfg).fetch_once(&daemon.tx).await;
     assert!(
-        matches!(result, Err(HttpError::TooManyRedirects { max: 2, .. })),
+        matches!(
+            result,
+            Err(AttemptError::Http(HttpError::TooManyRedirects {
+                max: 2,
+                ..
+            }))
+        ),
         "{result:?}"
     );
 }
@@ -856,7 +892,7 @@ async fn repeated_500s_back_off_with_growing_capped_delays_while_others_keep_the
     loop {
         let s = status.borrow_and_update().clone();
         if s.attempts > 0 {
-            let failures = s.state.consecutive_failures;
+            let failures = s.health.consecutive_failures;
             assert_eq!(
                 s.next_delay,
                 Some(schedule::backoff(failures, base, cap)),
@@ -900,7 +936,7 @@ async fn repeated_500s_back_off_with_growing_capped_delays_while_others_keep_the
         healthy >= 3,
         "the healthy source delivered only {healthy} pages meanwhile"
     );
-    daemon.shutdown.send_replace(true);
+    daemon.shutdown.cancel();
 }
 
 #[tokio::test]
@@ -935,7 +971,7 @@ async fn shutdown_abandons_a_fetch_in_flight() {
         accepted.load(Ordering::SeqCst) >= 1
     })
     .await;
-    daemon.shutdown.send_replace(true);
+    daemon.shutdown.cancel();
     tokio::time::timeout(DEADLINE, task)
         .await
         .expect("the task stops long before the 60 s timeout")
@@ -1030,5 +1066,5 @@ async fn an_https_page_behind_an_untrusted_certificate_is_refused() {
         "{shown}"
     );
     assert!(daemon.pages_of("tls").is_empty(), "nothing was read");
-    assert_eq!(daemon.fetch_state("tls").consecutive_failures, 1);
+    daemon.recorded("tls", 1).await;
 }

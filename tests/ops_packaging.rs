@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use lookout::config::{Config, SourceKind};
+use lookout::config::Config;
 
 const PRODUCTION_CONFIG: &str = include_str!("../packaging/lookout.toml");
 const UNIT: &str = include_str!("../systemd/lookout.service");
@@ -45,9 +45,9 @@ fn commented_drop_folder_in_production_config_is_valid_when_uncommented() {
     let cfg = Config::parse(&text, "packaging/lookout.toml (uncommented)")
         .unwrap_or_else(|e| panic!("uncommented examples are refused: {e}\n{text}"));
     let drop = cfg.source("drop").expect("the drop source");
-    assert_eq!(*drop.kind.get_ref(), SourceKind::Folder);
+    assert_eq!(drop.kind.name(), "folder");
     assert_eq!(
-        drop.path.as_ref().map(|p| p.get_ref().as_path()),
+        drop.folder().map(|f| f.path.as_path()),
         Some(Path::new("/var/lib/lookout/drop"))
     );
     assert!(cfg.source("hf-daily").is_some(), "the HTTP example too");

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lookout::systemd::{self, Heartbeat, Watchdog};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Marks a child run; children without it return at once.
 const CHILD_ENV: &str = "LOOKOUT_SD_NOTIFY_CHILD";
@@ -125,15 +125,12 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// A task that touches `pulse` every 10 ms until `stop` turns true: a live loop.
-fn keep_alive(
-    pulse: systemd::Pulse,
-    mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
+fn keep_alive(pulse: systemd::Pulse, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         loop {
             tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
+                () = stop.cancelled() => return,
                 _ = tick.tick() => pulse.touch(),
             }
         }
@@ -172,15 +169,15 @@ fn child_ready_watchdog_stopping() {
         .expect("runtime");
     runtime.block_on(async {
         let heartbeat = Heartbeat::new();
-        let (stop_tx, stop) = watch::channel(false);
+        let stop = CancellationToken::new();
         let alive = keep_alive(heartbeat.register("pipeline"), stop.clone());
         let dog = Watchdog::from_env(heartbeat).expect("watchdog enabled by WATCHDOG_USEC");
         let counts = dog.counts();
         systemd::ready().expect("READY=1 sent");
         systemd::status("ingesting: 3 sources ok").expect("STATUS= sent");
-        let task = tokio::spawn(dog.run(stop));
+        let task = tokio::spawn(dog.run(stop.clone()));
         wait_until("a watchdog ping", || counts.pings() >= 1).await;
-        let _ = stop_tx.send(true);
+        stop.cancel();
         task.await.expect("watchdog task ends");
         alive.await.expect("keep-alive task ends");
         systemd::stopping().expect("STOPPING=1 sent");
@@ -219,7 +216,7 @@ fn child_stale_loop() {
         .expect("runtime");
     runtime.block_on(async {
         let heartbeat = Heartbeat::new();
-        let (stop_tx, stop) = watch::channel(false);
+        let stop = CancellationToken::new();
         let alive = keep_alive(heartbeat.register("pipeline"), stop.clone());
         let outbox = heartbeat.register("outbox");
         systemd::ready().expect("READY=1 sent");
@@ -235,9 +232,9 @@ fn child_stale_loop() {
         wait_until("two withheld checks", || counts.withheld() >= 2).await;
         assert_eq!(counts.pings(), 0, "no ping while the outbox is stale");
         systemd::status("outbox revived").expect("STATUS= sent");
-        let revived = keep_alive(outbox, stop);
+        let revived = keep_alive(outbox, stop.clone());
         wait_until("a ping after the revival", || counts.pings() >= 1).await;
-        let _ = stop_tx.send(true);
+        stop.cancel();
         task.await.expect("watchdog task ends");
         alive.await.expect("keep-alive task ends");
         revived.await.expect("keep-alive task ends");

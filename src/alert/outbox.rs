@@ -37,7 +37,7 @@
 //! - **Crowding.** The store hands out due rows oldest first, `batch` at a time. When a
 //!   whole batch belongs to busy or rate-limited notifiers the next poll asks for twice
 //!   as many (up to 16 batches), so a backlog for one notifier does not starve the rest.
-//! - **Shutdown.** When `shutdown` turns true the worker takes no new rows, waits for
+//! - **Shutdown.** When `shutdown` is cancelled the worker takes no new rows, waits for
 //!   the sends in flight up to [`OutboxOptions::drain`], then abandons what is left
 //!   (a running command is killed); abandoned rows stay pending for the next start.
 //! - **Reload.** The worker holds one [`Notifiers`]; the daemon restarts it with a new
@@ -64,9 +64,10 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::Quota;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::message::Message;
 use super::notifiers::{Notifiers, NotifyError};
@@ -135,7 +136,7 @@ where
     crate::store::blocking(store, move |s| f(s)).await
 }
 
-/// Delivers due outbox rows until `shutdown` turns true (or its sender is dropped),
+/// Delivers due outbox rows until `shutdown` is cancelled,
 /// with the default [`OutboxOptions`]. See the module docs.
 ///
 /// The daemon calls `wake.notify_one()` after an ingest queued rows: the permit is kept
@@ -143,7 +144,7 @@ where
 pub async fn run(
     store: SharedStore,
     notifiers: Arc<Notifiers>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     wake: Arc<Notify>,
 ) {
     run_with(store, notifiers, shutdown, wake, OutboxOptions::default()).await;
@@ -153,7 +154,7 @@ pub async fn run(
 pub async fn run_with(
     store: SharedStore,
     notifiers: Arc<Notifiers>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     wake: Arc<Notify>,
     options: OutboxOptions,
 ) {
@@ -182,7 +183,7 @@ pub async fn run_with(
         .heartbeat
         .as_ref()
         .map(|h| h.register("outbox"));
-    if !*shutdown.borrow_and_update() {
+    if !shutdown.is_cancelled() {
         loop {
             if let Some(p) = &pulse {
                 p.touch();
@@ -203,11 +204,7 @@ pub async fn run_with(
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 Ok(()) = condition.changed() => worker.condition_changed(),
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow_and_update() {
-                        break;
-                    }
-                }
+                () = shutdown.cancelled() => break,
             }
         }
     }

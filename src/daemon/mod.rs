@@ -1,10 +1,14 @@
 //! Wires the tasks together: sources, the ingest pipeline, feed publishing, the alert
 //! outbox and the HTTP server; shutdown on SIGTERM/SIGINT and reload on SIGHUP.
 //!
-//! Shutdown is a value, as in mini-redis: one `watch` channel every task selects on.
-//! Sources stop first; the pipeline then drains what they already sent (its channel
-//! closes when the last source's sender drops), so no captured page is half-handled;
-//! then the outbox worker and the server stop.
+//! Shutdown has one shape: a [`CancellationToken`] every task selects on, and a
+//! [`TaskTracker`] that waits for the tasks it spawned, with a deadline. It goes in two
+//! phases, each its own token. `stopping` stops the sources (each holds a child token,
+//! so a reload stops one alone) and lets the pipeline answer the pages it holds for the
+//! store; the pipeline then drains what the sources already sent (its channel closes
+//! when the last source's sender drops), so no captured page is half-handled. Then
+//! `shutdown` stops the outbox worker (a child token too, replaced on reload), the
+//! feed writer, the store monitor and the server.
 //!
 //! [`pipeline`] is the one path every page takes (parse, then ingest); [`oneshot`] holds
 //! the runs that end by themselves: `lookout once` and `lookout import`.
@@ -22,6 +26,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::alert::{outbox, Notifiers, RuleSet};
 use crate::config::{Config, SourceConfig, SourceKind};
@@ -31,7 +37,7 @@ use crate::publish::Publisher;
 use crate::server::{self, AppState};
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
-use crate::sources::Capture;
+use crate::sources::{Attempt, AttemptResult, Report, SourceHealth};
 use crate::store::{self, SharedStore, Store, StoreError, StoreHealth};
 use crate::systemd::{self, Heartbeat, Watchdog};
 
@@ -51,11 +57,11 @@ pub enum DaemonError {
         /// The store error.
         source: StoreError,
     },
-    /// The server could not bind its socket.
+    /// The server could not resolve or bind its socket.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The configured address.
-        addr: std::net::SocketAddr,
+        addr: crate::config::Listen,
         /// The I/O error.
         source: std::io::Error,
     },
@@ -65,9 +71,12 @@ pub enum DaemonError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
-    /// Alert rules or notifiers could not be built from the config.
-    #[error("alerts: {0}")]
-    Alerts(String),
+    /// Alert rules could not be compiled from the config.
+    #[error("alert rules: {0}")]
+    Rules(#[from] crate::alert::RuleError),
+    /// Notifiers could not be built from the config.
+    #[error("notifiers: {0}")]
+    Notifiers(#[from] crate::alert::NotifyError),
     /// The import folder could not be read.
     #[error("reading import folder {path}: {source}")]
     ImportDir {
@@ -75,6 +84,14 @@ pub enum DaemonError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// `lookout import --source` names a source the config does not have.
+    #[error("no source {name:?} in the config (sources: {known})")]
+    UnknownSource {
+        /// The name given.
+        name: String,
+        /// The configured source names, comma-separated.
+        known: String,
     },
     /// A blocking task panicked.
     #[error("{0} task failed")]
@@ -102,10 +119,8 @@ struct Alerts {
 
 impl Alerts {
     fn build(config: &Config) -> Result<Alerts, DaemonError> {
-        let rules =
-            RuleSet::compile(&config.alerts).map_err(|e| DaemonError::Alerts(e.to_string()))?;
-        let notifiers =
-            Notifiers::from_config(config).map_err(|e| DaemonError::Alerts(e.to_string()))?;
+        let rules = RuleSet::compile(&config.alerts)?;
+        let notifiers = Notifiers::from_config(config)?;
         Ok(Alerts {
             rules: Arc::new(rules),
             notifiers: Arc::new(notifiers),
@@ -113,10 +128,10 @@ impl Alerts {
     }
 }
 
-/// The running outbox worker and the switch that stops it. Reload replaces it whole:
+/// The running outbox worker and the token that stops it. Reload replaces it whole:
 /// queued deliveries live in the store, so nothing is lost in between.
 struct OutboxTask {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -129,29 +144,56 @@ impl OutboxTask {
         heartbeat: Option<&Heartbeat>,
         health: &StoreHealth,
     ) -> OutboxTask {
-        let (stop, stopped) = watch::channel(false);
+        OutboxTask::start_under(
+            &CancellationToken::new(),
+            store,
+            notifiers,
+            wake,
+            metrics,
+            heartbeat,
+            health,
+        )
+    }
+
+    /// [`OutboxTask::start`] with a token that is a child of `shutdown`: the worker also
+    /// stops when the daemon does.
+    fn start_under(
+        shutdown: &CancellationToken,
+        store: SharedStore,
+        notifiers: Arc<Notifiers>,
+        wake: Arc<Notify>,
+        metrics: &Metrics,
+        heartbeat: Option<&Heartbeat>,
+        health: &StoreHealth,
+    ) -> OutboxTask {
+        let stop = shutdown.child_token();
         let options = outbox::OutboxOptions {
             metrics: Some(metrics.clone()),
             heartbeat: heartbeat.cloned(),
             health: Some(health.clone()),
             ..outbox::OutboxOptions::default()
         };
-        let task = tokio::spawn(outbox::run_with(store, notifiers, stopped, wake, options));
+        let task = tokio::spawn(outbox::run_with(
+            store,
+            notifiers,
+            stop.clone(),
+            wake,
+            options,
+        ));
         OutboxTask { stop, task }
     }
 
     /// Stops taking rows and waits for sends in flight (the worker has its own deadline).
     async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         let _ = self.task.await;
     }
 }
 
-/// A running source task and the switch that stops it.
+/// A running source and the token that stops it (a child of the daemon's `stopping`).
 struct RunningSource {
     config: SourceConfig,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    stop: CancellationToken,
 }
 
 /// Starts, stops and restarts source tasks to match the config.
@@ -159,7 +201,11 @@ struct Sources {
     running: HashMap<String, RunningSource>,
     /// Folder sources started but not yet watching.
     starting: Vec<tokio::sync::oneshot::Receiver<()>>,
-    tx: mpsc::Sender<Capture>,
+    tx: mpsc::Sender<Report>,
+    /// Cancelled when the daemon stops: every source's token is its child.
+    stopping: CancellationToken,
+    /// Every source task, to wait for at shutdown.
+    tasks: TaskTracker,
     store: SharedStore,
     gate: HostGate,
     metrics: Metrics,
@@ -183,7 +229,7 @@ impl Sources {
         for name in stale {
             if let Some(r) = self.running.remove(&name) {
                 tracing::info!(source = %name, "stopping source");
-                let _ = r.stop.send(true);
+                r.stop.cancel();
             }
         }
         for (name, cfg) in wanted {
@@ -195,36 +241,48 @@ impl Sources {
 
     fn start(&mut self, cfg: &SourceConfig) {
         let name = cfg.name.get_ref().clone();
-        let (stop, stopped) = watch::channel(false);
+        let stop = self.stopping.child_token();
+        let stopped = stop.clone();
         let tx = self.tx.clone();
-        let task = match cfg.kind.get_ref() {
-            SourceKind::Folder => {
-                let source = FolderSource::new(cfg);
+        match &cfg.kind {
+            SourceKind::Folder(folder) => {
+                let source = FolderSource::new(cfg, folder);
                 let name = name.clone();
                 let (watching, started) = tokio::sync::oneshot::channel();
                 self.starting.push(started);
-                tokio::spawn(async move {
+                let report = tx.clone();
+                self.tasks.spawn(async move {
                     if let Err(e) = source.run(tx, stopped, Some(watching)).await {
                         tracing::error!(source = %name, error = %e, "folder source stopped");
+                        // A folder that cannot be watched is a failing source: its
+                        // health says so, on the status page and `/healthz`.
+                        let attempt = Attempt {
+                            source: name,
+                            at: chrono::Utc::now(),
+                            result: AttemptResult::Failed(e.to_string()),
+                        };
+                        let _ = report.send(Report::Attempt(attempt)).await;
                     }
-                })
+                });
             }
-            SourceKind::Http => match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
-                Ok(source) => {
-                    tokio::spawn(source.with_metrics(self.metrics.clone()).run(tx, stopped))
+            SourceKind::Http(_) => {
+                match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
+                    Ok(source) => {
+                        self.tasks
+                            .spawn(source.with_metrics(self.metrics.clone()).run(tx, stopped));
+                    }
+                    Err(e) => {
+                        tracing::error!(source = %name, error = %e, "cannot start http source");
+                        return;
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(source = %name, error = %e, "cannot start http source");
-                    return;
-                }
-            },
+            }
         };
         self.running.insert(
             name,
             RunningSource {
                 config: cfg.clone(),
                 stop,
-                task,
             },
         );
     }
@@ -240,14 +298,14 @@ impl Sources {
         }
     }
 
-    /// Stops every source and waits (up to the deadline) for them to finish.
-    async fn stop_all(&mut self) {
-        let running: Vec<RunningSource> = self.running.drain().map(|(_, r)| r).collect();
-        for r in &running {
-            let _ = r.stop.send(true);
-        }
-        let all = futures_util::future::join_all(running.into_iter().map(|r| r.task));
-        if tokio::time::timeout(SHUTDOWN_DEADLINE, all).await.is_err() {
+    /// Waits (up to the deadline) for every source to finish; `stopping` is cancelled.
+    async fn stopped(&mut self) {
+        self.running.clear();
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("sources did not stop within {SHUTDOWN_DEADLINE:?}");
         }
     }
@@ -255,11 +313,16 @@ impl Sources {
 
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
-    let listener = server::bind(config.server.listen).map_err(|source| DaemonError::Listen {
-        addr: config.server.listen,
+    let listener = listen(&config.server.listen).map_err(|source| DaemonError::Listen {
+        addr: config.server.listen.clone(),
         source,
     })?;
-    let bound = listener.local_addr().unwrap_or(config.server.listen);
+    let bound = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.server.listen.clone(),
+            source,
+        })?;
     let config = Arc::new(with_base_url(config, bound));
     let (store, generation) = open_with_generation(&config).await?;
     let health = StoreHealth::new(Some(database_path(&config)));
@@ -267,6 +330,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;
     let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
+    seed_health(&store, &live).await;
     let metrics = Metrics::new();
     metrics.set_store_condition(&health.condition());
     metrics.prime(
@@ -283,18 +347,22 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         live: Arc::clone(&live),
         health: health.clone(),
     });
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    // Set first when stopping, before the sources stop: the pipeline then answers the
-    // pages it holds for the store, so the sources waiting on them can stop.
-    let (stopping_tx, stopping) = watch::channel(false);
+    // The second phase: the server, the outbox, the feed writer and the monitor.
+    let shutdown = CancellationToken::new();
+    // The first phase, cancelled before the sources stop: the pipeline then answers
+    // the pages it holds for the store, so the sources waiting on them can stop.
+    let stopping = CancellationToken::new();
+    let tasks = TaskTracker::new();
 
-    let mut server_shutdown = shutdown.clone();
     let limits = server::ConnectionLimits::from_config(&config.server);
-    let server = tokio::spawn(server::serve(listener, app, limits, async move {
-        let _ = server_shutdown.wait_for(|stop| *stop).await;
-    }));
+    let server = tasks.spawn(server::serve(
+        listener,
+        app,
+        limits,
+        shutdown.clone().cancelled_owned(),
+    ));
 
-    let (tx, rx) = mpsc::channel::<Capture>(64);
+    let (tx, rx) = mpsc::channel::<Report>(64);
     let outbox_wake = Arc::new(Notify::new());
     let pipeline = tokio::spawn(pipeline(
         rx,
@@ -306,11 +374,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             metrics: metrics.clone(),
             pulse: Some(heartbeat.register("pipeline")),
             health: health.clone(),
-            stopping: Some(stopping),
+            stopping: Some(stopping.clone()),
         },
     ));
-    let writer = tokio::spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
-    let mut outbox_task = OutboxTask::start(
+    tasks.spawn(Arc::clone(&publisher).write_files(switch_of(&shutdown, &tasks)));
+    let mut outbox_task = OutboxTask::start_under(
+        &shutdown,
         store.clone(),
         alerts.notifiers,
         Arc::clone(&outbox_wake),
@@ -318,7 +387,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Some(&heartbeat),
         &health,
     );
-    let monitor = tokio::spawn(monitor(
+    tasks.spawn(monitor(
         store.clone(),
         Arc::clone(&publisher),
         health.clone(),
@@ -327,17 +396,19 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         heartbeat.register("store"),
         shutdown.clone(),
     ));
-    // Its own switch: pings end before STOPPING=1 is sent, not after the drain.
-    let (watchdog_stop, watchdog_stopped) = watch::channel(false);
+    // Its own token: pings end before STOPPING=1 is sent, not after the drain.
+    let watchdog_stop = CancellationToken::new();
     let watchdog = Watchdog::from_env(heartbeat.clone()).map(|w| {
         tracing::info!(interval = ?w.interval(), "systemd watchdog enabled");
-        tokio::spawn(w.run(watchdog_stopped))
+        tokio::spawn(w.run(watchdog_stop.clone()))
     });
 
     let mut sources = Sources {
         running: HashMap::new(),
         starting: Vec::new(),
         tx,
+        stopping: stopping.clone(),
+        tasks: TaskTracker::new(),
         store: store.clone(),
         gate: HostGate::new(config.http.min_host_gap.0),
         metrics: metrics.clone(),
@@ -359,19 +430,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         // READY=1 again once this reload is over, whether it was taken or refused.
         let _ready_again = ReadyAgain;
         // Everything that can fail is built first; only then is anything switched.
-        let built = Config::load(path)
-            .map(|new| with_base_url(new, bound))
-            .map_err(|e| e.to_string())
-            .and_then(|new| {
-                Alerts::build(&new)
-                    .map(|a| (new, a))
-                    .map_err(|e| e.to_string())
-            });
-        let (new, alerts) = match built {
+        let (new, alerts) = match prepare_reload(path, &config, bound) {
             Ok(ok) => ok,
             Err(e) => {
                 tracing::error!(error = %e, "new config refused; the running config stays");
-                live.reload_refused(e);
+                live.reload_refused(e.to_string());
                 continue;
             }
         };
@@ -383,7 +446,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         live.switch(Arc::clone(&new), alerts.rules);
         // Queued deliveries live in the store: the new worker picks them up.
         outbox_task.stop().await;
-        outbox_task = OutboxTask::start(
+        outbox_task = OutboxTask::start_under(
+            &shutdown,
             store.clone(),
             alerts.notifiers,
             Arc::clone(&outbox_wake),
@@ -391,20 +455,17 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             Some(&heartbeat),
             &health,
         );
-        if new.server.listen != config.server.listen {
-            tracing::warn!("server.listen changed; it takes effect at the next restart");
-        }
         tracing::info!(config = %path.display(), "config reloaded");
     }
 
     tracing::info!("shutting down");
-    let _ = watchdog_stop.send(true);
+    watchdog_stop.cancel();
     if let Some(w) = watchdog {
         let _ = w.await;
     }
     notify_systemd(systemd::stopping());
-    let _ = stopping_tx.send(true);
-    sources.stop_all().await;
+    stopping.cancel();
+    sources.stopped().await;
     drop(sources); // drops the last pipeline sender: the pipeline drains and ends
     if tokio::time::timeout(SHUTDOWN_DEADLINE, pipeline)
         .await
@@ -412,17 +473,114 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     {
         tracing::warn!("pipeline did not drain within {SHUTDOWN_DEADLINE:?}");
     }
-    let _ = shutdown_tx.send(true);
+    shutdown.cancel();
+    // The worker has its own deadline for sends in flight.
     outbox_task.stop().await;
-    let _ = writer.await;
-    let _ = monitor.await;
-    match tokio::time::timeout(SHUTDOWN_DEADLINE, server).await {
-        Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
-        Ok(_) => {}
-        Err(_) => tracing::warn!("server did not stop within {SHUTDOWN_DEADLINE:?}"),
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("tasks did not stop within {SHUTDOWN_DEADLINE:?}");
+    }
+    // Finished (the tracker is empty) unless the deadline passed: then not waited for.
+    if server.is_finished() {
+        if let Ok(Err(e)) = server.await {
+            return Err(DaemonError::Serve(e));
+        }
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The feed writer takes a `watch` switch (`src/publish.rs` is outside this change):
+/// one that turns true when `token` is cancelled.
+fn switch_of(token: &CancellationToken, tasks: &TaskTracker) -> watch::Receiver<bool> {
+    let (switch, switched) = watch::channel(false);
+    let token = token.clone();
+    tasks.spawn(async move {
+        token.cancelled().await;
+        let _ = switch.send(true);
+    });
+    switched
+}
+
+/// Reads every source's health as the store kept it, so the status page shows it
+/// from the start; a store that cannot answer shows none until the first attempts.
+async fn seed_health(store: &SharedStore, live: &Live) {
+    match store::blocking(store, |s| s.all_fetch_states()).await {
+        Ok(states) => {
+            for (source, state) in states {
+                live.set_health(&source, SourceHealth::of(&state));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the sources' health"),
+    }
+}
+
+/// Why a reloaded config was refused; the running one stays.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    /// The file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Its rules or notifiers cannot be built.
+    #[error(transparent)]
+    Alerts(#[from] DaemonError),
+    /// A setting only a restart can change was changed: applying the rest and not it
+    /// would leave the daemon half in the old config and half in the new.
+    #[error("`{key}` changed from {from} to {to}; it cannot change while lookout runs: restart lookout to apply it")]
+    NeedsRestart {
+        /// The key, as written in the file.
+        key: &'static str,
+        /// The running value.
+        from: String,
+        /// The value in the new file.
+        to: String,
+    },
+}
+
+/// Reads the config file again and builds everything it needs, without switching
+/// anything. `state_dir` (the open store, the feed files) and `[server] listen` (the
+/// bound socket) stay as they are while the daemon runs, so a new value is refused.
+fn prepare_reload(
+    path: &std::path::Path,
+    running: &Config,
+    bound: std::net::SocketAddr,
+) -> Result<(Config, Alerts), ReloadError> {
+    let new = with_base_url(Config::load(path)?, bound);
+    if new.state_dir != running.state_dir {
+        return Err(ReloadError::NeedsRestart {
+            key: "state_dir",
+            from: running.state_dir.display().to_string(),
+            to: new.state_dir.display().to_string(),
+        });
+    }
+    if new.server.listen != running.server.listen {
+        return Err(ReloadError::NeedsRestart {
+            key: "listen",
+            from: running.server.listen.to_string(),
+            to: new.server.listen.to_string(),
+        });
+    }
+    let alerts = Alerts::build(&new)?;
+    Ok((new, alerts))
+}
+
+/// Resolves `listen` (a host name may name several addresses) and binds the first
+/// address that can be bound.
+fn listen(listen: &crate::config::Listen) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        "the name resolves to no address",
+    );
+    for addr in listen.resolve()? {
+        match server::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Feeds need absolute links: without a configured `base_url`, the address actually
@@ -496,7 +654,7 @@ async fn monitor(
     live: Arc<Live>,
     metrics: Metrics,
     pulse: systemd::Pulse,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     // Twice a second: a change another process made (`lookout import`) reaches the
     // served feeds within a second. The probe is one read of a one-row table.
@@ -505,7 +663,7 @@ async fn monitor(
     let mut n: u64 = 0;
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
         let detailed = n % 20 == 0;

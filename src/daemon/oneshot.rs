@@ -11,14 +11,14 @@ use tokio::sync::{mpsc, Notify};
 
 use super::{open_with_generation, pipeline, Alerts, DaemonError, OutboxTask, Pipeline};
 use crate::alert::Notifiers;
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, FolderConfig, SourceConfig, SourceKind};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::parse::Parsed;
 use crate::publish::Publisher;
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
-use crate::sources::{Capture, Outcome, Page};
+use crate::sources::{Outcome, Page, Report};
 use crate::store::{self, Matcher, SharedStore, StoreHealth};
 
 /// One source's result in a `lookout once` pass.
@@ -44,7 +44,7 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     // Shared by the pipeline and the delivery pass: a store found unable to write
     // while ingesting pauses the deliveries too.
     let health = StoreHealth::new(Some(super::database_path(&config)));
-    let (tx, rx) = mpsc::channel::<Capture>(64);
+    let (tx, rx) = mpsc::channel::<Report>(64);
     let pipeline = tokio::spawn(pipeline(
         rx,
         Pipeline {
@@ -71,9 +71,9 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
             tokio::spawn(async move {
                 let cfg = &config.sources[n];
                 let name = cfg.name.get_ref().clone();
-                let (ok, summary) = match cfg.kind.get_ref() {
-                    SourceKind::Folder => folder_pass(cfg, &tx).await,
-                    SourceKind::Http => http_pass(cfg, gate, store, &tx).await,
+                let (ok, summary) = match &cfg.kind {
+                    SourceKind::Folder(folder) => folder_pass(cfg, folder, &tx).await,
+                    SourceKind::Http(_) => http_pass(cfg, gate, store, &tx).await,
                 };
                 PassReport {
                     source: name,
@@ -152,8 +152,12 @@ async fn deliver_due(
     worker.stop().await;
 }
 
-async fn folder_pass(cfg: &SourceConfig, tx: &mpsc::Sender<Capture>) -> (bool, String) {
-    let mut source = FolderSource::new(cfg);
+async fn folder_pass(
+    cfg: &SourceConfig,
+    folder: &FolderConfig,
+    tx: &mpsc::Sender<Report>,
+) -> (bool, String) {
+    let mut source = FolderSource::new(cfg, folder);
     match source.once(tx).await {
         Err(e) => (false, e.to_string()),
         Ok(outcomes) => {
@@ -182,7 +186,7 @@ async fn http_pass(
     cfg: &SourceConfig,
     gate: HostGate,
     store: SharedStore,
-    tx: &mpsc::Sender<Capture>,
+    tx: &mpsc::Sender<Report>,
 ) -> (bool, String) {
     use crate::sources::http::FetchOutcome;
     let source = match HttpSource::new(cfg, gate, store) {
@@ -280,11 +284,20 @@ pub async fn import(
         .filter(|p| crate::sources::folder::is_candidate(p))
         .collect();
     files.sort();
+    // Items filed under a source that does not exist would belong to no feed.
+    if let Some(name) = &source {
+        if config.source(name).is_none() {
+            return Err(DaemonError::UnknownSource {
+                name: name.clone(),
+                known: config.source_names().join(", "),
+            });
+        }
+    }
     let source = source.unwrap_or_else(|| {
         config
             .sources
             .iter()
-            .find(|s| *s.kind.get_ref() == SourceKind::Folder)
+            .find(|s| s.folder().is_some())
             .map_or_else(|| "import".to_owned(), |s| s.name.get_ref().clone())
     });
     let format = config

@@ -21,14 +21,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::parse::{self, ParseContext, ParseError, ParseWarning, Parsed};
 use crate::publish::Publisher;
-use crate::sources::{Capture, Outcome, Page};
-use crate::store::{self, Condition, Fault, FetchState, Ingest, Matcher, SharedStore, StoreHealth};
+use crate::sources::{self, Attempt, Capture, Outcome, Page, Recorded, Report, Validators};
+use crate::store::{self, Condition, Fault, Ingest, Matcher, SharedStore, StoreHealth};
 use crate::systemd;
 
 /// A page made ready for the store, on the blocking pool: parsed, or already known
@@ -216,10 +217,10 @@ pub(super) struct Pipeline {
     pub(super) pulse: Option<systemd::Pulse>,
     /// The store's condition, shared with the outbox worker and `/healthz`.
     pub(super) health: StoreHealth,
-    /// Turns true when the daemon begins to stop: held pages are answered
+    /// Cancelled when the daemon begins to stop: held pages are answered
     /// [`Outcome::Deferred`] instead of waiting longer. `None` (the one-shot runs)
     /// holds no page: a store failure is answered at once.
-    pub(super) stopping: Option<watch::Receiver<bool>>,
+    pub(super) stopping: Option<CancellationToken>,
 }
 
 /// First wait before a held page is tried again without word that the store writes
@@ -233,26 +234,34 @@ const HOLD_RETRY_MAX: Duration = Duration::from_secs(30);
 struct Preparing {
     job: tokio::task::JoinHandle<((Page, Prepared), f64)>,
     reply: oneshot::Sender<Outcome>,
-    fetch_state: Option<FetchState>,
+    validators: Option<Validators>,
 }
 
 /// Takes captures until every sender is gone. Each page is parsed as soon as it
 /// arrives, on the blocking pool; pages are ingested in arrival order, whatever is
 /// parsed and waiting together in one transaction; then the publisher is told, each
 /// source answered and the outbox woken.
-pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, mut p: Pipeline) {
+pub(super) async fn pipeline(mut rx: mpsc::Receiver<Report>, mut p: Pipeline) {
     // Bounded like the capture channel: at most this many pages wait parsed or in
     // parsing, and a burst's sources wait for their turn to send.
     let (jobs, mut ready) = mpsc::channel::<Preparing>(GROUP_COMMIT);
     let store = p.store.clone();
     let live = Arc::clone(&p.live);
     let parser = tokio::spawn(async move {
-        while let Some(Capture {
-            page,
-            reply,
-            fetch_state,
-        }) = rx.recv().await
-        {
+        while let Some(report) = rx.recv().await {
+            let Capture {
+                page,
+                reply,
+                validators,
+            } = match report {
+                Report::Page(capture) => capture,
+                Report::Attempt(attempt) => {
+                    // In arrival order: a source reports its next attempt only once
+                    // its page before was answered.
+                    record_attempt(&store, &live, attempt).await;
+                    continue;
+                }
+            };
             let store = store.clone();
             let config = live.config();
             let job = tokio::task::spawn_blocking(move || {
@@ -263,7 +272,7 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, mut p: Pipeline) {
             let preparing = Preparing {
                 job,
                 reply,
-                fetch_state,
+                validators,
             };
             if jobs.send(preparing).await.is_err() {
                 return;
@@ -308,7 +317,7 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, mut p: Pipeline) {
             let Some(Preparing {
                 job,
                 reply,
-                fetch_state,
+                validators,
             }) = waiting.pop_front()
             else {
                 break;
@@ -316,7 +325,7 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Capture>, mut p: Pipeline) {
             match job.await {
                 Ok((page, seconds)) => group.push(Ready {
                     page,
-                    fetch_state,
+                    validators,
                     parse_seconds: seconds,
                     reply,
                     held: false,
@@ -348,38 +357,72 @@ struct Held {
 /// A prepared page waiting for its turn to be ingested.
 struct Ready {
     page: (Page, Prepared),
-    fetch_state: Option<FetchState>,
+    validators: Option<Validators>,
     parse_seconds: f64,
     reply: oneshot::Sender<Outcome>,
     /// Held before: the store could not take it on an earlier try.
     held: bool,
 }
 
-/// Records the fetch state HTTP sources sent with their pages, for the pages stored or
-/// known, in one transaction. A failure is logged: the pages are stored, and the next
-/// fetch of such a source is simply unconditional.
-fn record_fetch_states(
+/// Books what became of each page in its source's stored record (with the validators
+/// an HTTP source sent, once its page is stored), in one transaction. Held pages are
+/// not answered yet, so not booked. A failure is logged: the pages are stored (or
+/// were not anyway), and the next fetch of such a source is at worst unconditional.
+fn record_pages(
     store: &SharedStore,
     pages: &[(Page, Prepared)],
     outcomes: &[Outcome],
-    states: &[Option<FetchState>],
+    validators: &[Option<Validators>],
 ) {
-    let stored: Vec<(&str, &FetchState)> = pages
+    let at = Utc::now();
+    let records: Vec<(&str, Recorded)> = pages
         .iter()
         .zip(outcomes)
-        .zip(states)
-        .filter_map(|(((page, _), outcome), state)| match outcome {
-            Outcome::Ingested { .. } | Outcome::Duplicate => {
-                state.as_ref().map(|s| (page.source.as_str(), s))
-            }
-            Outcome::Failed { .. } | Outcome::Deferred { .. } => None,
+        .zip(validators)
+        .map(|(((page, _), outcome), v)| {
+            (
+                page.source.as_str(),
+                Recorded::of_outcome(outcome, v.as_ref()),
+            )
         })
         .collect();
-    if stored.is_empty() {
-        return;
+    if let Err(e) = record_in_store(&mut store::lock(store), at, &records) {
+        tracing::warn!(error = %e, "cannot record the sources' attempts");
     }
-    if let Err(e) = store::lock(store).save_fetch_states(&stored) {
-        tracing::error!(error = %e, "cannot save fetch state");
+}
+
+/// Applies attempts to the sources' stored records (read, then written in one
+/// transaction). The pipeline is the only writer of these records. Blocking.
+fn record_in_store(
+    store: &mut store::Store,
+    at: chrono::DateTime<Utc>,
+    records: &[(&str, Recorded)],
+) -> Result<(), store::StoreError> {
+    let mut states: Vec<(&str, store::FetchState)> = Vec::with_capacity(records.len());
+    for (source, recorded) in records {
+        // A source twice in one group: its second record builds on its first.
+        let before = match states.iter().rposition(|(s, _)| s == source) {
+            Some(i) => states[i].1.clone(),
+            None => store.fetch_state(source)?,
+        };
+        states.push((source, sources::record(&before, at, recorded)));
+    }
+    let refs: Vec<(&str, &store::FetchState)> = states.iter().map(|(s, f)| (*s, f)).collect();
+    store.save_fetch_states(&refs)
+}
+
+/// Books an attempt that brought no page: in the store (off the async workers) and in
+/// the daemon's view of the source's health.
+async fn record_attempt(store: &SharedStore, live: &Live, attempt: Attempt) {
+    let recorded = Recorded::of_attempt(&attempt.result);
+    live.record(&attempt.source, attempt.at, &recorded);
+    let (source, at) = (attempt.source, attempt.at);
+    let result = store::blocking(store, move |s| {
+        record_in_store(s, at, &[(&source, recorded)])
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot record a source's attempt");
     }
 }
 
@@ -387,7 +430,7 @@ impl Pipeline {
     /// Whether a page the store could not take is held for a later try (see the
     /// module docs): while the daemon runs, not in one-shot runs nor once it stops.
     fn holds(&self) -> bool {
-        self.stopping.as_ref().is_some_and(|s| !*s.borrow())
+        self.stopping.as_ref().is_some_and(|s| !s.is_cancelled())
     }
 
     /// One turn with pages held: tries them again when the store writes again or the
@@ -400,6 +443,12 @@ impl Pipeline {
                     reason: "the store could not take the page before lookout stopped".into(),
                 };
                 self.report(&ready.page.0, &outcome, ready.parse_seconds);
+                // The store could not take the page: this is the only record of it.
+                self.live.record(
+                    &ready.page.0.source,
+                    Utc::now(),
+                    &Recorded::of_outcome(&outcome, None),
+                );
                 let _ = ready.reply.send(outcome);
             }
             *held = Held::default();
@@ -431,10 +480,8 @@ impl Pipeline {
             })
             .min(Duration::from_secs(1));
         let stopping = async {
-            match self.stopping.as_mut() {
-                Some(s) => {
-                    let _ = s.wait_for(|stop| *stop).await;
-                }
+            match &self.stopping {
+                Some(s) => s.cancelled().await,
                 None => std::future::pending().await,
             }
         };
@@ -451,11 +498,11 @@ impl Pipeline {
     /// could not take, unanswered, when they are to be held (see [`Pipeline::holds`]).
     async fn ingest(&self, group: Vec<Ready>) -> Vec<Ready> {
         let mut pages = Vec::with_capacity(group.len());
-        let mut states = Vec::with_capacity(group.len());
+        let mut validators = Vec::with_capacity(group.len());
         let mut answers = Vec::with_capacity(group.len());
         for ready in group {
             pages.push(ready.page);
-            states.push(ready.fetch_state);
+            validators.push(ready.validators);
             answers.push((ready.parse_seconds, ready.reply, ready.held));
         }
         let store = self.store.clone();
@@ -467,17 +514,20 @@ impl Pipeline {
             let stored = outcomes
                 .iter()
                 .any(|o| matches!(o, Outcome::Ingested { .. } | Outcome::Duplicate));
-            // Nothing stored: nothing to record, and nothing changed to publish.
+            // Pages the store could not take are held or answered later: booked then.
+            if fault.is_none() {
+                record_pages(&store, &pages, &outcomes, &validators);
+            }
+            // Nothing stored: nothing changed to publish.
             let generation = if stored {
-                record_fetch_states(&store, &pages, &outcomes, &states);
                 store::lock(&store).generation().ok()
             } else {
                 None
             };
             let warnings = page_warnings(&store, &pages, &outcomes);
-            (pages, states, outcomes, fault, generation, warnings)
+            (pages, validators, outcomes, fault, generation, warnings)
         });
-        let (pages, states, outcomes, fault, generation, warnings) = match job.await {
+        let (pages, validators, outcomes, fault, generation, warnings) = match job.await {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "ingest task failed");
@@ -495,13 +545,13 @@ impl Pipeline {
         let share = started.elapsed().as_secs_f64() / pages.len() as f64;
         let mut held = Vec::new();
         for (
-            ((((page, prepared), outcome), (parse_seconds, reply, was_held)), fetch_state),
+            ((((page, prepared), outcome), (parse_seconds, reply, was_held)), validators),
             warnings,
         ) in pages
             .into_iter()
             .zip(outcomes)
             .zip(answers)
-            .zip(states)
+            .zip(validators)
             .zip(warnings)
         {
             if let Some(warnings) = warnings {
@@ -514,7 +564,7 @@ impl Pipeline {
                 }
                 held.push(Ready {
                     page: (page, prepared),
-                    fetch_state,
+                    validators,
                     parse_seconds,
                     reply,
                     held: true,
@@ -522,6 +572,11 @@ impl Pipeline {
                 continue;
             }
             self.report(&page, &outcome, parse_seconds + share);
+            self.live.record(
+                &page.source,
+                Utc::now(),
+                &Recorded::of_outcome(&outcome, validators.as_ref()),
+            );
             // The source may have stopped listening (shutdown); the page is stored
             // either way.
             let _ = reply.send(outcome);
@@ -532,7 +587,6 @@ impl Pipeline {
     /// Logs and counts what became of one page; `seconds` is its parse time and its
     /// share of the ingest.
     fn report(&self, page: &Page, outcome: &Outcome, seconds: f64) {
-        let dropped = page.url.is_none();
         match outcome {
             Outcome::Ingested { format, report } => {
                 tracing::info!(
@@ -562,21 +616,13 @@ impl Pipeline {
                 tracing::error!(source = %page.source, origin = %page.origin, %reason, "page not stored; will retry")
             }
         }
-        if dropped {
-            // HTTP sources keep their health in the store; drop folders here.
-            let result = match outcome {
-                Outcome::Ingested { .. } | Outcome::Duplicate => Ok(()),
-                Outcome::Failed { reason } | Outcome::Deferred { reason } => Err(reason.as_str()),
-            };
-            self.live.record_folder(&page.source, result);
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::Capture;
+    use crate::sources::AttemptResult;
 
     /// [`ingest_group`]'s outcomes.
     fn ingest_prepared(
@@ -688,7 +734,7 @@ mod tests {
     }
 
     #[test]
-    fn fetch_states_are_recorded_for_the_pages_stored_or_known_only() {
+    fn validators_are_recorded_with_the_pages_stored_and_a_refusal_as_a_failure() {
         let (store, config) = setup();
         let pages: Vec<(Page, Prepared)> = [("a", APR17), ("b", &b"no entries"[..]), ("c", APR17)]
             .into_iter()
@@ -699,31 +745,71 @@ mod tests {
             })
             .collect();
         let outcomes = ingest_prepared(&store, &pages, &NoRules, &StoreHealth::new(None));
-        let state = |etag: &str| {
-            Some(FetchState {
+        let validators = |etag: &str| {
+            Some(Validators {
                 etag: Some(etag.to_owned()),
-                ever_succeeded: true,
-                ..FetchState::default()
+                last_modified: None,
             })
         };
-        record_fetch_states(
+        record_pages(
             &store,
             &pages,
             &outcomes,
-            &[state("a"), state("b"), state("c")],
+            &[validators("a"), validators("b"), validators("c")],
         );
         let store = store::lock(&store);
-        let etag = |source| store.fetch_state(source).expect("read").etag;
-        assert_eq!(etag("a").as_deref(), Some("a"), "stored");
-        // Refused: the next fetch must get the page again, unconditionally.
-        assert_eq!(store.fetch_state("b").expect("read"), FetchState::default());
+        let state = |source| store.fetch_state(source).expect("read");
+        assert_eq!(state("a").etag.as_deref(), Some("a"), "stored");
+        assert!(state("a").ever_succeeded && state("a").last_success.is_some());
+        // Refused: the next fetch must get the page again, unconditionally; the
+        // refusal is the source's failure.
+        let b = state("b");
+        assert_eq!((b.etag, b.ever_succeeded), (None, false));
+        assert_eq!(b.consecutive_failures, 1);
+        assert!(b.last_error.is_some_and(|e| !e.is_empty()));
         // The same bytes on another source are that source's own page.
         assert!(
             matches!(outcomes[2], Outcome::Ingested { .. }),
             "{:?}",
             outcomes[2]
         );
-        assert_eq!(etag("c").as_deref(), Some("c"), "stored");
+        assert_eq!(state("c").etag.as_deref(), Some("c"), "stored");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_without_a_page_is_recorded_by_the_pipeline_alone() {
+        let (store, config) = setup();
+        let live = Live::new(Arc::new(config), Arc::new(NoRules));
+        let at = Utc::now();
+        let attempt = |result| Attempt {
+            source: "h".to_owned(),
+            at,
+            result,
+        };
+        record_attempt(
+            &store,
+            &live,
+            attempt(AttemptResult::Failed("HTTP 503".into())),
+        )
+        .await;
+        record_attempt(
+            &store,
+            &live,
+            attempt(AttemptResult::Failed("HTTP 503".into())),
+        )
+        .await;
+        let stored = store::lock(&store).fetch_state("h").expect("read");
+        assert_eq!(stored.consecutive_failures, 2);
+        let shown = live.source_health("h");
+        assert_eq!(shown.consecutive_failures, 2);
+        assert_eq!(shown.last_error, stored.last_error);
+        record_attempt(&store, &live, attempt(AttemptResult::NotModified)).await;
+        let stored = store::lock(&store).fetch_state("h").expect("read");
+        assert_eq!(stored.consecutive_failures, 0);
+        assert!(stored.ever_succeeded);
+        assert_eq!(stored.last_error.as_deref(), Some("HTTP 503"), "kept");
+        let shown = live.source_health("h");
+        assert!(shown.ok() && shown.last_success.is_some());
     }
 
     /// A page the store has no room for is held, unanswered (its file stays in the
@@ -741,7 +827,7 @@ mod tests {
             .limit_pages(pages)
             .expect("no room for one more page");
         let health = StoreHealth::new(None);
-        let (stop_tx, stopping) = watch::channel(false);
+        let stopping = CancellationToken::new();
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(pipeline(
             rx,
@@ -753,7 +839,7 @@ mod tests {
                 metrics: Metrics::new(),
                 pulse: None,
                 health: health.clone(),
-                stopping: Some(stopping),
+                stopping: Some(stopping.clone()),
             },
         ));
         let send = |body: &'static [u8]| {
@@ -761,12 +847,14 @@ mod tests {
             let capture = Capture {
                 page: page(body),
                 reply,
-                fetch_state: None,
+                validators: None,
             };
             (capture, answer)
         };
         let (capture, mut answer) = send(APR17);
-        tx.send(capture).await.expect("pipeline takes it");
+        tx.send(Report::Page(capture))
+            .await
+            .expect("pipeline takes it");
         let mut condition = health.subscribe();
         tokio::time::timeout(
             Duration::from_secs(10),
@@ -794,7 +882,9 @@ mod tests {
         let pages = store::lock(&store).page_count().expect("page count");
         store::lock(&store).limit_pages(pages).expect("full again");
         let (capture, answer) = send(MAY20);
-        tx.send(capture).await.expect("pipeline takes it");
+        tx.send(Report::Page(capture))
+            .await
+            .expect("pipeline takes it");
         tokio::time::timeout(
             Duration::from_secs(10),
             condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
@@ -802,7 +892,7 @@ mod tests {
         .await
         .expect("the full store is noticed")
         .expect("health kept");
-        stop_tx.send(true).expect("pipeline listens");
+        stopping.cancel();
         let outcome = tokio::time::timeout(Duration::from_secs(10), answer)
             .await
             .expect("answered at stop")

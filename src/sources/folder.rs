@@ -21,6 +21,7 @@
 //! on a quiet time alone. A temporary error (out of descriptors or space) leaves the
 //! file in place for a retry with a backoff; it never sends a good capture to `failed/`.
 
+mod config;
 mod drop_dir;
 mod writers;
 
@@ -33,12 +34,14 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
+pub use self::config::{AfterIngest, FolderConfig};
 pub use self::drop_dir::{is_temporary, FileAwayError, Refusal};
 use self::drop_dir::{DropDir, FileId, Found, Shelf};
-use super::{content_hash, Capture, Outcome, Page};
-use crate::config::{AfterIngest, SelectorsConfig, SourceConfig};
+use super::{content_hash, Capture, Outcome, Page, Report};
+use crate::config::{SelectorsConfig, SourceConfig};
 use crate::parse::{ParseContext, ParseError};
 
 /// Why the folder source could not start.
@@ -142,20 +145,16 @@ struct Pending {
 }
 
 impl FolderSource {
-    /// Builds the source from its config (which validation guarantees has a `path`).
-    pub fn new(cfg: &SourceConfig) -> Self {
+    /// Builds the source from a source's shared config and its folder keys.
+    pub fn new(cfg: &SourceConfig, folder: &FolderConfig) -> Self {
         FolderSource {
             name: cfg.name.get_ref().clone(),
-            dir: cfg
-                .path
-                .as_ref()
-                .map(|p| p.get_ref().clone())
-                .unwrap_or_else(|| PathBuf::from(".")),
+            dir: folder.path.clone(),
             format: cfg.format.get_ref().clone(),
             selectors: cfg.selectors.clone(),
-            after: cfg.after,
-            max_file_size: cfg.max_file_size,
-            settle: cfg.settle.0,
+            after: folder.after,
+            max_file_size: folder.max_file_size,
+            settle: folder.settle.0,
             writer_quiet: WRITER_QUIET,
         }
     }
@@ -181,15 +180,15 @@ impl FolderSource {
         Ok(Arc::new(drop))
     }
 
-    /// Watches the folder until `shutdown` turns true, sending each complete file to `tx`.
+    /// Watches the folder until `shutdown` is cancelled, sending each complete file to `tx`.
     /// `watching` is told once the watch is set: from then on no file written is missed.
     ///
     /// Files are handled one at a time, in the order they became complete; the watcher
     /// keeps collecting events meanwhile.
     pub async fn run(
         mut self,
-        tx: mpsc::Sender<Capture>,
-        mut shutdown: watch::Receiver<bool>,
+        tx: mpsc::Sender<Report>,
+        shutdown: CancellationToken,
         watching: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), FolderError> {
         let folder = self.prepare()?;
@@ -230,7 +229,7 @@ impl FolderSource {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.changed() => break,
+                () = shutdown.cancelled() => break,
                 event = events.recv() => {
                     let Some(event) = event else { break };
                     match event {
@@ -473,7 +472,7 @@ impl FolderSource {
         &self,
         folder: &Arc<DropDir>,
         path: &Path,
-        tx: &mpsc::Sender<Capture>,
+        tx: &mpsc::Sender<Report>,
     ) -> Taken {
         let Some(name) = path.file_name().map(OsStr::to_owned) else {
             return Taken::Gone;
@@ -539,9 +538,9 @@ impl FolderSource {
         let capture = Capture {
             page,
             reply,
-            fetch_state: None,
+            validators: None,
         };
-        if tx.send(capture).await.is_err() {
+        if tx.send(Report::Page(capture)).await.is_err() {
             return Taken::PipelineClosed;
         }
         // The pipeline finishes in-flight work on shutdown, so the answer comes unless
@@ -587,7 +586,7 @@ impl FolderSource {
     /// is left for the next pass), oldest first. Returns each file's outcome.
     pub async fn once(
         &mut self,
-        tx: &mpsc::Sender<Capture>,
+        tx: &mpsc::Sender<Report>,
     ) -> Result<Vec<(PathBuf, Outcome)>, FolderError> {
         let folder = self.prepare()?;
         let mut outcomes = Vec::new();

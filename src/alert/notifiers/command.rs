@@ -20,7 +20,17 @@ use tokio::io::AsyncWriteExt;
 
 use super::NotifyErrorKind;
 use crate::alert::message::{truncate, Message};
-use crate::config::NotifierConfig;
+
+/// `kind = "command"`: the keys only a command notifier takes.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    /// Program to run (path or name on PATH, not empty), never through a shell.
+    pub program: PathBuf,
+    /// Arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
 
 #[derive(Debug)]
 pub(super) struct Command {
@@ -29,16 +39,11 @@ pub(super) struct Command {
 }
 
 impl Command {
-    pub(super) fn new(config: &NotifierConfig) -> Result<Command, NotifyErrorKind> {
-        let program = config
-            .program
-            .clone()
-            .filter(|p| !p.as_os_str().is_empty())
-            .ok_or_else(|| NotifyErrorKind::config("`program` is missing"))?;
-        Ok(Command {
-            program,
+    pub(super) fn new(config: &CommandConfig) -> Command {
+        Command {
+            program: config.program.clone(),
             args: config.args.clone(),
-        })
+        }
     }
 
     pub(super) async fn send(&self, msg: &Message) -> Result<(), NotifyErrorKind> {

@@ -20,7 +20,48 @@ use super::NotifyErrorKind;
 /// far less than this anyway.
 const MAX_SUBJECT_CHARS: usize = 200;
 use crate::alert::message::Message;
-use crate::config::{NotifierConfig, SmtpTls};
+use crate::config::Secret;
+
+/// `kind = "email"`: the keys only an email notifier takes.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP host (not empty).
+    pub host: String,
+    /// SMTP port (default by `tls`: 587, 465 or 25).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Transport security.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// A PEM file of CA certificates to trust besides the system's, for a relay whose
+    /// certificate a private CA signed.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// SMTP user name.
+    #[serde(default)]
+    pub username: Option<Secret>,
+    /// SMTP password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Sender address.
+    pub from: String,
+    /// Recipient addresses (at least one).
+    pub to: Vec<String>,
+}
+
+/// SMTP transport security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// No encryption: only for a relay on localhost.
+    None,
+}
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
@@ -60,13 +101,12 @@ fn ca_certificates(path: &std::path::Path) -> Result<Certificate, NotifyErrorKin
 }
 
 impl Email {
-    pub(super) fn new(config: &NotifierConfig) -> Result<Email, NotifyErrorKind> {
+    pub(super) fn new(
+        config: &EmailConfig,
+        timeout: std::time::Duration,
+    ) -> Result<Email, NotifyErrorKind> {
         let invalid = NotifyErrorKind::config::<String>;
-        let host = config
-            .host
-            .as_deref()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| invalid("`host` is missing".to_owned()))?;
+        let host = config.host.as_str();
         // What lettre's `starttls_relay` and `relay` build, with the configured CAs
         // added: the certificate must name `host` and chain to a trusted CA.
         let tls = || -> Result<TlsParameters, NotifyErrorKind> {
@@ -93,7 +133,7 @@ impl Email {
             }
             SmtpTls::None => plain.port(config.port.unwrap_or(25)),
         };
-        builder = builder.timeout(Some(config.timeout.0));
+        builder = builder.timeout(Some(timeout));
         match (&config.username, &config.password) {
             (Some(user), Some(password)) => {
                 builder = builder.credentials(Credentials::new(
@@ -104,10 +144,7 @@ impl Email {
             (None, None) => {}
             _ => return Err(invalid("`username` and `password` go together".to_owned())),
         }
-        let from_text = config
-            .from
-            .as_deref()
-            .ok_or_else(|| invalid("`from` is missing".to_owned()))?;
+        let from_text = config.from.as_str();
         let from: Mailbox = from_text
             .parse()
             .map_err(|e| invalid(format!("`from` {from_text:?}: {e}")))?;
@@ -119,9 +156,6 @@ impl Email {
                     .map_err(|e| invalid(format!("`to` {t:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if to.is_empty() {
-            return Err(invalid("`to` is empty".to_owned()));
-        }
         Ok(Email {
             builder,
             transport: OnceLock::new(),

@@ -23,6 +23,11 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use super::message::Message;
 use crate::config::{Config, NotifierConfig, NotifierKind, Secret};
 
+pub use command::CommandConfig;
+pub use email::{EmailConfig, SmtpTls};
+pub use ntfy::NtfyConfig;
+pub use webhook::{WebhookConfig, WebhookTemplate};
+
 /// Why a notifier could not be built or a message not delivered: the notifier, named
 /// once here rather than in every kind of failure, and what went wrong. None carries
 /// a secret.
@@ -175,14 +180,14 @@ impl Notifier {
     ) -> Result<Notifier, NotifyError> {
         let name = config.name.get_ref().clone();
         let kind = (|| {
-            Ok(match config.kind.get_ref() {
+            Ok(match &config.kind {
                 NotifierKind::Log => Kind::Log,
-                NotifierKind::Webhook => {
-                    Kind::Webhook(webhook::Webhook::new(config, &client.get()?)?)
+                NotifierKind::Webhook(c) => {
+                    Kind::Webhook(webhook::Webhook::new(c, &client.get()?)?)
                 }
-                NotifierKind::Ntfy => Kind::Ntfy(ntfy::Ntfy::new(config, &client.get()?)?),
-                NotifierKind::Email => Kind::Email(email::Email::new(config)?),
-                NotifierKind::Command => Kind::Command(command::Command::new(config)?),
+                NotifierKind::Ntfy(c) => Kind::Ntfy(ntfy::Ntfy::new(c, &client.get()?)?),
+                NotifierKind::Email(c) => Kind::Email(email::Email::new(c, config.timeout.0)?),
+                NotifierKind::Command(c) => Kind::Command(command::Command::new(c)),
             })
         })()
         .map_err(|kind: NotifyErrorKind| kind.at(&name))?;

@@ -11,7 +11,30 @@ use serde_json::json;
 
 use super::{extra_headers, post_json, send_checked, NotifyErrorKind};
 use crate::alert::message::{truncate, Message};
-use crate::config::{NotifierConfig, Secret};
+use crate::config::{Secret, TargetUrl};
+
+/// `kind = "ntfy"`: the keys only an ntfy notifier takes.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtfyConfig {
+    /// Server base URL, http or https (default `https://ntfy.sh`).
+    #[serde(default)]
+    pub server: Option<TargetUrl>,
+    /// The topic (not empty).
+    pub topic: String,
+    /// Access token.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Priority 1-5.
+    #[serde(default)]
+    pub priority: Option<u8>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
+}
 
 /// ntfy's default server.
 pub const DEFAULT_SERVER: &str = "https://ntfy.sh";
@@ -33,27 +56,22 @@ pub(super) struct Ntfy {
 
 impl Ntfy {
     pub(super) fn new(
-        config: &NotifierConfig,
+        config: &NtfyConfig,
         client: &reqwest::Client,
     ) -> Result<Ntfy, NotifyErrorKind> {
-        let invalid = NotifyErrorKind::config::<String>;
-        let server = config.server.as_deref().unwrap_or(DEFAULT_SERVER);
+        // The config checked the server URL (parsed, http or https) when it was read.
+        let server = config
+            .server
+            .as_ref()
+            .map_or(DEFAULT_SERVER, |s| s.expose());
         // A trailing slash keeps a path prefix (ntfy behind a reverse proxy) in the URL.
         let root = format!("{}/", server.trim_end_matches('/'));
         let endpoint = reqwest::Url::parse(&root)
-            .map_err(|e| invalid(format!("`server` {server:?} is not a valid URL: {e}")))?;
-        if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(invalid("`server` must be http or https".to_owned()));
-        }
-        let topic = config
-            .topic
-            .clone()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| invalid("`topic` is missing".to_owned()))?;
+            .map_err(|e| NotifyErrorKind::config(format!("`server` is not a valid URL: {e}")))?;
         Ok(Ntfy {
             client: client.clone(),
             endpoint,
-            topic,
+            topic: config.topic.clone(),
             token: config.token.clone(),
             tags: config.tags.clone(),
             priority: config.priority,

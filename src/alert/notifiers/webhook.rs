@@ -14,7 +14,37 @@ use sha2::Sha256;
 
 use super::{extra_headers, post_json, send_checked, NotifyErrorKind};
 use crate::alert::message::{truncate, Message, MessageItem};
-use crate::config::{NotifierConfig, Secret, WebhookTemplate};
+use crate::config::{Secret, TargetUrl};
+
+/// `kind = "webhook"`: the keys only a webhook takes.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Target URL, http or https (may hold a secret: it is never shown).
+    pub url: TargetUrl,
+    /// HMAC-SHA256 signing secret.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// Body shape.
+    #[serde(default)]
+    pub template: WebhookTemplate,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
+}
+
+/// Body shape of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookTemplate {
+    /// lookout's own JSON object.
+    #[default]
+    Json,
+    /// Slack (and Mattermost) incoming webhook.
+    Slack,
+    /// Discord incoming webhook.
+    Discord,
+}
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "X-Lookout-Signature";
@@ -52,23 +82,13 @@ impl std::fmt::Debug for Webhook {
 
 impl Webhook {
     pub(super) fn new(
-        config: &NotifierConfig,
+        config: &WebhookConfig,
         client: &reqwest::Client,
     ) -> Result<Webhook, NotifyErrorKind> {
-        let invalid = NotifyErrorKind::config::<&str>;
-        let raw = config
-            .url
-            .as_ref()
-            .ok_or_else(|| invalid("`url` is missing"))?;
-        // The URL may embed a token: the error says it is bad, not what it is.
-        let url =
-            reqwest::Url::parse(raw.expose()).map_err(|_| invalid("`url` is not a valid URL"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("`url` must be http or https"));
-        }
+        // The config checked the URL (parsed, http or https) when it was read.
         Ok(Webhook {
             client: client.clone(),
-            url,
+            url: config.url.url().clone(),
             secret: config.secret.clone(),
             template: config.template,
             headers: extra_headers(&config.headers)?,

@@ -18,8 +18,8 @@ use reqwest::{redirect, StatusCode};
 use url::Url;
 
 use super::schedule;
-use crate::config::{Secret, SourceConfig, SourceUrl, DEFAULT_MAX_SIZE};
-use crate::store::StoreError;
+use super::HttpSourceConfig;
+use crate::config::{Secret, SourceUrl, DEFAULT_MAX_SIZE};
 
 /// The User-Agent sent when the config names none.
 pub const DEFAULT_USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
@@ -102,42 +102,9 @@ pub enum HttpError {
         /// Why.
         reason: String,
     },
-    /// The page arrived but the pipeline refused it (it did not parse).
-    #[error("GET {url}: page refused: {reason}")]
-    Refused {
-        /// The final URL of the page.
-        url: String,
-        /// The pipeline's reason.
-        reason: String,
-    },
-    /// The fetch state could not be read or written.
-    #[error("source {source_name:?}: fetch state: {error}")]
-    Store {
-        /// The source.
-        source_name: String,
-        /// The store's error.
-        #[source]
-        error: StoreError,
-    },
-    /// The pipeline stopped taking pages (the daemon is shutting down).
-    #[error("source {source_name:?}: the pipeline is closed")]
-    PipelineClosed {
-        /// The source.
-        source_name: String,
-    },
 }
 
 impl HttpError {
-    /// Whether this failure should slow the source down. Network trouble and server
-    /// errors do; a page that arrived fine but did not parse does not (the server is
-    /// healthy, hammering is not the issue), nor does a shutdown.
-    pub fn backs_off(&self) -> bool {
-        !matches!(
-            self,
-            HttpError::Refused { .. } | HttpError::PipelineClosed { .. }
-        )
-    }
-
     /// The wait the server asked for with `Retry-After` on a 429 or 503.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -188,7 +155,7 @@ impl Default for Limits {
 
 impl Limits {
     /// The limits a source config asks for.
-    pub fn from_source(cfg: &SourceConfig) -> Self {
+    pub fn from_source(cfg: &HttpSourceConfig) -> Self {
         Limits {
             connect_timeout: cfg.connect_timeout.0,
             timeout: cfg.timeout.0,
@@ -321,12 +288,7 @@ fn shared_client(connect_timeout: std::time::Duration) -> Result<reqwest::Client
     Ok(client)
 }
 
-/// Validators from the last good fetch, sent back for a conditional GET.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-}
+pub(crate) use crate::sources::Validators;
 
 /// What one GET produced.
 #[derive(Debug)]

@@ -5,17 +5,22 @@
 //! sources share one [`HostGate`]: requests to the same host go one at a time with a
 //! minimum gap, requests to different hosts run freely.
 //!
-//! A fetch is a conditional GET with the validators (`ETag`, `Last-Modified`) stored
-//! in the source's [`FetchState`]. A 304 costs no parse and sends no page. A 200 goes
-//! to the pipeline as a [`Capture`] with the fetch state it leads to; the pipeline
-//! saves that state (the new validators) right after storing the page, never before,
-//! so a crash between fetch and ingest refetches the page instead of losing it.
+//! A fetch is a conditional GET with the validators (`ETag`, `Last-Modified`) of the
+//! last page stored. The source only produces: it reads its validators once, at start,
+//! and reports every attempt to the pipeline on the channel its pages take ([`Report`]).
+//! A 304 costs no parse and is reported as [`AttemptResult::NotModified`]; a 200 goes as
+//! a [`Capture`] carrying the new validators, which the pipeline saves right after
+//! storing the page, never before, so a crash between fetch and ingest refetches the
+//! page instead of losing it; a failure is reported as [`AttemptResult::Failed`]. The
+//! pipeline is the store's one writer, and keeps the source's
+//! [`SourceHealth`](crate::sources::SourceHealth).
 //!
 //! Failures (connect errors, timeouts, HTTP errors, oversized bodies) back off
 //! exponentially from [`schedule::DEFAULT_BACKOFF_BASE`] up to `max_backoff`, and never
 //! retry sooner than a 429/503 `Retry-After` asks. A page that arrives but does not
 //! parse is recorded as a failure but keeps the normal schedule: the server is fine.
 
+mod config;
 mod fetch;
 mod gate;
 pub mod schedule;
@@ -23,18 +28,23 @@ mod tls;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
+pub use config::HttpSourceConfig;
 pub use fetch::{fetch_url, Fetched, HttpError, Limits, DEFAULT_USER_AGENT};
 pub use gate::HostGate;
 
-use fetch::{Response, Validators};
+use fetch::Response;
 
-use super::{content_hash, Capture, Outcome, Page};
+use super::{
+    content_hash, Attempt, AttemptResult, Capture, Outcome, Page, Recorded, Report, SourceHealth,
+    Validators,
+};
 use crate::config::SourceConfig;
-use crate::store::{FetchState, IngestReport, SharedStore};
+use crate::store::{FetchState, IngestReport, SharedStore, StoreError};
 
 /// What one successful fetch did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,13 +64,65 @@ pub enum FetchOutcome {
     Duplicate,
 }
 
-/// A source's health as the daemon shows it (status page, metrics); watch it with
-/// [`HttpSource::status`]. Updated after every attempt, with the schedule in the same
-/// update so a reader never sees a new failure count with a stale next delay.
+/// Why an attempt brought no page into the store: the fetch failed, or what came of it
+/// was refused, or there is no pipeline to take it. Only the first is an HTTP error.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    /// The fetch failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The page arrived but the pipeline refused it (it did not parse), or could not
+    /// store it now.
+    #[error("GET {url}: page refused: {reason}")]
+    Refused {
+        /// The final URL of the page.
+        url: String,
+        /// The pipeline's reason.
+        reason: String,
+    },
+    /// The source's saved validators could not be read at start.
+    #[error("source {source_name:?}: cannot read its saved state: {error}")]
+    State {
+        /// The source.
+        source_name: String,
+        /// The store's error.
+        #[source]
+        error: StoreError,
+    },
+    /// The pipeline stopped taking pages (the daemon is shutting down).
+    #[error("source {source_name:?}: the pipeline is closed")]
+    PipelineClosed {
+        /// The source.
+        source_name: String,
+    },
+}
+
+impl AttemptError {
+    /// Whether this failure should slow the source down. Network trouble and server
+    /// errors do; a page that arrived fine but did not parse does not (the server is
+    /// healthy, hammering is not the issue), nor does a shutdown.
+    pub fn backs_off(&self) -> bool {
+        matches!(self, AttemptError::Http(_) | AttemptError::State { .. })
+    }
+
+    /// The wait the server asked for with `Retry-After` on a 429 or 503.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AttemptError::Http(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// What the poller itself knows, updated after every attempt (watch it with
+/// [`HttpSource::status`]): its schedule, and its health as its own attempts showed
+/// it, kept by the same rule ([`crate::sources::record`]) by which the pipeline keeps
+/// the [`SourceHealth`] the daemon shows. The schedule is in the same update, so a
+/// reader never sees a new failure count with a stale next delay.
 #[derive(Debug, Clone, Default)]
-pub struct SourceStatus {
-    /// The fetch state as last saved: last success, last error, consecutive failures.
-    pub state: FetchState,
+pub struct PollStatus {
+    /// Health as of the latest attempt.
+    pub health: SourceHealth,
     /// Fetch attempts since the task started.
     pub attempts: u64,
     /// The error of the latest attempt, `None` if it succeeded.
@@ -69,6 +131,18 @@ pub struct SourceStatus {
     pub next_delay: Option<Duration>,
     /// When the next attempt is due.
     pub next_attempt: Option<Instant>,
+}
+
+/// What the source remembers between attempts: read from the store once, at start,
+/// then kept from its own pages' outcomes.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    /// Sent with the next request.
+    validators: Validators,
+    /// Whether a fetch ever succeeded: the first one is the baseline.
+    ever_succeeded: bool,
+    /// Health and validators as last known, for [`PollStatus::health`].
+    state: FetchState,
 }
 
 /// One HTTP source: its client, schedule and state. Build it with [`HttpSource::new`],
@@ -88,8 +162,9 @@ pub struct HttpSource {
     start_delay: Duration,
     gate: HostGate,
     host: String,
+    /// Read once, at start, for the validators: never written.
     store: SharedStore,
-    status: watch::Sender<SourceStatus>,
+    status: watch::Sender<PollStatus>,
     metrics: Option<crate::metrics::Metrics>,
 }
 
@@ -113,38 +188,37 @@ impl HttpSource {
             source_name: name.clone(),
             reason,
         };
-        let configured = cfg
-            .url
-            .as_ref()
-            .map(|u| u.get_ref())
-            .ok_or_else(|| config_error("an http source needs a `url`".into()))?;
+        let http = cfg
+            .http()
+            .ok_or_else(|| config_error("not an http source".into()))?;
+        let configured = http.url.get_ref();
         // Errors show the URL as configured: the expanded one may hold a secret.
         let url = Url::parse(configured.expose())
             .map_err(|e| config_error(format!("invalid url {configured:?}: {e}")))?;
         let host =
             host_key(&url).ok_or_else(|| config_error(format!("url {configured} has no host")))?;
-        let limits = Limits::from_source(cfg);
-        let client = fetch::build_client(&name, &limits, &cfg.headers, Some(configured))?;
-        let every = cfg.every.0;
+        let limits = Limits::from_source(http);
+        let client = fetch::build_client(&name, &limits, &http.headers, Some(configured))?;
+        let every = http.every.0;
         Ok(HttpSource {
             url,
             format: cfg.format.get_ref().clone(),
-            alert_on_first: cfg.alert_on_first,
+            alert_on_first: http.alert_on_first,
             client,
             limits,
             every,
-            jitter: cfg
+            jitter: http
                 .jitter
                 .as_ref()
                 .map_or_else(|| schedule::default_jitter(every), |j| j.0),
-            max_backoff: cfg.max_backoff.0,
+            max_backoff: http.max_backoff.0,
             backoff_base: schedule::DEFAULT_BACKOFF_BASE,
             start_delay: schedule::DEFAULT_START_DELAY,
             metrics: None,
             gate,
             host,
             store,
-            status: watch::Sender::new(SourceStatus::default()),
+            status: watch::Sender::new(PollStatus::default()),
             name,
         })
     }
@@ -175,28 +249,27 @@ impl HttpSource {
     }
 
     /// Follows the source's health; the value changes after every attempt.
-    pub fn status(&self) -> watch::Receiver<SourceStatus> {
+    pub fn status(&self) -> watch::Receiver<PollStatus> {
         self.status.subscribe()
     }
 
-    /// Polls until `shutdown` turns true (or its sender is dropped, which means the
-    /// daemon is gone). A fetch in flight is abandoned at once on shutdown: its page,
-    /// if any, is fetched again next start because the validators were not saved.
-    /// Also returns when the pipeline behind `tx` closes.
-    pub async fn run(self, tx: mpsc::Sender<Capture>, mut shutdown: watch::Receiver<bool>) {
+    /// Polls until `shutdown` is cancelled. A fetch in flight is abandoned at once on
+    /// shutdown: its page, if any, is fetched again next start because its validators
+    /// were not saved. Also returns when the pipeline behind `tx` closes.
+    pub async fn run(self, tx: mpsc::Sender<Report>, shutdown: CancellationToken) {
         // Backoff-worthy failures in a row, kept apart from the stored
         // `consecutive_failures`, which also counts pages that did not parse: a source
         // whose parser was just fixed (and the daemon restarted) must not meet its
         // first 503 with a six-hour wait. So a restart starts the backoff afresh; the
         // stored count stays what the status page shows.
         let mut failures: u32 = 0;
-        // Shown on the status page before the first attempt; an error here will
-        // surface again (and be recorded) on the first attempt.
-        let stored = self.load_state().await.ok();
+        // Shown before the first attempt; an error here is met again (and reported)
+        // by the first attempt.
+        let mut known = self.read_known().await.ok();
         let mut delay = schedule::random_up_to(self.start_delay);
         self.status.send_modify(|s| {
-            if let Some(state) = stored {
-                s.state = state;
+            if let Some(known) = &known {
+                s.health = SourceHealth::of(&known.state);
             }
             s.next_delay = Some(delay);
             s.next_attempt = Some(Instant::now() + delay);
@@ -204,13 +277,13 @@ impl HttpSource {
         loop {
             tokio::select! {
                 biased;
-                () = shutdown_requested(&mut shutdown) => return,
+                () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            let (result, state) = tokio::select! {
+            let result = tokio::select! {
                 biased;
-                () = shutdown_requested(&mut shutdown) => return,
-                r = self.attempt(&tx) => r,
+                () = shutdown.cancelled() => return,
+                r = self.attempt(&mut known, &tx) => r,
             };
             delay = match &result {
                 Ok(outcome) => {
@@ -218,7 +291,7 @@ impl HttpSource {
                     tracing::debug!(source = %self.name, ?outcome, "fetched");
                     self.next_regular_delay()
                 }
-                Err(HttpError::PipelineClosed { .. }) => return,
+                Err(AttemptError::PipelineClosed { .. }) => return,
                 Err(error) if error.backs_off() => {
                     failures = failures.saturating_add(1);
                     let delay = schedule::failure_delay(
@@ -236,16 +309,20 @@ impl HttpSource {
                     self.next_regular_delay()
                 }
             };
-            self.publish(state, &result, Some(delay));
+            self.publish(&mut known, &result, Some(delay));
         }
     }
 
-    /// One fetch, no schedule: what `lookout once` does per source. Records the result
-    /// in the store like a scheduled fetch. A page that does not parse is an error
-    /// ([`HttpError::Refused`]).
-    pub async fn fetch_once(&self, tx: &mpsc::Sender<Capture>) -> Result<FetchOutcome, HttpError> {
-        let (result, state) = self.attempt(tx).await;
-        self.publish(state, &result, None);
+    /// One fetch, no schedule: what `lookout once` does per source. Reports the attempt
+    /// to the pipeline like a scheduled fetch. A page that does not parse is an error
+    /// ([`AttemptError::Refused`]).
+    pub async fn fetch_once(
+        &self,
+        tx: &mpsc::Sender<Report>,
+    ) -> Result<FetchOutcome, AttemptError> {
+        let mut known = None;
+        let result = self.attempt(&mut known, tx).await;
+        self.publish(&mut known, &result, None);
         result
     }
 
@@ -255,8 +332,8 @@ impl HttpSource {
 
     fn publish(
         &self,
-        state: Option<FetchState>,
-        result: &Result<FetchOutcome, HttpError>,
+        known: &mut Option<Known>,
+        result: &Result<FetchOutcome, AttemptError>,
         next: Option<Duration>,
     ) {
         if let Some(m) = &self.metrics {
@@ -264,14 +341,25 @@ impl HttpSource {
             let outcome = match result {
                 Ok(FetchOutcome::NotModified) => M::NotModified,
                 Ok(_) => M::Ok,
-                Err(HttpError::Refused { .. }) => M::Refused,
+                Err(AttemptError::Refused { .. }) => M::Refused,
                 Err(_) => M::Error,
             };
             m.record_fetch(&self.name, outcome);
         }
+        // The same rule the pipeline keeps the record by.
+        let recorded = match result {
+            Ok(_) => Some(Recorded::Success(None)),
+            Err(AttemptError::PipelineClosed { .. }) => None,
+            Err(e) => Some(Recorded::Failure(e.to_string())),
+        };
+        let health = known.as_mut().and_then(|k| {
+            let recorded = recorded?;
+            k.state = super::record(&k.state, Utc::now(), &recorded);
+            Some(SourceHealth::of(&k.state))
+        });
         self.status.send_modify(|s| {
-            if let Some(state) = state {
-                s.state = state;
+            if let Some(health) = health {
+                s.health = health;
             }
             s.attempts += 1;
             s.last_error = result.as_ref().err().map(ToString::to_string);
@@ -280,71 +368,44 @@ impl HttpSource {
         });
     }
 
-    /// Fetches, hands a new page to the pipeline, and records the result. Returns the
-    /// state as saved (`None` when nothing could be recorded).
+    /// One attempt: GET under the host gate, then the pipeline's verdict on the page,
+    /// every result reported to the pipeline. `known` is read from the store on the
+    /// first attempt and kept from the outcomes after.
     async fn attempt(
         &self,
-        tx: &mpsc::Sender<Capture>,
-    ) -> (Result<FetchOutcome, HttpError>, Option<FetchState>) {
-        let mut state = match self.load_state().await {
-            Ok(state) => state,
-            Err(e) => return (Err(e), None),
-        };
-        let (result, recorded) = self.exchange(&state, tx).await;
-        // A page the pipeline stored (or knew): it recorded the state with it.
-        if let Some(recorded) = recorded {
-            return (result, Some(recorded));
-        }
-        let now = Utc::now();
-        match &result {
-            // Nothing happened that concerns the source; the next start retries.
-            Err(HttpError::PipelineClosed { .. }) => return (result, Some(state)),
-            // 304: the validators stand.
-            Ok(_) => state = succeeded(&state, None, now),
-            Err(error) => {
-                state.last_error_at = Some(now);
-                state.last_error = Some(error.to_string());
-                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-            }
-        }
-        match self.save_state(&state).await {
-            Ok(()) => (result, Some(state)),
-            // A fetch error says more than the store error behind it; the store error
-            // is logged so it is not lost.
-            Err(store_error) => {
-                tracing::error!(source = %self.name, error = %store_error, "cannot save fetch state");
-                match result {
-                    Ok(_) => (Err(store_error), Some(state)),
-                    Err(e) => (Err(e), Some(state)),
+        known: &mut Option<Known>,
+        tx: &mpsc::Sender<Report>,
+    ) -> Result<FetchOutcome, AttemptError> {
+        let known = match known {
+            Some(k) => k,
+            None => match self.read_known().await {
+                Ok(k) => known.insert(k),
+                Err(e) => {
+                    self.report(tx, AttemptResult::Failed(e.to_string()))
+                        .await?;
+                    return Err(e);
                 }
-            }
-        }
-    }
-
-    /// The network half of an attempt: GET under the host gate, then the pipeline's
-    /// verdict on the page. Also returns the state the pipeline recorded with the page,
-    /// when it stored it or knew it.
-    async fn exchange(
-        &self,
-        state: &FetchState,
-        tx: &mpsc::Sender<Capture>,
-    ) -> (Result<FetchOutcome, HttpError>, Option<FetchState>) {
-        let validators = Validators {
-            etag: state.etag.clone(),
-            last_modified: state.last_modified.clone(),
+            },
         };
         let response = {
             // Held until the body is read: one request per host at a time.
             let _turn = self.gate.enter(&self.host).await;
-            fetch::get(&self.client, &self.url, &self.limits, &validators).await
+            fetch::get(&self.client, &self.url, &self.limits, &known.validators).await
         };
         let body = match response {
-            Ok(Response::NotModified) => return (Ok(FetchOutcome::NotModified), None),
+            Ok(Response::NotModified) => {
+                self.report(tx, AttemptResult::NotModified).await?;
+                known.ever_succeeded = true;
+                return Ok(FetchOutcome::NotModified);
+            }
             Ok(Response::Page(body)) => body,
-            Err(e) => return (Err(e), None),
+            Err(e) => {
+                self.report(tx, AttemptResult::Failed(e.to_string()))
+                    .await?;
+                return Err(e.into());
+            }
         };
-        let baseline = !state.ever_succeeded && !self.alert_on_first;
-        let stored = succeeded(state, Some(&body.validators), body.fetched_at);
+        let baseline = !known.ever_succeeded && !self.alert_on_first;
         // The final URL, for logs and the store, without the secrets of the source URL.
         let shown = self.client.show(&body.url);
         let page = Page {
@@ -358,80 +419,81 @@ impl HttpSource {
             format: self.format.clone(),
             baseline,
         };
-        let closed = || HttpError::PipelineClosed {
-            source_name: self.name.clone(),
-        };
         let (reply, answer) = oneshot::channel();
         let capture = Capture {
             page,
             reply,
-            fetch_state: Some(stored.clone()),
+            validators: Some(body.validators.clone()),
         };
-        if tx.send(capture).await.is_err() {
-            return (Err(closed()), None);
+        if tx.send(Report::Page(capture)).await.is_err() {
+            return Err(self.closed());
         }
-        let outcome = match answer.await {
-            Ok(outcome) => outcome,
-            Err(_) => return (Err(closed()), None),
-        };
-        let result = match outcome {
-            Outcome::Ingested { format, report } => Ok(FetchOutcome::Ingested {
-                format,
-                report,
-                baseline,
-            }),
-            Outcome::Duplicate => Ok(FetchOutcome::Duplicate),
-            Outcome::Failed { reason } => Err(HttpError::Refused { url: shown, reason }),
-            // Not stored: the validators are not saved, so the next fetch gets it again.
-            Outcome::Deferred { reason } => Err(HttpError::Refused {
+        let outcome = answer.await.map_err(|_| self.closed())?;
+        match outcome {
+            Outcome::Ingested { format, report } => {
+                known.validators = body.validators;
+                known.ever_succeeded = true;
+                Ok(FetchOutcome::Ingested {
+                    format,
+                    report,
+                    baseline,
+                })
+            }
+            Outcome::Duplicate => {
+                known.validators = body.validators;
+                known.ever_succeeded = true;
+                Ok(FetchOutcome::Duplicate)
+            }
+            Outcome::Failed { reason } => Err(AttemptError::Refused { url: shown, reason }),
+            // Not stored: the validators stay the old ones, so the next fetch gets it again.
+            Outcome::Deferred { reason } => Err(AttemptError::Refused {
                 url: shown,
                 reason: format!("not stored: {reason}"),
             }),
-        };
-        let recorded = result.is_ok().then_some(stored);
-        (result, recorded)
+        }
     }
 
-    async fn load_state(&self) -> Result<FetchState, HttpError> {
-        let name = self.name.clone();
-        self.with_store(move |store| store.fetch_state(&name)).await
-    }
-
-    async fn save_state(&self, state: &FetchState) -> Result<(), HttpError> {
-        let name = self.name.clone();
-        let state = state.clone();
-        self.with_store(move |store| store.save_fetch_state(&name, &state))
-            .await
-    }
-
-    /// Runs a store call on the blocking pool, naming this source in the error.
-    async fn with_store<T: Send + 'static>(
+    /// Tells the pipeline what came of an attempt that brought no page.
+    async fn report(
         &self,
-        call: impl FnOnce(&mut crate::store::Store) -> Result<T, crate::store::StoreError>
-            + Send
-            + 'static,
-    ) -> Result<T, HttpError> {
-        crate::store::blocking(&self.store, call)
+        tx: &mpsc::Sender<Report>,
+        result: AttemptResult,
+    ) -> Result<(), AttemptError> {
+        let attempt = Attempt {
+            source: self.name.clone(),
+            at: Utc::now(),
+            result,
+        };
+        tx.send(Report::Attempt(attempt))
             .await
-            .map_err(|error| HttpError::Store {
+            .map_err(|_| self.closed())
+    }
+
+    fn closed(&self) -> AttemptError {
+        AttemptError::PipelineClosed {
+            source_name: self.name.clone(),
+        }
+    }
+
+    /// The validators and baseline flag the store holds for this source: a read,
+    /// off the async workers. The source never writes the store.
+    async fn read_known(&self) -> Result<Known, AttemptError> {
+        let name = self.name.clone();
+        let state = crate::store::blocking(&self.store, move |store| store.fetch_state(&name))
+            .await
+            .map_err(|error| AttemptError::State {
                 source_name: self.name.clone(),
                 error,
-            })
+            })?;
+        Ok(Known {
+            validators: Validators {
+                etag: state.etag.clone(),
+                last_modified: state.last_modified.clone(),
+            },
+            ever_succeeded: state.ever_succeeded,
+            state,
+        })
     }
-}
-
-/// `state` after a successful fetch at `at`: new validators when the response had a
-/// page (a 304 keeps the old ones), no failures, baseline done.
-fn succeeded(state: &FetchState, validators: Option<&Validators>, at: DateTime<Utc>) -> FetchState {
-    let mut state = state.clone();
-    if let Some(v) = validators {
-        state.etag.clone_from(&v.etag);
-        state.last_modified.clone_from(&v.last_modified);
-    }
-    state.last_success = Some(at);
-    state.consecutive_failures = 0;
-    state.ever_succeeded = true;
-    state
 }
 
 /// The politeness key of a URL: host and port.
@@ -439,12 +501,6 @@ fn host_key(url: &Url) -> Option<String> {
     let host = url.host_str()?;
     let port = url.port_or_known_default()?;
     Some(format!("{host}:{port}"))
-}
-
-/// Resolves when shutdown is asked for, or when the sender is gone (no daemon left
-/// to ask: stopping is the only sensible thing).
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|&stop| stop).await;
 }
 
 #[cfg(test)]
