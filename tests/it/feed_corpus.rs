@@ -9,7 +9,7 @@
 //! encoding was declared and fits its bytes. A listed difference that no longer
 //! differs fails too, so the list stays true.
 //!
-//! `cargo test --test feed_corpus -- --nocapture` prints the summary that
+//! `cargo test --test it feed_corpus:: -- --nocapture` prints the summary that
 //! BENCHMARKS.md quotes.
 
 use std::collections::BTreeMap;

@@ -1,12 +1,9 @@
 //! Rendered feeds read back by real parsers: rss, atom_syndication, serde_json, feed-rs.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::common::*;
+use chrono::{DateTime, NaiveDate};
 use lookout::feed::{etag, feed_link_for, render_atom, render_json_feed, render_rss, Channel};
 use lookout::store::StoredItem;
-
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid test time")
-}
 
 fn channel(stylesheet: Option<&str>) -> Channel {
     Channel {

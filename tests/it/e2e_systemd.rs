@@ -1,12 +1,10 @@
 //! The real daemon speaks sd_notify on a real datagram socket: READY once the store is
 //! open and the server listens, watchdog pings while its loops live, STOPPING on SIGTERM.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn ready_watchdog_and_stopping_arrive_in_order() {

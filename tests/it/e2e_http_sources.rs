@@ -1,11 +1,9 @@
 //! End to end: the real daemon polling local listing pages. A source that hangs and one
 //! that fails do not hold up a healthy one, and the feeds keep being served meanwhile.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -1,10 +1,8 @@
 //! `lookout once`: one pass over several local sources, feeds written, exit code.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

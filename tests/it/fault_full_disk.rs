@@ -12,8 +12,6 @@
 //! Waiting is a poll with a deadline. The two "nothing more is sent" checks watch for a
 //! fixed window, since the absence of a request has no event to wait for.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,8 +19,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use chrono::Utc;
-use common::*;
 use lookout::alert::outbox::{self, OutboxOptions};
 use lookout::alert::{Notifiers, RuleSet};
 use lookout::config::Config;
@@ -265,7 +263,7 @@ fn a_full_disk_holds_captures_and_sends_no_alert_twice_until_space_returns() {
 /// The run, for BENCHMARKS.md: a 3 MB state directory, one webhook rule, 400
 /// captures of 10 items each dropped at once; the disk fills on its own. Then the tmpfs
 /// is grown (space returns) and everything must arrive, each alert at most twice.
-/// `cargo test --release --test fault_full_disk -- --ignored --nocapture` (root).
+/// `cargo test --release --test it fault_full_disk:: -- --ignored --nocapture` (root).
 #[test]
 #[ignore = "a minute of load; run for BENCHMARKS.md"]
 fn full_disk_run_of_400_captures_for_benchmarks() {

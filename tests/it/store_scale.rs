@@ -1,6 +1,6 @@
 //! Ingest cost with a million items stored. Ignored by default (it writes ~300 MB and
 //! takes a while in a debug build); run it with
-//! `cargo test --release --test store_scale -- --ignored --nocapture`.
+//! `cargo test --release --test it store_scale:: -- --ignored --nocapture`.
 //! It prints timings and asserts only counts: timing asserts would fail on a busy
 //! machine without saying anything about the code.
 

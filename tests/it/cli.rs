@@ -10,8 +10,9 @@ fn lookout(args: &[&str]) -> Output {
         .expect("run lookout")
 }
 
+/// A fixture's path as a command-line argument.
 fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    crate::common::fixture_path(name).display().to_string()
 }
 
 #[test]

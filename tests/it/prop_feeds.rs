@@ -4,7 +4,7 @@
 //! the same titles.
 //!
 //! Case counts are modest so `cargo test` stays fast; raise them with
-//! `LOOKOUT_PROP_CASES=10000 LOOKOUT_PROP_MB_CASES=20 cargo test --release --test prop_feeds`.
+//! `LOOKOUT_PROP_CASES=10000 LOOKOUT_PROP_MB_CASES=20 cargo test --release --test it prop_feeds::`.
 
 use chrono::DateTime;
 use lookout::entry::Entry;

@@ -1,11 +1,9 @@
 //! End to end: the real binary, a real drop folder, the feed read over HTTP.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn expected_items() -> usize {
     FIXTURES.iter().map(|(_, n)| n).sum::<usize>() - SHARED_BETWEEN_HF_CAPTURES

@@ -11,15 +11,13 @@
 //! The kill moments come from a seeded generator; the seed is printed, and
 //! `LOOKOUT_CRASH_SEED=N` replays a run.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{get, wait_for, Daemon};
+use crate::common::{get, wait_for, Daemon};
 use lookout::store::{ItemFilter, Store};
 use rand::{Rng, SeedableRng};
 

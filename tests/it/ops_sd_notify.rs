@@ -65,9 +65,12 @@ fn spawn_child(
     watchdog_usec: Option<&str>,
 ) -> std::process::Child {
     let exe = std::env::current_exe().expect("test binary path");
+    // The harness names a test by its path in the test crate (`ops_sd_notify::name`).
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let path = format!("{module}::{name}");
     let mut cmd = Command::new(exe);
     cmd.args([
-        name,
+        path.as_str(),
         "--exact",
         "--ignored",
         "--nocapture",

@@ -6,7 +6,7 @@
 //! `.ci/browser-check` can look at real renderings without a running daemon:
 //!
 //! ```sh
-//! cargo test --test ops_status_page
+//! cargo test --test it ops_status_page::
 //! (cd target/tmp/ops-preview && python3 -m http.server 8765 --bind 127.0.0.1) &
 //! .ci/browser-check --screenshot /tmp/status.png http://127.0.0.1:8765/ "Newest items"
 //! ```
@@ -21,7 +21,7 @@ use lookout::status::{
 use lookout::store::{FailedDelivery, OutboxCounts, StoredItem};
 
 /// The stylesheet the server serves at `/feed.xsl`.
-const FEED_XSL: &str = include_str!("../assets/feed.xsl");
+const FEED_XSL: &str = include_str!("../../assets/feed.xsl");
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)

@@ -1,11 +1,9 @@
 //! End to end: alerts delivered by the real daemon to a real local webhook receiver,
 //! once across restarts; per-rule feeds; SIGHUP reload (good and bad configs).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

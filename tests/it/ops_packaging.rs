@@ -6,9 +6,9 @@ use std::path::Path;
 
 use lookout::config::Config;
 
-const PRODUCTION_CONFIG: &str = include_str!("../packaging/lookout.toml");
-const UNIT: &str = include_str!("../systemd/lookout.service");
-const MANIFEST: &str = include_str!("../Cargo.toml");
+const PRODUCTION_CONFIG: &str = include_str!("../../packaging/lookout.toml");
+const UNIT: &str = include_str!("../../systemd/lookout.service");
+const MANIFEST: &str = include_str!("../../Cargo.toml");
 
 /// `text` with the commented TOML block that starts at the line `# {opening}`
 /// uncommented, up to the next blank line.

@@ -2,11 +2,9 @@
 //! a page with no entries where the source had some, shown on `/healthz` (a flag and a
 //! count, never the text, which may quote the page) and on the status page.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_page_that_empties_a_source_marks_it_degraded_until_a_good_page() {

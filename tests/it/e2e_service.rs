@@ -1,11 +1,9 @@
 //! End to end: the service endpoints of the real daemon: health (both states), metrics
 //! that move, OPML, Atom and JSON Feed read back by real parsers, the access token.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()

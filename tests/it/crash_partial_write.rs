@@ -4,15 +4,13 @@
 //!
 //! `cargo test` runs 5 tries (5 writers at once, about 2 s). The 50-try version is
 //! ignored there and run by the harness (`bench/run`) or by hand:
-//! `cargo test --release --test crash_partial_write -- --ignored`.
-
-mod common;
+//! `cargo test --release --test it crash_partial_write:: -- --ignored`.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{fixture, get, wait_for, Daemon};
+use crate::common::{fixture, get, wait_for, Daemon};
 
 /// Entries in the capture every writer writes (hf_papers_may20.txt).
 const ENTRIES: usize = 27;

@@ -1,6 +1,5 @@
 //! Helpers for end-to-end tests: start the real `lookout` binary on a temp dir, find the
 //! port it listens on, poll with deadlines.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,12 +17,27 @@ pub const FIXTURES: &[(&str, usize)] = &[
 /// Papers that appear in both Hugging Face captures: the same items, stored once.
 pub const SHARED_BETWEEN_HF_CAPTURES: usize = 4;
 
+/// A fixture's path, `tests/fixtures/<name>`.
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
 /// A fixture's bytes.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = fixture_path(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// A test time: `secs` after 2023-11-14T22:13:20Z.
+pub fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid test time")
+}
+
+/// A config from TOML text, which must be valid.
+pub fn config(text: &str) -> lookout::config::Config {
+    lookout::config::Config::parse(text, "test.toml").expect("test config parses")
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.

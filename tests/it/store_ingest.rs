@@ -1,14 +1,11 @@
 //! The store's diff against a real SQLite file: identity, dedup, updates, persistence.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::common::*;
+use chrono::NaiveDate;
 use lookout::entry::Entry;
 use lookout::store::{
     AlertMatch, Ingest, IngestReport, ItemFilter, Matcher, NoRules, Store, StoreError,
 };
-
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid test time")
-}
 
 fn entry(title: &str) -> Entry {
     Entry {

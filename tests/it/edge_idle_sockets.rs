@@ -6,15 +6,13 @@
 //!
 //! Latency is printed, not asserted beyond "answers at all within 10 s": the figure
 //! under load goes to BENCHMARKS.md (reliability), measured with
-//! `cargo test --release --test edge_idle_sockets -- --nocapture`.
-
-mod common;
+//! `cargo test --release --test it edge_idle_sockets:: -- --nocapture`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Connections the attack used, scaled up: 1,100 took the old daemon down.
 const WANTED_CLIENTS: usize = 2_000;

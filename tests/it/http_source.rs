@@ -6,8 +6,6 @@
 //! synchronize. Wall-clock assertions are only lower bounds (a timer never fires
 //! early), which a loaded machine cannot break.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1029,7 +1027,7 @@ async fn untrusted_tls_server() -> SocketAddr {
         .expect("params")
         .self_signed(&key)
         .expect("certificate");
-    let acceptor = common::tls_acceptor(&cert, &key);
+    let acceptor = crate::common::tls_acceptor(&cert, &key);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {

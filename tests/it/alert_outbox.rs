@@ -6,6 +6,7 @@
 //! Rules are compiled by `RuleSet` and rows enqueued by `store.ingest`, as in the
 //! daemon. Waiting is a poll of the store's counts with a deadline, never a fixed sleep.
 
+use crate::common::*;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,10 +34,6 @@ fn fast() -> OutboxOptions {
         drain: Duration::from_secs(5),
         ..OutboxOptions::default()
     }
-}
-
-fn config(text: &str) -> Config {
-    Config::parse(text, "test.toml").expect("test config parses")
 }
 
 fn entry(n: u32, title: &str) -> Entry {

@@ -3,14 +3,12 @@
 //! follow the store whoever writes it. Real fixtures through the real parsers into a
 //! real SQLite file; the end-to-end cases run the real binary.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use lookout::entry::{normalize_title, Entry};
 use lookout::parse::{parse_page, ParseContext};
 use lookout::store::{Ingest, IngestReport, ItemFilter, NoRules, Store, StoredItem};

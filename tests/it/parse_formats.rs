@@ -2,6 +2,7 @@
 //! format; the same paper from the HF text capture, HTML page and JSON API is one item;
 //! and nothing a page can contain makes a parser panic.
 
+use crate::common::*;
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -15,14 +16,6 @@ fn captured() -> DateTime<Utc> {
 
 fn ctx() -> ParseContext<'static> {
     ParseContext::at(captured())
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
 }
 
 fn parse(name: &str) -> (String, Vec<Entry>) {

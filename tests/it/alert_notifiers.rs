@@ -3,14 +3,12 @@
 //! received mail is parsed; real programs for the command notifier. Everything listens
 //! on 127.0.0.1.
 
-mod common;
-
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use lookout::alert::{Message, MessageItem, Notifiers, NotifyError, NotifyErrorKind};
-use lookout::config::Config;
 use serde_json::Value;
 use sha2::Sha256;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -18,10 +16,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn config(text: &str) -> Config {
-    Config::parse(text, "test.toml").expect("test config parses")
-}
 
 fn notifiers(text: &str) -> Notifiers {
     Notifiers::from_config(&config(text)).expect("notifiers build")
@@ -514,7 +508,7 @@ fn private_ca() -> (tokio_rustls::TlsAcceptor, String) {
         .expect("server params")
         .signed_by(&key, &issuer)
         .expect("server certificate");
-    (common::tls_acceptor(&cert, &key), ca.pem())
+    (crate::common::tls_acceptor(&cert, &key), ca.pem())
 }
 
 /// Decodes standard base64 (for the AUTH PLAIN argument).

@@ -4,13 +4,11 @@
 //! Now the integrity check at start finds the damage: `/healthz` says so with what to
 //! do, captures stay in the folder, deliveries pause, and the error is logged once.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use chrono::Utc;
-use common::*;
 use lookout::alert::outbox::{self, OutboxOptions};
 use lookout::alert::{Notifiers, RuleSet};
 use lookout::config::Config;
@@ -152,12 +150,6 @@ fn a_damaged_store_is_reported_once_and_keeps_captures_in_the_folder() {
     let status = daemon.stop(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
     assert!(setup.drop.join("late.xml").exists());
-}
-
-fn fixture_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
 }
 
 /// Deliveries pause on a damaged store: queued alerts are not sent.

@@ -7,8 +7,6 @@
 //! replaced `failed/` run the folder source itself, with a fake pipeline that records
 //! what it is sent.
 
-mod common;
-
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -16,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lookout::sources::folder::{FolderError, FolderSource};
 use lookout::sources::{Outcome, Report};
 use tokio::sync::mpsc;

@@ -1,11 +1,9 @@
 //! Log injection (issue 13.9): a file name or title holding control characters never
 //! forges a log line or reaches the terminal raw, in the human and JSON formats alike.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A junk file whose name holds a newline and an escape sequence, dropped into the
 /// real daemon's folder: it is refused and logged, on one line, escaped.
