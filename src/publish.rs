@@ -112,12 +112,19 @@ impl FeedId {
 }
 
 /// A rendered feed, shared by every request until the store changes.
+///
+/// The document and its gzip form are made together, in the blocking render task, and
+/// live in this one value: a request gets both from the same rendering or neither, so
+/// a changed feed is never served from an older compressed copy.
 #[derive(Debug)]
 pub struct Rendered {
     /// The feed document.
     pub bytes: bytes::Bytes,
     /// Strong ETag (quoted).
     pub etag: String,
+    /// The document gzipped, with its own ETag. `None` only for renderings made to
+    /// write a file, which no request sees.
+    pub gzip: Option<Encoded>,
     /// Newest change among the feed's items (or the render time of an empty feed).
     pub last_modified: DateTime<Utc>,
     /// Store generation it was rendered at.
@@ -127,6 +134,19 @@ pub struct Rendered {
     /// The `ETag` and `Last-Modified` header values, made once: a conditional GET
     /// then costs no formatting.
     pub headers: ValidatorHeaders,
+    /// Where each item's bytes are, for the next rendering to reuse.
+    layout: Option<Layout>,
+}
+
+/// A rendering in one content coding.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The encoded document.
+    pub bytes: bytes::Bytes,
+    /// Strong ETag (quoted) of these bytes: `"<first 128 bits of their SHA-256>-gz"`.
+    pub etag: String,
+    /// `etag` as a header value.
+    pub etag_header: Option<axum::http::HeaderValue>,
 }
 
 /// A rendering's validators as response header values.
@@ -216,6 +236,8 @@ pub struct Publisher {
     scopes: Mutex<Option<ScopeChanges>>,
     /// The generation each feed file was last written (or found current) at.
     written: Mutex<HashMap<FeedId, u64>>,
+    /// Keys the item fingerprints that decide whether an item's bytes can be reused.
+    fingerprints: std::hash::RandomState,
 }
 
 /// [`Store::scope_changes`](crate::store::Store::scope_changes) as read at one
@@ -274,6 +296,7 @@ impl Publisher {
             generation: watch::Sender::new(generation),
             scopes: Mutex::new(None),
             written: Mutex::new(HashMap::new()),
+            fingerprints: std::hash::RandomState::new(),
         }
     }
 
@@ -418,7 +441,9 @@ impl Publisher {
     }
 
     /// [`Publisher::current`] with the generation and the scope's last change already
-    /// read.
+    /// read. A feed that is in the cache (someone asked for it over HTTP) is always
+    /// kept: the file writer, which runs right after each change, then renders and
+    /// compresses it before the next request asks.
     fn current_at(
         &self,
         id: &FeedId,
@@ -426,35 +451,31 @@ impl Publisher {
         changed_at: u64,
         keep: bool,
     ) -> Result<Arc<Rendered>, PublishError> {
-        if let Some(hit) = self.cached_since(id, changed_at) {
-            return Ok(hit);
+        let previous = self.cache.lock().ok().and_then(|c| c.get(id).cloned());
+        if let Some(hit) = previous.as_ref().filter(|r| r.generation >= changed_at) {
+            return Ok(Arc::clone(hit));
         }
-        let rendered = Arc::new(self.render(id, generation)?);
+        let keep = keep || previous.is_some();
+        let rendered = Arc::new(self.render(id, generation, previous.as_deref(), keep)?);
         if keep {
             if let Ok(mut cache) = self.cache.lock() {
-                cache.insert(id.clone(), Arc::clone(&rendered));
+                // Two renders of one feed may race; the later generation stays.
+                let newer = cache
+                    .get(id)
+                    .is_some_and(|r| r.generation > rendered.generation);
+                if !newer {
+                    cache.insert(id.clone(), Arc::clone(&rendered));
+                }
             }
+            drop(previous);
             self.release_freed_memory();
         }
         Ok(rendered)
     }
 
-    /// Renders one feed from the store (blocking: call from `spawn_blocking`).
-    fn render(&self, id: &FeedId, generation: u64) -> Result<Rendered, PublishError> {
-        let settings = self
-            .settings
-            .read()
-            .map(|s| s.clone())
-            .map_err(|_| PublishError::Task(id.url_path()))?;
-        let items = {
-            crate::store::lock(&self.store)
-                .items(id.scope.filter(), settings.max_items)
-                .map_err(|source| PublishError::Store {
-                    path: id.url_path(),
-                    source,
-                })?
-        };
-        let channel = Channel {
+    /// What a feed says about itself under `settings`.
+    fn channel(id: &FeedId, settings: &Settings) -> Channel {
+        Channel {
             title: id.title(&settings.title),
             description: match &id.scope {
                 FeedScope::All => "New entries from every watched listing page".to_owned(),
@@ -470,11 +491,48 @@ impl Publisher {
                 scope => Some(scope.filter().scope_key()),
             },
             dates: settings.dates,
+        }
+    }
+
+    /// Renders one feed from the store (blocking: call from `spawn_blocking`), reusing
+    /// the bytes of items that `previous` (an earlier rendering of the same feed)
+    /// already holds, and gzips it when `gzip`.
+    fn render(
+        &self,
+        id: &FeedId,
+        generation: u64,
+        previous: Option<&Rendered>,
+        gzip: bool,
+    ) -> Result<Rendered, PublishError> {
+        let settings = self
+            .settings
+            .read()
+            .map(|s| s.clone())
+            .map_err(|_| PublishError::Task(id.url_path()))?;
+        let items = {
+            crate::store::lock(&self.store)
+                .items(id.scope.filter(), settings.max_items)
+                .map_err(|source| PublishError::Store {
+                    path: id.url_path(),
+                    source,
+                })?
         };
-        let bytes = match id.format {
-            FeedFormat::Rss => feed::render_rss(&channel, &items),
-            FeedFormat::Atom => feed::render_atom(&channel, &items),
-            FeedFormat::Json => feed::render_json_feed(&channel, &items),
+        let channel = Self::channel(id, &settings);
+        let spliced = feed::Frame::new(id.format, &channel, &items)
+            .and_then(|frame| splice(&frame, &items, previous, gzip, &self.fingerprints));
+        let (bytes, gzipped, layout) = match spliced {
+            Some(spliced) => (spliced.bytes, spliced.gzip, Some(spliced.layout)),
+            // Never for the writers in use (the property tests check the cut); kept so
+            // that a writer that changes its output costs speed, not correctness.
+            None => {
+                let bytes = match id.format {
+                    FeedFormat::Rss => feed::render_rss(&channel, &items),
+                    FeedFormat::Atom => feed::render_atom(&channel, &items),
+                    FeedFormat::Json => feed::render_json_feed(&channel, &items),
+                };
+                let gzipped = gzip.then(|| gzip_whole(&bytes)).flatten();
+                (bytes, gzipped, None)
+            }
         };
         let last_modified = items
             .iter()
@@ -489,13 +547,24 @@ impl Publisher {
             ))
             .ok(),
         };
+        let gzip = gzipped.map(|gz| {
+            let tag = feed::etag(&gz);
+            let etag = format!("{}-gz\"", tag.trim_end_matches('"'));
+            Encoded {
+                etag_header: axum::http::HeaderValue::from_str(&etag).ok(),
+                etag,
+                bytes: gz.into(),
+            }
+        });
         Ok(Rendered {
             etag,
             bytes: bytes.into(),
+            gzip,
             last_modified,
             generation,
             content_type: id.format.content_type(),
             headers,
+            layout,
         })
     }
 
@@ -618,4 +687,263 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)?;
     Ok(())
+}
+
+/// The gzip level of feed pieces. Each piece is compressed once per item version, so
+/// the level costs on a cold render only; see BENCHMARKS.md ("Compressed feeds") for
+/// the CPU and size per level that chose it.
+const GZIP_LEVEL: u32 = 6;
+
+/// Where each item's bytes sit in a rendering, so the next rendering of the same feed
+/// copies them instead of rendering and compressing the item again.
+#[derive(Debug)]
+struct Layout {
+    /// The feed's items, in document order.
+    units: Vec<Unit>,
+}
+
+/// One item of a rendering.
+#[derive(Debug, Clone)]
+struct Unit {
+    /// The item's [`fingerprint`]: equal fingerprints, equal bytes.
+    fingerprint: u64,
+    /// The item's bytes in the document, without the separator before it.
+    item: std::ops::Range<usize>,
+    /// The separator before it and the item's bytes: what its gzip piece holds.
+    span: std::ops::Range<usize>,
+    /// Its gzip piece in the gzipped document.
+    gzip: Option<std::ops::Range<usize>>,
+    /// The fingerprint of the item before it, whose bytes were the piece's preset
+    /// dictionary; `None` for the first item, compressed without one.
+    after: Option<u64>,
+}
+
+/// A document built from item fragments.
+struct Spliced {
+    bytes: Vec<u8>,
+    gzip: Option<Vec<u8>>,
+    layout: Layout,
+}
+
+/// What decides an item's bytes in a feed: every stored field. Hashed with a per-process
+/// random key, so pages cannot be crafted to collide. Destructured without `..`, so a
+/// new field cannot be forgotten here.
+fn fingerprint(keys: &std::hash::RandomState, item: &crate::store::StoredItem) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let crate::store::StoredItem {
+        id,
+        key,
+        title,
+        link,
+        summary,
+        authors,
+        author_count,
+        publisher,
+        source,
+        published,
+        listed,
+        arxiv_id,
+        format,
+        first_seen,
+        updated_at,
+    } = item;
+    let mut h = keys.build_hasher();
+    (id, key, title, link, summary, authors, author_count).hash(&mut h);
+    (publisher, source, arxiv_id, format, first_seen, updated_at).hash(&mut h);
+    // A timestamp hashes its instant only; the description prints the local day.
+    for t in [published, listed] {
+        t.map(|t| (t, t.offset().local_minus_utc())).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Builds the document of `items` in `frame` from the fragments `previous` holds,
+/// rendering only items it does not; with `gzip`, the gzipped document too, from the
+/// pieces `previous` holds.
+///
+/// The gzip form is one gzip member whose deflate stream is a piece per item, each
+/// ending in a sync flush (a byte-aligned empty stored block), the way pigz joins
+/// pieces compressed apart. A piece is compressed with the item before it as its
+/// preset dictionary, which recovers most of what separate compression loses (the
+/// markup items share); it stays valid while that item stays before it. A new item
+/// at the top of a feed thus costs two pieces, whatever the feed's size.
+/// `None` when an item does not cut out of its document (see [`feed::Frame::item`]).
+fn splice(
+    frame: &feed::Frame<'_>,
+    items: &[crate::store::StoredItem],
+    previous: Option<&Rendered>,
+    gzip: bool,
+    keys: &std::hash::RandomState,
+) -> Option<Spliced> {
+    let old_layout = previous.and_then(|p| p.layout.as_ref());
+    let old: HashMap<u64, &Unit> = old_layout
+        .map(|l| l.units.iter().map(|u| (u.fingerprint, u)).collect())
+        .unwrap_or_default();
+    let old_bytes = previous.map_or(&[][..], |p| &p.bytes[..]);
+    let mut doc = Vec::with_capacity(old_bytes.len() + 4096);
+    doc.extend_from_slice(&frame.head());
+    let head_end = doc.len();
+    let mut units = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let fingerprint = fingerprint(keys, item);
+        let start = doc.len();
+        if i > 0 {
+            doc.extend_from_slice(frame.separator());
+        }
+        let item_start = doc.len();
+        match old.get(&fingerprint) {
+            Some(unit) => doc.extend_from_slice(&old_bytes[unit.item.clone()]),
+            None => doc.extend_from_slice(&frame.item(item)?),
+        }
+        units.push(Unit {
+            fingerprint,
+            item: item_start..doc.len(),
+            span: start..doc.len(),
+            gzip: None,
+            after: None,
+        });
+    }
+    let tail_start = doc.len();
+    doc.extend_from_slice(frame.tail());
+
+    let gzip = if gzip {
+        let old_gzip = previous
+            .and_then(|p| p.gzip.as_ref())
+            .map_or(&[][..], |g| &g.bytes[..]);
+        let pieced = gzip_pieces(&doc, head_end..tail_start, &mut units, &old, old_gzip);
+        if pieced.is_none() {
+            units.iter_mut().for_each(|u| u.gzip = None);
+        }
+        pieced.or_else(|| gzip_whole(&doc))
+    } else {
+        None
+    };
+    Some(Spliced {
+        bytes: doc,
+        gzip,
+        layout: Layout { units },
+    })
+}
+
+/// The gzip form of `doc` (items in `body`, laid out as `units`), from the pieces of
+/// `old_gzip` that `old` says are still valid and new ones; records each unit's
+/// piece. `None` if the compressor failed.
+fn gzip_pieces(
+    doc: &[u8],
+    body: std::ops::Range<usize>,
+    units: &mut [Unit],
+    old: &HashMap<u64, &Unit>,
+    old_gzip: &[u8],
+) -> Option<Vec<u8>> {
+    let mut member = GzipMember::new(old_gzip.len().max(doc.len() / 3));
+    member.piece(None, &doc[..body.start])?;
+    for i in 0..units.len() {
+        let after = i.checked_sub(1).map(|j| units[j].fingerprint);
+        let reusable = old
+            .get(&units[i].fingerprint)
+            .filter(|u| u.after == after)
+            .and_then(|u| u.gzip.clone())
+            .filter(|range| range.end <= old_gzip.len());
+        let range = match reusable {
+            Some(range) => member.copy(&old_gzip[range]),
+            None => {
+                let dictionary = i.checked_sub(1).map(|j| &doc[units[j].item.clone()]);
+                member.piece(dictionary, &doc[units[i].span.clone()])?
+            }
+        };
+        units[i].gzip = Some(range);
+        units[i].after = after;
+    }
+    member.finish(&doc[body.end..], doc)
+}
+
+/// A gzip member (RFC 1952) built from raw deflate pieces.
+struct GzipMember {
+    out: Vec<u8>,
+    deflate: flate2::Compress,
+}
+
+impl GzipMember {
+    /// The fixed header: deflate, no name, no time (the bytes depend on the document
+    /// only), OS unknown.
+    const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+    fn new(capacity: usize) -> GzipMember {
+        let mut out = Vec::with_capacity(capacity + Self::HEADER.len());
+        out.extend_from_slice(&Self::HEADER);
+        GzipMember {
+            out,
+            deflate: flate2::Compress::new(flate2::Compression::new(GZIP_LEVEL), false),
+        }
+    }
+
+    /// Appends `input` compressed on its own (with `dictionary` as what precedes
+    /// it), ending on a byte boundary; returns where its piece is.
+    fn piece(&mut self, dictionary: Option<&[u8]>, input: &[u8]) -> Option<std::ops::Range<usize>> {
+        let start = self.out.len();
+        self.deflate.reset();
+        if let Some(dictionary) = dictionary {
+            // Deflate looks back 32 KiB at most.
+            let from = dictionary.len().saturating_sub(32 * 1024);
+            self.deflate.set_dictionary(&dictionary[from..]).ok()?;
+        }
+        self.deflate_all(input, flate2::FlushCompress::Sync)?;
+        Some(start..self.out.len())
+    }
+
+    /// Appends a piece made by an earlier rendering.
+    fn copy(&mut self, piece: &[u8]) -> std::ops::Range<usize> {
+        let start = self.out.len();
+        self.out.extend_from_slice(piece);
+        start..self.out.len()
+    }
+
+    /// Appends `tail` as the final block and the trailer for `document`.
+    fn finish(mut self, tail: &[u8], document: &[u8]) -> Option<Vec<u8>> {
+        self.deflate.reset();
+        self.deflate_all(tail, flate2::FlushCompress::Finish)?;
+        let mut crc = flate2::Crc::new();
+        crc.update(document);
+        self.out.extend_from_slice(&crc.sum().to_le_bytes());
+        // ISIZE is the length modulo 2^32 (RFC 1952).
+        self.out
+            .extend_from_slice(&(document.len() as u32).to_le_bytes());
+        Some(self.out)
+    }
+
+    /// Compresses all of `input` into `out`, until `flush` is done.
+    fn deflate_all(&mut self, input: &[u8], flush: flate2::FlushCompress) -> Option<()> {
+        let start = self.deflate.total_in();
+        loop {
+            if self.out.capacity() - self.out.len() < 64 {
+                self.out.reserve(input.len() / 2 + 1024);
+            }
+            let consumed = usize::try_from(self.deflate.total_in() - start).ok()?;
+            let status = self
+                .deflate
+                .compress_vec(&input[consumed..], &mut self.out, flush)
+                .ok()?;
+            let all_in = usize::try_from(self.deflate.total_in() - start).ok()? == input.len();
+            // A sync flush is complete once the compressor stops short of the end of
+            // the room it was given.
+            let done = match flush {
+                flate2::FlushCompress::Finish => status == flate2::Status::StreamEnd,
+                _ => all_in && self.out.len() < self.out.capacity(),
+            };
+            if done {
+                return Some(());
+            }
+        }
+    }
+}
+
+/// The whole document gzipped in one go, for the rare rendering that cannot be spliced.
+fn gzip_whole(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::new(GZIP_LEVEL),
+    );
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
 }
