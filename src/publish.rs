@@ -473,8 +473,15 @@ impl Publisher {
         Ok(rendered)
     }
 
+    /// What a feed says about itself under the current config: the channel its
+    /// renderings are made with.
+    pub fn channel(&self, id: &FeedId) -> Option<Channel> {
+        let settings = self.settings.read().ok()?;
+        Some(Self::channel_in(id, &settings))
+    }
+
     /// What a feed says about itself under `settings`.
-    fn channel(id: &FeedId, settings: &Settings) -> Channel {
+    fn channel_in(id: &FeedId, settings: &Settings) -> Channel {
         Channel {
             title: id.title(&settings.title),
             description: match &id.scope {
@@ -517,7 +524,7 @@ impl Publisher {
                     source,
                 })?
         };
-        let channel = Self::channel(id, &settings);
+        let channel = Self::channel_in(id, &settings);
         let spliced = feed::Frame::new(id.format, &channel, &items)
             .and_then(|frame| splice(&frame, &items, previous, gzip, &self.fingerprints));
         let (bytes, gzipped, layout) = match spliced {

@@ -1,0 +1,204 @@
+//! Property: a feed the publisher builds from the item fragments and gzip pieces it
+//! kept from its previous rendering is byte for byte the feed rendered whole from the
+//! same items, and its gzip copy decodes to those bytes, after any sequence of
+//! changes: new items on either source and on a rule, items dropping off the end of a
+//! short feed, items changed in place (with a new time or the time they had), hostile
+//! text, captures whose time goes backwards.
+//!
+//! Raise the case count with
+//! `LOOKOUT_PROP_CASES=2000 cargo test --release --test prop_fragments`.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use chrono::DateTime;
+use lookout::config::Config;
+use lookout::entry::Entry;
+use lookout::feed::{render_atom, render_json_feed, render_rss};
+use lookout::publish::{FeedFormat, FeedId, FeedScope, Publisher};
+use lookout::store::{AlertMatch, Ingest, ItemFilter, Matcher, SharedStore, Store};
+use proptest::prelude::*;
+
+/// Rule `r` matches every title holding a `z`.
+struct TitlesWithZ;
+
+impl Matcher for TitlesWithZ {
+    fn matches(&self, entry: &Entry, _source: &str) -> Vec<AlertMatch> {
+        if entry.title.contains('z') {
+            vec![AlertMatch {
+                rule: "r".into(),
+                notifiers: Vec::new(),
+                matched: vec!["z".into()],
+                digest_secs: None,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// One change to the store.
+#[derive(Debug, Clone)]
+struct Change {
+    source: &'static str,
+    /// Titles from a small pool, so a later change often meets a known item.
+    titles: Vec<String>,
+    summary: String,
+    link: Option<String>,
+    publisher: Option<String>,
+    authors: Vec<String>,
+    /// Seconds from a fixed start, from a few values, so times repeat and go back.
+    seen: i64,
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z ]{0,40}",
+        any::<String>(),
+        prop::sample::select(vec!["]]>", "</item>", "\"items\":[]", "&amp;", "\u{0}x"])
+            .prop_map(str::to_owned),
+    ]
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    (
+        prop::sample::select(vec!["a", "b"]),
+        prop::collection::vec("(zeta|alpha|beta|gamma|zed|delta) [0-9]", 1..4),
+        text(),
+        prop::option::of("https://example\\.org/[a-z]{1,6}"),
+        prop::option::of(text()),
+        prop::collection::vec("[A-Z][a-z]{1,8}", 0..3),
+        prop::sample::select(vec![0i64, 0, 60, 120, -60]),
+    )
+        .prop_map(
+            |(source, titles, summary, link, publisher, authors, seen)| Change {
+                source,
+                titles,
+                summary,
+                link,
+                publisher,
+                authors,
+                seen,
+            },
+        )
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("gzip decodes");
+    out
+}
+
+fn apply(store: &SharedStore, publisher: &Publisher, change: &Change) {
+    let entries: Vec<Entry> = change
+        .titles
+        .iter()
+        .map(|title| Entry {
+            title: title.clone(),
+            summary: change.summary.clone(),
+            link: change.link.clone(),
+            source: change.publisher.clone(),
+            authors: change.authors.clone(),
+            author_count: Some(change.authors.len() as u32),
+            format: "feed",
+            ..Entry::default()
+        })
+        .collect();
+    let mut store = lookout::store::lock(store);
+    store
+        .ingest(
+            &Ingest {
+                source: change.source,
+                origin: "proptest",
+                content_hash: None,
+                format: "feed",
+                entries: &entries,
+                seen_at: DateTime::from_timestamp(1_800_000_000 + change.seen, 0).unwrap(),
+                alerts: true,
+            },
+            &TitlesWithZ,
+        )
+        .expect("ingest");
+    publisher.store_changed(store.generation().expect("generation"));
+}
+
+/// Every feed the publisher serves equals the whole rendering of its items now.
+fn check(store: &SharedStore, publisher: &Arc<Publisher>, rt: &tokio::runtime::Runtime) {
+    let max_items = 5;
+    for scope in [
+        FeedScope::All,
+        FeedScope::Source("a".into()),
+        FeedScope::Source("b".into()),
+        FeedScope::Rule("r".into()),
+    ] {
+        let filter = match &scope {
+            FeedScope::All => ItemFilter::All,
+            FeedScope::Source(s) => ItemFilter::Source(s),
+            FeedScope::Rule(r) => ItemFilter::Rule(r),
+        };
+        let items = lookout::store::lock(store)
+            .items(filter, max_items)
+            .expect("list");
+        for format in [FeedFormat::Rss, FeedFormat::Atom, FeedFormat::Json] {
+            let id = FeedId {
+                scope: scope.clone(),
+                format,
+            };
+            let channel = publisher.channel(&id).expect("channel");
+            let whole = match format {
+                FeedFormat::Rss => render_rss(&channel, &items),
+                FeedFormat::Atom => render_atom(&channel, &items),
+                FeedFormat::Json => render_json_feed(&channel, &items),
+            };
+            let served = rt
+                .block_on(publisher.get(&id))
+                .expect("renders")
+                .expect("the feed exists");
+            assert_eq!(
+                String::from_utf8_lossy(&served.bytes),
+                String::from_utf8_lossy(&whole),
+                "{}",
+                id.url_path()
+            );
+            let gzip = served.gzip.as_ref().expect("served feeds carry gzip");
+            assert!(
+                gunzip(&gzip.bytes) == whole,
+                "{}: gzip decodes to the document",
+                id.url_path()
+            );
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("LOOKOUT_PROP_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn spliced_feeds_equal_whole_renderings(changes in prop::collection::vec(change(), 1..10)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "state_dir = {:?}\n[feed]\nmax_items = 5\n\
+             [[source]]\nname = \"a\"\nkind = \"folder\"\npath = \"/nonexistent/a\"\n\
+             [[source]]\nname = \"b\"\nkind = \"folder\"\npath = \"/nonexistent/b\"\n\
+             [[alert]]\nname = \"r\"\nany = [\"z\"]\n",
+            dir.path()
+        );
+        let config = Config::parse(&text, "prop.toml").expect("valid config");
+        let store: SharedStore = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+        let publisher = Arc::new(Publisher::new(store.clone(), &config, 0));
+        for change in &changes {
+            apply(&store, &publisher, change);
+            check(&store, &publisher, &rt);
+        }
+    }
+}
