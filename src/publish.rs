@@ -143,7 +143,8 @@ pub struct Rendered {
 pub struct Encoded {
     /// The encoded document.
     pub bytes: bytes::Bytes,
-    /// Strong ETag (quoted) of these bytes: `"<first 128 bits of their SHA-256>-gz"`.
+    /// Strong ETag (quoted) of these bytes, `"<hex>-gz"`: made from the bytes (see
+    /// `spliced_etag`), so it differs from the identity ETag and changes with them.
     pub etag: String,
     /// `etag` as a header value.
     pub etag_header: Option<axum::http::HeaderValue>,
@@ -527,8 +528,13 @@ impl Publisher {
         let channel = Self::channel_in(id, &settings);
         let spliced = feed::Frame::new(id.format, &channel, &items)
             .and_then(|frame| splice(&frame, &items, previous, gzip, &self.fingerprints));
-        let (bytes, gzipped, layout) = match spliced {
-            Some(spliced) => (spliced.bytes, spliced.gzip, Some(spliced.layout)),
+        let (bytes, etag, gzipped, layout) = match spliced {
+            Some(spliced) => (
+                spliced.bytes,
+                spliced.etag,
+                spliced.gzip,
+                Some(spliced.layout),
+            ),
             // Never for the writers in use (the property tests check the cut); kept so
             // that a writer that changes its output costs speed, not correctness.
             None => {
@@ -537,8 +543,12 @@ impl Publisher {
                     FeedFormat::Atom => feed::render_atom(&channel, &items),
                     FeedFormat::Json => feed::render_json_feed(&channel, &items),
                 };
-                let gzipped = gzip.then(|| gzip_whole(&bytes)).flatten();
-                (bytes, gzipped, None)
+                let gzipped = gzip.then(|| gzip_whole(&bytes)).flatten().map(|gz| {
+                    let etag = gzip_etag(&gz);
+                    (gz, etag)
+                });
+                let etag = feed::etag(&bytes);
+                (bytes, etag, gzipped, None)
             }
         };
         let last_modified = items
@@ -546,7 +556,6 @@ impl Publisher {
             .map(|i| i.updated_at.max(i.first_seen))
             .max()
             .unwrap_or_else(Utc::now);
-        let etag = feed::etag(&bytes);
         let headers = ValidatorHeaders {
             etag: axum::http::HeaderValue::from_str(&etag).ok(),
             last_modified: axum::http::HeaderValue::from_str(&crate::server::http_date(
@@ -554,14 +563,10 @@ impl Publisher {
             ))
             .ok(),
         };
-        let gzip = gzipped.map(|gz| {
-            let tag = feed::etag(&gz);
-            let etag = format!("{}-gz\"", tag.trim_end_matches('"'));
-            Encoded {
-                etag_header: axum::http::HeaderValue::from_str(&etag).ok(),
-                etag,
-                bytes: gz.into(),
-            }
+        let gzip = gzipped.map(|(gz, etag)| Encoded {
+            etag_header: axum::http::HeaderValue::from_str(&etag).ok(),
+            etag,
+            bytes: gz.into(),
         });
         Ok(Rendered {
             etag,
@@ -718,18 +723,50 @@ struct Unit {
     item: std::ops::Range<usize>,
     /// The separator before it and the item's bytes: what its gzip piece holds.
     span: std::ops::Range<usize>,
-    /// Its gzip piece in the gzipped document.
-    gzip: Option<std::ops::Range<usize>>,
+    /// The first 128 bits of the SHA-256 of the item's bytes, for the ETag.
+    digest: Digest,
+    /// Its gzip piece in the gzipped document, and that piece's digest.
+    gzip: Option<(std::ops::Range<usize>, Digest)>,
     /// The fingerprint of the item before it, whose bytes were the piece's preset
     /// dictionary; `None` for the first item, compressed without one.
     after: Option<u64>,
 }
 
-/// A document built from item fragments.
+/// A document built from item fragments, with its ETags.
 struct Spliced {
     bytes: Vec<u8>,
-    gzip: Option<Vec<u8>>,
+    etag: String,
+    /// The gzipped document and its ETag.
+    gzip: Option<(Vec<u8>, String)>,
     layout: Layout,
+}
+
+/// The first 128 bits of a SHA-256.
+type Digest = [u8; 16];
+
+fn digest(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    let full = sha2::Sha256::digest(bytes);
+    let mut out = [0; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// A strong ETag for a document made of `parts` (the head, item digests, the tail):
+/// the quoted first 128 bits of a SHA-256 over the parts, each with its length, so
+/// that different documents cannot give the same sequence. Hashing the items' digests
+/// instead of the document keeps a change's cost to the items that changed (hashing a
+/// 1 MB feed took most of a change's instructions); the digests are of the bytes, so
+/// the ETag is the same after a restart.
+fn spliced_etag<'a>(parts: impl IntoIterator<Item = &'a [u8]>, suffix: &str) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    let full = hex::encode(hasher.finalize());
+    format!("\"{}{suffix}\"", &full[..32])
 }
 
 /// What decides an item's bytes in a feed: every stored field. Hashed with a per-process
@@ -798,20 +835,34 @@ fn splice(
             doc.extend_from_slice(frame.separator());
         }
         let item_start = doc.len();
-        match old.get(&fingerprint) {
-            Some(unit) => doc.extend_from_slice(&old_bytes[unit.item.clone()]),
-            None => doc.extend_from_slice(&frame.item(item)?),
-        }
+        let digest = match old.get(&fingerprint) {
+            Some(unit) => {
+                doc.extend_from_slice(&old_bytes[unit.item.clone()]);
+                unit.digest
+            }
+            None => {
+                doc.extend_from_slice(&frame.item(item)?);
+                self::digest(&doc[item_start..])
+            }
+        };
         units.push(Unit {
             fingerprint,
             item: item_start..doc.len(),
             span: start..doc.len(),
+            digest,
             gzip: None,
             after: None,
         });
     }
     let tail_start = doc.len();
     doc.extend_from_slice(frame.tail());
+    let etag = spliced_etag(
+        std::iter::once(&doc[..head_end])
+            .chain(std::iter::once(frame.separator()))
+            .chain(units.iter().map(|u| &u.digest[..]))
+            .chain(std::iter::once(&doc[tail_start..])),
+        "",
+    );
 
     let gzip = if gzip {
         let old_gzip = previous
@@ -821,12 +872,17 @@ fn splice(
         if pieced.is_none() {
             units.iter_mut().for_each(|u| u.gzip = None);
         }
-        pieced.or_else(|| gzip_whole(&doc))
+        pieced.or_else(|| {
+            let gz = gzip_whole(&doc)?;
+            let etag = gzip_etag(&gz);
+            Some((gz, etag))
+        })
     } else {
         None
     };
     Some(Spliced {
         bytes: doc,
+        etag,
         gzip,
         layout: Layout { units },
     })
@@ -834,34 +890,56 @@ fn splice(
 
 /// The gzip form of `doc` (items in `body`, laid out as `units`), from the pieces of
 /// `old_gzip` that `old` says are still valid and new ones; records each unit's
-/// piece. `None` if the compressor failed.
+/// piece; with the gzip ETag, made like the document's from the pieces' digests.
+/// `None` if the compressor failed.
 fn gzip_pieces(
     doc: &[u8],
     body: std::ops::Range<usize>,
     units: &mut [Unit],
     old: &HashMap<u64, &Unit>,
     old_gzip: &[u8],
-) -> Option<Vec<u8>> {
+) -> Option<(Vec<u8>, String)> {
     let mut member = GzipMember::new(old_gzip.len().max(doc.len() / 3));
-    member.piece(None, &doc[..body.start])?;
+    let head = member.piece(None, &doc[..body.start])?;
     for i in 0..units.len() {
         let after = i.checked_sub(1).map(|j| units[j].fingerprint);
         let reusable = old
             .get(&units[i].fingerprint)
             .filter(|u| u.after == after)
             .and_then(|u| u.gzip.clone())
-            .filter(|range| range.end <= old_gzip.len());
-        let range = match reusable {
-            Some(range) => member.copy(&old_gzip[range]),
+            .filter(|(range, _)| range.end <= old_gzip.len());
+        let piece = match reusable {
+            Some((range, digest)) => (member.copy(&old_gzip[range]), digest),
             None => {
                 let dictionary = i.checked_sub(1).map(|j| &doc[units[j].item.clone()]);
-                member.piece(dictionary, &doc[units[i].span.clone()])?
+                let range = member.piece(dictionary, &doc[units[i].span.clone()])?;
+                let digest = digest(&member.out[range.clone()]);
+                (range, digest)
             }
         };
-        units[i].gzip = Some(range);
+        units[i].gzip = Some(piece);
         units[i].after = after;
     }
-    member.finish(&doc[body.end..], doc)
+    let tail_start = member.out.len();
+    let gz = member.finish(&doc[body.end..], doc)?;
+    let etag = spliced_etag(
+        std::iter::once(&gz[..head.end])
+            .chain(
+                units
+                    .iter()
+                    .filter_map(|u| u.gzip.as_ref())
+                    .map(|(_, d)| &d[..]),
+            )
+            .chain(std::iter::once(&gz[tail_start..])),
+        "-gz",
+    );
+    Some((gz, etag))
+}
+
+/// The gzip ETag of a document gzipped whole: its bytes' hash, marked `-gz`.
+fn gzip_etag(gz: &[u8]) -> String {
+    let tag = feed::etag(gz);
+    format!("{}-gz\"", tag.trim_end_matches('"'))
 }
 
 /// A gzip member (RFC 1952) built from raw deflate pieces.
@@ -921,6 +999,10 @@ impl GzipMember {
     /// Compresses all of `input` into `out`, until `flush` is done.
     fn deflate_all(&mut self, input: &[u8], flush: flate2::FlushCompress) -> Option<()> {
         let start = self.deflate.total_in();
+        // Room for the worst case (stored blocks) up front, so one call finishes the
+        // flush: a flush split over calls can end in an extra empty block, and the
+        // bytes (and the gzip ETag) would then depend on buffer sizes.
+        self.out.reserve(input.len() + input.len() / 8 + 128);
         loop {
             if self.out.capacity() - self.out.len() < 64 {
                 self.out.reserve(input.len() / 2 + 1024);

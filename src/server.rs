@@ -139,7 +139,7 @@ fn not_found() -> Response {
 /// gzipped when the client takes gzip ([`accepts_gzip`]).
 ///
 /// Each content coding is its own representation with its own strong ETag (the
-/// identity one `"<hash>"`, the gzip one `"<hash of the gzip bytes>-gz"`), so
+/// identity one `"<hex>"`, the gzip one `"<hex>-gz"`, each made from its bytes), so
 /// `If-None-Match` is compared with the ETag of the representation this request
 /// would get: a client holding the gzip copy gets 304 for gzip and 200 for identity.
 /// `Vary: Accept-Encoding` goes on 200 and 304 alike, so shared caches keep the two
