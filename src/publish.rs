@@ -238,7 +238,7 @@ pub struct Publisher {
     /// The generation each feed file was last written (or found current) at.
     written: Mutex<HashMap<FeedId, u64>>,
     /// Keys the item fingerprints that decide whether an item's bytes can be reused.
-    fingerprints: std::hash::RandomState,
+    fingerprints: foldhash::quality::RandomState,
 }
 
 /// [`Store::scope_changes`](crate::store::Store::scope_changes) as read at one
@@ -297,7 +297,7 @@ impl Publisher {
             generation: watch::Sender::new(generation),
             scopes: Mutex::new(None),
             written: Mutex::new(HashMap::new()),
-            fingerprints: std::hash::RandomState::new(),
+            fingerprints: foldhash::quality::RandomState::default(),
         }
     }
 
@@ -752,27 +752,37 @@ fn digest(bytes: &[u8]) -> Digest {
     out
 }
 
-/// A strong ETag for a document made of `parts` (the head, item digests, the tail):
-/// the quoted first 128 bits of a SHA-256 over the parts, each with its length, so
-/// that different documents cannot give the same sequence. Hashing the items' digests
+/// A strong ETag for a document made of `head`, the items' `digests` and `tail`: the
+/// quoted first 128 bits of a SHA-256 over them, with the lengths that make the
+/// sequence unambiguous. Hashing the items' digests
 /// instead of the document keeps a change's cost to the items that changed (hashing a
 /// 1 MB feed took most of a change's instructions); the digests are of the bytes, so
 /// the ETag is the same after a restart.
-fn spliced_etag<'a>(parts: impl IntoIterator<Item = &'a [u8]>, suffix: &str) -> String {
+fn spliced_etag<'a>(
+    head: &[u8],
+    digests: impl ExactSizeIterator<Item = &'a Digest>,
+    tail: &[u8],
+    suffix: &str,
+) -> String {
     use sha2::Digest as _;
     let mut hasher = sha2::Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part);
+    hasher.update((head.len() as u64).to_le_bytes());
+    hasher.update(head);
+    hasher.update((digests.len() as u64).to_le_bytes());
+    for digest in digests {
+        hasher.update(digest);
     }
+    hasher.update(tail);
     let full = hex::encode(hasher.finalize());
     format!("\"{}{suffix}\"", &full[..32])
 }
 
-/// What decides an item's bytes in a feed: every stored field. Hashed with a per-process
-/// random key, so pages cannot be crafted to collide. Destructured without `..`, so a
-/// new field cannot be forgotten here.
-fn fingerprint(keys: &std::hash::RandomState, item: &crate::store::StoredItem) -> u64 {
+/// What decides an item's bytes in a feed: every stored field (the item's time alone
+/// does not: it is the capture's, and two captures can share one). Hashed with a
+/// per-process random seed, so a page cannot be made to collide with an item's earlier
+/// version. foldhash, not SipHash: every change hashes every item of the feed.
+/// Destructured without `..`, so a new field cannot be forgotten here.
+fn fingerprint(keys: &foldhash::quality::RandomState, item: &crate::store::StoredItem) -> u64 {
     use std::hash::{BuildHasher, Hash, Hasher};
     let crate::store::StoredItem {
         id,
@@ -817,7 +827,7 @@ fn splice(
     items: &[crate::store::StoredItem],
     previous: Option<&Rendered>,
     gzip: bool,
-    keys: &std::hash::RandomState,
+    keys: &foldhash::quality::RandomState,
 ) -> Option<Spliced> {
     let old_layout = previous.and_then(|p| p.layout.as_ref());
     let old: HashMap<u64, &Unit> = old_layout
@@ -856,11 +866,11 @@ fn splice(
     }
     let tail_start = doc.len();
     doc.extend_from_slice(frame.tail());
+    // The separator is the format's, and the format is the feed's: not hashed.
     let etag = spliced_etag(
-        std::iter::once(&doc[..head_end])
-            .chain(std::iter::once(frame.separator()))
-            .chain(units.iter().map(|u| &u.digest[..]))
-            .chain(std::iter::once(&doc[tail_start..])),
+        &doc[..head_end],
+        units.iter().map(|u| &u.digest),
+        &doc[tail_start..],
         "",
     );
 
@@ -922,15 +932,14 @@ fn gzip_pieces(
     }
     let tail_start = member.out.len();
     let gz = member.finish(&doc[body.end..], doc)?;
+    let digests: Vec<&Digest> = units
+        .iter()
+        .filter_map(|u| u.gzip.as_ref().map(|(_, d)| d))
+        .collect();
     let etag = spliced_etag(
-        std::iter::once(&gz[..head.end])
-            .chain(
-                units
-                    .iter()
-                    .filter_map(|u| u.gzip.as_ref())
-                    .map(|(_, d)| &d[..]),
-            )
-            .chain(std::iter::once(&gz[tail_start..])),
+        &gz[..head.end],
+        digests.into_iter(),
+        &gz[tail_start..],
         "-gz",
     );
     Some((gz, etag))
