@@ -4,7 +4,8 @@
 //! changes: new items on either source and on a rule, items dropping off the end of a
 //! short feed, items changed in place (with a new time or the time they had), hostile
 //! text, captures whose time goes backwards. A restart gives the same bytes, gzip
-//! bytes and ETags.
+//! bytes and ETags. Feed files, whose writer reuses the items of the file it wrote
+//! last, are the whole renderings too.
 //!
 //! Raise the case count with
 //! `LOOKOUT_PROP_CASES=2000 cargo test --release --test prop_fragments`.
@@ -125,9 +126,47 @@ fn apply(store: &SharedStore, publisher: &Publisher, change: &Change) {
     publisher.store_changed(store.generation().expect("generation"));
 }
 
+/// The whole rendering of a feed's items now.
+fn whole(store: &SharedStore, publisher: &Publisher, id: &FeedId) -> Vec<u8> {
+    let filter = match &id.scope {
+        FeedScope::All => ItemFilter::All,
+        FeedScope::Source(s) => ItemFilter::Source(s),
+        FeedScope::Rule(r) => ItemFilter::Rule(r),
+    };
+    let items = lookout::store::lock(store)
+        .items(filter, MAX_ITEMS)
+        .expect("list");
+    let channel = publisher.channel(id).expect("channel");
+    match id.format {
+        FeedFormat::Rss => render_rss(&channel, &items),
+        FeedFormat::Atom => render_atom(&channel, &items),
+        FeedFormat::Json => render_json_feed(&channel, &items),
+    }
+}
+
+const MAX_ITEMS: usize = 5;
+
+/// Every feed file the writer wrote equals the whole rendering of its items now.
+fn check_files(
+    store: &SharedStore,
+    writer: &Arc<Publisher>,
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+) {
+    rt.block_on(writer.write_all()).expect("files written");
+    for id in writer.feeds() {
+        let file = std::fs::read(id.file_path(dir)).expect("file written");
+        assert!(
+            file == whole(store, writer, &id),
+            "{}: the file is the whole rendering",
+            id.url_path()
+        );
+    }
+}
+
 /// Every feed the publisher serves equals the whole rendering of its items now.
 fn check(store: &SharedStore, publisher: &Arc<Publisher>, rt: &tokio::runtime::Runtime) {
-    let max_items = 5;
+    let max_items = MAX_ITEMS;
     for scope in [
         FeedScope::All,
         FeedScope::Source("a".into()),
@@ -188,7 +227,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "state_dir = {:?}\n[feed]\nmax_items = 5\n\
+            "state_dir = {:?}\n[feed]\nmax_items = 5\nfile_formats = [\"rss\", \"atom\", \"json\"]\n\
              [[source]]\nname = \"a\"\nkind = \"folder\"\npath = \"/nonexistent/a\"\n\
              [[source]]\nname = \"b\"\nkind = \"folder\"\npath = \"/nonexistent/b\"\n\
              [[alert]]\nname = \"r\"\nany = [\"z\"]\n",
@@ -197,9 +236,15 @@ proptest! {
         let config = Config::parse(&text, "prop.toml").expect("valid config");
         let store: SharedStore = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
         let publisher = Arc::new(Publisher::new(store.clone(), &config, 0));
+        // A second publisher that only writes files: nothing of it stays in memory
+        // but the layouts of the files it wrote.
+        let writer = Arc::new(Publisher::new(store.clone(), &config, 0));
+        let feeds_dir = dir.path().join("feeds");
         for change in &changes {
             apply(&store, &publisher, change);
+            writer.store_changed(publisher.generation());
             check(&store, &publisher, &rt);
+            check_files(&store, &writer, &rt, &feeds_dir);
         }
         // A restart renders every feed afresh: the same bytes, gzip bytes and ETags
         // as the renderings spliced change by change, so clients' validators survive.
@@ -214,4 +259,49 @@ proptest! {
             prop_assert!(a.bytes == b.bytes, "{}: same gzip bytes", id.url_path());
         }
     }
+}
+
+/// A feed file changed behind the writer's back is not taken for the one it wrote: the
+/// next change renders the feed from the store, not from the edited bytes.
+#[test]
+fn a_feed_file_edited_by_hand_is_not_reused() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "state_dir = {:?}\n[feed]\nfile_formats = [\"rss\", \"atom\", \"json\"]\n[[source]]\nname = \"a\"\nkind = \"folder\"\npath = \"/nonexistent/a\"\n",
+        dir.path()
+    );
+    let config = Config::parse(&text, "edit.toml").expect("valid config");
+    let store: SharedStore = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+    let writer = Arc::new(Publisher::new(store.clone(), &config, 0));
+    let feeds_dir = dir.path().join("feeds");
+    let mut change = Change {
+        source: "a",
+        titles: vec!["alpha 1".into(), "beta 2".into()],
+        summary: "first".into(),
+        link: None,
+        publisher: None,
+        authors: Vec::new(),
+        seen: 0,
+    };
+    apply(&store, &writer, &change);
+    check_files(&store, &writer, &rt, &feeds_dir);
+    // Same length, other bytes, in place: the title of one item changed by hand.
+    let path = feeds_dir.join("feed.xml");
+    let edited = String::from_utf8(std::fs::read(&path).unwrap())
+        .unwrap()
+        .replace("alpha 1", "ALPHA 1");
+    std::fs::write(&path, edited).unwrap();
+    change.titles = vec!["gamma 3".into()];
+    change.seen = 60;
+    apply(&store, &writer, &change);
+    check_files(&store, &writer, &rt, &feeds_dir);
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        file.contains("alpha 1") && !file.contains("ALPHA 1"),
+        "{file}"
+    );
 }
