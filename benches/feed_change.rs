@@ -267,6 +267,21 @@ fn levels() {
         items.len(),
         doc.len()
     );
+    // A cold rendering (no earlier one to reuse: start-up, `lookout once`) renders
+    // every item on its own; beside the whole document rendered in one go.
+    let (whole, _) = least_cpu(5, || render_rss(&channel, &items).len());
+    let (cold, _) = least_cpu(5, || {
+        let frame = Frame::new(FeedFormat::Rss, &channel, &items).expect("frame");
+        items
+            .iter()
+            .map(|i| frame.item(i).expect("item").len())
+            .sum()
+    });
+    println!(
+        "cold: whole document {:.2} ms, item by item {:.2} ms",
+        whole.as_secs_f64() * 1e3,
+        cold.as_secs_f64() * 1e3
+    );
     println!("| level | whole document: CPU | bytes | pieces, cold render: CPU | bytes | one new item (2 pieces): CPU |");
     println!("|---|---|---|---|---|---|");
     for level in [1, 2, 4, 6, 9] {

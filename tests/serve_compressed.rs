@@ -130,7 +130,7 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn header<'a>(h: &'a HeaderMap, name: reqwest::header::HeaderName) -> &'a str {
+fn header(h: &HeaderMap, name: reqwest::header::HeaderName) -> &str {
     h.get(&name)
         .map(|v| v.to_str().unwrap())
         .unwrap_or_else(|| panic!("no {name} header"))
