@@ -252,6 +252,10 @@ pub struct Publisher {
     store: SharedStore,
     settings: RwLock<Settings>,
     cache: Mutex<HashMap<FeedId, Arc<Rendered>>>,
+    /// One lock per feed, held while it renders: requests that find the feed stale
+    /// while it renders wait for that rendering instead of each making their own (64
+    /// readers polling a feed that just changed made 64 renderings).
+    rendering: Mutex<HashMap<FeedId, Arc<Mutex<()>>>>,
     generation: watch::Sender<u64>,
     /// When each scope last changed, as read from the store at a generation.
     scopes: Mutex<Option<ScopeChanges>>,
@@ -314,6 +318,7 @@ impl Publisher {
             store,
             settings: RwLock::new(Settings::from_config(config)),
             cache: Mutex::new(HashMap::new()),
+            rendering: Mutex::new(HashMap::new()),
             generation: watch::Sender::new(generation),
             scopes: Mutex::new(None),
             written: Mutex::new(HashMap::new()),
@@ -485,6 +490,16 @@ impl Publisher {
         keep: bool,
         from_file: Option<Previous<'_>>,
     ) -> Result<Arc<Rendered>, PublishError> {
+        let turn = self
+            .rendering
+            .lock()
+            .map(|mut r| Arc::clone(r.entry(id.clone()).or_default()))
+            .map_err(|_| PublishError::Task(id.url_path()))?;
+        // A rendering that panicked leaves nothing half-made behind this lock.
+        let _turn = turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Read after the wait: the rendering waited for may be the one needed.
         let previous = self.cache.lock().ok().and_then(|c| c.get(id).cloned());
         if let Some(hit) = previous.as_ref().filter(|r| r.generation >= changed_at) {
             return Ok(Arc::clone(hit));

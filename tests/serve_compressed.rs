@@ -290,3 +290,34 @@ async fn other_routes_are_still_compressed_per_request() {
     let (_, h, _) = s.get("/feed.xml", &[GZIP]).await;
     assert_eq!(h.get_all(CONTENT_ENCODING).iter().count(), 1);
 }
+
+/// Readers that ask for a feed that just changed, all at once, get one rendering: the
+/// first makes it, the others wait for it instead of each making their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_after_a_change_share_one_rendering() {
+    use lookout::publish::{FeedFormat, FeedId, FeedScope};
+    let s = Served::start().await;
+    s.ingest(&titles(0, 300), 1_800_000_000);
+    let id = FeedId {
+        scope: FeedScope::All,
+        format: FeedFormat::Rss,
+    };
+    let first = s.publisher.get(&id).await.unwrap().unwrap();
+    s.ingest(&titles(300, 301), 1_800_000_060);
+    let requests: Vec<_> = (0..16)
+        .map(|_| {
+            let publisher = Arc::clone(&s.publisher);
+            let id = id.clone();
+            tokio::spawn(async move { publisher.get(&id).await.unwrap().unwrap() })
+        })
+        .collect();
+    let mut renderings = Vec::new();
+    for request in requests {
+        renderings.push(request.await.unwrap());
+    }
+    assert!(!Arc::ptr_eq(&renderings[0], &first), "rendered again");
+    assert!(
+        renderings.iter().all(|r| Arc::ptr_eq(r, &renderings[0])),
+        "every request got the same rendering"
+    );
+}
