@@ -9,6 +9,14 @@
 //! changed, atomically (temp file + rename) under `state_dir/feeds/`, and only when
 //! their bytes differ from the file's, so a static web server or a reader pointed at
 //! the files sees only whole feeds, and unchanged ones keep their mtime.
+//!
+//! A rendering carries its gzip form, made with it in the blocking render task, so no
+//! request compresses anything. A new rendering reuses what the previous one (in
+//! memory, or the file the writer wrote) holds: the bytes of every item whose stored
+//! fields did not change, and their gzip pieces; only changed items are rendered by
+//! [`feed::Frame`] and compressed (`splice`). The ETags are made from per-item
+//! digests, so they cost the same whatever the feed's size, and are the same after a
+//! restart.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -691,7 +699,7 @@ impl Publisher {
     /// and dropped. For those the writer keeps the layout of what it wrote, and the
     /// file, while nobody else changed it, holds the items the next rendering reuses:
     /// a change then renders only its own items whatever the number of feeds written
-    /// (an item matched by 100 rules is in 100 files), at about 70 bytes of memory
+    /// (an item matched by 100 rules is in 100 files), for a few dozen bytes of memory
     /// per item and file.
     fn write_file(&self, id: &FeedId, path: &Path) -> Result<(), PublishError> {
         let generation = self.generation();
@@ -867,9 +875,9 @@ fn digest(bytes: &[u8]) -> Digest {
 /// A strong ETag for a document made of `head`, the items' `digests` and `tail`: the
 /// quoted first 128 bits of a SHA-256 over them, with the lengths that make the
 /// sequence unambiguous. Hashing the items' digests
-/// instead of the document keeps a change's cost to the items that changed (hashing a
-/// 1 MB feed took most of a change's instructions); the digests are of the bytes, so
-/// the ETag is the same after a restart.
+/// instead of the document keeps a change's cost to the items that changed (hashing
+/// the whole document was most of a change's work, BENCHMARKS.md); the digests are of
+/// the bytes, so the ETag is the same after a restart.
 fn spliced_etag<'a>(
     head: &[u8],
     digests: impl ExactSizeIterator<Item = &'a Digest>,

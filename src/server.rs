@@ -49,9 +49,10 @@ pub struct AppState {
 
 /// Builds the router with every route and layer.
 ///
-/// Feeds carry their own gzip form, made once per rendering (see [`conditional`]);
-/// compressing them again per request cost 26 ms of CPU per 1 MB feed. The other
-/// routes are small or rare and are compressed per request by tower-http.
+/// Feeds carry their own gzip form, made once per rendering (see [`conditional`]):
+/// compressing a large feed again for every request let a few readers fill the CPU
+/// (BENCHMARKS.md, issue 15). The other routes are small or rare and are compressed
+/// per request by tower-http.
 pub fn router(state: AppState) -> Router {
     let feeds = Router::new()
         .route("/feed.xml", get(all_rss))
