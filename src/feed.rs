@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::publish::FeedFormat;
 use crate::store::StoredItem;
 
 /// The Atom namespace, for the RSS channel's `atom:link rel="self"`.
@@ -228,30 +229,41 @@ pub fn xml_safe(text: &str) -> Cow<'_, str> {
 
 /// Renders an RSS 2.0 feed of `items`, in the order given (newest first).
 pub fn render_rss(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
-    let rss_items: Vec<rss::Item> = items
+    let rss_items = items
         .iter()
-        .map(|item| FeedItem::from_stored(item, channel))
-        .map(|item| rss::Item {
-            title: Some(item.title),
-            link: item.link,
-            description: (!item.description_html.is_empty()).then_some(item.description_html),
-            author: None,
-            dublin_core_ext: (!item.authors.is_empty()).then(|| {
-                rss::extension::dublincore::DublinCoreExtension {
-                    creators: item.authors,
-                    ..Default::default()
-                }
-            }),
-            // Our keys ("arxiv:...", "title:...") are never URLs, so never permalinks.
-            guid: Some(rss::Guid {
-                value: item.guid,
-                permalink: false,
-            }),
-            pub_date: Some(item.date.to_rfc2822()),
-            ..rss::Item::default()
-        })
+        .map(|item| rss_item(FeedItem::from_stored(item, channel)))
         .collect();
+    with_stylesheet(
+        rss_document(channel, rss_items),
+        channel.stylesheet.as_deref(),
+    )
+}
 
+/// One item as RSS shows it.
+fn rss_item(item: FeedItem) -> rss::Item {
+    rss::Item {
+        title: Some(item.title),
+        link: item.link,
+        description: (!item.description_html.is_empty()).then_some(item.description_html),
+        author: None,
+        dublin_core_ext: (!item.authors.is_empty()).then(|| {
+            rss::extension::dublincore::DublinCoreExtension {
+                creators: item.authors,
+                ..Default::default()
+            }
+        }),
+        // Our keys ("arxiv:...", "title:...") are never URLs, so never permalinks.
+        guid: Some(rss::Guid {
+            value: item.guid,
+            permalink: false,
+        }),
+        pub_date: Some(item.date.to_rfc2822()),
+        ..rss::Item::default()
+    }
+}
+
+/// The RSS document of `channel` with `rss_items`, without the stylesheet instruction.
+fn rss_document(channel: &Channel, rss_items: Vec<rss::Item>) -> Vec<u8> {
     let self_link = rss::extension::Extension {
         name: "atom:link".to_owned(),
         value: None,
@@ -281,12 +293,11 @@ pub fn render_rss(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
         ]),
         ..rss::Channel::default()
     };
-    let bytes = rss_channel
+    rss_channel
         .write_to(Vec::new())
         // The writer is a Vec, whose writes cannot fail, and quick-xml validates
         // nothing else while writing, so this is unreachable.
-        .expect("writing RSS into memory cannot fail");
-    with_stylesheet(bytes, channel.stylesheet.as_deref())
+        .expect("writing RSS into memory cannot fail")
 }
 
 /// Renders an Atom feed of `items`, in the order given (newest first).
@@ -294,44 +305,61 @@ pub fn render_rss(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
 /// Atom ids must be IRIs and our keys are not, so an entry's id is
 /// `urn:lookout:<percent-encoded key>`: as stable as the RSS guid, and reversible.
 pub fn render_atom(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
-    let entries: Vec<atom_syndication::Entry> = items
+    let entries = items
         .iter()
-        .map(|item| FeedItem::from_stored(item, channel))
-        .map(|item| atom_syndication::Entry {
-            title: atom_syndication::Text::plain(item.title),
-            id: atom_id(&item.guid),
-            // Readers sort Atom by `updated`: the feed date, or a later change.
-            updated: item.updated.fixed_offset(),
-            // The feed date, as in RSS: a reader that sorts by `published` must see a
-            // new item as new. The thing's own date is in the summary.
-            published: Some(item.date.fixed_offset()),
-            authors: item
-                .authors
-                .into_iter()
-                .map(|name| atom_syndication::Person {
-                    name,
-                    ..atom_syndication::Person::default()
-                })
-                .collect(),
-            links: item
-                .link
-                .map(|href| atom_syndication::Link {
-                    href,
-                    rel: "alternate".to_owned(),
-                    ..atom_syndication::Link::default()
-                })
-                .into_iter()
-                .collect(),
-            summary: (!item.description_html.is_empty())
-                .then(|| atom_syndication::Text::html(item.description_html)),
-            ..atom_syndication::Entry::default()
-        })
+        .map(|item| atom_entry(FeedItem::from_stored(item, channel)))
         .collect();
+    with_stylesheet(
+        atom_document(channel, feed_updated(items), entries),
+        channel.stylesheet.as_deref(),
+    )
+}
+
+/// One item as an Atom entry.
+fn atom_entry(item: FeedItem) -> atom_syndication::Entry {
+    atom_syndication::Entry {
+        title: atom_syndication::Text::plain(item.title),
+        id: atom_id(&item.guid),
+        // Readers sort Atom by `updated`: the feed date, or a later change.
+        updated: item.updated.fixed_offset(),
+        // The feed date, as in RSS: a reader that sorts by `published` must see a
+        // new item as new. The thing's own date is in the summary.
+        published: Some(item.date.fixed_offset()),
+        authors: item
+            .authors
+            .into_iter()
+            .map(|name| atom_syndication::Person {
+                name,
+                ..atom_syndication::Person::default()
+            })
+            .collect(),
+        links: item
+            .link
+            .map(|href| atom_syndication::Link {
+                href,
+                rel: "alternate".to_owned(),
+                ..atom_syndication::Link::default()
+            })
+            .into_iter()
+            .collect(),
+        summary: (!item.description_html.is_empty())
+            .then(|| atom_syndication::Text::html(item.description_html)),
+        ..atom_syndication::Entry::default()
+    }
+}
+
+/// The Atom document of `channel` with `entries`, dated `updated`, without the
+/// stylesheet instruction.
+fn atom_document(
+    channel: &Channel,
+    updated: DateTime<Utc>,
+    entries: Vec<atom_syndication::Entry>,
+) -> Vec<u8> {
     let self_url = xml_safe(&channel.self_url).into_owned();
     let feed = atom_syndication::Feed {
         title: atom_syndication::Text::plain(xml_safe(&channel.title).into_owned()),
         id: self_url.clone(),
-        updated: feed_updated(items).fixed_offset(),
+        updated: updated.fixed_offset(),
         // Atom wants an author on every entry or on the feed; the feed's own name is
         // the honest one when a capture named nobody.
         authors: vec![atom_syndication::Person {
@@ -361,52 +389,57 @@ pub fn render_atom(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
         entries,
         ..atom_syndication::Feed::default()
     };
-    let bytes = feed
-        .write_to(Vec::new())
+    feed.write_to(Vec::new())
         // As for RSS: a Vec writer cannot fail.
-        .expect("writing Atom into memory cannot fail");
-    with_stylesheet(bytes, channel.stylesheet.as_deref())
+        .expect("writing Atom into memory cannot fail")
 }
 
 /// Renders a JSON Feed 1.1 of `items`, in the order given (newest first).
 pub fn render_json_feed(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
-    use serde_json::{json, Map, Value};
-    let json_items: Vec<Value> = items
+    let json_items = items
         .iter()
-        .map(|item| FeedItem::from_stored(item, channel))
-        .map(|item| {
-            let mut obj = Map::new();
-            obj.insert("id".into(), Value::from(item.guid));
-            if let Some(link) = item.link {
-                obj.insert("url".into(), Value::from(link));
-            }
-            obj.insert("title".into(), Value::from(item.title));
-            obj.insert("content_html".into(), Value::from(item.description_html));
-            obj.insert("date_published".into(), Value::from(item.date.to_rfc3339()));
-            obj.insert(
-                "date_modified".into(),
-                Value::from(item.updated.to_rfc3339()),
-            );
-            // JSON Feed has one publication date; the thing's own goes in lookout's
-            // extension object (JSON Feed 1.1: keys starting with "_").
-            if let Some(published) = item.published {
-                obj.insert(
-                    "_lookout".into(),
-                    json!({ "published": published.to_rfc3339() }),
-                );
-            }
-            if !item.authors.is_empty() {
-                let authors: Vec<Value> = item
-                    .authors
-                    .into_iter()
-                    .map(|name| json!({ "name": name }))
-                    .collect();
-                obj.insert("authors".into(), Value::from(authors));
-            }
-            Value::Object(obj)
-        })
+        .map(|item| json_item(FeedItem::from_stored(item, channel)))
         .collect();
-    let feed = json!({
+    json_document(channel, json_items)
+}
+
+/// One item as a JSON Feed item object.
+fn json_item(item: FeedItem) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let mut obj = Map::new();
+    obj.insert("id".into(), Value::from(item.guid));
+    if let Some(link) = item.link {
+        obj.insert("url".into(), Value::from(link));
+    }
+    obj.insert("title".into(), Value::from(item.title));
+    obj.insert("content_html".into(), Value::from(item.description_html));
+    obj.insert("date_published".into(), Value::from(item.date.to_rfc3339()));
+    obj.insert(
+        "date_modified".into(),
+        Value::from(item.updated.to_rfc3339()),
+    );
+    // JSON Feed has one publication date; the thing's own goes in lookout's
+    // extension object (JSON Feed 1.1: keys starting with "_").
+    if let Some(published) = item.published {
+        obj.insert(
+            "_lookout".into(),
+            json!({ "published": published.to_rfc3339() }),
+        );
+    }
+    if !item.authors.is_empty() {
+        let authors: Vec<Value> = item
+            .authors
+            .into_iter()
+            .map(|name| json!({ "name": name }))
+            .collect();
+        obj.insert("authors".into(), Value::from(authors));
+    }
+    Value::Object(obj)
+}
+
+/// The JSON Feed document of `channel` with `json_items`.
+fn json_document(channel: &Channel, json_items: Vec<serde_json::Value>) -> Vec<u8> {
+    let feed = serde_json::json!({
         "version": JSON_FEED_VERSION,
         "title": xml_safe(&channel.title),
         "home_page_url": xml_safe(&channel.site_link),
@@ -416,6 +449,126 @@ pub fn render_json_feed(channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
     });
     // Display for a Value cannot fail: every key is a string.
     feed.to_string().into_bytes()
+}
+
+/// A feed document cut where its items go, so the publisher can build the document
+/// from item fragments it kept from an earlier rendering and render only the items
+/// that changed (see `publish.rs`). The whole document is
+/// `head, item, separator, item, ..., tail`, byte for byte what [`render_rss`],
+/// [`render_atom`] and [`render_json_feed`] give for the same items (a property test
+/// holds them to it).
+///
+/// RSS and Atom items are rendered by the same crates as whole documents are: a
+/// document with one item, less the empty document's head and tail. The writers put
+/// items last in the channel (and text is escaped, the description is CDATA of
+/// escaped HTML), so the cut is exact; [`Frame::item`] checks it anyway.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    format: FeedFormat,
+    channel: &'a Channel,
+    /// Atom's feed-level `updated`, from all the feed's items.
+    updated: DateTime<Utc>,
+    /// The empty document as the crate writes it (no stylesheet instruction).
+    empty: Vec<u8>,
+    /// Where items go in `empty`.
+    cut: usize,
+    /// The stylesheet instruction and where it goes in `empty`, if any.
+    stylesheet: Vec<u8>,
+    stylesheet_at: usize,
+}
+
+impl<'a> Frame<'a> {
+    /// The frame of `channel`'s feed of `items` in `format`. `None` when the
+    /// document has no place to cut (which the crates' writers never do).
+    pub fn new(
+        format: FeedFormat,
+        channel: &'a Channel,
+        items: &[StoredItem],
+    ) -> Option<Frame<'a>> {
+        let updated = feed_updated(items);
+        let closing = |empty: Vec<u8>, tail: &[u8]| {
+            let cut = empty.len().checked_sub(tail.len())?;
+            (empty[cut..] == *tail).then_some((empty, cut))
+        };
+        let (empty, cut) = match format {
+            FeedFormat::Rss => closing(rss_document(channel, Vec::new()), RSS_TAIL)?,
+            FeedFormat::Atom => closing(atom_document(channel, updated, Vec::new()), ATOM_TAIL)?,
+            FeedFormat::Json => {
+                let empty = json_document(channel, Vec::new());
+                // A key is the only place an unescaped `"items":[]` can appear: inside
+                // a string every quote is escaped.
+                let at = find(&empty, JSON_ITEMS)?;
+                (empty, at + JSON_ITEMS.len() - 1)
+            }
+        };
+        let (stylesheet, stylesheet_at) = match (format, channel.stylesheet.as_deref()) {
+            (FeedFormat::Json, _) | (_, None) => (Vec::new(), 0),
+            (_, Some(href)) => stylesheet_instruction(&empty, href),
+        };
+        if stylesheet_at > cut {
+            return None;
+        }
+        Some(Frame {
+            format,
+            channel,
+            updated,
+            empty,
+            cut,
+            stylesheet,
+            stylesheet_at,
+        })
+    }
+
+    /// Everything before the first item.
+    pub fn head(&self) -> Vec<u8> {
+        [
+            &self.empty[..self.stylesheet_at],
+            &self.stylesheet[..],
+            &self.empty[self.stylesheet_at..self.cut],
+        ]
+        .concat()
+    }
+
+    /// What goes between two items.
+    pub fn separator(&self) -> &'static [u8] {
+        match self.format {
+            FeedFormat::Json => b",",
+            FeedFormat::Rss | FeedFormat::Atom => b"",
+        }
+    }
+
+    /// Everything after the last item.
+    pub fn tail(&self) -> &[u8] {
+        &self.empty[self.cut..]
+    }
+
+    /// One item's bytes in this feed. `None` if the writer put anything around the
+    /// item other than the empty document (never, for the crate versions in use).
+    pub fn item(&self, item: &StoredItem) -> Option<Vec<u8>> {
+        let item = FeedItem::from_stored(item, self.channel);
+        let one = match self.format {
+            FeedFormat::Json => return serde_json::to_vec(&json_item(item)).ok(),
+            FeedFormat::Rss => rss_document(self.channel, vec![rss_item(item)]),
+            FeedFormat::Atom => atom_document(self.channel, self.updated, vec![atom_entry(item)]),
+        };
+        let tail = self.tail();
+        let fits = one.len() >= self.empty.len()
+            && one.starts_with(&self.empty[..self.cut])
+            && one.ends_with(tail);
+        fits.then(|| one[self.cut..one.len() - tail.len()].to_vec())
+    }
+}
+
+/// What closes an RSS document after its items.
+const RSS_TAIL: &[u8] = b"</channel></rss>";
+/// What closes an Atom document after its entries.
+const ATOM_TAIL: &[u8] = b"</feed>";
+/// The JSON Feed's empty item list, with its key.
+const JSON_ITEMS: &[u8] = b"\"items\":[]";
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A strong ETag for feed bytes: the quoted first 128 bits of their SHA-256, in hex.
@@ -446,6 +599,17 @@ fn with_stylesheet(bytes: Vec<u8>, stylesheet: Option<&str>) -> Vec<u8> {
     let Some(href) = stylesheet else {
         return bytes;
     };
+    let (pi, at) = stylesheet_instruction(&bytes, href);
+    let mut out = Vec::with_capacity(bytes.len() + pi.len());
+    out.extend_from_slice(&bytes[..at]);
+    out.extend_from_slice(&pi);
+    out.extend_from_slice(&bytes[at..]);
+    out
+}
+
+/// The stylesheet processing instruction for `bytes` and where it goes: right after
+/// the XML declaration, or first with a newline after it when there is none.
+fn stylesheet_instruction(bytes: &[u8], href: &str) -> (Vec<u8>, usize) {
     let pi = format!(
         "\n<?xml-stylesheet type=\"text/xsl\" href=\"{}\"?>",
         escape_html(&xml_safe(href))
@@ -455,19 +619,12 @@ fn with_stylesheet(bytes: Vec<u8>, stylesheet: Option<&str>) -> Vec<u8> {
     } else {
         None
     };
-    let at = decl_end.unwrap_or(0);
-    let mut out = Vec::with_capacity(bytes.len() + pi.len());
-    out.extend_from_slice(&bytes[..at]);
-    if at == 0 {
+    match decl_end {
+        Some(at) => (pi.into_bytes(), at),
         // No declaration: the instruction may still open the document, without the
         // leading newline that would precede nothing.
-        out.extend_from_slice(pi.trim_start().as_bytes());
-        out.push(b'\n');
-    } else {
-        out.extend_from_slice(pi.as_bytes());
+        None => (format!("{}\n", pi.trim_start()).into_bytes(), 0),
     }
-    out.extend_from_slice(&bytes[at..]);
-    out
 }
 
 #[cfg(test)]
@@ -546,6 +703,64 @@ mod tests {
         assert_ne!(etag(b"abc"), etag(b"abd"));
         let tag = etag(b"abc");
         assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 34);
+    }
+
+    /// The document a [`Frame`] splices, from its parts.
+    fn spliced(format: FeedFormat, channel: &Channel, items: &[StoredItem]) -> Vec<u8> {
+        let frame = Frame::new(format, channel, items).expect("the document cuts");
+        let mut doc = frame.head();
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                doc.extend_from_slice(frame.separator());
+            }
+            doc.extend(frame.item(item).expect("the item cuts"));
+        }
+        doc.extend_from_slice(frame.tail());
+        doc
+    }
+
+    #[test]
+    fn spliced_documents_are_the_whole_renderings() {
+        let mut items: Vec<StoredItem> = (0..3)
+            .map(|i| {
+                let mut it = item(&format!("Paper <{i}> & </item> </entry> ]]>"));
+                it.id = i;
+                it.key = format!("title:paper {i}");
+                it.summary = "\"items\":[] </channel></rss> <![CDATA[".into();
+                it.authors = vec!["Ada".into()];
+                it.updated_at = DateTime::from_timestamp(1_800_000_000 + i, 0).unwrap();
+                it
+            })
+            .collect();
+        items[1].authors.clear();
+        for stylesheet in [None, Some("http://h/feed.xsl?a=1&b=2".to_owned())] {
+            for guid_scope in [None, Some("rule:x".to_owned())] {
+                let channel = Channel {
+                    title: "t \"items\":[] </feed>".into(),
+                    description: "d".into(),
+                    site_link: "http://h/".into(),
+                    self_url: "http://h/feed.xml".into(),
+                    stylesheet: stylesheet.clone(),
+                    guid_scope,
+                    dates: FeedDate::Appeared,
+                };
+                for n in [0, 1, 3] {
+                    let items = &items[..n];
+                    assert_eq!(
+                        spliced(FeedFormat::Rss, &channel, items),
+                        render_rss(&channel, items)
+                    );
+                    assert_eq!(
+                        spliced(FeedFormat::Atom, &channel, items),
+                        render_atom(&channel, items)
+                    );
+                    assert_eq!(
+                        spliced(FeedFormat::Json, &channel, items),
+                        render_json_feed(&channel, items)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

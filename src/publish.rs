@@ -9,6 +9,14 @@
 //! changed, atomically (temp file + rename) under `state_dir/feeds/`, and only when
 //! their bytes differ from the file's, so a static web server or a reader pointed at
 //! the files sees only whole feeds, and unchanged ones keep their mtime.
+//!
+//! A rendering carries its gzip form, made with it in the blocking render task, so no
+//! request compresses anything. A new rendering reuses what the previous one (in
+//! memory, or the file the writer wrote) holds: the bytes of every item whose stored
+//! fields did not change, and their gzip pieces; only changed items are rendered by
+//! [`feed::Frame`] and compressed (`splice`). The ETags are made from per-item
+//! digests, so they cost the same whatever the feed's size, and are the same after a
+//! restart.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -112,12 +120,19 @@ impl FeedId {
 }
 
 /// A rendered feed, shared by every request until the store changes.
+///
+/// The document and its gzip form are made together, in the blocking render task, and
+/// live in this one value: a request gets both from the same rendering or neither, so
+/// a changed feed is never served from an older compressed copy.
 #[derive(Debug)]
 pub struct Rendered {
     /// The feed document.
     pub bytes: bytes::Bytes,
     /// Strong ETag (quoted).
     pub etag: String,
+    /// The document gzipped, with its own ETag. `None` only for renderings made to
+    /// write a file, which no request sees.
+    pub gzip: Option<Encoded>,
     /// Newest change among the feed's items (or the render time of an empty feed).
     pub last_modified: DateTime<Utc>,
     /// Store generation it was rendered at.
@@ -127,6 +142,40 @@ pub struct Rendered {
     /// The `ETag` and `Last-Modified` header values, made once: a conditional GET
     /// then costs no formatting.
     pub headers: ValidatorHeaders,
+    /// Where each item's bytes are, for the next rendering to reuse.
+    layout: Option<Arc<Layout>>,
+}
+
+impl Rendered {
+    /// What the next rendering of the same feed may reuse.
+    fn reusable(&self) -> Option<Previous<'_>> {
+        Some(Previous {
+            bytes: &self.bytes,
+            gzip: self.gzip.as_ref().map(|g| &g.bytes[..]),
+            layout: self.layout.as_deref()?,
+        })
+    }
+}
+
+/// An earlier rendering of a feed, from memory or from its file: its bytes, gzip
+/// bytes if any, and where each item is in them.
+#[derive(Clone, Copy)]
+struct Previous<'a> {
+    bytes: &'a [u8],
+    gzip: Option<&'a [u8]>,
+    layout: &'a Layout,
+}
+
+/// A rendering in one content coding.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The encoded document.
+    pub bytes: bytes::Bytes,
+    /// Strong ETag (quoted) of these bytes, `"<hex>-gz"`: made from the bytes (see
+    /// `spliced_etag`), so it differs from the identity ETag and changes with them.
+    pub etag: String,
+    /// `etag` as a header value.
+    pub etag_header: Option<axum::http::HeaderValue>,
 }
 
 /// A rendering's validators as response header values.
@@ -211,11 +260,17 @@ pub struct Publisher {
     store: SharedStore,
     settings: RwLock<Settings>,
     cache: Mutex<HashMap<FeedId, Arc<Rendered>>>,
+    /// One lock per feed, held while it renders: requests that find the feed stale
+    /// while it renders wait for that rendering instead of each making their own (64
+    /// readers polling a feed that just changed made 64 renderings).
+    rendering: Mutex<HashMap<FeedId, Arc<Mutex<()>>>>,
     generation: watch::Sender<u64>,
     /// When each scope last changed, as read from the store at a generation.
     scopes: Mutex<Option<ScopeChanges>>,
-    /// The generation each feed file was last written (or found current) at.
-    written: Mutex<HashMap<FeedId, u64>>,
+    /// What the writer knows of each feed file it wrote (or found current).
+    written: Mutex<HashMap<FeedId, WrittenFile>>,
+    /// Keys the item fingerprints that decide whether an item's bytes can be reused.
+    fingerprints: foldhash::quality::RandomState,
 }
 
 /// [`Store::scope_changes`](crate::store::Store::scope_changes) as read at one
@@ -271,9 +326,11 @@ impl Publisher {
             store,
             settings: RwLock::new(Settings::from_config(config)),
             cache: Mutex::new(HashMap::new()),
+            rendering: Mutex::new(HashMap::new()),
             generation: watch::Sender::new(generation),
             scopes: Mutex::new(None),
             written: Mutex::new(HashMap::new()),
+            fingerprints: foldhash::quality::RandomState::default(),
         }
     }
 
@@ -418,7 +475,9 @@ impl Publisher {
     }
 
     /// [`Publisher::current`] with the generation and the scope's last change already
-    /// read.
+    /// read. A feed that is in the cache (someone asked for it over HTTP) is always
+    /// kept: the file writer, which runs right after each change, then renders and
+    /// compresses it before the next request asks.
     fn current_at(
         &self,
         id: &FeedId,
@@ -426,35 +485,65 @@ impl Publisher {
         changed_at: u64,
         keep: bool,
     ) -> Result<Arc<Rendered>, PublishError> {
-        if let Some(hit) = self.cached_since(id, changed_at) {
-            return Ok(hit);
+        self.current_from(id, generation, changed_at, keep, None)
+    }
+
+    /// [`Publisher::current_at`], reusing the items of `from_file` (an earlier
+    /// rendering read back from the feed's file) when the feed is not in memory.
+    fn current_from(
+        &self,
+        id: &FeedId,
+        generation: u64,
+        changed_at: u64,
+        keep: bool,
+        from_file: Option<Previous<'_>>,
+    ) -> Result<Arc<Rendered>, PublishError> {
+        let turn = self
+            .rendering
+            .lock()
+            .map(|mut r| Arc::clone(r.entry(id.clone()).or_default()))
+            .map_err(|_| PublishError::Task(id.url_path()))?;
+        // A rendering that panicked leaves nothing half-made behind this lock.
+        let _turn = turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Read after the wait: the rendering waited for may be the one needed.
+        let previous = self.cache.lock().ok().and_then(|c| c.get(id).cloned());
+        if let Some(hit) = previous.as_ref().filter(|r| r.generation >= changed_at) {
+            return Ok(Arc::clone(hit));
         }
-        let rendered = Arc::new(self.render(id, generation)?);
+        let keep = keep || previous.is_some();
+        let reuse = previous
+            .as_deref()
+            .and_then(Rendered::reusable)
+            .or(from_file);
+        let rendered = Arc::new(self.render(id, generation, reuse, keep)?);
         if keep {
             if let Ok(mut cache) = self.cache.lock() {
-                cache.insert(id.clone(), Arc::clone(&rendered));
+                // Two renders of one feed may race; the later generation stays.
+                let newer = cache
+                    .get(id)
+                    .is_some_and(|r| r.generation > rendered.generation);
+                if !newer {
+                    cache.insert(id.clone(), Arc::clone(&rendered));
+                }
             }
+            drop(previous);
             self.release_freed_memory();
         }
         Ok(rendered)
     }
 
-    /// Renders one feed from the store (blocking: call from `spawn_blocking`).
-    fn render(&self, id: &FeedId, generation: u64) -> Result<Rendered, PublishError> {
-        let settings = self
-            .settings
-            .read()
-            .map(|s| s.clone())
-            .map_err(|_| PublishError::Task(id.url_path()))?;
-        let items = {
-            crate::store::lock(&self.store)
-                .items(id.scope.filter(), settings.max_items)
-                .map_err(|source| PublishError::Store {
-                    path: id.url_path(),
-                    source,
-                })?
-        };
-        let channel = Channel {
+    /// What a feed says about itself under the current config: the channel its
+    /// renderings are made with.
+    pub fn channel(&self, id: &FeedId) -> Option<Channel> {
+        let settings = self.settings.read().ok()?;
+        Some(Self::channel_in(id, &settings))
+    }
+
+    /// What a feed says about itself under `settings`.
+    fn channel_in(id: &FeedId, settings: &Settings) -> Channel {
+        Channel {
             title: id.title(&settings.title),
             description: match &id.scope {
                 FeedScope::All => "New entries from every watched listing page".to_owned(),
@@ -470,18 +559,63 @@ impl Publisher {
                 scope => Some(scope.filter().scope_key()),
             },
             dates: settings.dates,
+        }
+    }
+
+    /// Renders one feed from the store (blocking: call from `spawn_blocking`), reusing
+    /// the bytes of items that `previous` (an earlier rendering of the same feed)
+    /// already holds, and gzips it when `gzip`.
+    fn render(
+        &self,
+        id: &FeedId,
+        generation: u64,
+        previous: Option<Previous<'_>>,
+        gzip: bool,
+    ) -> Result<Rendered, PublishError> {
+        let settings = self
+            .settings
+            .read()
+            .map(|s| s.clone())
+            .map_err(|_| PublishError::Task(id.url_path()))?;
+        let items = {
+            crate::store::lock(&self.store)
+                .items(id.scope.filter(), settings.max_items)
+                .map_err(|source| PublishError::Store {
+                    path: id.url_path(),
+                    source,
+                })?
         };
-        let bytes = match id.format {
-            FeedFormat::Rss => feed::render_rss(&channel, &items),
-            FeedFormat::Atom => feed::render_atom(&channel, &items),
-            FeedFormat::Json => feed::render_json_feed(&channel, &items),
+        let channel = Self::channel_in(id, &settings);
+        let spliced = feed::Frame::new(id.format, &channel, &items)
+            .and_then(|frame| splice(&frame, &items, previous, gzip, &self.fingerprints));
+        let (bytes, etag, gzipped, layout) = match spliced {
+            Some(spliced) => (
+                spliced.bytes,
+                spliced.etag,
+                spliced.gzip,
+                Some(Arc::new(spliced.layout)),
+            ),
+            // Never for the writers in use (the property tests check the cut); kept so
+            // that a writer that changes its output costs speed, not correctness.
+            None => {
+                let bytes = match id.format {
+                    FeedFormat::Rss => feed::render_rss(&channel, &items),
+                    FeedFormat::Atom => feed::render_atom(&channel, &items),
+                    FeedFormat::Json => feed::render_json_feed(&channel, &items),
+                };
+                let gzipped = gzip.then(|| gzip_whole(&bytes)).flatten().map(|gz| {
+                    let etag = gzip_etag(&gz);
+                    (gz, etag)
+                });
+                let etag = feed::etag(&bytes);
+                (bytes, etag, gzipped, None)
+            }
         };
         let last_modified = items
             .iter()
             .map(|i| i.updated_at.max(i.first_seen))
             .max()
             .unwrap_or_else(Utc::now);
-        let etag = feed::etag(&bytes);
         let headers = ValidatorHeaders {
             etag: axum::http::HeaderValue::from_str(&etag).ok(),
             last_modified: axum::http::HeaderValue::from_str(&crate::server::http_date(
@@ -489,13 +623,20 @@ impl Publisher {
             ))
             .ok(),
         };
+        let gzip = gzipped.map(|(gz, etag)| Encoded {
+            etag_header: axum::http::HeaderValue::from_str(&etag).ok(),
+            etag,
+            bytes: gz.into(),
+        });
         Ok(Rendered {
             etag,
             bytes: bytes.into(),
+            gzip,
             last_modified,
             generation,
             content_type: id.format.content_type(),
             headers,
+            layout,
         })
     }
 
@@ -555,24 +696,82 @@ impl Publisher {
 
     /// Brings one feed file up to date (blocking). Only feeds someone asks for over
     /// HTTP stay in memory: a cached rendering is reused, others are rendered, written
-    /// and dropped.
+    /// and dropped. For those the writer keeps the layout of what it wrote, and the
+    /// file, while nobody else changed it, holds the items the next rendering reuses:
+    /// a change then renders only its own items whatever the number of feeds written
+    /// (an item matched by 100 rules is in 100 files), for a few dozen bytes of memory
+    /// per item and file.
     fn write_file(&self, id: &FeedId, path: &Path) -> Result<(), PublishError> {
         let generation = self.generation();
         let changed_at = self.scope_changed_at(&id.scope, generation)?;
-        let done =
-            |written: &HashMap<FeedId, u64>| written.get(id).is_some_and(|at| *at >= changed_at);
-        if self.written.lock().is_ok_and(|w| done(&w)) {
+        let known = self.written.lock().ok().and_then(|w| w.get(id).cloned());
+        if known.as_ref().is_some_and(|w| w.generation >= changed_at) {
             return Ok(());
         }
-        let rendered = self.current_at(id, generation, changed_at, false)?;
+        let stamp = FileStamp::of(path);
+        let on_disk = std::fs::read(path).ok();
+        // The file as the writer left it (same inode, size and time): its items are
+        // where the layout says.
+        let from_file = known
+            .as_ref()
+            .filter(|w| w.stamp.is_some() && w.stamp == stamp)
+            .zip(on_disk.as_deref())
+            .and_then(|(w, bytes)| {
+                let layout = w.layout.as_deref()?;
+                (layout.len == bytes.len()).then_some(Previous {
+                    bytes,
+                    gzip: None,
+                    layout,
+                })
+            });
+        let rendered = self.current_from(id, generation, changed_at, false, from_file)?;
         // A restart, or a change that left this feed's bytes as they were: no write.
-        if std::fs::read(path).ok().as_deref() != Some(&rendered.bytes[..]) {
+        if on_disk.as_deref() != Some(&rendered.bytes[..]) {
             write_atomically(path, &rendered.bytes)?;
         }
         if let Ok(mut written) = self.written.lock() {
-            written.insert(id.clone(), rendered.generation);
+            written.insert(
+                id.clone(),
+                WrittenFile {
+                    generation: rendered.generation,
+                    layout: rendered.layout.clone(),
+                    stamp: FileStamp::of(path),
+                },
+            );
         }
         Ok(())
+    }
+}
+
+/// What the writer knows of a feed file it wrote.
+#[derive(Debug, Clone)]
+struct WrittenFile {
+    /// The generation it was written (or found current) at.
+    generation: u64,
+    /// Where the items are in it.
+    layout: Option<Arc<Layout>>,
+    /// The file as it was after the write.
+    stamp: Option<FileStamp>,
+}
+
+/// What tells a file apart from the one written: a rename into place gives a new
+/// inode, and an edit in place changes the time or the size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
     }
 }
 
@@ -618,4 +817,349 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)?;
     Ok(())
+}
+
+/// The gzip level of feed pieces. Each piece is compressed once per item version, so
+/// the level costs on a cold render only; see BENCHMARKS.md ("Compressed feeds") for
+/// the CPU and size per level that chose it.
+const GZIP_LEVEL: u32 = 6;
+
+/// Where each item's bytes sit in a rendering, so the next rendering of the same feed
+/// copies them instead of rendering and compressing the item again.
+#[derive(Debug)]
+struct Layout {
+    /// The feed's items, in document order.
+    units: Vec<Unit>,
+    /// The document's length.
+    len: usize,
+}
+
+/// One item of a rendering.
+#[derive(Debug, Clone)]
+struct Unit {
+    /// The item's [`fingerprint`]: equal fingerprints, equal bytes.
+    fingerprint: u64,
+    /// The item's bytes in the document, without the separator before it.
+    item: std::ops::Range<usize>,
+    /// The separator before it and the item's bytes: what its gzip piece holds.
+    span: std::ops::Range<usize>,
+    /// The first 128 bits of the SHA-256 of the item's bytes, for the ETag.
+    digest: Digest,
+    /// Its gzip piece in the gzipped document, and that piece's digest.
+    gzip: Option<(std::ops::Range<usize>, Digest)>,
+    /// The fingerprint of the item before it, whose bytes were the piece's preset
+    /// dictionary; `None` for the first item, compressed without one.
+    after: Option<u64>,
+}
+
+/// A document built from item fragments, with its ETags.
+struct Spliced {
+    bytes: Vec<u8>,
+    etag: String,
+    /// The gzipped document and its ETag.
+    gzip: Option<(Vec<u8>, String)>,
+    layout: Layout,
+}
+
+/// The first 128 bits of a SHA-256.
+type Digest = [u8; 16];
+
+fn digest(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    let full = sha2::Sha256::digest(bytes);
+    let mut out = [0; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// A strong ETag for a document made of `head`, the items' `digests` and `tail`: the
+/// quoted first 128 bits of a SHA-256 over them, with the lengths that make the
+/// sequence unambiguous. Hashing the items' digests
+/// instead of the document keeps a change's cost to the items that changed (hashing
+/// the whole document was most of a change's work, BENCHMARKS.md); the digests are of
+/// the bytes, so the ETag is the same after a restart.
+fn spliced_etag<'a>(
+    head: &[u8],
+    digests: impl ExactSizeIterator<Item = &'a Digest>,
+    tail: &[u8],
+    suffix: &str,
+) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update((head.len() as u64).to_le_bytes());
+    hasher.update(head);
+    hasher.update((digests.len() as u64).to_le_bytes());
+    for digest in digests {
+        hasher.update(digest);
+    }
+    hasher.update(tail);
+    let full = hex::encode(hasher.finalize());
+    format!("\"{}{suffix}\"", &full[..32])
+}
+
+/// What decides an item's bytes in a feed: every stored field (the item's time alone
+/// does not: it is the capture's, and two captures can share one). Hashed with a
+/// per-process random seed, so a page cannot be made to collide with an item's earlier
+/// version. foldhash, not SipHash: every change hashes every item of the feed.
+/// Destructured without `..`, so a new field cannot be forgotten here.
+fn fingerprint(keys: &foldhash::quality::RandomState, item: &crate::store::StoredItem) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let crate::store::StoredItem {
+        id,
+        key,
+        title,
+        link,
+        summary,
+        authors,
+        author_count,
+        publisher,
+        source,
+        published,
+        listed,
+        arxiv_id,
+        format,
+        first_seen,
+        updated_at,
+    } = item;
+    let mut h = keys.build_hasher();
+    (id, key, title, link, summary, authors, author_count).hash(&mut h);
+    (publisher, source, arxiv_id, format, first_seen, updated_at).hash(&mut h);
+    // A timestamp hashes its instant only; the description prints the local day.
+    for t in [published, listed] {
+        t.map(|t| (t, t.offset().local_minus_utc())).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Builds the document of `items` in `frame` from the fragments `previous` holds,
+/// rendering only items it does not; with `gzip`, the gzipped document too, from the
+/// pieces `previous` holds.
+///
+/// The gzip form is one gzip member whose deflate stream is a piece per item, each
+/// ending in a sync flush (a byte-aligned empty stored block), the way pigz joins
+/// pieces compressed apart. A piece is compressed with the item before it as its
+/// preset dictionary, which recovers most of what separate compression loses (the
+/// markup items share); it stays valid while that item stays before it. A new item
+/// at the top of a feed thus costs two pieces, whatever the feed's size.
+/// `None` when an item does not cut out of its document (see [`feed::Frame::item`]).
+fn splice(
+    frame: &feed::Frame<'_>,
+    items: &[crate::store::StoredItem],
+    previous: Option<Previous<'_>>,
+    gzip: bool,
+    keys: &foldhash::quality::RandomState,
+) -> Option<Spliced> {
+    let old: HashMap<u64, &Unit> = previous
+        .map(|p| p.layout.units.iter().map(|u| (u.fingerprint, u)).collect())
+        .unwrap_or_default();
+    let old_bytes = previous.map_or(&[][..], |p| p.bytes);
+    let mut doc = Vec::with_capacity(old_bytes.len() + 4096);
+    doc.extend_from_slice(&frame.head());
+    let head_end = doc.len();
+    let mut units = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let fingerprint = fingerprint(keys, item);
+        let start = doc.len();
+        if i > 0 {
+            doc.extend_from_slice(frame.separator());
+        }
+        let item_start = doc.len();
+        let digest = match old.get(&fingerprint) {
+            Some(unit) => {
+                doc.extend_from_slice(&old_bytes[unit.item.clone()]);
+                unit.digest
+            }
+            None => {
+                doc.extend_from_slice(&frame.item(item)?);
+                self::digest(&doc[item_start..])
+            }
+        };
+        units.push(Unit {
+            fingerprint,
+            item: item_start..doc.len(),
+            span: start..doc.len(),
+            digest,
+            gzip: None,
+            after: None,
+        });
+    }
+    let tail_start = doc.len();
+    doc.extend_from_slice(frame.tail());
+    // The separator is the format's, and the format is the feed's: not hashed.
+    let etag = spliced_etag(
+        &doc[..head_end],
+        units.iter().map(|u| &u.digest),
+        &doc[tail_start..],
+        "",
+    );
+
+    let gzip = if gzip {
+        let old_gzip = previous.and_then(|p| p.gzip).unwrap_or_default();
+        let pieced = gzip_pieces(&doc, head_end..tail_start, &mut units, &old, old_gzip);
+        if pieced.is_none() {
+            units.iter_mut().for_each(|u| u.gzip = None);
+        }
+        pieced.or_else(|| {
+            let gz = gzip_whole(&doc)?;
+            let etag = gzip_etag(&gz);
+            Some((gz, etag))
+        })
+    } else {
+        None
+    };
+    let len = doc.len();
+    Some(Spliced {
+        bytes: doc,
+        etag,
+        gzip,
+        layout: Layout { units, len },
+    })
+}
+
+/// The gzip form of `doc` (items in `body`, laid out as `units`), from the pieces of
+/// `old_gzip` that `old` says are still valid and new ones; records each unit's
+/// piece; with the gzip ETag, made like the document's from the pieces' digests.
+/// `None` if the compressor failed.
+fn gzip_pieces(
+    doc: &[u8],
+    body: std::ops::Range<usize>,
+    units: &mut [Unit],
+    old: &HashMap<u64, &Unit>,
+    old_gzip: &[u8],
+) -> Option<(Vec<u8>, String)> {
+    let mut member = GzipMember::new(old_gzip.len().max(doc.len() / 3));
+    let head = member.piece(None, &doc[..body.start])?;
+    for i in 0..units.len() {
+        let after = i.checked_sub(1).map(|j| units[j].fingerprint);
+        let reusable = old
+            .get(&units[i].fingerprint)
+            .filter(|u| u.after == after)
+            .and_then(|u| u.gzip.clone())
+            .filter(|(range, _)| range.end <= old_gzip.len());
+        let piece = match reusable {
+            Some((range, digest)) => (member.copy(&old_gzip[range]), digest),
+            None => {
+                let dictionary = i.checked_sub(1).map(|j| &doc[units[j].item.clone()]);
+                let range = member.piece(dictionary, &doc[units[i].span.clone()])?;
+                let digest = digest(&member.out[range.clone()]);
+                (range, digest)
+            }
+        };
+        units[i].gzip = Some(piece);
+        units[i].after = after;
+    }
+    let tail_start = member.out.len();
+    let gz = member.finish(&doc[body.end..], doc)?;
+    let digests: Vec<&Digest> = units
+        .iter()
+        .filter_map(|u| u.gzip.as_ref().map(|(_, d)| d))
+        .collect();
+    let etag = spliced_etag(
+        &gz[..head.end],
+        digests.into_iter(),
+        &gz[tail_start..],
+        "-gz",
+    );
+    Some((gz, etag))
+}
+
+/// The gzip ETag of a document gzipped whole: its bytes' hash, marked `-gz`.
+fn gzip_etag(gz: &[u8]) -> String {
+    let tag = feed::etag(gz);
+    format!("{}-gz\"", tag.trim_end_matches('"'))
+}
+
+/// A gzip member (RFC 1952) built from raw deflate pieces.
+struct GzipMember {
+    out: Vec<u8>,
+    deflate: flate2::Compress,
+}
+
+impl GzipMember {
+    /// The fixed header: deflate, no name, no time (the bytes depend on the document
+    /// only), OS unknown.
+    const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+    fn new(capacity: usize) -> GzipMember {
+        let mut out = Vec::with_capacity(capacity + Self::HEADER.len());
+        out.extend_from_slice(&Self::HEADER);
+        GzipMember {
+            out,
+            deflate: flate2::Compress::new(flate2::Compression::new(GZIP_LEVEL), false),
+        }
+    }
+
+    /// Appends `input` compressed on its own (with `dictionary` as what precedes
+    /// it), ending on a byte boundary; returns where its piece is.
+    fn piece(&mut self, dictionary: Option<&[u8]>, input: &[u8]) -> Option<std::ops::Range<usize>> {
+        let start = self.out.len();
+        self.deflate.reset();
+        if let Some(dictionary) = dictionary {
+            // Deflate looks back 32 KiB at most.
+            let from = dictionary.len().saturating_sub(32 * 1024);
+            self.deflate.set_dictionary(&dictionary[from..]).ok()?;
+        }
+        self.deflate_all(input, flate2::FlushCompress::Sync)?;
+        Some(start..self.out.len())
+    }
+
+    /// Appends a piece made by an earlier rendering.
+    fn copy(&mut self, piece: &[u8]) -> std::ops::Range<usize> {
+        let start = self.out.len();
+        self.out.extend_from_slice(piece);
+        start..self.out.len()
+    }
+
+    /// Appends `tail` as the final block and the trailer for `document`.
+    fn finish(mut self, tail: &[u8], document: &[u8]) -> Option<Vec<u8>> {
+        self.deflate.reset();
+        self.deflate_all(tail, flate2::FlushCompress::Finish)?;
+        let mut crc = flate2::Crc::new();
+        crc.update(document);
+        self.out.extend_from_slice(&crc.sum().to_le_bytes());
+        // ISIZE is the length modulo 2^32 (RFC 1952).
+        self.out
+            .extend_from_slice(&(document.len() as u32).to_le_bytes());
+        Some(self.out)
+    }
+
+    /// Compresses all of `input` into `out`, until `flush` is done.
+    fn deflate_all(&mut self, input: &[u8], flush: flate2::FlushCompress) -> Option<()> {
+        let start = self.deflate.total_in();
+        // Room for the worst case (stored blocks) up front, so one call finishes the
+        // flush: a flush split over calls can end in an extra empty block, and the
+        // bytes (and the gzip ETag) would then depend on buffer sizes.
+        self.out.reserve(input.len() + input.len() / 8 + 128);
+        loop {
+            if self.out.capacity() - self.out.len() < 64 {
+                self.out.reserve(input.len() / 2 + 1024);
+            }
+            let consumed = usize::try_from(self.deflate.total_in() - start).ok()?;
+            let status = self
+                .deflate
+                .compress_vec(&input[consumed..], &mut self.out, flush)
+                .ok()?;
+            let all_in = usize::try_from(self.deflate.total_in() - start).ok()? == input.len();
+            // A sync flush is complete once the compressor stops short of the end of
+            // the room it was given.
+            let done = match flush {
+                flate2::FlushCompress::Finish => status == flate2::Status::StreamEnd,
+                _ => all_in && self.out.len() < self.out.capacity(),
+            };
+            if done {
+                return Some(());
+            }
+        }
+    }
+}
+
+/// The whole document gzipped in one go, for the rare rendering that cannot be spliced.
+fn gzip_whole(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::new(GZIP_LEVEL),
+    );
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
 }

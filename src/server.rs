@@ -48,20 +48,28 @@ pub struct AppState {
 }
 
 /// Builds the router with every route and layer.
+///
+/// Feeds carry their own gzip form, made once per rendering (see [`conditional`]):
+/// compressing a large feed again for every request let a few readers fill the CPU
+/// (BENCHMARKS.md, issue 15). The other routes are small or rare and are compressed
+/// per request by tower-http.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let feeds = Router::new()
         .route("/feed.xml", get(all_rss))
         .route("/feed.atom", get(all_atom))
         .route("/feed.json", get(all_json))
         .route("/feeds/{file}", get(source_feed))
-        .route("/alerts/{file}", get(rule_feed))
+        .route("/alerts/{file}", get(rule_feed));
+    let others = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(status_page))
         .route("/feeds.opml", get(opml))
         .route("/feed.xsl", get(stylesheet))
+        .layer(tower_http::compression::CompressionLayer::new());
+    feeds
+        .merge(others)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 
@@ -128,14 +136,24 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such feed\n").into_response()
 }
 
-/// Answers 304 when the client's validators match, else the feed with its validators.
+/// Answers 304 when the client's validators match, else the feed with its validators,
+/// gzipped when the client takes gzip ([`accepts_gzip`]).
+///
+/// Each content coding is its own representation with its own strong ETag (the
+/// identity one `"<hex>"`, the gzip one `"<hex>-gz"`, each made from its bytes), so
+/// `If-None-Match` is compared with the ETag of the representation this request
+/// would get: a client holding the gzip copy gets 304 for gzip and 200 for identity.
+/// `Vary: Accept-Encoding` goes on 200 and 304 alike, so shared caches keep the two
+/// apart.
 fn conditional(rendered: &Rendered, headers: &HeaderMap) -> Response {
+    let gzip = rendered.gzip.as_ref().filter(|_| accepts_gzip(headers));
+    let (etag, etag_header, body) = match gzip {
+        Some(g) => (&g.etag, &g.etag_header, &g.bytes),
+        None => (&rendered.etag, &rendered.headers.etag, &rendered.bytes),
+    };
     let fresh = match headers.get(header::IF_NONE_MATCH) {
         // If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
-        Some(inm) => inm
-            .to_str()
-            .map(|v| etag_matches(v, &rendered.etag))
-            .unwrap_or(false),
+        Some(inm) => inm.to_str().map(|v| etag_matches(v, etag)).unwrap_or(false),
         None => headers
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
@@ -145,22 +163,64 @@ fn conditional(rendered: &Rendered, headers: &HeaderMap) -> Response {
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = rendered.bytes.clone().into_response();
+        let mut r = body.clone().into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(rendered.content_type),
         );
+        if gzip.is_some() {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         r
     };
     let h = response.headers_mut();
-    if let Some(v) = &rendered.headers.etag {
+    if let Some(v) = etag_header {
         h.insert(header::ETAG, v.clone());
     }
     if let Some(v) = &rendered.headers.last_modified {
         h.insert(header::LAST_MODIFIED, v.clone());
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
+}
+
+/// Whether a request's `Accept-Encoding` takes gzip (RFC 9110 12.5.3): `gzip` (or
+/// `x-gzip`) with a q-value above 0, or `*` above 0 when gzip is not named; and, when
+/// the client names `identity`, gzip not ranked below it. `gzip;q=0` means no; a
+/// q-value that does not parse counts as 0. No header means identity.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let (mut gzip, mut any, mut identity) = (None::<f32>, None::<f32>, None::<f32>);
+    let codings = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for coding in codings {
+        let mut params = coding.split(';');
+        let name = params.next().unwrap_or_default().trim();
+        let q = params
+            .find_map(|p| {
+                let (key, value) = p.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| value.trim().parse::<f32>().ok().filter(|q| q.is_finite()))
+            })
+            .map_or(1.0, |q| q.unwrap_or(0.0).clamp(0.0, 1.0));
+        let slot = if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if name == "*" {
+            &mut any
+        } else if name.eq_ignore_ascii_case("identity") {
+            &mut identity
+        } else {
+            continue;
+        };
+        *slot = Some(slot.map_or(q, |seen| seen.max(q)));
+    }
+    let q = gzip.or(any).unwrap_or(0.0);
+    q > 0.0 && identity.is_none_or(|identity| q >= identity)
 }
 
 /// Whether an `If-None-Match` value (a list, or `*`) names `etag`. Weak validators
@@ -773,6 +833,49 @@ mod tests {
         assert_eq!(connection_budget(100), 1);
         assert_eq!(connection_budget(20_000), 15_000);
         assert_eq!(connection_budget(1 << 20), MAX_DERIVED_CONNECTIONS);
+    }
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn gzip_is_taken_by_name_or_star_with_a_q_above_zero() {
+        for yes in [
+            "gzip",
+            "GZIP",
+            "x-gzip",
+            "gzip, deflate, br",
+            "deflate, gzip;q=0.5",
+            "*",
+            "br;q=1, *;q=0.1",
+            "gzip;q=0.5, identity;q=0.5",
+            "gzip ; Q=1.0",
+        ] {
+            assert!(accepts_gzip(&accept(yes)), "{yes}");
+        }
+        for no in [
+            "identity",
+            "br, deflate",
+            "gzip;q=0",
+            "gzip;q=0.000",
+            "gzip;q=0, *",
+            "*;q=0",
+            "gzip;q=abc",
+            "gzip;q=0.2, identity;q=0.9",
+            "",
+        ] {
+            assert!(!accepts_gzip(&accept(no)), "{no}");
+        }
+        assert!(!accepts_gzip(&HeaderMap::new()), "no header");
+        let mut two = accept("br");
+        two.append(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(accepts_gzip(&two), "across header lines");
     }
 
     #[test]
