@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 use chrono::DateTime;
 use lookout::config::Config;
 use lookout::entry::Entry;
+use lookout::feed::FeedFormat;
 use lookout::feed::{render_rss, Channel, Frame};
 use lookout::parse::{parse_page, ParseContext};
-use lookout::publish::{FeedFormat, FeedId, FeedScope, Publisher};
+use lookout::publish::{FeedId, FeedScope, Publisher};
 use lookout::store::{AlertMatch, Ingest, ItemFilter, Matcher, SharedStore, Store};
 
 /// Every rule matches every entry: an item in `rules` rule feeds.

@@ -18,7 +18,8 @@ use toml::Spanned;
 pub use crate::alert::notifiers::{
     CommandConfig, EmailConfig, NtfyConfig, SmtpTls, WebhookConfig, WebhookTemplate,
 };
-use crate::publish::FeedFormat;
+use crate::feed::FeedFormat;
+pub use crate::parse::selectors::SelectorsConfig;
 pub use crate::sources::folder::{AfterIngest, FolderConfig};
 pub use crate::sources::http::HttpSourceConfig;
 
@@ -346,31 +347,6 @@ pub fn format_names() -> Vec<&'static str> {
     std::iter::once("auto")
         .chain(crate::parse::formats().iter().map(|f| f.name()))
         .collect()
-}
-
-/// `[source.selectors]`: a generic listing page described by CSS selectors.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SelectorsConfig {
-    /// Selects each entry's element.
-    pub item: String,
-    /// Within an item: the title element.
-    pub title: String,
-    /// Within an item: the link element (its `href`); default: the title element or its first `a`.
-    #[serde(default)]
-    pub link: Option<String>,
-    /// Within an item: the summary element.
-    #[serde(default)]
-    pub summary: Option<String>,
-    /// Within an item: the date element (text, or its `datetime` attribute).
-    #[serde(default)]
-    pub date: Option<String>,
-    /// chrono format of the date text, e.g. `"%d %B %Y"`; default: common formats are tried.
-    #[serde(default)]
-    pub date_format: Option<String>,
-    /// Within an item: the authors elements.
-    #[serde(default)]
-    pub authors: Option<String>,
 }
 
 /// Entry fields a rule can look at.

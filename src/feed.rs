@@ -27,7 +27,6 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::publish::FeedFormat;
 use crate::store::StoredItem;
 
 /// The Atom namespace, for the RSS channel's `atom:link rel="self"`.
@@ -39,6 +38,49 @@ const JSON_FEED_VERSION: &str = "https://jsonfeed.org/version/1.1";
 /// The Dublin Core namespace, for RSS `dc:creator` (RSS's own `<author>` must be an
 /// email address, which listings do not give).
 const DC_NS: &str = "http://purl.org/dc/elements/1.1/";
+
+/// The three syndication formats every feed is offered in. In the config
+/// (`[feed] file_formats`) they are `"rss"`, `"atom"` and `"json"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedFormat {
+    /// RSS 2.0 (`.xml`).
+    Rss,
+    /// Atom 1.0 (`.atom`).
+    Atom,
+    /// JSON Feed 1.1 (`.json`).
+    Json,
+}
+
+impl FeedFormat {
+    /// File extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "xml",
+            FeedFormat::Atom => "atom",
+            FeedFormat::Json => "json",
+        }
+    }
+
+    /// `Content-Type` header value.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            FeedFormat::Rss => "application/rss+xml; charset=utf-8",
+            FeedFormat::Atom => "application/atom+xml; charset=utf-8",
+            FeedFormat::Json => "application/feed+json; charset=utf-8",
+        }
+    }
+
+    /// The format a file extension names.
+    pub fn from_extension(ext: &str) -> Option<FeedFormat> {
+        match ext {
+            "xml" | "rss" => Some(FeedFormat::Rss),
+            "atom" => Some(FeedFormat::Atom),
+            "json" => Some(FeedFormat::Json),
+            _ => None,
+        }
+    }
+}
 
 /// Which of an item's dates dates it in a feed (`[feed] date` in the config).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -27,7 +27,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::feed::{self, Channel};
+use crate::feed::{self, Channel, FeedFormat};
 use crate::store::{ItemFilter, SharedStore, StoreError};
 
 /// Which items a feed holds.
@@ -39,49 +39,6 @@ pub enum FeedScope {
     Source(String),
     /// Items one alert rule matched.
     Rule(String),
-}
-
-/// The three syndication formats every feed is offered in. In the config
-/// (`[feed] file_formats`) they are `"rss"`, `"atom"` and `"json"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FeedFormat {
-    /// RSS 2.0 (`.xml`).
-    Rss,
-    /// Atom 1.0 (`.atom`).
-    Atom,
-    /// JSON Feed 1.1 (`.json`).
-    Json,
-}
-
-impl FeedFormat {
-    /// File extension, without the dot.
-    pub fn extension(self) -> &'static str {
-        match self {
-            FeedFormat::Rss => "xml",
-            FeedFormat::Atom => "atom",
-            FeedFormat::Json => "json",
-        }
-    }
-
-    /// `Content-Type` header value.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            FeedFormat::Rss => "application/rss+xml; charset=utf-8",
-            FeedFormat::Atom => "application/atom+xml; charset=utf-8",
-            FeedFormat::Json => "application/feed+json; charset=utf-8",
-        }
-    }
-
-    /// The format a file extension names.
-    pub fn from_extension(ext: &str) -> Option<FeedFormat> {
-        match ext {
-            "xml" | "rss" => Some(FeedFormat::Rss),
-            "atom" => Some(FeedFormat::Atom),
-            "json" => Some(FeedFormat::Json),
-            _ => None,
-        }
-    }
 }
 
 /// One feed: its scope and format.

@@ -24,9 +24,10 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Secret, ServerConfig};
+use crate::feed::FeedFormat;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::publish::{FeedFormat, FeedId, FeedScope, Publisher, Rendered};
+use crate::publish::{FeedId, FeedScope, Publisher, Rendered};
 use crate::status::{self, FeedLink, ItemView, RuleView, SourceView, StatusView};
 use crate::store::{self, ItemFilter, SharedStore, Store, StoreError};
 

@@ -32,8 +32,8 @@ pub mod text;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::config::SelectorsConfig;
 use crate::entry::Entry;
+use selectors::SelectorsConfig;
 
 /// What a parser may know about the page besides its text.
 #[derive(Debug, Clone, Copy)]

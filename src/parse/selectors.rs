@@ -19,8 +19,32 @@ use scraper::{ElementRef, Selector};
 use super::arxiv::paper_id_of;
 use super::markup::{self, resolve_link, text_of};
 use super::{dates, PageFormat, ParseContext, ParseError, ParseWarning, Reading};
-use crate::config::SelectorsConfig;
 use crate::entry::{day_start, Entry};
+
+/// `[source.selectors]`: a generic listing page described by CSS selectors.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SelectorsConfig {
+    /// Selects each entry's element.
+    pub item: String,
+    /// Within an item: the title element.
+    pub title: String,
+    /// Within an item: the link element (its `href`); default: the title element or its first `a`.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// Within an item: the summary element.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// Within an item: the date element (text, or its `datetime` attribute).
+    #[serde(default)]
+    pub date: Option<String>,
+    /// chrono format of the date text, e.g. `"%d %B %Y"`; default: common formats are tried.
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// Within an item: the authors elements.
+    #[serde(default)]
+    pub authors: Option<String>,
+}
 
 /// The format name used in config and on entries.
 pub const NAME: &str = "selectors";

@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use chrono::DateTime;
 use lookout::config::Config;
 use lookout::entry::Entry;
+use lookout::feed::FeedFormat;
 use lookout::feed::{render_atom, render_json_feed, render_rss};
-use lookout::publish::{FeedFormat, FeedId, FeedScope, Publisher};
+use lookout::publish::{FeedId, FeedScope, Publisher};
 use lookout::store::{AlertMatch, Ingest, ItemFilter, Matcher, SharedStore, Store};
 use proptest::prelude::*;
 

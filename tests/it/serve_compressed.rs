@@ -295,7 +295,8 @@ async fn other_routes_are_still_compressed_per_request() {
 /// first makes it, the others wait for it instead of each making their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_after_a_change_share_one_rendering() {
-    use lookout::publish::{FeedFormat, FeedId, FeedScope};
+    use lookout::feed::FeedFormat;
+    use lookout::publish::{FeedId, FeedScope};
     let s = Served::start().await;
     s.ingest(&titles(0, 300), 1_800_000_000);
     let id = FeedId {
