@@ -132,16 +132,16 @@ pub struct Encoded {
     /// `spliced_etag`), so it differs from the identity ETag and changes with them.
     pub etag: String,
     /// `etag` as a header value.
-    pub etag_header: Option<axum::http::HeaderValue>,
+    pub etag_header: Option<http::HeaderValue>,
 }
 
 /// A rendering's validators as response header values.
 #[derive(Debug, Clone)]
 pub struct ValidatorHeaders {
     /// `ETag`.
-    pub etag: Option<axum::http::HeaderValue>,
+    pub etag: Option<http::HeaderValue>,
     /// `Last-Modified`, an IMF-fixdate.
-    pub last_modified: Option<axum::http::HeaderValue>,
+    pub last_modified: Option<http::HeaderValue>,
 }
 
 /// Why a feed could not be rendered or written.
@@ -574,14 +574,14 @@ impl Publisher {
             .max()
             .unwrap_or_else(Utc::now);
         let headers = ValidatorHeaders {
-            etag: axum::http::HeaderValue::from_str(&etag).ok(),
-            last_modified: axum::http::HeaderValue::from_str(&crate::server::http_date(
-                last_modified,
+            etag: http::HeaderValue::from_str(&etag).ok(),
+            last_modified: http::HeaderValue::from_str(&httpdate::fmt_http_date(
+                last_modified.into(),
             ))
             .ok(),
         };
         let gzip = gzipped.map(|(gz, etag)| Encoded {
-            etag_header: axum::http::HeaderValue::from_str(&etag).ok(),
+            etag_header: http::HeaderValue::from_str(&etag).ok(),
             etag,
             bytes: gz.into(),
         });
@@ -598,13 +598,13 @@ impl Publisher {
     }
 
     /// Writes the feed files under `state_dir/feeds/` after each store change, until
-    /// `shutdown` turns true.
-    pub async fn write_files(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// `shutdown` is cancelled.
+    pub async fn write_files(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
         let mut changes = self.generation.subscribe();
         changes.mark_changed();
         loop {
             tokio::select! {
-                _ = shutdown.changed() => return,
+                () = shutdown.cancelled() => return,
                 changed = changes.changed() => if changed.is_err() { return },
             }
             if let Err(e) = self.write_all().await {

@@ -236,7 +236,7 @@ fn etag_matches(header_value: &str, etag: &str) -> bool {
 
 /// An HTTP-date (IMF-fixdate).
 pub fn http_date(t: DateTime<Utc>) -> String {
-    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    httpdate::fmt_http_date(t.into())
 }
 
 /// Runs a store query off the async workers; the error as text for the response.

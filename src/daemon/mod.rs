@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -377,7 +377,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             stopping: Some(stopping.clone()),
         },
     ));
-    tasks.spawn(Arc::clone(&publisher).write_files(switch_of(&shutdown, &tasks)));
+    tasks.spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
     let mut outbox_task = OutboxTask::start_under(
         &shutdown,
         store.clone(),
@@ -491,18 +491,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The feed writer takes a `watch` switch (`src/publish.rs` is outside this change):
-/// one that turns true when `token` is cancelled.
-fn switch_of(token: &CancellationToken, tasks: &TaskTracker) -> watch::Receiver<bool> {
-    let (switch, switched) = watch::channel(false);
-    let token = token.clone();
-    tasks.spawn(async move {
-        token.cancelled().await;
-        let _ = switch.send(true);
-    });
-    switched
 }
 
 /// Reads every source's health as the store kept it, so the status page shows it
