@@ -141,11 +141,7 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
     use std::fmt::Write as _;
     crate::alert::Notifiers::from_config(cfg)?;
     let mut out = String::new();
-    let base = cfg
-        .server
-        .base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
+    let base = cfg.server.base();
     // Writing to a String cannot fail.
     let _ = writeln!(out, "config ok\nstate_dir: {}", cfg.state_dir.display());
     let _ = writeln!(

@@ -151,6 +151,18 @@ pub struct ServerConfig {
     pub header_timeout: HumanDuration,
 }
 
+impl ServerConfig {
+    /// The address feeds and messages link to, without a trailing slash: `base_url`,
+    /// else `http://<listen>` (the daemon sets `base_url` to the bound address at start,
+    /// so a port 0 becomes the real one).
+    pub fn base(&self) -> String {
+        match &self.base_url {
+            Some(base) => base.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {

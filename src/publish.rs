@@ -183,11 +183,7 @@ struct Settings {
 
 impl Settings {
     fn from_config(config: &Config) -> Settings {
-        let base_url = config
-            .server
-            .base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", config.server.listen));
+        let base_url = config.server.base();
         Settings {
             title: config.feed.title.clone(),
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -762,17 +758,26 @@ impl Publisher {
 /// Writes `bytes` to `path` through a temp file in the same directory and a rename, so
 /// readers never see a half-written file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
     let err = |source| PublishError::Write {
         path: path.to_owned(),
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
+    // A temporary file of its own (two writers never share a name), readable like any
+    // feed file (0644 less the umask), synced before it takes the feed's name: a crash
+    // leaves the old feed or the new one, never a torn one.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_data().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }
 

@@ -158,8 +158,11 @@ fn conditional(rendered: &Rendered, headers: &HeaderMap) -> Response {
         None => headers
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-            .is_some_and(|since| rendered.last_modified.timestamp() <= since.timestamp()),
+            // Every HTTP-date form a client may send (RFC 9110 5.6.7).
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| {
+                rendered.last_modified.timestamp() <= DateTime::<Utc>::from(since).timestamp()
+            }),
     };
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
@@ -408,9 +411,10 @@ fn feed_links(s: &AppState) -> Vec<FeedLink> {
     let suffix = token_query(s);
     s.publisher
         .feeds()
-        .chunks(3)
-        .filter_map(|formats| {
-            let rss = formats.iter().find(|f| f.format == FeedFormat::Rss)?;
+        .iter()
+        // One link per scope, named by its RSS feed; the other formats follow from it.
+        .filter(|f| f.format == FeedFormat::Rss)
+        .map(|rss| {
             let url = |format: FeedFormat| {
                 let id = FeedId {
                     scope: rss.scope.clone(),
@@ -418,12 +422,12 @@ fn feed_links(s: &AppState) -> Vec<FeedLink> {
                 };
                 format!("{}{suffix}", s.publisher.url_of(&id))
             };
-            Some(FeedLink {
+            FeedLink {
                 title: rss.title(&config.feed.title),
                 rss: url(FeedFormat::Rss),
                 atom: url(FeedFormat::Atom),
                 json: url(FeedFormat::Json),
-            })
+            }
         })
         .collect()
 }

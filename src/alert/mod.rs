@@ -73,7 +73,7 @@ pub async fn test_rule(
     names.retain(|n| seen.insert(n.clone()));
 
     let mut client = notifiers::LazyClient::default();
-    let feed = format!("{}/alerts/{rule}.xml", notifiers::feed_base(config));
+    let feed = notifiers::rule_feed_url(&notifiers::feed_base(config), rule);
     let matched: Vec<String> = rule_config
         .any
         .iter()

@@ -292,7 +292,7 @@ impl Notifiers {
 
     /// Absolute URL of a rule's feed, `{base_url}/alerts/{rule}.xml`.
     pub fn feed_url(&self, rule: &str) -> String {
-        format!("{}/alerts/{rule}.xml", self.feed_base)
+        rule_feed_url(&self.feed_base, rule)
     }
 
     /// Whether the rule batches its matches into digests.
@@ -303,10 +303,16 @@ impl Notifiers {
 
 /// The base URL feed links start with: `[server] base_url`, else the listen address.
 pub(crate) fn feed_base(config: &Config) -> String {
-    match &config.server.base_url {
-        Some(base) => base.trim_end_matches('/').to_owned(),
-        None => format!("http://{}", config.server.listen),
-    }
+    config.server.base()
+}
+
+/// The absolute URL of a rule's RSS feed under `base`, as the publisher serves it.
+pub(crate) fn rule_feed_url(base: &str, rule: &str) -> String {
+    let id = crate::publish::FeedId {
+        scope: crate::publish::FeedScope::Rule(rule.to_owned()),
+        format: crate::feed::FeedFormat::Rss,
+    };
+    format!("{base}{}", id.url_path())
 }
 
 /// The notifiers' one HTTP client, built on first use: building it loads the system's
