@@ -224,6 +224,9 @@ pub struct Publisher {
     written: Mutex<HashMap<FeedId, WrittenFile>>,
     /// Keys the item fingerprints that decide whether an item's bytes can be reused.
     fingerprints: foldhash::quality::RandomState,
+    /// Set at start and on reload: the writer removes the files of sources and rules
+    /// the config no longer has, once.
+    prune: std::sync::atomic::AtomicBool,
 }
 
 /// [`Store::scope_changes`](crate::store::Store::scope_changes) as read at one
@@ -284,6 +287,7 @@ impl Publisher {
             scopes: Mutex::new(None),
             written: Mutex::new(HashMap::new()),
             fingerprints: foldhash::quality::RandomState::default(),
+            prune: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -300,7 +304,8 @@ impl Publisher {
         if let Ok(mut written) = self.written.lock() {
             written.clear();
         }
-        // Wake the writer so files for new feeds appear.
+        self.prune.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the writer so files for new feeds appear and removed ones go.
         self.generation.send_modify(|_| {});
     }
 
@@ -338,6 +343,39 @@ impl Publisher {
                 })
             })
             .collect()
+    }
+
+    /// Removes the feed files (`feeds/<source>.*`, `alerts/<rule>.*`) of sources and
+    /// rules the config no longer has, and temporary files a crash left; nothing else
+    /// in `dir` is touched. A file that cannot be removed is logged, not fatal.
+    fn remove_stale_files(&self, dir: &Path) {
+        let current: std::collections::HashSet<PathBuf> =
+            self.feeds().iter().map(|id| id.file_path(dir)).collect();
+        for sub in ["feeds", "alerts"] {
+            let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let ours = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .and_then(FeedFormat::from_extension)
+                    .is_some()
+                    || (name.starts_with('.') && name.ends_with(".tmp"));
+                let regular = entry.file_type().is_ok_and(|t| t.is_file());
+                if ours && regular && !current.contains(&path) {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => tracing::info!(file = %path.display(),
+                            "removed the feed file of a source or rule no longer configured"),
+                        Err(e) => tracing::warn!(file = %path.display(), error = %e,
+                            "cannot remove a stale feed file"),
+                    }
+                }
+            }
+        }
     }
 
     /// Whether a feed exists under the current config.
@@ -620,6 +658,13 @@ impl Publisher {
         else {
             return Ok(());
         };
+        if self.prune.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let this = Arc::clone(self);
+            let dir2 = dir.clone();
+            tokio::task::spawn_blocking(move || this.remove_stale_files(&dir2))
+                .await
+                .map_err(|_| PublishError::Task("feed files".to_owned()))?;
+        }
         // A few at a time: renders wait for the store in turn, but the XML and the
         // file writes of one feed overlap with the next one's. Two per core, because a
         // file write spends part of its time waiting in the file system, not running

@@ -132,3 +132,46 @@ fn unknown_file_format_is_refused_with_its_line() {
     assert!(text.contains("bad.toml:3"), "{text}");
     assert!(text.contains("html"), "{text}");
 }
+
+/// A source removed from the config takes its feed files with it on the next write;
+/// other files in the folder stay (issue 16).
+#[tokio::test]
+async fn feed_files_of_a_removed_source_are_deleted_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "");
+    let store: SharedStore = Arc::new(Mutex::new(
+        Store::open(&config.state_dir.join("lookout.db")).unwrap(),
+    ));
+    let publisher = Arc::new(Publisher::new(store.clone(), &config, 0));
+    ingest(&store, &publisher, "a", "First paper");
+    publisher.write_all().await.unwrap();
+    let feeds = dir.path().join("feeds");
+    assert!(feeds.join("feeds/b.xml").exists());
+    std::fs::write(feeds.join("feeds/notes.txt"), "mine").unwrap();
+    std::fs::write(feeds.join("feeds/.crashed.tmp"), "half").unwrap();
+
+    let without_b = Config::parse(
+        &format!(
+            "state_dir = \"{0}\"\n[[source]]\nname = \"a\"\nkind = \"folder\"\npath = \"{0}/a\"\n",
+            dir.path().display()
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    publisher.reconfigure(&without_b);
+    publisher.write_all().await.unwrap();
+    assert!(
+        !feeds.join("feeds/b.xml").exists(),
+        "the removed source's feed"
+    );
+    assert!(
+        !feeds.join("feeds/.crashed.tmp").exists(),
+        "a crash's leftover"
+    );
+    assert!(feeds.join("feeds/a.xml").exists());
+    assert!(feeds.join("feed.xml").exists());
+    assert!(
+        feeds.join("feeds/notes.txt").exists(),
+        "not a feed file: left alone"
+    );
+}
