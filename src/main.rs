@@ -128,7 +128,7 @@ fn runtime_with_blocking(max_blocking_threads: usize) -> Result<tokio::runtime::
 ///
 /// Its blocking work is a burst of CPU-bound parses, ingests and renders: two threads
 /// per core keep the cores busy, and more only cost thread starts and context
-/// switches (measured: 4% off a `lookout once` of 100 pages, against 16). A daemon
+/// switches (see BENCHMARKS.md, "Figures behind code choices"). A daemon
 /// keeps 16, for requests arriving while it ingests.
 fn run_to_end<T>(work: impl std::future::Future<Output = T>) -> Result<T> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -140,7 +140,8 @@ fn run_to_end<T>(work: impl std::future::Future<Output = T>) -> Result<T> {
 
 /// glibc gives every thread that allocates its own malloc arena, each keeping freed
 /// memory; a long-running daemon with a thread pool then sits on several MB it does
-/// not use. Two arenas are plenty for lookout (measured: idle RSS 21 -> 19 MB).
+/// not use. Two arenas are plenty for lookout (see BENCHMARKS.md, "Figures behind
+/// code choices").
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator; called before any thread is started.

@@ -668,7 +668,7 @@ impl Publisher {
         // A few at a time: renders wait for the store in turn, but the XML and the
         // file writes of one feed overlap with the next one's. Two per core, because a
         // file write spends part of its time waiting in the file system, not running
-        // (measured: 4% off a `lookout once` that writes 101 feeds, against one per core).
+        // (see BENCHMARKS.md, "Figures behind code choices").
         let parallel = 2 * std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let writes = self
             .feeds()

@@ -351,8 +351,8 @@ impl Store {
         // statistics for them to depend on). Without it, SQLite marks a join whose WHERE
         // binds a parameter as "re-plan when rebound", and rusqlite's statement cache
         // clears the bindings of every statement it takes back, so such a query was
-        // compiled again on every call: 21 µs instead of 0.4 µs per alias lookup, a
-        // quarter of a bulk import's time.
+        // compiled again on every call, most of an alias lookup's time (BENCHMARKS.md,
+        // "Figures behind code choices").
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .ctx("enabling the query planner stability guarantee")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

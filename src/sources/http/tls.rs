@@ -1,8 +1,9 @@
 //! TLS for the HTTP sources: the platform's certificate verifier (the system's trust
 //! store), built on the first TLS handshake instead of when the client is built.
 //!
-//! Loading the trust store parses about 150 PEM certificates, 3-5 ms before the first
-//! request of every run; a `lookout once` over plain-HTTP pages never needs it.
+//! Loading the trust store parses the system's PEM certificates before the first request
+//! of every run (BENCHMARKS.md, "Figures behind code choices"); a `lookout once` over
+//! plain-HTTP pages never needs it.
 
 use std::sync::{Arc, OnceLock};
 
