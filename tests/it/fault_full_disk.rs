@@ -167,9 +167,7 @@ fn a_full_disk_holds_captures_and_sends_no_alert_twice_until_space_returns() {
     let setup = Setup::new(&webhook_config(&format!("{}/hook", server.uri())));
     let state = setup.dir.path().join("state");
     let Some(_tmpfs) = Tmpfs::mount(&state, "3m") else {
-        eprintln!(
-            "skipped: cannot mount a tmpfs here (needs root); the injected-fault test still runs"
-        );
+        skipped("a real full disk (cannot mount a tmpfs here, needs root); the injected-fault test still runs");
         return;
     };
     let daemon = Daemon::start(&setup.config);
@@ -279,7 +277,7 @@ fn full_disk_run_of_400_captures_for_benchmarks() {
     let setup = Setup::new(&webhook_config(&format!("{}/hook", server.uri())));
     let state = setup.dir.path().join("state");
     let Some(tmpfs) = Tmpfs::mount(&state, "3m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        skipped("the full-disk run (cannot mount a tmpfs here, needs root)");
         return;
     };
     let daemon = Daemon::start(&setup.config);

@@ -48,7 +48,7 @@ fn xsltproc(feed: &[u8]) -> Option<String> {
             std::env::var_os("LOOKOUT_REQUIRE_READERS").is_none(),
             "xsltproc is not installed"
         );
-        eprintln!("skipped: the libxslt check (xsltproc is not installed)");
+        crate::common::skipped("the libxslt check (xsltproc is not installed)");
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -423,7 +423,7 @@ fn have(program: &str) -> bool {
 fn newsboat_sees_every_item(opml: &str, want: &BTreeMap<String, usize>) {
     if !have("newsboat") {
         assert!(!readers_required(), "newsboat is not installed");
-        eprintln!("skipped: the newsboat check (newsboat is not installed)");
+        skipped("the newsboat check (newsboat is not installed)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -479,7 +479,7 @@ fn feedparser_reads_authors(url: &str) {
             !readers_required(),
             "python3 with feedparser is not installed"
         );
-        eprintln!("skipped: the feedparser check (python3 -m pip install feedparser)");
+        skipped("the feedparser check (python3 -m pip install feedparser)");
         return;
     }
     let (_, _, body) = get(url, &[]);

@@ -17,6 +17,14 @@ pub const FIXTURES: &[(&str, usize)] = &[
 /// Papers that appear in both Hugging Face captures: the same items, stored once.
 pub const SHARED_BETWEEN_HF_CAPTURES: usize = 4;
 
+/// Says in one line what a test skipped, where `cargo test` shows it: straight to the
+/// process's stderr, which the test harness does not capture (it captures `eprintln!`,
+/// so a passing test's line would be lost).
+pub fn skipped(what: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {what}");
+}
+
 /// A fixture's path, `tests/fixtures/<name>`.
 pub fn fixture_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
