@@ -282,8 +282,10 @@ impl SourceConfig {
             "folder" => SourceKind::Folder(tagged.own("folder source", &name)?),
             "http" => {
                 let every = tagged.span_of("every");
+                let headers = tagged.span_of("headers");
+                let user_agent = tagged.span_of("user_agent");
                 let http: HttpSourceConfig = tagged.own("http source", &name)?;
-                check_http_source(&http, every)?;
+                check_http_source(&http, every, headers, user_agent)?;
                 SourceKind::Http(http)
             }
             other => {
@@ -315,10 +317,39 @@ struct SourceCommon {
     selectors: Option<Spanned<SelectorsConfig>>,
 }
 
-/// An HTTP source's checks the deserializer cannot make: `every` at least a second.
-fn check_http_source(http: &HttpSourceConfig, every: Range<usize>) -> Result<(), Located> {
+/// An HTTP source's checks the deserializer cannot make: `every` at least a second;
+/// header names and values (and the user agent) that HTTP can carry, so a bad one is
+/// refused here and not at the first fetch. A value is never quoted: it may be a secret.
+fn check_http_source(
+    http: &HttpSourceConfig,
+    every: Range<usize>,
+    headers: Range<usize>,
+    user_agent: Range<usize>,
+) -> Result<(), Located> {
     if http.every.0 < Duration::from_secs(1) {
         return Err((every, "`every` must be at least 1s".into()));
+    }
+    for (name, value) in &http.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err((
+                headers,
+                format!("header name {name:?} is not a valid HTTP header name"),
+            ));
+        }
+        if http::HeaderValue::from_str(value.expose()).is_err() {
+            return Err((
+                headers,
+                format!("the value of header {name:?} holds characters HTTP cannot carry (a control character or a line break)"),
+            ));
+        }
+    }
+    if let Some(agent) = &http.user_agent {
+        if http::HeaderValue::from_str(agent).is_err() {
+            return Err((
+                user_agent,
+                "`user_agent` holds characters HTTP cannot carry (a control character or a line break)".into(),
+            ));
+        }
     }
     Ok(())
 }

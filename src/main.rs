@@ -258,7 +258,8 @@ fn entry_json(e: &Entry) -> serde_json::Value {
         "authors": e.authors,
         "author_count": e.author_count,
         "source": e.source,
-        "published": e.published.map(|d| d.format("%Y-%m-%d").to_string()),
+        "published": e.published.as_ref().map(lookout::entry::timestamp_text),
+        "listed": e.listed.as_ref().map(lookout::entry::timestamp_text),
         "arxiv_id": e.arxiv_id,
         "format": e.format,
     })

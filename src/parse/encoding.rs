@@ -54,7 +54,8 @@ impl EncodingSource {
 pub struct Decoded {
     /// The text, BOM removed, CRLF and lone CR turned into LF.
     pub text: String,
-    /// The encoding the bytes were decoded with.
+    /// The encoding the bytes were decoded with; for a page declared UTF-8 whose bytes
+    /// are not, the declared one (the text is then read as windows-1252).
     pub encoding: &'static Encoding,
     /// Which step chose it.
     pub source: EncodingSource,
@@ -67,6 +68,19 @@ pub struct Decoded {
 pub fn decode_page(bytes: &[u8], content_type: Option<&str>) -> Decoded {
     let (encoding, source, body) = choose(bytes, content_type);
     let (text, had_errors) = encoding.decode_without_bom_handling(body);
+    // Declared UTF-8 but not UTF-8 at all (a feed re-encoded to Latin-1 and left with
+    // its old declaration, common in the wild): read as windows-1252, as browsers and
+    // feedparser fall back, rather than as replacement characters. `had_errors` stays
+    // set, so the page is still reported as mislabelled.
+    if had_errors && encoding == UTF_8 && source.is_declared() && !is_mostly_utf8(body) {
+        let (text, _) = WINDOWS_1252.decode_without_bom_handling(body);
+        return Decoded {
+            text: normalize_newlines(text),
+            encoding,
+            source,
+            had_errors,
+        };
+    }
     Decoded {
         text: normalize_newlines(text),
         encoding,
@@ -382,5 +396,25 @@ mod tests {
             .flat_map(u16::to_le_bytes)
             .collect();
         assert_eq!(binary_reason(&utf16, &decode_page(&utf16, None)), None);
+    }
+}
+
+#[cfg(test)]
+mod mislabelled {
+    use super::*;
+
+    #[test]
+    fn latin1_declared_as_utf8_reads_as_windows_1252_and_is_reported() {
+        let page = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss><channel><title>M\xe3e e A\xe7\xe3o</title></channel></rss>";
+        let d = decode_page(page, None);
+        assert!(d.text.contains("Mãe e Ação"), "{}", d.text);
+        assert!(d.had_errors, "still reported as mislabelled");
+        assert!(binary_reason(page, &d).is_none());
+        // A UTF-8 page with one stray byte stays UTF-8, with one replacement.
+        let stray = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><t>Mãe e Ação \u{2014} ok</t>";
+        let mut bytes = stray.as_bytes().to_vec();
+        bytes.push(0xff);
+        let d = decode_page(&bytes, None);
+        assert!(d.text.contains("Mãe e Ação"));
     }
 }

@@ -677,7 +677,9 @@ impl FolderSource {
         let text = format!(
             "{}\nfile: {}\nsource: {}\nat: {}\n",
             note,
-            path.display(),
+            // A file name may hold a line break or an escape sequence: shown escaped,
+            // so `cat NAME.error.txt` cannot drive the terminal.
+            crate::logging::escape_controls(&path.display().to_string()),
             self.name,
             Utc::now().to_rfc3339()
         );

@@ -225,6 +225,23 @@ fn check_refuses_what_would_otherwise_fail_only_later_at_its_key() {
     let cases = [
         // (config, where, what)
         (
+            format!(
+                "{HTTP}url = \"https://example.org/\"\nheaders = {{ \"Bad Header\" = \"x\" }}\n"
+            ),
+            "5:11: key `headers` in [[source]]",
+            "header name \"Bad Header\" is not a valid HTTP header name",
+        ),
+        (
+            format!("{HTTP}url = \"https://example.org/\"\nheaders = {{ X-Key = \"a\\nb\" }}\n"),
+            "5:11: key `headers` in [[source]]",
+            "the value of header \"X-Key\" holds characters HTTP cannot carry",
+        ),
+        (
+            format!("{HTTP}url = \"https://example.org/\"\nuser_agent = \"bad\\nua\"\n"),
+            "5:14: key `user_agent` in [[source]]",
+            "`user_agent` holds characters HTTP cannot carry",
+        ),
+        (
             "[[notifier]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"notaurl\"\n".to_owned(),
             "4:7: key `url` in [[notifier]]",
             "not a valid URL",
