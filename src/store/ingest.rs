@@ -430,7 +430,10 @@ fn update_item(
         entry.arxiv_id.as_deref().map(normalize_arxiv_id),
     );
     let published = fill(item.published.map(rfc3339), entry.published.map(rfc3339));
-    let listed = fill(item.listed.map(rfc3339), entry.listed.map(rfc3339));
+    // The date feeds show is settled when the item is first stored: an item dated by
+    // when lookout first saw it keeps that date when a later page gives a listing
+    // date, so it never moves in a reader that has shown it.
+    let listed = item.listed.map(rfc3339);
     // An item known by its title alone becomes what the entry is; one known by its
     // link becomes its guid, once a feed gives one.
     let ident = match (&known.ident, entry.ident()) {

@@ -196,6 +196,30 @@ fn a_post_titled_like_a_paper_never_becomes_the_paper() {
     }
 }
 
+/// An item's feed date is settled when it is first stored: a text capture's paper
+/// (dated when first seen) keeps its date when the API later gives a listing date.
+#[test]
+fn an_items_feed_date_never_moves_once_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("lookout.db")).unwrap();
+    let title = "Relative representations enable zero-shot latent space communication";
+    let text = Entry {
+        title: title.into(),
+        summary: "Neural networks embed.".into(),
+        format: "hf-papers",
+        ..Entry::default()
+    };
+    ingest(&mut store, "drop", "t", &[text], 0);
+    let api = entries_of("hf_daily_papers_api.json");
+    ingest(&mut store, "drop", "api", &api, 60);
+    let item = item(&store, "arxiv:2209.15430");
+    assert_eq!(item.listed, None, "the listing date did not move the item");
+    assert!(
+        item.arxiv_id.is_some() && !item.authors.is_empty(),
+        "other fields filled"
+    );
+}
+
 /// Two entries with different ids are never one item, whatever their titles.
 #[test]
 fn entries_with_different_ids_are_never_one_item() {
