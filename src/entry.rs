@@ -78,18 +78,16 @@ pub mod caps {
 pub const CUT_MARKER: char = '…';
 
 /// Cuts `text` to at most `max` characters, the last being [`CUT_MARKER`], on a
-/// character boundary. True when it cut.
-fn cap_chars(text: &mut String, max: usize) -> bool {
+/// character boundary.
+fn cap_chars(text: &mut String, max: usize) {
     if text.len() <= max {
-        return false; // fewer bytes than `max` means fewer characters too
+        return; // fewer bytes than `max` means fewer characters too
     }
-    match text.char_indices().nth(max.saturating_sub(1)) {
-        Some((at, _)) if text[at..].chars().nth(1).is_some() => {
+    if let Some((at, _)) = text.char_indices().nth(max.saturating_sub(1)) {
+        if text[at..].chars().nth(1).is_some() {
             text.truncate(at);
             text.push(CUT_MARKER);
-            true
         }
-        _ => false,
     }
 }
 
@@ -181,8 +179,9 @@ impl Entry {
         Some(format!("url:{}", normalize_url(link)))
     }
 
-    /// Every key this entry is known by, most specific first: its [`Entry::ident`], its
-    /// link, and its normalized title. The title is left out for an entry with a guid:
+    /// Every key this entry is known by, most specific first: its [`Entry::ident`] (so
+    /// the first alias is the id whenever there is one), its link, and its normalized
+    /// title. The title is left out for an entry with a guid:
     /// nothing that lacks an id (a text capture) captures a feed item, and a post
     /// titled like a paper must not be where a capture of the paper lands.
     pub fn aliases(&self) -> Vec<String> {

@@ -102,12 +102,18 @@ fn ingest_in(
         if aliases.is_empty() {
             continue;
         }
-        match find_item(tx, entry, &aliases)? {
+        // The entry's id leads its aliases when it has one (see `Entry::aliases`):
+        // taken from there, not formatted again for every step below.
+        let ident = aliases
+            .first()
+            .map(String::as_str)
+            .filter(|alias| !alias.starts_with("title:"));
+        match find_item(tx, ident, &aliases)? {
             Some(known) => {
                 let item = &known.item;
                 let learned = add_aliases(tx, item.id, &aliases)?;
                 let new_source = add_source(tx, item.id, batch.source, now)?;
-                let updated = update_item(tx, &known, entry, batch.source, now)?;
+                let updated = update_item(tx, &known, entry, ident, batch.source, now)?;
                 changed |= new_source || updated || learned > 0;
                 source_changed |= new_source;
                 if updated {
@@ -123,7 +129,7 @@ fn ingest_in(
                 }
             }
             None => {
-                let (id, key) = insert_item(tx, entry, batch, &aliases, now)?;
+                let (id, key) = insert_item(tx, entry, batch, &aliases, ident, now)?;
                 seen_in_page.insert(id);
                 report.new += 1;
                 changed = true;
@@ -227,16 +233,15 @@ struct Known {
     ident: Option<String>,
 }
 
-/// The known item `entry` is, if any: the item of its most specific alias that is the
-/// same thing (see [`same_thing`]). Probes the alias index alone (most entries of a
+/// The known item an entry with id `entry_ident` and `aliases` is, if any: the item of
+/// its most specific alias that is the same thing (see [`same_thing`]). Probes the alias index alone (most entries of a
 /// page are either all new or all known) and reads the whole row only for the item
 /// found.
 fn find_item(
     conn: &Connection,
-    entry: &Entry,
+    entry_ident: Option<&str>,
     aliases: &[String],
 ) -> Result<Option<Known>, StoreError> {
-    let entry_ident = entry.ident();
     let mut stmt = conn
         .prepare_cached(ALIAS_OWNER)
         .ctx("preparing the alias lookup")?;
@@ -251,7 +256,7 @@ fn find_item(
             continue;
         };
         let by_title = alias.starts_with("title:");
-        if same_thing(entry_ident.as_deref(), ident.as_deref(), by_title) {
+        if same_thing(entry_ident, ident.as_deref(), by_title) {
             let mut stmt = conn.prepare_cached(BY_ID).ctx("preparing the item read")?;
             let item = stmt
                 .query_row([id], item_from_row)
@@ -310,12 +315,13 @@ fn add_source(conn: &Connection, item_id: i64, source: &str, now: i64) -> Result
     Ok(added > 0)
 }
 
-/// Inserts a new item with its aliases and source; returns its row id and key.
+/// Inserts a new item with its aliases, id and source; returns its row id and key.
 fn insert_item(
     conn: &Connection,
     entry: &Entry,
     batch: &Ingest<'_>,
     aliases: &[String],
+    ident: Option<&str>,
     now: i64,
 ) -> Result<(i64, String), StoreError> {
     let format = if entry.format.is_empty() {
@@ -331,7 +337,6 @@ fn insert_item(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
         )
         .ctx("preparing the item insert")?;
-    let ident = entry.ident();
     let mut insert = |key: &str| {
         stmt.execute(params![
             key,
@@ -396,52 +401,54 @@ fn free_key(conn: &Connection, key: &str) -> Result<String, StoreError> {
 /// source that first saw the item edits it with a capture that knows it by its id (a
 /// feed that fixed a summary). The title stays as first seen: it is what readers know
 /// the item by. Returns whether anything changed.
+///
+/// `entry_ident` is the entry's id (see [`Entry::ident`]). The listing date is not
+/// touched: the date feeds show is settled when the item is first stored, so an item
+/// dated by when lookout first saw it never moves in a reader that has shown it.
 fn update_item(
     conn: &Connection,
     known: &Known,
     entry: &Entry,
+    entry_ident: Option<&str>,
     source: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
     let item = &known.item;
-    let edits = item.source == source && known.ident.is_some() && entry.ident() == known.ident;
+    let edits =
+        item.source == source && known.ident.is_some() && entry_ident == known.ident.as_deref();
     let mut changed = false;
     // The entry's non-empty value where it may edit or the item has none, else the
     // stored one.
-    let mut fill = |old: Option<String>, new: Option<String>| -> Option<String> {
+    let mut fill = |old: Option<&str>, new: Option<&str>| -> Option<String> {
         let new = new.filter(|n| !n.is_empty());
         match (old.filter(|o| !o.is_empty()), new) {
             (Some(old), Some(new)) if edits && old != new => {
                 changed = true;
-                Some(new)
+                Some(new.to_owned())
             }
-            (Some(old), _) => Some(old),
+            (Some(old), _) => Some(old.to_owned()),
             (None, new) => {
                 changed |= new.is_some();
-                new
+                new.map(str::to_owned)
             }
         }
     };
-    let summary = fill(Some(item.summary.clone()), Some(entry.summary.clone()));
-    let link = fill(item.link.clone(), entry.link.clone());
-    let publisher = fill(item.publisher.clone(), entry.source.clone());
-    let arxiv_id = fill(
-        item.arxiv_id.clone(),
-        entry.arxiv_id.as_deref().map(normalize_arxiv_id),
-    );
-    let published = fill(item.published.map(rfc3339), entry.published.map(rfc3339));
-    // The date feeds show is settled when the item is first stored: an item dated by
-    // when lookout first saw it keeps that date when a later page gives a listing
-    // date, so it never moves in a reader that has shown it.
-    let listed = item.listed.map(rfc3339);
+    let summary = fill(Some(&item.summary), Some(&entry.summary));
+    let link = fill(item.link.as_deref(), entry.link.as_deref());
+    let publisher = fill(item.publisher.as_deref(), entry.source.as_deref());
+    let entry_arxiv = entry.arxiv_id.as_deref().map(normalize_arxiv_id);
+    let arxiv_id = fill(item.arxiv_id.as_deref(), entry_arxiv.as_deref());
+    let (old_published, new_published) =
+        (item.published.map(rfc3339), entry.published.map(rfc3339));
+    let published = fill(old_published.as_deref(), new_published.as_deref());
     // An item known by its title alone becomes what the entry is; one known by its
     // link becomes its guid, once a feed gives one.
-    let ident = match (&known.ident, entry.ident()) {
+    let ident = match (known.ident.as_deref(), entry_ident) {
         (None, Some(new)) => Some(new),
         (Some(old), Some(new)) if old.starts_with("url:") && new.starts_with("guid:") => Some(new),
-        (old, _) => old.clone(),
+        (old, _) => old,
     };
-    changed |= ident != known.ident;
+    changed |= ident != known.ident.as_deref();
     let new_authors = !entry.authors.is_empty()
         && (item.authors.is_empty() || (edits && entry.authors != item.authors));
     let (authors, author_count) = if new_authors {
@@ -459,7 +466,7 @@ fn update_item(
         .prepare_cached(
             "UPDATE items SET summary = ?2, link = ?3, authors = ?4, author_count = ?5,
                               publisher = ?6, published = ?7, arxiv_id = ?8, updated_at = ?9,
-                              ident = ?10, listed = ?11
+                              ident = ?10
               WHERE id = ?1",
         )
         .ctx("preparing the item update")?;
@@ -474,7 +481,6 @@ fn update_item(
         arxiv_id,
         now,
         ident,
-        listed,
     ])
     .ctx("updating an item")?;
     Ok(true)
