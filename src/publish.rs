@@ -186,7 +186,7 @@ impl Settings {
         let base_url = config.server.base();
         Settings {
             title: config.feed.title.clone(),
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url,
             max_items: config.feed.max_items,
             dates: config.feed.date,
             feeds_dir: config

@@ -73,7 +73,7 @@ pub async fn test_rule(
     names.retain(|n| seen.insert(n.clone()));
 
     let mut client = notifiers::LazyClient::default();
-    let feed = notifiers::rule_feed_url(&notifiers::feed_base(config), rule);
+    let feed = notifiers::rule_feed_url(&config.server.base(), rule);
     let matched: Vec<String> = rule_config
         .any
         .iter()

@@ -94,7 +94,7 @@ impl Block {
 /// summary rather than glued to its neighbour.
 pub fn parse_text(text: &str, ctx: &ParseContext<'_>) -> Result<Vec<Entry>, ParseError> {
     let blocks = text_blocks(text, ctx.reference_date());
-    let entries = assemble(&blocks);
+    let (entries, _) = assemble_covering(&blocks);
     if entries.is_empty() {
         return Err(ParseError::Malformed {
             format: NAME,
@@ -212,12 +212,8 @@ fn is_publisher_like(text: &str) -> bool {
         && !is_prose(text)
 }
 
-/// Groups blocks into entries (see [`parse_text`]).
-fn assemble(blocks: &[Block]) -> Vec<Entry> {
-    assemble_covering(blocks).0
-}
-
-/// [`assemble`], and how many of the blocks the entries were made of.
+/// Groups blocks into entries (see [`parse_text`]), and says how many of the blocks
+/// the entries were made of.
 fn assemble_covering(blocks: &[Block]) -> (Vec<Entry>, usize) {
     let mut covered = 0;
     let mut entries = Vec::new();

@@ -67,19 +67,13 @@ pub struct Decoded {
 /// `content_type` is the HTTP `Content-Type` of a fetched page, if any.
 pub fn decode_page(bytes: &[u8], content_type: Option<&str>) -> Decoded {
     let (encoding, source, body) = choose(bytes, content_type);
-    let (text, had_errors) = encoding.decode_without_bom_handling(body);
+    let (mut text, had_errors) = encoding.decode_without_bom_handling(body);
     // Declared UTF-8 but not UTF-8 at all (a feed re-encoded to Latin-1 and left with
     // its old declaration, common in the wild): read as windows-1252, as browsers and
     // feedparser fall back, rather than as replacement characters. `had_errors` stays
     // set, so the page is still reported as mislabelled.
     if had_errors && encoding == UTF_8 && source.is_declared() && !is_mostly_utf8(body) {
-        let (text, _) = WINDOWS_1252.decode_without_bom_handling(body);
-        return Decoded {
-            text: normalize_newlines(text),
-            encoding,
-            source,
-            had_errors,
-        };
+        text = WINDOWS_1252.decode_without_bom_handling(body).0;
     }
     Decoded {
         text: normalize_newlines(text),

@@ -112,19 +112,11 @@ fn compile(css: &str, key: &str) -> Result<Selector, ParseError> {
     })
 }
 
-/// Parses a page with explicit selectors. Items without a title are skipped; a page
-/// where `item` matches nothing is an error (the site most likely changed).
-pub fn parse_with(
-    text: &str,
-    config: &SelectorsConfig,
-    ctx: &ParseContext<'_>,
-) -> Result<Vec<Entry>, ParseError> {
-    read_with(text, config, ctx).map(|r| r.entries)
-}
-
-/// [`parse_with`], and the warnings a user needs to see their selectors working: a
-/// selector (title, link, summary, date, authors) that matched in no item, and a
-/// `date_format` that read none of the dates found.
+/// Parses a page with explicit selectors, with the warnings a user needs to see their
+/// selectors working: a selector (title, link, summary, date, authors) that matched in
+/// no item, and a `date_format` that read none of the dates found. Items without a
+/// title are skipped; a page where `item` matches nothing is an error (the site most
+/// likely changed).
 pub fn read_with(
     text: &str,
     config: &SelectorsConfig,

@@ -274,7 +274,7 @@ impl Notifiers {
         }
         Ok(Notifiers {
             by_name,
-            feed_base: feed_base(config),
+            feed_base: config.server.base(),
             digest_rules: config
                 .alerts
                 .iter()
@@ -299,11 +299,6 @@ impl Notifiers {
     pub fn is_digest(&self, rule: &str) -> bool {
         self.digest_rules.contains(rule)
     }
-}
-
-/// The base URL feed links start with: `[server] base_url`, else the listen address.
-pub(crate) fn feed_base(config: &Config) -> String {
-    config.server.base()
 }
 
 /// The absolute URL of a rule's RSS feed under `base`, as the publisher serves it.

@@ -36,9 +36,6 @@ pub const NAME: &str = "hf-papers";
 /// Hugging Face Daily Papers in any of its three shapes (text capture, HTML, JSON).
 pub struct HfPapers;
 
-/// The text-capture reader under its first name; it is the same [`HfPapers`] format.
-pub type HfPapersText = HfPapers;
-
 impl PageFormat for HfPapers {
     fn name(&self) -> &'static str {
         NAME
