@@ -594,10 +594,7 @@ impl Publisher {
                     FeedFormat::Atom => feed::render_atom(&channel, &items),
                     FeedFormat::Json => feed::render_json_feed(&channel, &items),
                 };
-                let gzipped = gzip.then(|| gzip_whole(&bytes)).flatten().map(|gz| {
-                    let etag = gzip_etag(&gz);
-                    (gz, etag)
-                });
+                let gzipped = gzip.then(|| gzip_whole(&bytes)).flatten();
                 let etag = feed::etag(&bytes);
                 (bytes, etag, gzipped, None)
             }
@@ -1006,11 +1003,7 @@ fn splice(
         if pieced.is_none() {
             units.iter_mut().for_each(|u| u.gzip = None);
         }
-        pieced.or_else(|| {
-            let gz = gzip_whole(&doc)?;
-            let etag = gzip_etag(&gz);
-            Some((gz, etag))
-        })
+        pieced.or_else(|| gzip_whole(&doc))
     } else {
         None
     };
@@ -1160,13 +1153,16 @@ impl GzipMember {
     }
 }
 
-/// The whole document gzipped in one go, for the rare rendering that cannot be spliced.
-fn gzip_whole(bytes: &[u8]) -> Option<Vec<u8>> {
+/// The whole document gzipped in one go, with its ETag, for the rare rendering that
+/// cannot be spliced.
+fn gzip_whole(bytes: &[u8]) -> Option<(Vec<u8>, String)> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(bytes.len() / 3),
         flate2::Compression::new(GZIP_LEVEL),
     );
     encoder.write_all(bytes).ok()?;
-    encoder.finish().ok()
+    let gz = encoder.finish().ok()?;
+    let etag = gzip_etag(&gz);
+    Some((gz, etag))
 }

@@ -450,11 +450,17 @@ impl Worker {
                  writes again (the message is not sent again)");
         }
         self.unrecorded.push(unrecorded);
-        self.blocked.get_or_insert(Blocked {
-            tries: 0,
-            next_try: Instant::now() + self.options.store_retry_base,
-        });
+        self.block(Instant::now());
         self.publish_unrecorded();
+    }
+
+    /// Pauses sending, if it was not paused yet, with the first store retry a
+    /// `store_retry_base` from `now`; the pause as it stands.
+    fn block(&mut self, now: Instant) -> Blocked {
+        *self.blocked.get_or_insert(Blocked {
+            tries: 0,
+            next_try: now + self.options.store_retry_base,
+        })
     }
 
     fn publish_unrecorded(&self) {
@@ -488,10 +494,7 @@ impl Worker {
         }
         let now = Instant::now();
         // Just paused: the store has only now failed; give it the first step.
-        let blocked = *self.blocked.get_or_insert(Blocked {
-            tries: 0,
-            next_try: now + self.options.store_retry_base,
-        });
+        let blocked = self.block(now);
         if now < blocked.next_try {
             return blocked.next_try - now;
         }

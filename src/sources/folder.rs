@@ -291,7 +291,8 @@ impl FolderSource {
             Taken::Later(_) => {
                 let tries = retries.entry(path.clone()).or_insert(0);
                 *tries = tries.saturating_add(1);
-                let wait = retry_wait(*tries);
+                // After the `tries`-th temporary error in a row: 1 s, doubling.
+                let wait = crate::retry::backoff(*tries, Duration::from_secs(1), MAX_RETRY);
                 let meta = std::fs::symlink_metadata(&path).ok();
                 pending.insert(
                     path,
@@ -437,7 +438,7 @@ impl FolderSource {
                 return true;
             }
             if now.duration_since(p.stable_since) >= p.quiet {
-                ready.push((path.clone(), file_id(&meta), *p));
+                ready.push((path.clone(), FileId::from_metadata(&meta), *p));
                 return false;
             }
             true
@@ -594,7 +595,7 @@ impl FolderSource {
         let ids: HashSet<FileId> = paths
             .iter()
             .filter_map(|p| std::fs::symlink_metadata(p).ok())
-            .map(|m| file_id(&m))
+            .map(|m| FileId::from_metadata(&m))
             .collect();
         let open = tokio::task::spawn_blocking(move || writers::open_for_writing(&ids))
             .await
@@ -606,7 +607,7 @@ impl FolderSource {
                 .and_then(|m| m.modified().ok())
                 .and_then(|m| SystemTime::now().duration_since(m).ok())
                 .is_some_and(|age| age >= self.settle);
-            let writing = meta.is_some_and(|m| open.contains(&file_id(&m)));
+            let writing = meta.is_some_and(|m| open.contains(&FileId::from_metadata(&m)));
             if !quiet || writing {
                 tracing::info!(file = %path.display(), "still being written; left for the next pass");
                 continue;
@@ -730,18 +731,8 @@ fn parse_error_detail(
         .map(|e| e.to_string())
 }
 
-/// How long a file waits after its `tries`-th temporary error in a row: 1 s, doubling,
-/// at most [`MAX_RETRY`].
-fn retry_wait(tries: u32) -> Duration {
-    Duration::from_secs(1u64 << tries.saturating_sub(1).min(16)).min(MAX_RETRY)
-}
-
 fn file_name(path: &Path) -> OsString {
     path.file_name().map(OsStr::to_owned).unwrap_or_default()
-}
-
-fn file_id(meta: &std::fs::Metadata) -> FileId {
-    FileId::from_metadata(meta)
 }
 
 /// The reason a refused page gives in `/healthz`, on the status page and in the logs:

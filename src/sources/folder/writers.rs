@@ -42,7 +42,7 @@ pub fn open_for_writing(ids: &HashSet<FileId>) -> HashSet<FileId> {
             let Ok(meta) = std::fs::metadata(fd.path()) else {
                 continue;
             };
-            let id = file_id(&meta);
+            let id = FileId::from_metadata(&meta);
             if !ids.contains(&id) || found.contains(&id) {
                 continue;
             }
@@ -56,10 +56,6 @@ pub fn open_for_writing(ids: &HashSet<FileId>) -> HashSet<FileId> {
         }
     }
     found
-}
-
-fn file_id(meta: &std::fs::Metadata) -> FileId {
-    FileId::from_metadata(meta)
 }
 
 /// Whether `/proc/PID/fdinfo/N` says the descriptor was opened for writing. When it
