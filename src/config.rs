@@ -329,19 +329,20 @@ fn check_http_source(
     if http.every.0 < Duration::from_secs(1) {
         return Err((every, "`every` must be at least 1s".into()));
     }
-    for (name, value) in &http.headers {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+    match header_map(&http.headers) {
+        Err(BadHeader::Name(name)) => {
             return Err((
                 headers,
                 format!("header name {name:?} is not a valid HTTP header name"),
             ));
         }
-        if http::HeaderValue::from_str(value.expose()).is_err() {
+        Err(BadHeader::Value(name)) => {
             return Err((
                 headers,
                 format!("the value of header {name:?} holds characters HTTP cannot carry (a control character or a line break)"),
             ));
         }
+        Ok(_) => {}
     }
     if let Some(agent) = &http.user_agent {
         if http::HeaderValue::from_str(agent).is_err() {
@@ -829,34 +830,34 @@ fn check_scheme(url: &url::Url) -> Result<(), String> {
     Ok(())
 }
 
-impl SelectorsConfig {
-    /// Compiles every selector and reads the `date_format`, so a typo fails when the
-    /// config is read rather than at the first fetch.
-    fn check(&self) -> Result<(), String> {
-        let selectors = [
-            ("item", Some(&self.item)),
-            ("title", Some(&self.title)),
-            ("link", self.link.as_ref()),
-            ("summary", self.summary.as_ref()),
-            ("date", self.date.as_ref()),
-            ("authors", self.authors.as_ref()),
-        ];
-        for (key, css) in selectors {
-            if let Some(css) = css {
-                scraper::Selector::parse(css)
-                    .map_err(|e| format!("selectors.{key}: invalid CSS selector {css:?}: {e}"))?;
-            }
-        }
-        if let Some(format) = &self.date_format {
-            use chrono::format::{Item, StrftimeItems};
-            if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
-                return Err(format!(
-                    "selectors.date_format {format:?} is not a chrono format (e.g. \"%d %B %Y\")"
-                ));
-            }
-        }
-        Ok(())
+/// A configured header HTTP cannot carry; names the header, never its value (it may
+/// be a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadHeader {
+    /// The name is not an HTTP header name.
+    #[error("invalid header name {0:?}")]
+    Name(String),
+    /// The value holds a control character or a line break.
+    #[error("invalid value for header {0:?}")]
+    Value(String),
+}
+
+/// Configured extra headers (`headers = { … }` of an HTTP source or notifier) as a
+/// header map, every value marked sensitive so it stays out of reqwest's and hyper's
+/// Debug output. The one place such headers are checked, for sources and notifiers.
+pub fn header_map(
+    headers: &std::collections::BTreeMap<String, Secret>,
+) -> Result<http::HeaderMap, BadHeader> {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        let header = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| BadHeader::Name(name.clone()))?;
+        let mut value = http::HeaderValue::from_str(value.expose())
+            .map_err(|_| BadHeader::Value(name.clone()))?;
+        value.set_sensitive(true);
+        map.insert(header, value);
     }
+    Ok(map)
 }
 
 /// A config value that may be a secret: `${NAME}` is replaced by the environment

@@ -87,6 +87,29 @@ struct Compiled {
     any_link: Selector,
 }
 
+impl SelectorsConfig {
+    /// Compiles every selector and reads the `date_format`, so a typo fails when the
+    /// config is read rather than at the first fetch. The error is the one parsing
+    /// would give.
+    pub fn check(&self) -> Result<(), String> {
+        if let Err(e) = Compiled::new(self) {
+            return Err(match e {
+                ParseError::Malformed { reason, .. } => reason,
+                other => other.to_string(),
+            });
+        }
+        if let Some(format) = &self.date_format {
+            use chrono::format::{Item, StrftimeItems};
+            if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
+                return Err(format!(
+                    "selectors.date_format {format:?} is not a chrono format (e.g. \"%d %B %Y\")"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Compiled {
     fn new(config: &SelectorsConfig) -> Result<Self, ParseError> {
         let opt = |css: &Option<String>, key: &str| -> Result<Option<Selector>, ParseError> {

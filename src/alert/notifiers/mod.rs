@@ -18,7 +18,7 @@ mod webhook;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 
 use super::message::Message;
 use crate::config::{Config, NotifierConfig, NotifierKind, Secret};
@@ -344,16 +344,7 @@ fn http_client() -> Result<reqwest::Client, NotifyErrorKind> {
 fn extra_headers(
     headers: &std::collections::BTreeMap<String, Secret>,
 ) -> Result<HeaderMap, NotifyErrorKind> {
-    let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        let header = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| NotifyErrorKind::config(format!("invalid header name {name:?}")))?;
-        let mut value = HeaderValue::from_str(value.expose())
-            .map_err(|_| NotifyErrorKind::config(format!("invalid value for header {name:?}")))?;
-        value.set_sensitive(true);
-        map.insert(header, value);
-    }
-    Ok(map)
+    crate::config::header_map(headers).map_err(|e| NotifyErrorKind::config(e.to_string()))
 }
 
 /// A POST of `msg` to `url` with what every HTTP notifier sends: its configured extra

@@ -233,17 +233,7 @@ pub(crate) fn build_client(
         source_name: name.to_owned(),
         reason,
     };
-    let mut map = HeaderMap::new();
-    for (key, value) in headers {
-        let header_name = HeaderName::from_bytes(key.as_bytes())
-            .map_err(|_| config_error(format!("invalid header name {key:?}")))?;
-        // The value is a secret: the error names the header only.
-        let mut header_value = HeaderValue::from_str(value.expose())
-            .map_err(|_| config_error(format!("invalid value for header {key:?}")))?;
-        // Keeps the value out of reqwest's and hyper's Debug output.
-        header_value.set_sensitive(true);
-        map.insert(header_name, header_value);
-    }
+    let map = crate::config::header_map(headers).map_err(|e| config_error(e.to_string()))?;
     HeaderValue::from_str(&limits.user_agent)
         .map_err(|_| config_error("invalid user_agent".to_owned()))?;
     Ok(SourceClient {
