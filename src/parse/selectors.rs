@@ -154,56 +154,47 @@ pub fn read_with(
     let mut entries = Vec::new();
     for item in doc.select(&sel.item) {
         matched += 1;
-        hits.count(item, &sel);
-        let Some(title_el) = markup::first(item, &sel.title) else {
+        // Each selector is looked up once per item: for the counts and for the entry.
+        let found = Found::in_item(item, &sel);
+        hits.count(&found);
+        let Some(title_el) = found.title else {
             continue;
         };
         let title = text_of(title_el);
         if title.is_empty() {
             continue;
         }
-        let link = item_link(item, title_el, &sel).and_then(|href| resolve_link(href, ctx.url));
-        let summary = sel
-            .summary
-            .as_ref()
-            .and_then(|s| markup::first(item, s))
-            .map(text_of)
-            .unwrap_or_default();
-        let published = sel
-            .date
-            .as_ref()
-            .and_then(|s| markup::first(item, s))
-            .and_then(|el| {
-                let attr = el
-                    .value()
-                    .attr("datetime")
-                    .or_else(|| el.value().attr("content"));
-                let shown = text_of(el);
-                match &config.date_format {
-                    Some(format) => {
-                        let by_format = [attr.unwrap_or(""), shown.as_str()]
-                            .into_iter()
-                            .find_map(|t| dates::parse_with_format(t, format, reference));
-                        hits.dates_read += usize::from(by_format.is_some());
-                        by_format
-                            .or_else(|| attr.and_then(|a| dates::parse_timestamp(a, reference)))
-                    }
-                    None => attr
-                        .and_then(|a| dates::parse_timestamp(a, reference))
-                        .or_else(|| dates::parse_timestamp(&shown, reference))
-                        .or_else(|| dates::find_date(&shown, reference).map(day_start)),
+        let link = item_link(item, title_el, found.link, &sel)
+            .and_then(|href| resolve_link(href, ctx.url));
+        let summary = found.summary.map(text_of).unwrap_or_default();
+        let published = found.date.and_then(|el| {
+            let attr = el
+                .value()
+                .attr("datetime")
+                .or_else(|| el.value().attr("content"));
+            let shown = text_of(el);
+            match &config.date_format {
+                Some(format) => {
+                    let by_format = [attr.unwrap_or(""), shown.as_str()]
+                        .into_iter()
+                        .find_map(|t| dates::parse_with_format(t, format, reference));
+                    hits.dates_read += usize::from(by_format.is_some());
+                    by_format.or_else(|| attr.and_then(|a| dates::parse_timestamp(a, reference)))
                 }
-            });
-        let authors: Vec<String> = sel
-            .authors
-            .as_ref()
-            .map(|s| {
-                item.select(s)
-                    .map(text_of)
-                    .filter(|n| !n.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+                None => attr
+                    .and_then(|a| dates::parse_timestamp(a, reference))
+                    .or_else(|| dates::parse_timestamp(&shown, reference))
+                    .or_else(|| dates::find_date(&shown, reference).map(day_start)),
+            }
+        });
+        let authors: Vec<String> = match (&sel.authors, found.authors) {
+            (Some(s), Some(_)) => item
+                .select(s)
+                .map(text_of)
+                .filter(|n| !n.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
         entries.push(Entry {
             title,
             arxiv_id: link.as_deref().and_then(paper_id_of),
@@ -234,6 +225,28 @@ pub fn read_with(
     })
 }
 
+/// What each configured selector found in one item (its first match).
+struct Found<'a> {
+    title: Option<ElementRef<'a>>,
+    link: Option<ElementRef<'a>>,
+    summary: Option<ElementRef<'a>>,
+    date: Option<ElementRef<'a>>,
+    authors: Option<ElementRef<'a>>,
+}
+
+impl<'a> Found<'a> {
+    fn in_item(item: ElementRef<'a>, sel: &Compiled) -> Found<'a> {
+        let first = |s: &Option<Selector>| s.as_ref().and_then(|s| markup::first(item, s));
+        Found {
+            title: markup::first(item, &sel.title),
+            link: first(&sel.link),
+            summary: first(&sel.summary),
+            date: first(&sel.date),
+            authors: first(&sel.authors),
+        }
+    }
+}
+
 /// How often each selector matched, for the warnings of [`read_with`].
 #[derive(Default)]
 struct Hits {
@@ -247,16 +260,13 @@ struct Hits {
 }
 
 impl Hits {
-    /// Counts the selectors that match in one item.
-    fn count(&mut self, item: ElementRef<'_>, sel: &Compiled) {
-        let found = |s: &Option<Selector>| {
-            usize::from(s.as_ref().is_some_and(|s| markup::first(item, s).is_some()))
-        };
-        self.title += usize::from(markup::first(item, &sel.title).is_some());
-        self.link += found(&sel.link);
-        self.summary += found(&sel.summary);
-        self.date += found(&sel.date);
-        self.authors += found(&sel.authors);
+    /// Counts the selectors that matched in one item.
+    fn count(&mut self, found: &Found<'_>) {
+        self.title += usize::from(found.title.is_some());
+        self.link += usize::from(found.link.is_some());
+        self.summary += usize::from(found.summary.is_some());
+        self.date += usize::from(found.date.is_some());
+        self.authors += usize::from(found.authors.is_some());
     }
 
     /// A warning for each configured selector that matched in no item, and for a
@@ -288,17 +298,22 @@ impl Hits {
     }
 }
 
-/// The item's `href`: from the `link` selector (its own `href`, or its first link's),
-/// else the title element if it is a link, else the title's first link, else the
-/// item's first link.
-fn item_link<'a>(item: ElementRef<'a>, title: ElementRef<'a>, sel: &Compiled) -> Option<&'a str> {
+/// The item's `href`: from the `link` selector's match `link` (its own `href`, or its
+/// first link's), else the title element if it is a link, else the title's first link,
+/// else the item's first link.
+fn item_link<'a>(
+    item: ElementRef<'a>,
+    title: ElementRef<'a>,
+    link: Option<ElementRef<'a>>,
+    sel: &Compiled,
+) -> Option<&'a str> {
     let href_of = |el: ElementRef<'a>| {
         el.value()
             .attr("href")
             .or_else(|| markup::first(el, &sel.any_link).and_then(|a| a.value().attr("href")))
     };
     match &sel.link {
-        Some(link_sel) => markup::first(item, link_sel).and_then(href_of),
+        Some(_) => link.and_then(href_of),
         None => href_of(title).or_else(|| href_of(item)),
     }
 }
