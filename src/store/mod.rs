@@ -438,11 +438,6 @@ impl Store {
         tx.commit().ctx("committing fetch states")
     }
 
-    /// Records `source`'s fetch state, replacing what was there.
-    pub fn save_fetch_state(&self, source: &str, state: &FetchState) -> Result<(), StoreError> {
-        save_fetch_state_in(&self.conn, source, state)
-    }
-
     /// Every recorded fetch state, by source name (for `/healthz` and the status page).
     pub fn all_fetch_states(&self) -> Result<Vec<(String, FetchState)>, StoreError> {
         let mut stmt = self
@@ -709,7 +704,7 @@ mod tests {
 
     #[test]
     fn fetch_state_defaults_then_round_trips() {
-        let store = Store::open_in_memory().expect("open");
+        let mut store = Store::open_in_memory().expect("open");
         assert_eq!(
             store.fetch_state("hf").expect("read"),
             FetchState::default()
@@ -723,14 +718,16 @@ mod tests {
             consecutive_failures: 3,
             ever_succeeded: true,
         };
-        store.save_fetch_state("hf", &state).expect("save");
+        store.save_fetch_states(&[("hf", &state)]).expect("save");
         assert_eq!(store.fetch_state("hf").expect("read"), state);
         let cleared = FetchState {
             consecutive_failures: 0,
             last_error: None,
             ..state.clone()
         };
-        store.save_fetch_state("hf", &cleared).expect("save again");
+        store
+            .save_fetch_states(&[("hf", &cleared)])
+            .expect("save again");
         assert_eq!(store.fetch_state("hf").expect("read"), cleared);
         assert_eq!(
             store.all_fetch_states().expect("all"),
