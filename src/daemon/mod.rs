@@ -37,7 +37,7 @@ use crate::publish::Publisher;
 use crate::server::{self, AppState};
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource};
-use crate::sources::{Attempt, AttemptResult, Report, SourceHealth};
+use crate::sources::{AttemptResult, Report, SourceHealth};
 use crate::store::{self, SharedStore, Store, StoreError, StoreHealth};
 use crate::systemd::{self, Heartbeat, Watchdog};
 
@@ -256,12 +256,8 @@ impl Sources {
                         tracing::error!(source = %name, error = %e, "folder source stopped");
                         // A folder that cannot be watched is a failing source: its
                         // health says so, on the status page and `/healthz`.
-                        let attempt = Attempt {
-                            source: name,
-                            at: chrono::Utc::now(),
-                            result: AttemptResult::Failed(e.to_string()),
-                        };
-                        let _ = report.send(Report::Attempt(attempt)).await;
+                        let failed = AttemptResult::Failed(e.to_string());
+                        let _ = report.send(Report::attempt(name, failed)).await;
                     }
                 });
             }

@@ -87,6 +87,17 @@ pub struct Attempt {
     pub result: AttemptResult,
 }
 
+impl Report {
+    /// The report of an attempt by `source` that ended now with `result`.
+    pub fn attempt(source: impl Into<String>, result: AttemptResult) -> Report {
+        Report::Attempt(Attempt {
+            source: source.into(),
+            at: Utc::now(),
+            result,
+        })
+    }
+}
+
 /// What came of an attempt that brought no page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptResult {

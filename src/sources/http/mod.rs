@@ -40,8 +40,7 @@ pub use gate::HostGate;
 use fetch::Response;
 
 use super::{
-    content_hash, Attempt, AttemptResult, Capture, Outcome, Page, Recorded, Report, SourceHealth,
-    Validators,
+    content_hash, AttemptResult, Capture, Outcome, Page, Recorded, Report, SourceHealth, Validators,
 };
 use crate::config::SourceConfig;
 use crate::store::{FetchState, IngestReport, SharedStore, StoreError};
@@ -459,12 +458,7 @@ impl HttpSource {
         tx: &mpsc::Sender<Report>,
         result: AttemptResult,
     ) -> Result<(), AttemptError> {
-        let attempt = Attempt {
-            source: self.name.clone(),
-            at: Utc::now(),
-            result,
-        };
-        tx.send(Report::Attempt(attempt))
+        tx.send(Report::attempt(self.name.clone(), result))
             .await
             .map_err(|_| self.closed())
     }
