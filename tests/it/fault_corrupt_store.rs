@@ -178,23 +178,7 @@ async fn deliveries_pause_while_the_store_is_damaged() {
         title: "quasar".to_owned(),
         ..Entry::default()
     }];
-    let queued = store
-        .lock()
-        .unwrap()
-        .ingest(
-            &Ingest {
-                source: "drop",
-                origin: "test",
-                content_hash: None,
-                format: "rss",
-                entries: &entries,
-                seen_at: Utc::now(),
-                alerts: true,
-            },
-            &rules,
-        )
-        .expect("ingest")
-        .queued;
+    let queued = ingest_alerting(&store, &rules, &entries).queued;
     assert_eq!(queued, 1);
 
     let health = StoreHealth::new(None);

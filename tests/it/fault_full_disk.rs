@@ -20,12 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use chrono::Utc;
 use lookout::alert::outbox::{self, OutboxOptions};
 use lookout::alert::{Notifiers, RuleSet};
 use lookout::config::Config;
 use lookout::entry::Entry;
-use lookout::store::{Ingest, SharedStore, Store};
+use lookout::store::{SharedStore, Store};
 use tokio::sync::Notify;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -383,23 +382,7 @@ async fn a_sent_alert_whose_outcome_cannot_be_recorded_is_not_sent_again() {
             ..Entry::default()
         })
         .collect();
-    let queued = store
-        .lock()
-        .unwrap()
-        .ingest(
-            &Ingest {
-                source: "drop",
-                origin: "test",
-                content_hash: None,
-                format: "rss",
-                entries: &entries,
-                seen_at: Utc::now(),
-                alerts: true,
-            },
-            &rules,
-        )
-        .expect("ingest")
-        .queued;
+    let queued = ingest_alerting(&store, &rules, &entries).queued;
     assert_eq!(queued, 5);
 
     // The fault: a second connection, as an operator's sqlite3 would be.

@@ -43,6 +43,28 @@ pub fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid test time")
 }
 
+/// Ingests `entries` now as one alerting capture of source `drop`, through `rules`.
+pub fn ingest_alerting(
+    store: &lookout::store::SharedStore,
+    rules: &dyn lookout::store::Matcher,
+    entries: &[lookout::entry::Entry],
+) -> lookout::store::IngestReport {
+    lookout::store::lock(store)
+        .ingest(
+            &lookout::store::Ingest {
+                source: "drop",
+                origin: "test",
+                content_hash: None,
+                format: "rss",
+                entries,
+                seen_at: chrono::Utc::now(),
+                alerts: true,
+            },
+            rules,
+        )
+        .expect("ingest")
+}
+
 /// A config from TOML text, which must be valid.
 pub fn config(text: &str) -> lookout::config::Config {
     lookout::config::Config::parse(text, "test.toml").expect("test config parses")
