@@ -86,6 +86,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertCommand,
     },
+    /// Interests: papers like the ones you liked.
+    Interest {
+        /// What to do with interests.
+        #[command(subcommand)]
+        command: InterestCommand,
+    },
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell.
@@ -106,6 +112,29 @@ pub enum AlertCommand {
         /// Config file.
         #[arg(short, long)]
         config: PathBuf,
+    },
+}
+
+/// `lookout interest ...`.
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+pub enum InterestCommand {
+    /// Train an interest's model as the daemon does and print the stored items ranked
+    /// by score, best first, with the terms that weighed most: to choose `min_score`.
+    Rank {
+        /// The interest's name.
+        name: String,
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Rank only the items of this source.
+        #[arg(short, long)]
+        source: Option<String>,
+        /// How many items to print.
+        #[arg(short, long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -243,6 +272,33 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
             r.all,
             r.none,
             r.regex.iter().map(|x| x.get_ref()).collect::<Vec<_>>(),
+        );
+    }
+    for i in &cfg.interests {
+        let notify = match i.notifiers() {
+            names if names.is_empty() => "its feed only".to_owned(),
+            names => names.join(", "),
+        };
+        let sources = match &i.sources {
+            Some(names) => names
+                .iter()
+                .map(|n| n.get_ref().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => "every source".to_owned(),
+        };
+        let digest = match &i.digest {
+            Some(d) => format!(", digest every {}", d.get_ref()),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "interest {}: likes {} ranks {sources}, min_score {:.2}, feed {}/interests/{}.xml -> {notify}{digest}",
+            i.name(),
+            i.likes_path().display(),
+            i.threshold(),
+            base.trim_end_matches('/'),
+            i.name(),
         );
     }
     Ok(out)

@@ -90,6 +90,8 @@ pub struct Config {
     pub notifiers: Vec<NotifierConfig>,
     /// Politeness shared by every HTTP source.
     pub http: HttpConfig,
+    /// Interests learned from liked papers (`[[interest]]`).
+    pub interests: Vec<InterestConfig>,
 }
 
 /// The file's keys other than `[[source]]` and `[[notifier]]`, which are read kind by
@@ -107,6 +109,8 @@ struct Document {
     alerts: Vec<AlertRuleConfig>,
     #[serde(default)]
     http: HttpConfig,
+    #[serde(default, rename = "interest")]
+    interests: Vec<InterestConfig>,
 }
 
 /// `[http]`: settings shared by all HTTP sources.
@@ -437,6 +441,134 @@ pub struct AlertRuleConfig {
     /// Batch matches per notifier into one message per window.
     #[serde(default)]
     pub digest: Option<HumanDuration>,
+}
+
+/// `[[interest]]`: papers like the ones in a likes file, ranked by a model learned from
+/// it (see [`crate::alert::interest`]); its feed is `/interests/{name}.xml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterestConfig {
+    /// Unique interest name; also the name of its feed.
+    pub name: Spanned<String>,
+    /// The likes file: BibTeX, CSL-JSON, or one arXiv id, DOI or title a line. A
+    /// leading `~/` is the home directory. Re-read when it changes.
+    pub likes: Spanned<String>,
+    /// Source names the interest ranks (default: every source).
+    #[serde(default)]
+    pub sources: Option<Vec<Spanned<String>>>,
+    /// Feed and alert threshold (default [`crate::alert::interest::DEFAULT_MIN_SCORE`]).
+    #[serde(default)]
+    pub min_score: Option<f32>,
+    /// Notifier names (default: `log`; `[]`: the feed only).
+    #[serde(default)]
+    pub notify: Option<Vec<Spanned<String>>>,
+    /// Batch matches per notifier into one message per window.
+    #[serde(default)]
+    pub digest: Option<Spanned<HumanDuration>>,
+}
+
+impl InterestConfig {
+    /// The interest's name.
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    /// The likes file, `~/` expanded from `$HOME`.
+    pub fn likes_path(&self) -> PathBuf {
+        let raw = self.likes.get_ref();
+        match (raw.strip_prefix("~/"), std::env::var_os("HOME")) {
+            (Some(rest), Some(home)) => Path::new(&home).join(rest),
+            _ => PathBuf::from(raw),
+        }
+    }
+
+    /// The threshold in force: `min_score`, else the model's calibrated default.
+    pub fn threshold(&self) -> f32 {
+        self.min_score
+            .unwrap_or(crate::alert::interest::DEFAULT_MIN_SCORE)
+    }
+
+    /// Whether the interest ranks items of `source`.
+    pub fn covers(&self, source: &str) -> bool {
+        self.sources
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|n| n.get_ref() == source))
+    }
+
+    /// Notifiers a match goes to, deduplicated: `log` when `notify` is absent.
+    pub fn notifiers(&self) -> Vec<String> {
+        let mut names: Vec<String> = match &self.notify {
+            Some(names) => names.iter().map(|n| n.get_ref().clone()).collect(),
+            None => vec!["log".to_owned()],
+        };
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        names
+    }
+
+    /// The digest window in seconds, if any.
+    pub fn digest_secs(&self) -> Option<u64> {
+        self.digest.as_ref().map(|d| d.get_ref().0.as_secs().max(1))
+    }
+}
+
+/// The interests' checks across tables: unique names, known sources and notifiers, a
+/// digest of at least a second, a threshold that is a number, and a likes file that
+/// reads (so a typo in its path is refused here, not found at the first training).
+fn check_interests(
+    interests: &[InterestConfig],
+    sources: &std::collections::HashSet<&str>,
+    notifiers: &std::collections::HashSet<&str>,
+) -> Result<(), Located> {
+    let mut seen = std::collections::HashSet::new();
+    for interest in interests {
+        let name = interest.name.get_ref();
+        check_name(name).map_err(|m| (interest.name.span(), m))?;
+        if !seen.insert(name.as_str()) {
+            return Err((
+                interest.name.span(),
+                format!("duplicate interest name {name:?}"),
+            ));
+        }
+        for s in interest.sources.iter().flatten() {
+            if !sources.contains(s.get_ref().as_str()) {
+                return Err((
+                    s.span(),
+                    format!("interest {name:?}: unknown source {:?}", s.get_ref()),
+                ));
+            }
+        }
+        for n in interest.notify.iter().flatten() {
+            if !notifiers.contains(n.get_ref().as_str()) {
+                return Err((
+                    n.span(),
+                    format!("interest {name:?}: unknown notifier {:?}", n.get_ref()),
+                ));
+            }
+        }
+        if let Some(digest) = &interest.digest {
+            if digest.get_ref().0 < Duration::from_secs(1) {
+                return Err((
+                    digest.span(),
+                    format!("interest {name:?}: `digest` must be at least 1s"),
+                ));
+            }
+        }
+        if interest.min_score.is_some_and(|m| !m.is_finite()) {
+            return Err((
+                interest.name.span(),
+                format!("interest {name:?}: `min_score` must be a number"),
+            ));
+        }
+        let path = interest.likes_path();
+        crate::alert::interest::read_likes(&path).map_err(|e| {
+            (
+                interest.likes.span(),
+                format!("interest {name:?}: cannot read likes file: {e}"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// `[[notifier]]`: one delivery target: the keys every kind takes, and the kind with
@@ -1099,6 +1231,7 @@ impl Config {
                 .map(NotifierConfig::from_toml)
                 .collect::<Result<_, _>>()?,
             http: doc.http,
+            interests: doc.interests,
         };
         config.validate()?;
         Ok(config)
@@ -1175,6 +1308,7 @@ impl Config {
                 }
             }
         }
+        check_interests(&self.interests, &names, &notifier_names)?;
         // The rules are validated where they are compiled, and nowhere else.
         crate::alert::RuleSet::compile(&self.alerts).map_err(|e| self.rule_error(e))?;
         Ok(())

@@ -479,6 +479,66 @@ fn json_item(item: FeedItem) -> serde_json::Value {
     Value::Object(obj)
 }
 
+/// Renders an interest's feed in `format`: each item's description starts with its
+/// score and the terms that weighed most ("why this paper"), and a JSON Feed item
+/// carries them as `_lookout: { score, terms }`. Rendered whole (an interest's feed
+/// holds only the items at or above its threshold, so the splicing the other feeds
+/// use would save little).
+pub fn render_scored(
+    format: FeedFormat,
+    channel: &Channel,
+    items: &[crate::store::ScoredItem],
+) -> Vec<u8> {
+    let shown = items.iter().map(|scored| {
+        let mut item = FeedItem::from_stored(&scored.item, channel);
+        let terms: Vec<&str> = scored.terms.iter().map(|(t, _)| t.as_str()).collect();
+        let why = format!("Score {:.2} · why: {}", scored.score, terms.join(", "));
+        item.description_html = format!(
+            "<p>{}</p>{}",
+            escape_html(&xml_safe(&why)),
+            item.description_html
+        );
+        (item, scored)
+    });
+    match format {
+        FeedFormat::Rss => with_stylesheet(
+            rss_document(channel, shown.map(|(i, _)| rss_item(i)).collect()),
+            channel.stylesheet.as_deref(),
+        ),
+        FeedFormat::Atom => {
+            let stored: Vec<StoredItem> = items.iter().map(|s| s.item.clone()).collect();
+            let entries = shown.map(|(i, _)| atom_entry(i)).collect();
+            with_stylesheet(
+                atom_document(channel, feed_updated(&stored), entries),
+                channel.stylesheet.as_deref(),
+            )
+        }
+        FeedFormat::Json => {
+            let json_items = shown
+                .map(|(item, scored)| {
+                    let mut value = json_item(item);
+                    if let Some(obj) = value.as_object_mut() {
+                        let ext = obj
+                            .entry("_lookout")
+                            .or_insert_with(|| serde_json::json!({}));
+                        if let Some(ext) = ext.as_object_mut() {
+                            ext.insert("score".into(), serde_json::json!(scored.score));
+                            let terms: Vec<String> = scored
+                                .terms
+                                .iter()
+                                .map(|(t, _)| xml_safe(t).into_owned())
+                                .collect();
+                            ext.insert("terms".into(), serde_json::json!(terms));
+                        }
+                    }
+                    value
+                })
+                .collect();
+            json_document(channel, json_items)
+        }
+    }
+}
+
 /// The JSON Feed document of `channel` with `json_items`.
 fn json_document(channel: &Channel, json_items: Vec<serde_json::Value>) -> Vec<u8> {
     let feed = serde_json::json!({

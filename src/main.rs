@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 
-use lookout::cli::{AlertCommand, Cli, Command};
+use lookout::cli::{AlertCommand, Cli, Command, InterestCommand};
 use lookout::config::Config;
 use lookout::entry::Entry;
 use lookout::parse::{self, ParseContext};
@@ -99,6 +99,36 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             println!("{summary}");
             if summary.failed > 0 {
                 return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Interest {
+            command:
+                InterestCommand::Rank {
+                    name,
+                    config,
+                    source,
+                    limit,
+                    json,
+                },
+        } => {
+            let cfg = load(Some(&config))?;
+            let ranked =
+                lookout::daemon::interests::rank_stored(&cfg, &name, source.as_deref(), limit)?;
+            let mut out = std::io::stdout().lock();
+            for r in &ranked {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(r)?)?;
+                } else {
+                    let terms: Vec<&str> = r.terms.iter().map(|(t, _)| t.as_str()).collect();
+                    writeln!(
+                        out,
+                        "{:>7.3}  {:<60}  {}  [{}]",
+                        r.score,
+                        truncate(&lookout::logging::escape_controls(&r.title), 60),
+                        terms.join(", "),
+                        r.sources.join(", ")
+                    )?;
+                }
             }
         }
         Command::Completions { shell } => lookout::cli::completions(shell, &mut std::io::stdout())?,

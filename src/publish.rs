@@ -39,6 +39,8 @@ pub enum FeedScope {
     Source(String),
     /// Items one alert rule matched.
     Rule(String),
+    /// Items one interest scores at or above its threshold.
+    Interest(String),
 }
 
 /// One feed: its scope and format.
@@ -58,6 +60,7 @@ impl FeedId {
             FeedScope::All => format!("/feed.{ext}"),
             FeedScope::Source(s) => format!("/feeds/{s}.{ext}"),
             FeedScope::Rule(r) => format!("/alerts/{r}.{ext}"),
+            FeedScope::Interest(i) => format!("/interests/{i}.{ext}"),
         }
     }
 
@@ -72,6 +75,7 @@ impl FeedId {
             FeedScope::All => base.to_owned(),
             FeedScope::Source(s) => format!("{base}: {s}"),
             FeedScope::Rule(r) => format!("{base}: alert {r}"),
+            FeedScope::Interest(i) => format!("{base}: interest {i}"),
         }
     }
 }
@@ -179,6 +183,8 @@ struct Settings {
     file_formats: Vec<FeedFormat>,
     sources: Vec<String>,
     rules: Vec<String>,
+    /// Each interest's name and threshold.
+    interests: Vec<(String, f32)>,
 }
 
 impl Settings {
@@ -203,6 +209,11 @@ impl Settings {
                 .alerts
                 .iter()
                 .map(|r| r.name.get_ref().clone())
+                .collect(),
+            interests: config
+                .interests
+                .iter()
+                .map(|i| (i.name().to_owned(), i.threshold()))
                 .collect(),
         }
     }
@@ -261,16 +272,28 @@ impl FeedScope {
             None if key == "all" => Some(FeedScope::All),
             Some(("source", name)) => Some(FeedScope::Source(name.to_owned())),
             Some(("rule", name)) => Some(FeedScope::Rule(name.to_owned())),
+            Some(("interest", name)) => Some(FeedScope::Interest(name.to_owned())),
             _ => None,
         }
     }
 
-    /// The store's listing for this scope.
-    fn filter(&self) -> ItemFilter<'_> {
+    /// The store's listing for this scope; `None` for an interest, listed with its
+    /// scores (see `Store::interest_items`).
+    fn filter(&self) -> Option<ItemFilter<'_>> {
         match self {
-            FeedScope::All => ItemFilter::All,
-            FeedScope::Source(s) => ItemFilter::Source(s),
-            FeedScope::Rule(r) => ItemFilter::Rule(r),
+            FeedScope::All => Some(ItemFilter::All),
+            FeedScope::Source(s) => Some(ItemFilter::Source(s)),
+            FeedScope::Rule(r) => Some(ItemFilter::Rule(r)),
+            FeedScope::Interest(_) => None,
+        }
+    }
+
+    /// The key the store records this scope's changes under.
+    fn scope_key(&self) -> String {
+        match (self, self.filter()) {
+            (FeedScope::Interest(i), _) => crate::store::interest_rule(i),
+            (_, Some(filter)) => filter.scope_key(),
+            (_, None) => String::new(),
         }
     }
 }
@@ -334,6 +357,7 @@ impl Publisher {
         let mut scopes = vec![FeedScope::All];
         scopes.extend(s.sources.iter().cloned().map(FeedScope::Source));
         scopes.extend(s.rules.iter().cloned().map(FeedScope::Rule));
+        scopes.extend(s.interests.iter().map(|(i, _)| FeedScope::Interest(i.clone())));
         scopes
             .into_iter()
             .flat_map(|scope| {
@@ -351,7 +375,7 @@ impl Publisher {
     fn remove_stale_files(&self, dir: &Path) {
         let current: std::collections::HashSet<PathBuf> =
             self.feeds().iter().map(|id| id.file_path(dir)).collect();
-        for sub in ["feeds", "alerts"] {
+        for sub in ["feeds", "alerts", "interests"] {
             let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
                 continue;
             };
@@ -387,6 +411,7 @@ impl Publisher {
             FeedScope::All => true,
             FeedScope::Source(name) => s.sources.contains(name),
             FeedScope::Rule(name) => s.rules.contains(name),
+            FeedScope::Interest(name) => s.interests.iter().any(|(i, _)| i == name),
         }
     }
 
@@ -540,6 +565,7 @@ impl Publisher {
                 FeedScope::All => "New entries from every watched listing page".to_owned(),
                 FeedScope::Source(s) => format!("New entries from source {s}"),
                 FeedScope::Rule(r) => format!("Entries matching alert rule {r}"),
+                FeedScope::Interest(i) => format!("Papers like those interest {i} likes"),
             },
             site_link: format!("{}/", settings.base_url),
             self_url: format!("{}{}", settings.base_url, id.url_path()),
@@ -547,7 +573,7 @@ impl Publisher {
                 .then(|| format!("{}/feed.xsl", settings.base_url)),
             guid_scope: match &id.scope {
                 FeedScope::All => None,
-                scope => Some(scope.filter().scope_key()),
+                scope => Some(scope.scope_key()),
             },
             dates: settings.dates,
         }
@@ -568,9 +594,12 @@ impl Publisher {
             .read()
             .map(|s| s.clone())
             .map_err(|_| PublishError::Task(id.url_path()))?;
+        if let FeedScope::Interest(name) = &id.scope {
+            return self.render_interest(id, name, &settings, generation, gzip);
+        }
         let items = {
             crate::store::lock(&self.store)
-                .items(id.scope.filter(), settings.max_items)
+                .items(id.scope.filter().unwrap_or(ItemFilter::All), settings.max_items)
                 .map_err(|source| PublishError::Store {
                     path: id.url_path(),
                     source,
@@ -625,6 +654,57 @@ impl Publisher {
             content_type: id.format.content_type(),
             headers,
             layout,
+        })
+    }
+
+    /// Renders an interest's feed whole (blocking; see [`feed::render_scored`]).
+    fn render_interest(
+        &self,
+        id: &FeedId,
+        name: &str,
+        settings: &Settings,
+        generation: u64,
+        gzip: bool,
+    ) -> Result<Rendered, PublishError> {
+        let min_score = settings
+            .interests
+            .iter()
+            .find(|(i, _)| i == name)
+            .map_or(f32::INFINITY, |(_, m)| *m);
+        let items = crate::store::lock(&self.store)
+            .interest_items(name, min_score, settings.max_items)
+            .map_err(|source| PublishError::Store {
+                path: id.url_path(),
+                source,
+            })?;
+        let channel = Self::channel_in(id, settings);
+        let bytes = feed::render_scored(id.format, &channel, &items);
+        let gzipped = gzip.then(|| gzip_whole(&bytes)).flatten();
+        let etag = feed::etag(&bytes);
+        let last_modified = items
+            .iter()
+            .map(|s| s.item.updated_at.max(s.item.first_seen))
+            .max()
+            .unwrap_or_else(Utc::now);
+        Ok(Rendered {
+            headers: ValidatorHeaders {
+                etag: http::HeaderValue::from_str(&etag).ok(),
+                last_modified: http::HeaderValue::from_str(&httpdate::fmt_http_date(
+                    last_modified.into(),
+                ))
+                .ok(),
+            },
+            gzip: gzipped.map(|(gz, etag)| Encoded {
+                etag_header: http::HeaderValue::from_str(&etag).ok(),
+                etag,
+                bytes: gz.into(),
+            }),
+            etag,
+            bytes: bytes.into(),
+            last_modified,
+            generation,
+            content_type: id.format.content_type(),
+            layout: None,
         })
     }
 

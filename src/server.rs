@@ -46,6 +46,8 @@ pub struct AppState {
     pub live: Arc<Live>,
     /// Whether the store can write and passed its integrity check.
     pub health: store::StoreHealth,
+    /// The interests: their models, and the form tokens of the status page's buttons.
+    pub interests: Arc<crate::daemon::interests::Interests>,
 }
 
 /// Builds the router with every route and layer.
@@ -60,13 +62,18 @@ pub fn router(state: AppState) -> Router {
         .route("/feed.atom", get(all_atom))
         .route("/feed.json", get(all_json))
         .route("/feeds/{file}", get(source_feed))
-        .route("/alerts/{file}", get(rule_feed));
+        .route("/alerts/{file}", get(rule_feed))
+        .route("/interests/{file}", get(interest_feed));
     let others = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(status_page))
         .route("/feeds.opml", get(opml))
         .route("/feed.xsl", get(stylesheet))
+        .route(
+            "/interests/{name}/verdict",
+            axum::routing::post(interest_verdict),
+        )
         .layer(tower_http::compression::CompressionLayer::new());
     feeds
         .merge(others)
@@ -103,6 +110,116 @@ async fn rule_feed(
     match split_feed_file(&file) {
         Some((name, format)) => serve_feed(&s, FeedScope::Rule(name), format, &headers).await,
         None => not_found(),
+    }
+}
+
+async fn interest_feed(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match split_feed_file(&file) {
+        Some((name, format)) => {
+            serve_feed(&s, FeedScope::Interest(name), format, &headers).await
+        }
+        None => not_found(),
+    }
+}
+
+/// Why a write over HTTP comes from another site, if it does: a browser says so in
+/// `Sec-Fetch-Site`, and names the page's origin in `Origin`, which must be this
+/// server's (its base URL, or the host the request was sent to). A request with
+/// neither (curl, a script) passes here and still needs the page's form token.
+fn cross_site(s: &AppState, headers: &HeaderMap) -> Option<&'static str> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
+            return Some("cross-site request refused (Sec-Fetch-Site)\n");
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let base = url::Url::parse(&s.live.config().server.base())
+            .map(|u| u.origin().ascii_serialization())
+            .ok();
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| format!("http://{h}"));
+        if base.as_deref() != Some(origin) && host.as_deref() != Some(origin) {
+            return Some("cross-site request refused (Origin)\n");
+        }
+    }
+    None
+}
+
+/// `POST /interests/{name}/verdict`: the status page's "like" and "not interested"
+/// buttons (form fields `item`, `verdict` = `like`, `not_interested` or `clear`, and
+/// `form_token`). lookout's one write over HTTP, so it is refused unless it comes from
+/// the status page itself: same site (see [`cross_site`]) and with a form token this
+/// daemon signed. The token, when configured, is checked before, as for every route.
+async fn interest_verdict(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(why) = cross_site(&s, &headers) {
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&body).into_owned().collect();
+    if !form
+        .get("form_token")
+        .is_some_and(|t| s.interests.check_form_token(t))
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "form token missing or not this daemon's: load the status page again\n",
+        )
+            .into_response();
+    }
+    if s.interests.get(&name).is_none() {
+        return (StatusCode::NOT_FOUND, "no such interest\n").into_response();
+    }
+    let Some(item) = form.get("item").and_then(|i| i.parse::<i64>().ok()) else {
+        return (StatusCode::BAD_REQUEST, "`item` must be an item id\n").into_response();
+    };
+    let verdict = match form.get("verdict").map(String::as_str) {
+        Some("clear") => None,
+        Some(v) => match store::Verdict::parse(v) {
+            Some(v) => Some(v),
+            None => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "`verdict` must be like, not_interested or clear\n",
+                )
+                    .into_response()
+            }
+        },
+        None => return (StatusCode::BAD_REQUEST, "`verdict` is missing\n").into_response(),
+    };
+    let interest = name.clone();
+    let done = with_store(&s.store, move |st| {
+        st.set_verdict(&interest, item, verdict, chrono::Utc::now())
+    })
+    .await;
+    match done {
+        Ok(true) => {
+            tracing::info!(interest = %name, item, verdict = verdict.map_or("clear", store::Verdict::as_str),
+                "verdict recorded");
+            s.interests.verdicts_changed();
+            let back = format!("/{}#interest-{name}", token_query(&s));
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            if let Ok(location) = HeaderValue::from_str(&back) {
+                r.headers_mut().insert(header::LOCATION, location);
+            }
+            r
+        }
+        Ok(false) => (StatusCode::NOT_FOUND, "no such item\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a verdict");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
     }
 }
 
@@ -496,12 +613,63 @@ async fn status_page(State(s): State<AppState>) -> Response {
         feeds: feed_links(&s),
         opml_url: format!("/feeds.opml{}", token_query(&s)),
     };
-    let mut r = status::render_status_page(&view).into_response();
+    let interests = interest_views(&s).await;
+    let form_token = s.interests.form_token();
+    let mut r = status::render_status_page_with(&view, &interests, &form_token).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     r
+}
+
+/// Every interest with its model's state and its newest items at or above its
+/// threshold, each with what the user said of it. A store that cannot answer shows
+/// the interests without items.
+async fn interest_views(s: &AppState) -> Vec<status::InterestView> {
+    const SHOWN: usize = 20;
+    let suffix = token_query(s);
+    let mut views = Vec::new();
+    for interest in s.interests.all() {
+        let config = interest.config().clone();
+        let name = config.name().to_owned();
+        let min_score = config.threshold();
+        let listed = {
+            let name = name.clone();
+            with_store(&s.store, move |st| {
+                let verdicts: std::collections::HashMap<i64, store::Verdict> =
+                    st.verdicts(&name)?.into_iter().collect();
+                Ok((st.interest_items(&name, min_score, SHOWN)?, verdicts))
+            })
+            .await
+        };
+        let (items, verdicts) = listed.unwrap_or_default();
+        let model = interest.status();
+        views.push(status::InterestView {
+            action: format!("/interests/{name}/verdict{suffix}"),
+            min_score,
+            positives: model.positives,
+            matched: model.matched,
+            vocabulary: model.vocabulary,
+            trained_at: model.trained_at,
+            error: model.error,
+            items: items
+                .into_iter()
+                .map(|scored| status::ScoredView {
+                    id: scored.item.id,
+                    link: crate::feed::feed_link_for(&scored.item),
+                    verdict: verdicts
+                        .get(&scored.item.id)
+                        .map(|v| v.as_str().to_owned()),
+                    title: scored.item.title,
+                    score: scored.score,
+                    terms: scored.terms.into_iter().map(|(t, _)| t).collect(),
+                })
+                .collect(),
+            name,
+        });
+    }
+    views
 }
 
 /// OPML 2.0 list of every feed, to subscribe a reader to all of them at once.

@@ -137,6 +137,9 @@ struct Page<'a> {
     /// Rendered apart (see [`SourcesSection`]) and inserted with `|safe`: its values
     /// are escaped inside it.
     sources: SourcesSection<'a>,
+    /// The interests section, rendered apart (its values escaped inside it); empty
+    /// without interests.
+    interests: String,
 }
 
 /// The sources section of the page (`assets/status/sources.html`), one template of its
@@ -156,13 +159,83 @@ impl SourcesSection<'_> {
     }
 }
 
+/// One interest as the status page shows it: its model and the items it ranks, each
+/// with "like" and "not interested" buttons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterestView {
+    /// The interest's name.
+    pub name: String,
+    /// Its threshold.
+    pub min_score: f32,
+    /// Liked papers its model learned from.
+    pub positives: usize,
+    /// Of those, the ones found in the store.
+    pub matched: usize,
+    /// The model's vocabulary size.
+    pub vocabulary: usize,
+    /// When the model was trained.
+    pub trained_at: Option<DateTime<Utc>>,
+    /// Why the last training failed.
+    pub error: Option<String>,
+    /// Where its buttons post (with the token query).
+    pub action: String,
+    /// Its items at or above the threshold, newest first.
+    pub items: Vec<ScoredView>,
+}
+
+/// One scored item with its buttons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredView {
+    /// The item's row id, which the buttons send.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Link, shown as one only when it is http(s).
+    pub link: Option<String>,
+    /// Score.
+    pub score: f32,
+    /// The terms that weighed most.
+    pub terms: Vec<String>,
+    /// What the user said of it so far ("like", "not_interested").
+    pub verdict: Option<String>,
+}
+
+/// The interests section (`assets/status/interests.html`).
+#[derive(askama::Template)]
+#[template(path = "interests.html", config = "assets/status/askama.toml")]
+struct InterestsSection<'a> {
+    interests: &'a [InterestView],
+    form_token: &'a str,
+    now: DateTime<Utc>,
+}
+
 /// Renders the status page as a complete HTML5 document.
 pub fn render_status_page(view: &StatusView) -> String {
+    render_status_page_with(view, &[], "")
+}
+
+/// [`render_status_page`] with an interests section, whose buttons carry
+/// `form_token` (the page's own, see `daemon::interests::Interests::form_token`).
+pub fn render_status_page_with(
+    view: &StatusView,
+    interests: &[InterestView],
+    form_token: &str,
+) -> String {
+    let section = InterestsSection {
+        interests,
+        form_token,
+        now: view.generated_at,
+    };
     let page = Page {
         view,
         sources: SourcesSection {
             sources: &view.sources,
             now: view.generated_at,
+        },
+        interests: if interests.is_empty() {
+            String::new()
+        } else {
+            askama::Template::render(&section).unwrap_or_default()
         },
     };
     // Rendering writes into a String and calls no fallible filter: it cannot fail.

@@ -13,6 +13,7 @@
 //! [`pipeline`] is the one path every page takes (parse, then ingest); [`oneshot`] holds
 //! the runs that end by themselves: `lookout once` and `lookout import`.
 
+pub mod interests;
 mod oneshot;
 mod pipeline;
 
@@ -325,7 +326,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     check_integrity(&store, &health).await;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;
-    let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
+    let interests = Arc::new(interests::Interests::new(&config));
+    let live = Arc::new(Live::new(
+        Arc::clone(&config),
+        Arc::new(interests::WithInterests {
+            rules: alerts.rules.clone(),
+            interests: Arc::clone(&interests),
+        }),
+    ));
     seed_health(&store, &live).await;
     let metrics = Metrics::new();
     metrics.set_store_condition(&health.condition());
@@ -342,6 +350,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         metrics: metrics.clone(),
         live: Arc::clone(&live),
         health: health.clone(),
+        interests: Arc::clone(&interests),
     });
     // The second phase: the server, the outbox, the feed writer and the monitor.
     let shutdown = CancellationToken::new();
@@ -374,6 +383,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         },
     ));
     tasks.spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
+    tasks.spawn(interests::run(
+        Arc::clone(&interests),
+        store.clone(),
+        Arc::clone(&publisher),
+        shutdown.clone(),
+    ));
     let mut outbox_task = OutboxTask::start_under(
         &shutdown,
         store.clone(),
@@ -439,7 +454,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         sources.watching().await;
         publisher.reconfigure(&new);
         *crate::live::write(&token) = new.server.token.clone();
-        live.switch(Arc::clone(&new), alerts.rules);
+        interests.configure(&new);
+        live.switch(
+            Arc::clone(&new),
+            Arc::new(interests::WithInterests {
+                rules: alerts.rules,
+                interests: Arc::clone(&interests),
+            }),
+        );
         // Queued deliveries live in the store: the new worker picks them up.
         outbox_task.stop().await;
         outbox_task = OutboxTask::start_under(

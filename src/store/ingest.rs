@@ -138,6 +138,10 @@ fn ingest_in(
                     report.queued += record_match(tx, id, &key, &matched, batch, now)?;
                     touched.insert(ItemFilter::Rule(&matched.rule).scope_key());
                 }
+                for scored in matcher.interests(entry, batch.source) {
+                    report.queued += super::interests::record(tx, id, &key, &scored, batch, now)?;
+                    touched.insert(scored.scope_key());
+                }
             }
         }
     }
@@ -536,7 +540,7 @@ fn record_match(
 /// When a delivery first falls due: now, or for a digest rule the end of the current
 /// window. Windows are aligned to the epoch, so every match of a rule within one window
 /// shares one due time and the worker can send them as one message.
-fn due_time(now: i64, digest_secs: Option<u64>) -> i64 {
+pub(super) fn due_time(now: i64, digest_secs: Option<u64>) -> i64 {
     match digest_secs.filter(|secs| *secs > 0) {
         Some(secs) => {
             let window = i64::try_from(secs)

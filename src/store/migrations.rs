@@ -163,6 +163,30 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TABLE captures;
     ALTER TABLE captures_per_source RENAME TO captures;
     "#,
+    // 5: interests. The user's verdicts on items (the status page's "like" and "not
+    // interested"), and each interest's items at or above its threshold, with their
+    // score and the terms that weighed most: what its feed lists. The scores are
+    // rewritten whole after each retraining; `seen` copies the item's first-seen time
+    // so the feed's newest-first listing walks an index.
+    r#"
+    CREATE TABLE interest_verdicts (
+        interest TEXT NOT NULL,
+        item_id  INTEGER NOT NULL REFERENCES items(id),
+        verdict  TEXT NOT NULL CHECK (verdict IN ('like', 'not_interested')),
+        at       INTEGER NOT NULL,
+        PRIMARY KEY (interest, item_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE interest_scores (
+        interest TEXT NOT NULL,
+        item_id  INTEGER NOT NULL REFERENCES items(id),
+        score    REAL NOT NULL,
+        terms    TEXT NOT NULL,                    -- JSON array of [term, weight]
+        seen     INTEGER NOT NULL,                 -- the item's first_seen, unix ms
+        PRIMARY KEY (interest, item_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX interest_scores_newest ON interest_scores (interest, seen DESC, item_id DESC);
+    "#,
 ];
 
 /// The schema version this build writes: one per migration.

@@ -11,12 +11,14 @@
 mod bulk;
 mod health;
 mod ingest;
+mod interests;
 mod items;
 mod migrations;
 mod outbox;
 
 pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
+pub use interests::{interest_rule, CorpusItem, InterestMatch, ScoredItem, Verdict};
 pub use outbox::RuleMatch;
 
 use std::collections::HashMap;
@@ -89,6 +91,12 @@ pub struct AlertMatch {
 pub trait Matcher {
     /// The rules `entry`, seen on source `source`, matches.
     fn matches(&self, entry: &Entry, source: &str) -> Vec<AlertMatch>;
+
+    /// The interests that score `entry` at or above their threshold (none by default):
+    /// recorded for their feeds and enqueued like rule matches, in the same transaction.
+    fn interests(&self, _entry: &Entry, _source: &str) -> Vec<InterestMatch> {
+        Vec::new()
+    }
 }
 
 /// A matcher with no rules.

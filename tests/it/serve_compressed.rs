@@ -45,6 +45,7 @@ impl Served {
             metrics: Metrics::new(),
             live: Arc::new(Live::new(Arc::clone(&config), Arc::new(NoRules))),
             health: StoreHealth::new(None),
+            interests: Arc::new(lookout::daemon::interests::Interests::new(&config)),
         });
         let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -281,6 +281,13 @@ impl Notifiers {
                 // Any digest, as in `RuleSet` (which rounds a sub-second one up to 1 s).
                 .filter(|r| r.digest.is_some())
                 .map(|r| r.name.get_ref().clone())
+                .chain(
+                    config
+                        .interests
+                        .iter()
+                        .filter(|i| i.digest.is_some())
+                        .map(|i| crate::store::interest_rule(i.name())),
+                )
                 .collect(),
         })
     }
@@ -303,8 +310,13 @@ impl Notifiers {
 
 /// The absolute URL of a rule's RSS feed under `base`, as the publisher serves it.
 pub(crate) fn rule_feed_url(base: &str, rule: &str) -> String {
+    // An interest's deliveries name it `interest:NAME` (see `store::interest_rule`).
+    let scope = match rule.strip_prefix("interest:") {
+        Some(name) => crate::publish::FeedScope::Interest(name.to_owned()),
+        None => crate::publish::FeedScope::Rule(rule.to_owned()),
+    };
     let id = crate::publish::FeedId {
-        scope: crate::publish::FeedScope::Rule(rule.to_owned()),
+        scope,
         format: crate::feed::FeedFormat::Rss,
     };
     format!("{base}{}", id.url_path())
