@@ -13,6 +13,7 @@
 //! [`test_rule`] sends a sample match through a rule's notifiers for
 //! `lookout alert test RULE`.
 
+pub mod interest;
 pub mod message;
 pub mod notifiers;
 pub mod outbox;
