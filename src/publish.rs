@@ -357,7 +357,11 @@ impl Publisher {
         let mut scopes = vec![FeedScope::All];
         scopes.extend(s.sources.iter().cloned().map(FeedScope::Source));
         scopes.extend(s.rules.iter().cloned().map(FeedScope::Rule));
-        scopes.extend(s.interests.iter().map(|(i, _)| FeedScope::Interest(i.clone())));
+        scopes.extend(
+            s.interests
+                .iter()
+                .map(|(i, _)| FeedScope::Interest(i.clone())),
+        );
         scopes
             .into_iter()
             .flat_map(|scope| {
@@ -599,7 +603,10 @@ impl Publisher {
         }
         let items = {
             crate::store::lock(&self.store)
-                .items(id.scope.filter().unwrap_or(ItemFilter::All), settings.max_items)
+                .items(
+                    id.scope.filter().unwrap_or(ItemFilter::All),
+                    settings.max_items,
+                )
                 .map_err(|source| PublishError::Store {
                     path: id.url_path(),
                     source,

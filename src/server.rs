@@ -119,9 +119,7 @@ async fn interest_feed(
     headers: HeaderMap,
 ) -> Response {
     match split_feed_file(&file) {
-        Some((name, format)) => {
-            serve_feed(&s, FeedScope::Interest(name), format, &headers).await
-        }
+        Some((name, format)) => serve_feed(&s, FeedScope::Interest(name), format, &headers).await,
         None => not_found(),
     }
 }
@@ -658,9 +656,7 @@ async fn interest_views(s: &AppState) -> Vec<status::InterestView> {
                 .map(|scored| status::ScoredView {
                     id: scored.item.id,
                     link: crate::feed::feed_link_for(&scored.item),
-                    verdict: verdicts
-                        .get(&scored.item.id)
-                        .map(|v| v.as_str().to_owned()),
+                    verdict: verdicts.get(&scored.item.id).map(|v| v.as_str().to_owned()),
                     title: scored.item.title,
                     score: scored.score,
                     terms: scored.terms.into_iter().map(|(t, _)| t).collect(),

@@ -300,7 +300,12 @@ pub fn train(config: &InterestConfig, store: &SharedStore) -> Result<Trained, In
                 None => unmatched.push(like),
             }
         }
-        Ok((matched, unmatched, s.verdicts(&name)?, s.corpus(MAX_CORPUS)?))
+        Ok((
+            matched,
+            unmatched,
+            s.verdicts(&name)?,
+            s.corpus(MAX_CORPUS)?,
+        ))
     };
     let (matched, unmatched, verdicts, corpus) =
         read(&store::lock(store)).map_err(|source| InterestError::Store {
@@ -370,13 +375,7 @@ pub fn rank(
             Some(s) => i.sources.iter().any(|x| x == s),
             None => i.sources.iter().any(|s| config.covers(s)),
         })
-        .map(|(n, i)| {
-            let doc = Doc {
-                title: &i.title,
-                summary: &i.summary,
-            };
-            (n, trained.model.score(&doc))
-        })
+        .map(|(n, i)| (n, trained.model.score(&doc(i))))
         .filter(|(_, score)| *score >= min_score)
         .collect();
     // Best first; ties (and NaN, never expected) by recency, as the corpus is ordered.
@@ -386,14 +385,7 @@ pub fn rank(
 
 /// The terms behind one ranked item's score.
 pub fn terms(trained: &Trained, index: usize) -> Vec<(String, f32)> {
-    let item = &trained.corpus[index];
-    trained.model.explain(
-        &Doc {
-            title: &item.title,
-            summary: &item.summary,
-        },
-        TERMS,
-    )
+    trained.model.explain(&doc(&trained.corpus[index]), TERMS)
 }
 
 /// The text a model reads of a stored item.
@@ -531,12 +523,19 @@ fn refresh(interest: &Interest, store: &SharedStore) -> bool {
         }
     };
     let took = started.elapsed();
-    let ranked = rank(&interest.config, &trained, None, interest.config.threshold());
-    let rows: Vec<(i64, i64, f32, Vec<(String, f32)>)> = ranked
+    let ranked = rank(
+        &interest.config,
+        &trained,
+        None,
+        interest.config.threshold(),
+    );
+    let rows: Vec<store::ScoreRow> = ranked
         .iter()
-        .map(|&(n, score)| {
-            let item = &trained.corpus[n];
-            (item.id, item.seen, score, terms(&trained, n))
+        .map(|&(n, score)| store::ScoreRow {
+            item_id: trained.corpus[n].id,
+            seen: trained.corpus[n].seen,
+            score,
+            terms: terms(&trained, n),
         })
         .collect();
     let stats = trained.model.stats();

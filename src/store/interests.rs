@@ -88,6 +88,19 @@ pub struct ScoredItem {
     pub terms: Vec<(String, f32)>,
 }
 
+/// One item's score for an interest's feed, as a retraining records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    /// The item's row id.
+    pub item_id: i64,
+    /// The item's first-seen time, unix ms (see [`CorpusItem::seen`]).
+    pub seen: i64,
+    /// Its score.
+    pub score: f32,
+    /// The terms that weighed most, with their contributions.
+    pub terms: Vec<(String, f32)>,
+}
+
 /// A stored item as a model reads it, with the sources that saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorpusItem {
@@ -205,7 +218,9 @@ impl Store {
                 .ctx("recording a verdict")?,
             None => self
                 .conn
-                .prepare_cached("DELETE FROM interest_verdicts WHERE interest = ?1 AND item_id = ?2")
+                .prepare_cached(
+                    "DELETE FROM interest_verdicts WHERE interest = ?1 AND item_id = ?2",
+                )
                 .ctx("preparing the verdict removal")?
                 .execute(params![interest, item_id])
                 .ctx("clearing a verdict")?,
@@ -300,20 +315,23 @@ impl Store {
         rows.collect::<Result<_, _>>().ctx("reading the corpus")
     }
 
-    /// Replaces an interest's scored items with `scores` (item id, first-seen ms,
-    /// score, terms) in one transaction, and marks its feed changed.
+    /// Replaces an interest's scored items with `scores` in one transaction, and marks
+    /// its feed changed.
     pub fn replace_interest_scores(
         &mut self,
         interest: &str,
-        scores: &[(i64, i64, f32, Vec<(String, f32)>)],
+        scores: &[ScoreRow],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("starting an interest score transaction")?;
-        tx.execute("DELETE FROM interest_scores WHERE interest = ?1", [interest])
-            .ctx("clearing an interest's scores")?;
+        tx.execute(
+            "DELETE FROM interest_scores WHERE interest = ?1",
+            [interest],
+        )
+        .ctx("clearing an interest's scores")?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -321,13 +339,13 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .ctx("preparing the interest score insert")?;
-            for (item_id, seen, score, terms) in scores {
+            for row in scores {
                 stmt.execute(params![
                     interest,
-                    item_id,
-                    f64::from(*score),
-                    terms_json(terms),
-                    seen
+                    row.item_id,
+                    f64::from(row.score),
+                    terms_json(&row.terms),
+                    row.seen
                 ])
                 .ctx("recording an interest score")?;
             }
@@ -427,7 +445,10 @@ mod tests {
         assert!(found(Some("arXiv:2401.00001v2"), None, None).is_some());
         assert!(found(None, Some("10.1000/XYZ"), None).is_some());
         assert!(found(None, None, Some("gradient  is ALL you need")).is_some());
-        assert_eq!(found(Some("2401.99999"), None, Some("Nothing like it")), None);
+        assert_eq!(
+            found(Some("2401.99999"), None, Some("Nothing like it")),
+            None
+        );
     }
 
     #[test]
@@ -459,9 +480,15 @@ mod tests {
             store.verdicts("x").expect("read"),
             [(a, Verdict::NotInterested)]
         );
+        let row = |item_id, seen, score, terms| ScoreRow {
+            item_id,
+            seen,
+            score,
+            terms,
+        };
         let rows = vec![
-            (a, 20, 0.9, vec![("halo".to_owned(), 0.5)]),
-            (b, 10, 0.1, Vec::new()),
+            row(a, 20, 0.9, vec![("halo".to_owned(), 0.5)]),
+            row(b, 10, 0.1, Vec::new()),
         ];
         let before = store.generation().expect("generation");
         store

@@ -18,7 +18,7 @@ mod outbox;
 
 pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
-pub use interests::{interest_rule, CorpusItem, InterestMatch, ScoredItem, Verdict};
+pub use interests::{interest_rule, CorpusItem, InterestMatch, ScoreRow, ScoredItem, Verdict};
 pub use outbox::RuleMatch;
 
 use std::collections::HashMap;

@@ -26,6 +26,7 @@ mod feed_render;
 mod feed_stylesheet_libxslt;
 mod field_caps;
 mod http_source;
+mod interests;
 mod item_integrity;
 mod log_escaping;
 mod ops_packaging;

@@ -133,6 +133,7 @@ fn whole(store: &SharedStore, publisher: &Publisher, id: &FeedId) -> Vec<u8> {
         FeedScope::All => ItemFilter::All,
         FeedScope::Source(s) => ItemFilter::Source(s),
         FeedScope::Rule(r) => ItemFilter::Rule(r),
+        FeedScope::Interest(_) => unreachable!("these feeds have no interest"),
     };
     let items = lookout::store::lock(store)
         .items(filter, MAX_ITEMS)
@@ -178,6 +179,7 @@ fn check(store: &SharedStore, publisher: &Arc<Publisher>, rt: &tokio::runtime::R
             FeedScope::All => ItemFilter::All,
             FeedScope::Source(s) => ItemFilter::Source(s),
             FeedScope::Rule(r) => ItemFilter::Rule(r),
+            FeedScope::Interest(_) => unreachable!("these feeds have no interest"),
         };
         let items = lookout::store::lock(store)
             .items(filter, max_items)

@@ -1,0 +1,558 @@
+//! Interests end to end, with the real binary: likes matched to stored items, the
+//! interest feed (score and terms) stable across a restart, the status page's "like"
+//! and "not interested" buttons (and cross-site posts refused), alerts delivered once
+//! to a real local webhook, and bad `[[interest]]` configs refused at their key.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Two topics with no word in common: the liked one must rank first.
+const TOPICS: [[&str; 10]; 2] = [
+    [
+        "galaxy clusters",
+        "dark matter",
+        "cosmic microwave background",
+        "redshift surveys",
+        "halo mass",
+        "supernova distances",
+        "cosmic inflation",
+        "baryon acoustic oscillations",
+        "weak lensing",
+        "cosmological constant",
+    ],
+    [
+        "protein folding",
+        "enzyme kinetics",
+        "gene expression",
+        "cell membranes",
+        "ribosome assembly",
+        "point mutations",
+        "antibody binding",
+        "cellular metabolism",
+        "chromatin remodeling",
+        "peptide synthesis",
+    ],
+];
+
+/// Paper `n` of topic `t`: its arXiv id, title and abstract.
+fn paper(t: usize, n: usize) -> (String, String, String) {
+    let w = &TOPICS[t];
+    let id = format!("24{:02}.{:05}", t + 1, n);
+    let title = format!(
+        "On {} and {} in {}, part {n}",
+        w[n % 10],
+        w[(n + 3) % 10],
+        w[(n + 6) % 10]
+    );
+    let summary = format!(
+        "We study {} together with {} and {}. Our results on {} constrain {} and {}.",
+        w[(n + 1) % 10],
+        w[(n + 2) % 10],
+        w[(n + 4) % 10],
+        w[(n + 5) % 10],
+        w[(n + 7) % 10],
+        w[(n + 8) % 10]
+    );
+    (id, title, summary)
+}
+
+/// An RSS capture of papers `range` of the liked topic and three times as many of the
+/// other, their links on arxiv.org. The score is a paper's percentile among the
+/// papers not liked, so with a quarter of them on the liked topic, the other topic
+/// scores below 0.75 and a threshold of 0.85 keeps it out.
+fn capture(range: std::ops::Range<usize>) -> Vec<u8> {
+    let papers = range.flat_map(|n| {
+        [
+            paper(0, n),
+            paper(1, n),
+            paper(1, n + 100),
+            paper(1, n + 200),
+        ]
+    });
+    rss(papers)
+}
+
+/// An RSS capture of `papers`.
+fn rss(papers: impl IntoIterator<Item = (String, String, String)>) -> Vec<u8> {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>papers</title>\
+         <link>https://example.org/</link><description>test</description>",
+    );
+    for (id, title, summary) in papers {
+        xml.push_str(&format!(
+            "<item><title>{title}</title><link>https://arxiv.org/abs/{id}</link>\
+             <description>{summary}</description></item>"
+        ));
+    }
+    xml.push_str("</channel></rss>");
+    xml.into_bytes()
+}
+
+/// A likes file naming cosmology papers: one by arXiv id, one by title (written
+/// differently), and one not stored, with its own title.
+fn likes() -> String {
+    let (id, _, _) = paper(0, 1);
+    let (_, title, _) = paper(0, 2);
+    format!(
+        "{id}\n{}\nDark matter halo mass and weak lensing of galaxy clusters\n",
+        title.to_uppercase()
+    )
+}
+
+/// A setup with interest `cosmo` over the likes file, and `extra` config.
+fn setup(interest_extra: &str, extra: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let likes_path = dir.path().join("likes.txt");
+    std::fs::write(&likes_path, likes()).expect("write likes");
+    let setup = Setup::new(&format!(
+        "{extra}\n[[interest]]\nname = \"cosmo\"\nlikes = {likes_path:?}\nmin_score = 0.85\n{interest_extra}\n"
+    ));
+    // The likes file lives beside the config, in the setup's own directory.
+    let moved = setup.dir.path().join("likes.txt");
+    std::fs::rename(&likes_path, &moved).expect("move likes");
+    let text = std::fs::read_to_string(&setup.config).expect("config");
+    std::fs::write(
+        &setup.config,
+        text.replace(&format!("{likes_path:?}"), &format!("{moved:?}")),
+    )
+    .expect("config");
+    setup
+}
+
+/// How many times the daemon logged a finished training.
+fn trainings(daemon: &Daemon) -> usize {
+    daemon.log().matches("interest trained").count()
+}
+
+/// The interest's JSON feed items: (title, score, terms).
+fn feed(daemon: &Daemon, query: &str) -> Vec<(String, f64, Vec<String>)> {
+    let (status, _, body) = get(&format!("{}/interests/cosmo.json{query}", daemon.base), &[]);
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&body).expect("JSON Feed");
+    doc["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            let ext = &item["_lookout"];
+            (
+                item["title"].as_str().expect("title").to_owned(),
+                ext["score"].as_f64().expect("score"),
+                ext["terms"]
+                    .as_array()
+                    .expect("terms")
+                    .iter()
+                    .map(|t| t.as_str().expect("term").to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn is_cosmology(title: &str) -> bool {
+    TOPICS[0].iter().any(|w| title.contains(w))
+}
+
+/// `lookout interest rank cosmo --json`: (id, title, score), best first.
+fn rank(config: &Path) -> Vec<(i64, String, f64)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args([
+            "interest", "rank", "cosmo", "--limit", "100", "--json", "--config",
+        ])
+        .arg(config)
+        .output()
+        .expect("run lookout interest rank");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            (
+                v["id"].as_i64().expect("id"),
+                v["title"].as_str().expect("title").to_owned(),
+                v["score"].as_f64().expect("score"),
+            )
+        })
+        .collect()
+}
+
+/// POSTs a form; returns the status.
+fn post(url: &str, headers: &[(&str, &str)], form: &[(&str, &str)]) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut req = client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("POST").status().as_u16()
+    })
+}
+
+/// The value of the first `attr="..."` after `after` in `html`.
+fn attribute(html: &str, after: &str, attr: &str) -> String {
+    let from = html
+        .find(after)
+        .unwrap_or_else(|| panic!("{after} in {html}"));
+    let rest = &html[from..];
+    let start = rest.find(&format!("{attr}=\"")).expect("attribute") + attr.len() + 2;
+    let end = rest[start..].find('"').expect("closing quote");
+    rest[start..start + end].replace("&amp;", "&")
+}
+
+#[test]
+fn likes_are_matched_to_stored_items_and_the_liked_topic_fills_the_feed() {
+    let setup = setup("notify = []", "");
+    let daemon = Daemon::start(&setup.config);
+    setup.drop_file("papers.xml", &capture(0..15));
+    setup.wait_filed("processed", "papers.xml");
+    // The arXiv id and the title found their items; the third like trains from its
+    // own title.
+    wait_for(
+        Duration::from_secs(60),
+        "training on the stored likes",
+        || {
+            let (_, _, body) = get(&format!("{}/", daemon.base), &[]);
+            String::from_utf8_lossy(&body)
+                .contains("3 liked papers (2 stored)")
+                .then_some(())
+        },
+    );
+    let items = wait_for(Duration::from_secs(30), "the interest feed", || {
+        let items = feed(&daemon, "");
+        (!items.is_empty()).then_some(items)
+    });
+    for (title, score, terms) in &items {
+        assert!(is_cosmology(title), "only the liked topic: {title}");
+        assert!(*score >= 0.85, "{title}: {score}");
+        assert!(!terms.is_empty(), "{title} says why");
+    }
+    let (_, _, rss) = get(&format!("{}/interests/cosmo.xml", daemon.base), &[]);
+    assert!(String::from_utf8_lossy(&rss).contains("Score 0."));
+    let (_, _, opml) = get(&format!("{}/feeds.opml", daemon.base), &[]);
+    assert!(String::from_utf8_lossy(&opml).contains("/interests/cosmo.xml"));
+    // The feed is written to disk like the others.
+    let file = setup.dir.path().join("state/feeds/interests/cosmo.xml");
+    wait_for(Duration::from_secs(30), "the feed file", || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| t.contains("Score 0."))
+    });
+}
+
+#[test]
+fn scores_are_the_same_after_a_restart() {
+    let setup = setup("notify = []", "");
+    let daemon = Daemon::start(&setup.config);
+    setup.drop_file("papers.xml", &capture(0..15));
+    setup.wait_filed("processed", "papers.xml");
+    wait_for(
+        Duration::from_secs(60),
+        "a training on the stored papers",
+        || (trainings(&daemon) >= 2).then_some(()),
+    );
+    let before = wait_for(Duration::from_secs(30), "the interest feed", || {
+        let items = feed(&daemon, "");
+        (!items.is_empty()).then_some(items)
+    });
+    assert!(daemon.stop(Duration::from_secs(20)).success());
+
+    let daemon = Daemon::start(&setup.config);
+    wait_for(Duration::from_secs(60), "the training at start", || {
+        (trainings(&daemon) >= 1).then_some(())
+    });
+    assert_eq!(feed(&daemon, ""), before);
+}
+
+#[test]
+fn cross_site_posts_are_refused_and_the_buttons_change_the_ranking() {
+    let setup = setup("notify = []", "[server]\ntoken = \"s3cret\"\n");
+    // The [server] table must come before the tables that follow it in the file.
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let text = text
+        .replacen("[server]\nlisten = \"127.0.0.1:0\"\n", "", 1)
+        .replacen(
+            "[server]\ntoken = \"s3cret\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n",
+            1,
+        );
+    std::fs::write(&setup.config, text).unwrap();
+    let daemon = Daemon::start(&setup.config);
+    setup.drop_file("papers.xml", &capture(0..15));
+    setup.wait_filed("processed", "papers.xml");
+    wait_for(
+        Duration::from_secs(60),
+        "a training on the stored papers",
+        || (trainings(&daemon) >= 2).then_some(()),
+    );
+    let page = wait_for(
+        Duration::from_secs(30),
+        "buttons on the status page",
+        || {
+            let (_, _, body) = get(&format!("{}/?token=s3cret", daemon.base), &[]);
+            let html = String::from_utf8_lossy(&body).into_owned();
+            html.contains("name=\"form_token\"").then_some(html)
+        },
+    );
+    let token = attribute(&page, "name=\"form_token\"", "value");
+    let action = attribute(&page, "class=\"verdict\"", "action");
+    assert_eq!(action, "/interests/cosmo/verdict?token=s3cret");
+    let url = format!("{}{action}", daemon.base);
+
+    let before = rank(&setup.config);
+    let (top_id, top_title, top_score) = before[0].clone();
+    assert!(
+        is_cosmology(&top_title),
+        "the liked topic ranks first: {before:?}"
+    );
+    let (bio_id, bio_title, bio_score) = before
+        .iter()
+        .find(|(_, t, _)| !is_cosmology(t))
+        .cloned()
+        .expect("a biology paper is ranked too");
+    let top = top_id.to_string();
+    let form = [
+        ("item", top.as_str()),
+        ("verdict", "not_interested"),
+        ("form_token", token.as_str()),
+    ];
+    // Another site's page posting to the daemon: refused, whatever it sends.
+    assert_eq!(
+        post(&url, &[("origin", "https://evil.example")], &form),
+        403
+    );
+    assert_eq!(post(&url, &[("sec-fetch-site", "cross-site")], &form), 403);
+    assert_eq!(
+        post(&url, &[], &[("item", top.as_str()), ("verdict", "like")]),
+        403,
+        "no form token"
+    );
+    assert_eq!(
+        post(&url, &[], &[form[0], form[1], ("form_token", "00.11")]),
+        403,
+        "a forged form token"
+    );
+    assert_eq!(rank(&setup.config), before, "nothing changed");
+
+    // The page's own buttons: same origin, with its form token.
+    let origin = [
+        ("origin", daemon.base.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    assert_eq!(post(&url, &origin, &form), 303);
+    let bio = bio_id.to_string();
+    let like = [
+        ("item", bio.as_str()),
+        ("verdict", "like"),
+        ("form_token", token.as_str()),
+    ];
+    assert_eq!(post(&url, &origin, &like), 303);
+    let after = rank(&setup.config);
+    let score = |id: i64| after.iter().find(|(i, _, _)| *i == id).map(|r| r.2);
+    assert!(
+        score(top_id).is_some_and(|s| s < top_score),
+        "\"not interested\" lowers {top_title}: {top_score} -> {:?}",
+        score(top_id)
+    );
+    assert!(
+        score(bio_id).is_some_and(|s| s > bio_score),
+        "\"like\" raises {bio_title}: {bio_score} -> {:?}",
+        score(bio_id)
+    );
+    // The daemon retrains on the verdicts, so its feed follows.
+    wait_for(
+        Duration::from_secs(60),
+        "the feed to drop the refused paper",
+        || {
+            (!feed(&daemon, "?token=s3cret")
+                .iter()
+                .any(|(t, _, _)| *t == top_title))
+            .then_some(())
+        },
+    );
+}
+
+#[test]
+fn interest_matches_reach_a_webhook_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        server
+    });
+    let received = || rt.block_on(server.received_requests()).unwrap_or_default();
+    let hook = format!(
+        "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+        server.uri()
+    );
+    let setup = setup("notify = [\"hook\"]", &hook);
+    let daemon = Daemon::start(&setup.config);
+    setup.drop_file("first.xml", &capture(0..15));
+    setup.wait_filed("processed", "first.xml");
+    wait_for(
+        Duration::from_secs(60),
+        "a training on the stored papers",
+        || (trainings(&daemon) >= 2).then_some(()),
+    );
+
+    // New papers, scored as they are ingested by the model trained on the store.
+    setup.drop_file("second.xml", &capture(15..20));
+    setup.wait_filed("processed", "second.xml");
+    let new_cosmology: Vec<String> = (15..20).map(|n| paper(0, n).1).collect();
+    wait_for(Duration::from_secs(60), "a new paper's alert", || {
+        received()
+            .iter()
+            .any(|r| {
+                let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                new_cosmology.iter().any(|t| body["title"] == t.as_str())
+            })
+            .then_some(())
+    });
+    delivered_all(&daemon);
+    let deliveries = received();
+    let new_biology: Vec<String> = (15..20)
+        .flat_map(|n| [n, n + 100, n + 200])
+        .map(|n| paper(1, n).1)
+        .collect();
+    let mut keys = Vec::new();
+    for r in &deliveries {
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["rule"], "interest:cosmo");
+        let title = body["title"].as_str().unwrap();
+        assert!(
+            !new_biology.iter().any(|t| t == title),
+            "only the liked topic alerts: {title}"
+        );
+        keys.push(r.headers["idempotency-key"].to_str().unwrap().to_owned());
+    }
+    let count = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), count, "each paper is delivered once");
+
+    // A restart sends nothing again: the next delivery is the next new paper's.
+    let total = received().len();
+    assert!(daemon.stop(Duration::from_secs(20)).success());
+    let daemon = Daemon::start(&setup.config);
+    wait_for(Duration::from_secs(60), "the training at start", || {
+        (trainings(&daemon) >= 1).then_some(())
+    });
+    // A paper as close to the likes as can be: it scores above every other paper.
+    let last = "Dark matter halo mass and weak lensing of galaxy clusters, revisited";
+    let third = rss([(
+        "2401.00999".to_owned(),
+        last.to_owned(),
+        "We study dark matter and weak lensing of galaxy clusters.".to_owned(),
+    )]);
+    setup.drop_file("third.xml", &third);
+    setup.wait_filed("processed", "third.xml");
+    wait_for(Duration::from_secs(60), "the third capture's alert", || {
+        received()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains(last))
+            .then_some(())
+    });
+    delivered_all(&daemon);
+    assert_eq!(
+        received().len(),
+        total + 1,
+        "one new delivery, nothing resent"
+    );
+    drop(daemon);
+}
+
+/// Waits until the daemon's outbox has nothing pending.
+fn delivered_all(daemon: &Daemon) {
+    wait_for(Duration::from_secs(60), "every delivery done", || {
+        let (_, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
+        let health: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        (health["outbox"]["pending"] == 0).then_some(())
+    });
+}
+
+/// `lookout check` on a config with `interest` as its `[[interest]]` table.
+fn check(setup: &Setup) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["check", "--config"])
+        .arg(&setup.config)
+        .output()
+        .expect("run lookout check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_prints_interests_and_refuses_bad_ones_at_their_key() {
+    let good = setup("", "");
+    let (ok, out, err) = check(&good);
+    assert!(ok, "{err}");
+    assert!(out.contains("interest cosmo: likes "), "{out}");
+    assert!(out.contains("/interests/cosmo.xml -> log"), "{out}");
+
+    for (extra, key, says) in [
+        ("sources = [\"nope\"]", "sources", "unknown source \"nope\""),
+        (
+            "notify = [\"pager\"]",
+            "notify",
+            "unknown notifier \"pager\"",
+        ),
+        ("digest = \"soon\"", "digest", "invalid duration"),
+        ("digest = \"0s\"", "digest", "at least 1s"),
+        ("colour = \"red\"", "colour", "unknown field"),
+    ] {
+        let bad = setup(extra, "");
+        let (ok, _, err) = check(&bad);
+        assert!(!ok, "{extra} accepted");
+        let line = std::fs::read_to_string(&bad.config)
+            .unwrap()
+            .lines()
+            .position(|l| l.starts_with(key))
+            .unwrap()
+            + 1;
+        assert!(
+            err.contains(&format!("lookout.toml:{line}:")),
+            "{extra}: {err}"
+        );
+        assert!(
+            err.contains(&format!("key `{key}` in [[interest]]")),
+            "{err}"
+        );
+        assert!(err.contains(says), "{extra}: {err}");
+    }
+
+    let missing = setup("", "");
+    std::fs::remove_file(missing.dir.path().join("likes.txt")).unwrap();
+    let (ok, _, err) = check(&missing);
+    assert!(!ok);
+    assert!(err.contains("key `likes` in [[interest]]"), "{err}");
+    assert!(err.contains("cannot read likes file"), "{err}");
+}
