@@ -45,8 +45,8 @@ pub const MAX_CORPUS: usize = 100_000;
 pub const TERMS: usize = 5;
 /// How often the training task looks for a changed likes file or a grown store.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
-/// Growth of the store (a tenth) that makes a model stale.
-const GROWTH: f64 = 0.10;
+/// Growth of the store that makes a model stale: one item in `GROWTH_OVER` (a tenth).
+const GROWTH_OVER: u64 = 10;
 
 /// Why an interest could not be trained.
 #[derive(Debug, thiserror::Error)]
@@ -491,7 +491,9 @@ fn stale(old: Option<&TrainedOn>, now: &TrainedOn) -> bool {
         Some(old) => {
             old.likes != now.likes
                 || old.verdicts != now.verdicts
-                || now.items as f64 >= (old.items as f64) * (1.0 + GROWTH) && now.items > old.items
+                || (now.items > old.items
+                    && now.items.saturating_mul(GROWTH_OVER)
+                        >= old.items.saturating_mul(GROWTH_OVER + 1))
         }
     }
 }

@@ -177,7 +177,7 @@ pub(super) fn record(
 }
 
 /// An interest's feed items at or above a score, newest first.
-const INTEREST_ITEMS: &str = concat!(
+pub(super) const INTEREST_ITEMS: &str = concat!(
     "SELECT ",
     item_columns!(),
     ", s.score, s.terms FROM interest_scores s JOIN items i ON i.id = s.item_id \

@@ -576,6 +576,7 @@ mod tests {
             outbox::FAILED,
             outbox::RECENT_MATCHES,
             outbox::COUNT_STATE,
+            interests::INTEREST_ITEMS,
         ];
         for sql in queries {
             let mut stmt = store
