@@ -561,12 +561,8 @@ fn check_interests(
             ));
         }
         let path = interest.likes_path();
-        crate::alert::interest::read_likes(&path).map_err(|e| {
-            (
-                interest.likes.span(),
-                format!("interest {name:?}: cannot read likes file: {e}"),
-            )
-        })?;
+        crate::alert::interest::read_likes(&path)
+            .map_err(|e| (interest.likes.span(), format!("interest {name:?}: {e}")))?;
     }
     Ok(())
 }
@@ -1677,5 +1673,30 @@ mod tests {
             expand_secret("a${LOOKOUT_TEST_CRED_Z}b").unwrap(),
             "as3cretb"
         );
+    }
+
+    #[test]
+    fn an_interest_reads_with_its_defaults_and_names_its_likes_file_when_it_cannot_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let likes = dir.path().join("likes.txt");
+        std::fs::write(&likes, "2401.00001\n").unwrap();
+        let text = format!("[[interest]]\nname = \"c\"\nlikes = {likes:?}\n");
+        let c = Config::parse(&text, "c.toml").unwrap();
+        let i = &c.interests[0];
+        assert_eq!(i.threshold(), crate::alert::interest::DEFAULT_MIN_SCORE);
+        assert_eq!(i.notifiers(), ["log"]);
+        assert!(i.covers("any source"));
+        assert_eq!(i.digest_secs(), None);
+        let err = refused(&format!(
+            "{text}[[interest]]\nname = \"c\"\nlikes = \"x\"\n"
+        ));
+        assert!(err.contains("duplicate interest name"), "{err}");
+        std::fs::remove_file(&likes).unwrap();
+        let err = refused(&text);
+        assert!(
+            err.starts_with("c.toml:3:9: key `likes` in [[interest]]"),
+            "{err}"
+        );
+        assert!(err.contains("cannot read likes file"), "{err}");
     }
 }

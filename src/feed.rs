@@ -492,7 +492,7 @@ pub fn render_scored(
     let shown = items.iter().map(|scored| {
         let mut item = FeedItem::from_stored(&scored.item, channel);
         let terms: Vec<&str> = scored.terms.iter().map(|(t, _)| t.as_str()).collect();
-        let why = format!("Score {:.2} · why: {}", scored.score, terms.join(", "));
+        let why = format!("Score {:.3} · why: {}", scored.score, terms.join(", "));
         item.description_html = format!(
             "<p>{}</p>{}",
             escape_html(&xml_safe(&why)),
@@ -875,5 +875,43 @@ mod tests {
             String::from_utf8_lossy(&out),
             "<?xml version=\"1.0\"?>\n<?xml-stylesheet type=\"text/xsl\" href=\"/a.xsl?x=1&amp;y=&quot;2&quot;\"?><rss/>"
         );
+    }
+
+    #[test]
+    fn an_interest_feed_says_each_score_and_why_in_every_format() {
+        let channel = Channel {
+            title: "t: interest cosmo".into(),
+            description: "d".into(),
+            site_link: "http://h/".into(),
+            self_url: "http://h/interests/cosmo.json".into(),
+            stylesheet: None,
+            guid_scope: Some("interest:cosmo".into()),
+            dates: FeedDate::Appeared,
+        };
+        let items = [crate::store::ScoredItem {
+            item: item("Halos"),
+            score: 0.995,
+            terms: vec![("dark <matter>".into(), 0.4), ("halo".into(), 0.2)],
+        }];
+        let json: serde_json::Value =
+            serde_json::from_slice(&render_scored(FeedFormat::Json, &channel, &items))
+                .expect("JSON");
+        let ext = &json["items"][0]["_lookout"];
+        assert!((ext["score"].as_f64().expect("score") - 0.995).abs() < 1e-6);
+        assert_eq!(ext["terms"], serde_json::json!(["dark <matter>", "halo"]));
+        for format in [FeedFormat::Rss, FeedFormat::Atom] {
+            let xml = String::from_utf8(render_scored(format, &channel, &items)).expect("utf-8");
+            assert!(
+                xml.contains("Score 0.995 · why: dark &amp;lt;matter&amp;gt;, halo")
+                    || xml.contains("Score 0.995 · why: dark &lt;matter&gt;, halo"),
+                "{xml}"
+            );
+            // The guid is the interest's own, as a rule feed's is the rule's.
+            assert!(
+                xml.contains("title:x@interest:cosmo")
+                    || xml.contains("title%3Ax%40interest%3Acosmo"),
+                "{xml}"
+            );
+        }
     }
 }

@@ -637,11 +637,42 @@ async fn interest_views(s: &AppState) -> Vec<status::InterestView> {
             with_store(&s.store, move |st| {
                 let verdicts: std::collections::HashMap<i64, store::Verdict> =
                     st.verdicts(&name)?.into_iter().collect();
-                Ok((st.interest_items(&name, min_score, SHOWN)?, verdicts))
+                let newest = st.items(ItemFilter::All, SHOWN)?;
+                Ok((
+                    st.interest_items(&name, min_score, SHOWN)?,
+                    verdicts,
+                    newest,
+                ))
             })
             .await
         };
-        let (items, verdicts) = listed.unwrap_or_default();
+        let (items, verdicts, newest) = listed.unwrap_or_default();
+        // The newest papers below the threshold, scored by the model in force, so a
+        // paper the interest misses can be liked too.
+        let model = interest.model();
+        let others: Vec<status::ScoredView> = newest
+            .into_iter()
+            .filter(|i| !items.iter().any(|s| s.item.id == i.id))
+            .filter_map(|item| {
+                let doc = crate::alert::interest::Doc {
+                    title: &item.title,
+                    summary: &item.summary,
+                };
+                let model = model.as_ref()?;
+                Some(status::ScoredView {
+                    id: item.id,
+                    link: crate::feed::feed_link_for(&item),
+                    verdict: verdicts.get(&item.id).map(|v| v.as_str().to_owned()),
+                    score: model.score(&doc),
+                    terms: model
+                        .explain(&doc, crate::daemon::interests::TERMS)
+                        .into_iter()
+                        .map(|(t, _)| t)
+                        .collect(),
+                    title: item.title,
+                })
+            })
+            .collect();
         let model = interest.status();
         views.push(status::InterestView {
             action: format!("/interests/{name}/verdict{suffix}"),
@@ -662,6 +693,7 @@ async fn interest_views(s: &AppState) -> Vec<status::InterestView> {
                     terms: scored.terms.into_iter().map(|(t, _)| t).collect(),
                 })
                 .collect(),
+            others,
             name,
         });
     }

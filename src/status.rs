@@ -181,6 +181,8 @@ pub struct InterestView {
     pub action: String,
     /// Its items at or above the threshold, newest first.
     pub items: Vec<ScoredView>,
+    /// The newest other items, scored by the model in force, to judge too.
+    pub others: Vec<ScoredView>,
 }
 
 /// One scored item with its buttons.
@@ -633,5 +635,52 @@ mod tests {
             .find(|n| n.has_tag_name("title"))
             .and_then(|n| n.text());
         assert_eq!(title, Some("t & <t>"));
+    }
+
+    #[test]
+    fn interest_items_carry_escaped_text_and_buttons_with_the_form_token() {
+        let scored = |id, title: &str| ScoredView {
+            id,
+            title: title.into(),
+            link: Some("javascript:alert(1)".into()),
+            score: 0.995,
+            terms: vec!["dark <matter>".into()],
+            verdict: None,
+        };
+        let interests = [InterestView {
+            name: "cosmo".into(),
+            min_score: 0.99,
+            positives: 3,
+            matched: 2,
+            vocabulary: 100,
+            trained_at: None,
+            error: None,
+            action: "/interests/cosmo/verdict?token=a&b".into(),
+            items: vec![scored(7, "<script>x</script>")],
+            others: vec![scored(8, "below")],
+        }];
+        let html = render_status_page_with(&view(), &interests, "n.t");
+        let doc = parse(&html);
+        let forms: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("form"))
+            .collect();
+        assert_eq!(forms.len(), 2, "a form per paper");
+        for form in &forms {
+            assert_eq!(form.attribute("method"), Some("post"));
+            assert_eq!(
+                form.attribute("action"),
+                Some("/interests/cosmo/verdict?token=a&b")
+            );
+            let token = form
+                .descendants()
+                .find(|n| n.attribute("name") == Some("form_token"));
+            assert_eq!(token.and_then(|n| n.attribute("value")), Some("n.t"));
+        }
+        assert!(!html.contains("<script>x"));
+        assert!(!html.contains("href=\"javascript:"));
+        assert!(text_of(&doc).contains("dark <matter>"));
+        // Without interests the section is not there at all.
+        assert!(!render_status_page(&view()).contains("id=\"interests\""));
     }
 }

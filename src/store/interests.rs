@@ -118,7 +118,7 @@ pub struct CorpusItem {
 
 /// What the outbox row of an interest match says matched: the score, then the terms.
 fn matched_json(score: f32, terms: &[(String, f32)]) -> String {
-    let labels: Vec<String> = std::iter::once(format!("score {score:.2}"))
+    let labels: Vec<String> = std::iter::once(format!("score {score:.3}"))
         .chain(terms.iter().map(|(t, _)| t.clone()))
         .collect();
     serde_json::Value::from(labels).to_string()
