@@ -561,6 +561,19 @@ fn refresh(interest: &Interest, store: &SharedStore) -> bool {
     }
 }
 
+/// Brings every stale interest's model and feed up to date once (what the training
+/// task does each turn); returns whether the store changed.
+pub async fn refresh_all(interests: &Interests, store: &SharedStore) -> bool {
+    let mut changed = false;
+    for interest in interests.all() {
+        let store = store.clone();
+        changed |= tokio::task::spawn_blocking(move || refresh(&interest, &store))
+            .await
+            .unwrap_or(false);
+    }
+    changed
+}
+
 /// The training task: keeps every interest's model current (see the module docs)
 /// until `shutdown`.
 pub async fn run(
@@ -570,19 +583,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
-        for interest in interests.all() {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            let store2 = store.clone();
-            let changed = tokio::task::spawn_blocking(move || refresh(&interest, &store2))
-                .await
-                .unwrap_or(false);
-            if changed {
-                let store2 = store.clone();
-                if let Ok(g) = store::blocking(&store2, |s| s.generation()).await {
-                    publisher.store_changed(g);
-                }
+        if refresh_all(&interests, &store).await {
+            if let Ok(g) = store::blocking(&store, |s| s.generation()).await {
+                publisher.store_changed(g);
             }
         }
         tokio::select! {

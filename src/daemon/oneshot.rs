@@ -39,7 +39,17 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     let (store, generation) = open_with_generation(&config).await?;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;
-    let live = Arc::new(Live::new(Arc::clone(&config), alerts.rules.clone()));
+    // Interests score the pass's new papers with models trained on the store as it
+    // was, then learn from what the pass added before their feeds are written.
+    let interests = Arc::new(super::interests::Interests::new(&config));
+    super::interests::refresh_all(&interests, &store).await;
+    let live = Arc::new(Live::new(
+        Arc::clone(&config),
+        Arc::new(super::interests::WithInterests {
+            rules: alerts.rules.clone(),
+            interests: Arc::clone(&interests),
+        }),
+    ));
     let metrics = Metrics::new();
     // Shared by the pipeline and the delivery pass: a store found unable to write
     // while ingesting pauses the deliveries too.
@@ -97,6 +107,11 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     }
     drop(tx);
     let _ = pipeline.await;
+    if super::interests::refresh_all(&interests, &store).await {
+        if let Ok(g) = store::blocking(&store, |s| s.generation()).await {
+            publisher.store_changed(g);
+        }
+    }
     // The store is written for the last time (but for deliveries): fold the WAL into
     // the database on the other core while the feeds are rendered and written.
     let checkpoint = {

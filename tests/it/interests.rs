@@ -556,3 +556,39 @@ fn check_prints_interests_and_refuses_bad_ones_at_their_key() {
     assert!(err.contains("key `likes` in [[interest]]"), "{err}");
     assert!(err.contains("cannot read likes file"), "{err}");
 }
+
+#[test]
+fn lookout_once_trains_scores_and_writes_the_interest_feed() {
+    let setup = setup("notify = []", "");
+    setup.drop_file("papers.xml", &capture(0..15));
+    // A file written a moment ago may still be being written: `once` would leave it.
+    std::fs::File::options()
+        .write(true)
+        .open(setup.drop.join("papers.xml"))
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)))
+        .expect("age the capture");
+    let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["once", "--config"])
+        .arg(&setup.config)
+        .output()
+        .expect("run lookout once");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = setup.dir.path().join("state/feeds/interests/cosmo.xml");
+    let rss = std::fs::read_to_string(&file).expect("the interest feed file");
+    let titles: Vec<&str> = rss
+        .split("<title>")
+        .skip(2)
+        .filter_map(|t| t.split("</title>").next())
+        .collect();
+    assert!(
+        !titles.is_empty(),
+        "{rss}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(titles.iter().all(|t| is_cosmology(t)), "{titles:?}");
+    assert!(rss.contains("Score 0."), "{rss}");
+}
