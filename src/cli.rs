@@ -252,14 +252,7 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
                 .join(", "),
             _ => "title, summary, authors, source".to_owned(),
         };
-        let sources = match &r.sources {
-            Some(names) => names
-                .iter()
-                .map(|n| n.get_ref().as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            None => "every source".to_owned(),
-        };
+        let sources = source_list(r.sources.as_deref());
         let digest = match r.digest {
             Some(d) => format!(", digest every {d}"),
             None => String::new(),
@@ -279,21 +272,14 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
             names if names.is_empty() => "its feed only".to_owned(),
             names => names.join(", "),
         };
-        let sources = match &i.sources {
-            Some(names) => names
-                .iter()
-                .map(|n| n.get_ref().as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            None => "every source".to_owned(),
-        };
+        let sources = source_list(i.sources.as_deref());
         let digest = match &i.digest {
             Some(d) => format!(", digest every {}", d.get_ref()),
             None => String::new(),
         };
         let _ = writeln!(
             out,
-            "interest {}: likes {} ranks {sources}, min_score {:.2}, feed {}/interests/{}.xml -> {notify}{digest}",
+            "interest {}: likes {} ranks {sources}, min_score {:.3}, feed {}/interests/{}.xml -> {notify}{digest}",
             i.name(),
             i.likes_path().display(),
             i.threshold(),
@@ -302,6 +288,18 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
         );
     }
     Ok(out)
+}
+
+/// The sources a rule or an interest names, as `check` shows them.
+fn source_list(names: Option<&[toml::Spanned<String>]>) -> String {
+    match names {
+        Some(names) => names
+            .iter()
+            .map(|n| n.get_ref().as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "every source".to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -512,6 +512,32 @@ fn record_match(
         return Ok(0);
     }
     let due = due_time(now, matched.digest_secs);
+    enqueue(
+        conn,
+        item_id,
+        item_key,
+        &matched.rule,
+        &matched.notifiers,
+        &words,
+        due,
+        now,
+    )
+}
+
+/// Enqueues one outbox row per notifier for a match of `rule` (a rule's name, or an
+/// interest's `interest:NAME`), due at `due`; `matched` is the JSON list the message
+/// shows. Returns the rows enqueued (a row already there is left as it is).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn enqueue(
+    conn: &Connection,
+    item_id: i64,
+    item_key: &str,
+    rule: &str,
+    notifiers: &[String],
+    matched: &str,
+    due: i64,
+    now: i64,
+) -> Result<usize, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO outbox
@@ -520,18 +546,10 @@ fn record_match(
         )
         .ctx("preparing the outbox insert")?;
     let mut queued = 0;
-    for notifier in &matched.notifiers {
-        let key = idempotency_key(item_key, &matched.rule, notifier);
+    for notifier in notifiers {
+        let key = idempotency_key(item_key, rule, notifier);
         queued += stmt
-            .execute(params![
-                item_id,
-                matched.rule,
-                notifier,
-                key,
-                words,
-                due,
-                now
-            ])
+            .execute(params![item_id, rule, notifier, key, matched, due, now])
             .ctx("enqueueing a delivery")?;
     }
     Ok(queued)

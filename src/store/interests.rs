@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::ingest::{due_time, idempotency_key};
+use super::ingest::{due_time, enqueue};
 use super::items::{item_columns, item_from_row, sql_limit, ITEM_COLUMN_COUNT};
 use super::{bad_column, to_ms, Ctx, Ingest, Store, StoreError, StoredItem};
 use crate::entry::{normalize_arxiv_id, normalize_title, normalize_url};
@@ -156,24 +156,18 @@ pub(super) fn record(
     if !batch.alerts {
         return Ok(0);
     }
-    let rule = scored.rule();
-    let matched = matched_json(scored.score, &scored.terms);
     let due = due_time(now, scored.digest_secs);
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO outbox
-                    (item_id, rule, notifier, idempotency_key, matched, next_attempt, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .ctx("preparing the outbox insert")?;
-    let mut queued = 0;
-    for notifier in &scored.notifiers {
-        let key = idempotency_key(item_key, &rule, notifier);
-        queued += stmt
-            .execute(params![item_id, rule, notifier, key, matched, due, now])
-            .ctx("enqueueing an interest delivery")?;
-    }
-    Ok(queued)
+    let matched = matched_json(scored.score, &scored.terms);
+    enqueue(
+        conn,
+        item_id,
+        item_key,
+        &scored.rule(),
+        &scored.notifiers,
+        &matched,
+        due,
+        now,
+    )
 }
 
 /// An interest's feed items at or above a score, newest first.

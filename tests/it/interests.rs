@@ -124,6 +124,19 @@ fn setup(interest_extra: &str, extra: &str) -> Setup {
     setup
 }
 
+/// Starts the daemon, drops papers 0..15 and waits until it has trained on them.
+fn started_with_papers(setup: &Setup) -> Daemon {
+    let daemon = Daemon::start(&setup.config);
+    setup.drop_file("papers.xml", &capture(0..15));
+    setup.wait_filed("processed", "papers.xml");
+    wait_for(
+        Duration::from_secs(60),
+        "a training on the stored papers",
+        || (trainings(&daemon) >= 2).then_some(()),
+    );
+    daemon
+}
+
 /// How many times the daemon logged a finished training.
 fn trainings(daemon: &Daemon) -> usize {
     daemon.log().matches("interest trained").count()
@@ -265,14 +278,7 @@ fn likes_are_matched_to_stored_items_and_the_liked_topic_fills_the_feed() {
 #[test]
 fn scores_are_the_same_after_a_restart() {
     let setup = setup("notify = []", "");
-    let daemon = Daemon::start(&setup.config);
-    setup.drop_file("papers.xml", &capture(0..15));
-    setup.wait_filed("processed", "papers.xml");
-    wait_for(
-        Duration::from_secs(60),
-        "a training on the stored papers",
-        || (trainings(&daemon) >= 2).then_some(()),
-    );
+    let daemon = started_with_papers(&setup);
     let before = wait_for(Duration::from_secs(30), "the interest feed", || {
         let items = feed(&daemon, "");
         (!items.is_empty()).then_some(items)
@@ -299,14 +305,7 @@ fn cross_site_posts_are_refused_and_the_buttons_change_the_ranking() {
             1,
         );
     std::fs::write(&setup.config, text).unwrap();
-    let daemon = Daemon::start(&setup.config);
-    setup.drop_file("papers.xml", &capture(0..15));
-    setup.wait_filed("processed", "papers.xml");
-    wait_for(
-        Duration::from_secs(60),
-        "a training on the stored papers",
-        || (trainings(&daemon) >= 2).then_some(()),
-    );
+    let daemon = started_with_papers(&setup);
     let page = wait_for(
         Duration::from_secs(30),
         "buttons on the status page",
@@ -412,14 +411,7 @@ fn interest_matches_reach_a_webhook_once() {
         server.uri()
     );
     let setup = setup("notify = [\"hook\"]", &hook);
-    let daemon = Daemon::start(&setup.config);
-    setup.drop_file("first.xml", &capture(0..15));
-    setup.wait_filed("processed", "first.xml");
-    wait_for(
-        Duration::from_secs(60),
-        "a training on the stored papers",
-        || (trainings(&daemon) >= 2).then_some(()),
-    );
+    let daemon = started_with_papers(&setup);
 
     // New papers, scored as they are ingested by the model trained on the store.
     setup.drop_file("second.xml", &capture(15..20));
