@@ -584,3 +584,158 @@ fn lookout_once_trains_scores_and_writes_the_interest_feed() {
     assert!(titles.iter().all(|t| is_cosmology(t)), "{titles:?}");
     assert!(rss.contains("Score 0."), "{rss}");
 }
+
+/// What training and rescoring cost beside the ingest, with 100,000 items stored.
+/// Ignored by default (slow in a debug build); run it with
+/// `cargo test --release --test it interests::training_at_scale -- --ignored --nocapture`.
+/// It prints timings and asserts only what it ranked: a timing assert would fail on a
+/// busy machine without saying anything about the code.
+#[test]
+#[ignore = "slow: fills 100,000 items; run by hand to measure"]
+fn training_at_scale_prints_its_timings() {
+    use lookout::daemon::interests::{rank, terms, train, MAX_CORPUS};
+    use std::time::Instant;
+    const STORED: usize = 100_000;
+    let setup = setup("notify = []", "");
+    let config = config(&std::fs::read_to_string(&setup.config).unwrap());
+    let path = setup.dir.path().join("state/lookout.db");
+    drop(lookout::store::Store::open(&path).expect("create schema"));
+    let arxiv = |n: i64| format!("arxiv:24{:02}.{:05}", 1 + n / 100_000, n % 100_000);
+    // Abstracts of 120 words drawn (Zipf-like, from a fixed LCG) from 30,000 words,
+    // and a tenth of the papers on the liked topic.
+    let started = Instant::now();
+    {
+        let mut conn = rusqlite::Connection::open(&path).expect("raw open");
+        let tx = conn.transaction().unwrap();
+        let mut seed: u64 = 42;
+        let mut word = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let r = (seed >> 33) as f64 / f64::from(1u32 << 31);
+            format!("w{}", (30_000f64.powf(r)) as u64)
+        };
+        for i in 0..STORED {
+            let n = i as i64 + 1;
+            let mut words: Vec<String> = (0..120).map(|_| word()).collect();
+            if i % 10 == 0 {
+                words.extend(TOPICS[0].iter().map(|w| (*w).to_owned()));
+            }
+            let title = words[..8].join(" ");
+            tx.execute(
+                "INSERT INTO items (id, key, title, summary, source, format, first_seen, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'drop', 'arxiv', ?5, ?5)",
+                rusqlite::params![n, arxiv(n), title, words.join(" "), 1_600_000_000_000i64 + n],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO item_sources (source, item_id, first_seen) VALUES ('drop', ?1, 0)",
+                [n],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO item_keys (alias, item_id) VALUES (?1, ?2)",
+                rusqlite::params![arxiv(n), n],
+            )
+            .unwrap();
+        }
+        tx.execute("UPDATE generation SET items = ?1", [STORED as i64])
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    eprintln!("filled {STORED} items in {:?}", started.elapsed());
+    // The likes: 40 of the topic's papers, by arXiv id.
+    let likes: String = (0..40)
+        .map(|k| format!("{}\n", &arxiv(k * 10 + 1)["arxiv:".len()..]))
+        .collect();
+    std::fs::write(config.interests[0].likes_path(), likes).unwrap();
+
+    let store: lookout::store::SharedStore = std::sync::Arc::new(std::sync::Mutex::new(
+        lookout::store::Store::open(&path).unwrap(),
+    ));
+    let started = Instant::now();
+    let corpus = lookout::store::lock(&store).corpus(MAX_CORPUS).unwrap();
+    let read = started.elapsed();
+    drop(corpus);
+    let started = Instant::now();
+    let trained = train(&config.interests[0], &store).expect("trained");
+    let trained_in = started.elapsed();
+    let started = Instant::now();
+    let ranked = rank(&config.interests[0], &trained, None, 0.99);
+    let rows: Vec<lookout::store::ScoreRow> = ranked
+        .iter()
+        .map(|&(n, score)| lookout::store::ScoreRow {
+            item_id: trained.corpus[n].id,
+            seen: trained.corpus[n].seen,
+            score,
+            terms: terms(&trained, n),
+        })
+        .collect();
+    let ranked_in = started.elapsed();
+    let started = Instant::now();
+    lookout::store::lock(&store)
+        .replace_interest_scores("cosmo", &rows, chrono::Utc::now())
+        .unwrap();
+    let written = started.elapsed();
+    let stats = trained.model.stats();
+    eprintln!(
+        "corpus read (store locked) {read:?}; read + match likes + train {trained_in:?} \
+         ({} positives, {} stored; vocabulary {}, model ~{} KB); \
+         rescore {} items {ranked_in:?}; feed of {} rows written {written:?}",
+        trained.positives,
+        trained.matched,
+        stats.vocabulary,
+        stats.heap_bytes / 1024,
+        trained.corpus.len(),
+        rows.len()
+    );
+    assert_eq!(trained.corpus.len(), STORED);
+    assert_eq!(trained.matched, 40);
+}
+
+#[test]
+fn a_reload_refuses_a_bad_interest_and_takes_a_new_one() {
+    let setup = setup("notify = []", "");
+    let daemon = started_with_papers(&setup);
+    let good = std::fs::read_to_string(&setup.config).unwrap();
+
+    // An interest whose likes file is missing: refused with its line and key; the
+    // running config stays.
+    let missing = setup.dir.path().join("missing.bib");
+    let bad =
+        format!("{good}\n[[interest]]\nname = \"bio\"\nlikes = {missing:?}\nmin_score = 0.9\n");
+    std::fs::write(&setup.config, &bad).unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_for(Duration::from_secs(10), "the refusal", || {
+        daemon.log().contains("new config refused").then_some(())
+    });
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("likes = ") && l.contains("missing"))
+        .unwrap()
+        + 1;
+    let log = daemon.log();
+    assert!(log.contains(&format!("lookout.toml:{line}:")), "{log}");
+    assert!(log.contains("key `likes` in [[interest]]"), "{log}");
+    assert_eq!(
+        get(&format!("{}/interests/bio.xml", daemon.base), &[]).0,
+        404
+    );
+
+    // The same interest with a likes file: taken, trained and served.
+    let biology = paper(1, 3).1;
+    std::fs::write(&missing, format!("@article{{b, title = {{{biology}}}}}\n")).unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_for(Duration::from_secs(10), "the reload", || {
+        daemon.log().contains("config reloaded").then_some(())
+    });
+    let titles = wait_for(Duration::from_secs(60), "the new interest's feed", || {
+        let (status, _, body) = get(&format!("{}/interests/bio.json", daemon.base), &[]);
+        let doc: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let titles: Vec<String> = doc["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|i| i["title"].as_str().map(str::to_owned))
+            .collect();
+        (status == 200 && !titles.is_empty()).then_some(titles)
+    });
+    assert!(titles.iter().all(|t| !is_cosmology(t)), "{titles:?}");
+}
