@@ -268,7 +268,7 @@ pub struct Trained {
     /// The model.
     pub model: Model,
     /// The stored items it was trained beside (newest first), to rank.
-    pub corpus: Vec<store::CorpusItem>,
+    pub corpus: Arc<Vec<store::CorpusItem>>,
     /// Liked papers learned from, and of them the ones found in the store.
     pub positives: usize,
     /// Of the positives, the stored ones.
@@ -278,6 +278,25 @@ pub struct Trained {
 /// Trains `config`'s model from its likes file, its verdicts and the store (blocking;
 /// the store is locked only while it is read).
 pub fn train(config: &InterestConfig, store: &SharedStore) -> Result<Trained, InterestError> {
+    let corpus = read_corpus(store).map_err(|source| InterestError::Store {
+        interest: config.name().to_owned(),
+        source,
+    })?;
+    train_with(config, store, corpus)
+}
+
+/// The newest [`MAX_CORPUS`] stored items, which every interest trains on and ranks:
+/// read once per round of trainings, whatever the number of interests (blocking).
+fn read_corpus(store: &SharedStore) -> Result<Arc<Vec<store::CorpusItem>>, StoreError> {
+    Ok(Arc::new(store::lock(store).corpus(MAX_CORPUS)?))
+}
+
+/// [`train`] on a corpus already read.
+fn train_with(
+    config: &InterestConfig,
+    store: &SharedStore,
+    corpus: Arc<Vec<store::CorpusItem>>,
+) -> Result<Trained, InterestError> {
     let name = config.name().to_owned();
     let likes = crate::alert::interest::read_likes(&config.likes_path()).map_err(|source| {
         InterestError::Likes {
@@ -300,14 +319,9 @@ pub fn train(config: &InterestConfig, store: &SharedStore) -> Result<Trained, In
                 None => unmatched.push(like),
             }
         }
-        Ok((
-            matched,
-            unmatched,
-            s.verdicts(&name)?,
-            s.corpus(MAX_CORPUS)?,
-        ))
+        Ok((matched, unmatched, s.verdicts(&name)?))
     };
-    let (matched, unmatched, verdicts, corpus) =
+    let (matched, unmatched, verdicts) =
         read(&store::lock(store)).map_err(|source| InterestError::Store {
             interest: name.clone(),
             source,
@@ -499,8 +513,13 @@ fn stale(old: Option<&TrainedOn>, now: &TrainedOn) -> bool {
 }
 
 /// Trains one interest if it is stale, swaps the model in and rescores its feed
-/// (blocking). Returns whether the store changed.
-fn refresh(interest: &Interest, store: &SharedStore) -> bool {
+/// (blocking); `corpus` is read at the first stale interest of a round and shared by
+/// the others. Returns whether the store changed.
+fn refresh(
+    interest: &Interest,
+    store: &SharedStore,
+    corpus: &mut Option<Arc<Vec<store::CorpusItem>>>,
+) -> bool {
     let name = interest.config.name();
     let now = match inputs(interest, store) {
         Ok(now) => now,
@@ -516,7 +535,17 @@ fn refresh(interest: &Interest, store: &SharedStore) -> bool {
     // Recorded before training: a likes file that fails is not read again every tick,
     // only when it changes.
     *lock(&interest.trained_on) = Some(now);
-    let trained = match train(&interest.config, store) {
+    let shared = match corpus {
+        Some(shared) => Arc::clone(shared),
+        None => match read_corpus(store) {
+            Ok(read) => Arc::clone(corpus.insert(read)),
+            Err(e) => {
+                tracing::warn!(interest = %name, error = %e, "cannot read the stored items");
+                return false;
+            }
+        },
+    };
+    let trained = match train_with(&interest.config, store, shared) {
         Ok(trained) => trained,
         Err(e) => {
             tracing::warn!(interest = %name, error = %e, "interest not trained; the previous model stays");
@@ -564,14 +593,16 @@ fn refresh(interest: &Interest, store: &SharedStore) -> bool {
 /// Brings every stale interest's model and feed up to date once (what the training
 /// task does each turn); returns whether the store changed.
 pub async fn refresh_all(interests: &Interests, store: &SharedStore) -> bool {
-    let mut changed = false;
-    for interest in interests.all() {
-        let store = store.clone();
-        changed |= tokio::task::spawn_blocking(move || refresh(&interest, &store))
-            .await
-            .unwrap_or(false);
-    }
-    changed
+    let all = interests.all();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut corpus = None;
+        all.iter().fold(false, |changed, i| {
+            refresh(i, &store, &mut corpus) | changed
+        })
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// The training task: keeps every interest's model current (see the module docs)
