@@ -286,9 +286,22 @@ pub fn train(config: &InterestConfig, store: &SharedStore) -> Result<Trained, In
 }
 
 /// The newest [`MAX_CORPUS`] stored items, which every interest trains on and ranks:
-/// read once per round of trainings, whatever the number of interests (blocking).
+/// read once per round of trainings, whatever the number of interests (blocking). Read
+/// a page at a time, letting go of the store in between, so an ingest waits for one
+/// page at most, not the whole read.
 fn read_corpus(store: &SharedStore) -> Result<Arc<Vec<store::CorpusItem>>, StoreError> {
-    Ok(Arc::new(store::lock(store).corpus(MAX_CORPUS)?))
+    const PAGE: usize = 5_000;
+    let mut corpus: Vec<store::CorpusItem> = Vec::new();
+    while corpus.len() < MAX_CORPUS {
+        let want = PAGE.min(MAX_CORPUS - corpus.len());
+        let page = store::lock(store).corpus(corpus.last(), want)?;
+        let done = page.len() < want;
+        corpus.extend(page);
+        if done {
+            break;
+        }
+    }
+    Ok(Arc::new(corpus))
 }
 
 /// [`train`] on a corpus already read.

@@ -170,6 +170,12 @@ pub(super) fn record(
     )
 }
 
+/// Stored items as a model reads them, newest first, after (?2, ?3).
+pub(super) const CORPUS: &str = "SELECT i.id, i.title, i.summary, i.first_seen,
+        (SELECT group_concat(s.source, char(31)) FROM item_sources s WHERE s.item_id = i.id)
+   FROM items i WHERE (i.first_seen, i.id) < (?2, ?3)
+  ORDER BY i.first_seen DESC, i.id DESC LIMIT ?1";
+
 /// An interest's feed items at or above a score, newest first.
 pub(super) const INTEREST_ITEMS: &str = concat!(
     "SELECT ",
@@ -280,20 +286,21 @@ impl Store {
         Ok(None)
     }
 
-    /// Up to `limit` stored items as a model reads them, newest first: what an
-    /// interest trains on and ranks.
-    pub fn corpus(&self, limit: usize) -> Result<Vec<CorpusItem>, StoreError> {
+    /// Up to `limit` stored items as a model reads them, newest first, from after
+    /// `after` (the last item of the page before, so a long read can let go of the
+    /// store between pages): what an interest trains on and ranks.
+    pub fn corpus(
+        &self,
+        after: Option<&CorpusItem>,
+        limit: usize,
+    ) -> Result<Vec<CorpusItem>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT i.id, i.title, i.summary, i.first_seen,
-                        (SELECT group_concat(s.source, char(31)) FROM item_sources s
-                          WHERE s.item_id = i.id)
-                   FROM items i ORDER BY i.first_seen DESC, i.id DESC LIMIT ?1",
-            )
+            .prepare_cached(CORPUS)
             .ctx("preparing the corpus listing")?;
+        let (seen, id) = after.map_or((i64::MAX, i64::MAX), |a| (a.seen, a.id));
         let rows = stmt
-            .query_map([sql_limit(limit)], |row| {
+            .query_map(params![sql_limit(limit), seen, id], |row| {
                 let sources: Option<String> = row.get(4)?;
                 Ok(CorpusItem {
                     id: row.get(0)?,
@@ -457,8 +464,10 @@ mod tests {
                 ..Entry::default()
             },
         ]);
-        let corpus = store.corpus(10).expect("corpus");
+        let corpus = store.corpus(None, 10).expect("corpus");
         assert_eq!(corpus.len(), 2);
+        let rest = store.corpus(Some(&corpus[0]), 10).expect("corpus");
+        assert_eq!(rest, corpus[1..]);
         assert_eq!(corpus[0].sources, ["s"]);
         let (a, b) = (corpus[0].id, corpus[1].id);
         assert!(store

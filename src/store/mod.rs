@@ -577,6 +577,7 @@ mod tests {
             outbox::RECENT_MATCHES,
             outbox::COUNT_STATE,
             interests::INTEREST_ITEMS,
+            interests::CORPUS,
         ];
         for sql in queries {
             let mut stmt = store

@@ -593,7 +593,7 @@ fn lookout_once_trains_scores_and_writes_the_interest_feed() {
 #[test]
 #[ignore = "slow: fills 100,000 items; run by hand to measure"]
 fn training_at_scale_prints_its_timings() {
-    use lookout::daemon::interests::{rank, terms, train, MAX_CORPUS};
+    use lookout::daemon::interests::{rank, terms, train};
     use std::time::Instant;
     const STORED: usize = 100_000;
     let setup = setup("notify = []", "");
@@ -652,9 +652,9 @@ fn training_at_scale_prints_its_timings() {
         lookout::store::Store::open(&path).unwrap(),
     ));
     let started = Instant::now();
-    let corpus = lookout::store::lock(&store).corpus(MAX_CORPUS).unwrap();
+    let page = lookout::store::lock(&store).corpus(None, 5_000).unwrap();
     let read = started.elapsed();
-    drop(corpus);
+    drop(page);
     let started = Instant::now();
     let trained = train(&config.interests[0], &store).expect("trained");
     let trained_in = started.elapsed();
@@ -677,7 +677,7 @@ fn training_at_scale_prints_its_timings() {
     let written = started.elapsed();
     let stats = trained.model.stats();
     eprintln!(
-        "corpus read (store locked) {read:?}; read + match likes + train {trained_in:?} \
+        "one corpus page of 5,000 (the store locked) {read:?}; read + match likes + train {trained_in:?} \
          ({} positives, {} stored; vocabulary {}, model ~{} KB); \
          rescore {} items {ranked_in:?}; feed of {} rows written {written:?}",
         trained.positives,
