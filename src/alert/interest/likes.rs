@@ -440,16 +440,24 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Vec<Like> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/likes").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/likes")
+            .join(name);
         read_likes(&path).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
     fn a_real_zotero_bibtex_export_gives_arxiv_ids_titles_and_abstracts() {
         let likes = fixture("zotero-arxiv.bib");
-        let ids: Vec<_> = likes.iter().map(|l| l.arxiv_id.as_deref().unwrap()).collect();
+        let ids: Vec<_> = likes
+            .iter()
+            .map(|l| l.arxiv_id.as_deref().unwrap())
+            .collect();
         // Two from the note/URL only, two also from the DataCite DOI.
-        assert_eq!(ids, ["2203.07687", "2208.09684", "2009.14167", "2206.06522"]);
+        assert_eq!(
+            ids,
+            ["2203.07687", "2208.09684", "2009.14167", "2206.06522"]
+        );
         assert_eq!(likes[2].doi.as_deref(), Some("10.48550/arxiv.2009.14167"));
         assert_eq!(likes[0].doi, None);
         assert_eq!(
@@ -458,7 +466,9 @@ mod tests {
         );
         let summary = likes[1].summary.as_deref().unwrap();
         assert!(summary.starts_with("Quantization, knowledge distillation, and magnitude pruning"));
-        assert!(likes.iter().all(|l| l.summary.as_ref().is_some_and(|s| s.len() > 500)));
+        assert!(likes
+            .iter()
+            .all(|l| l.summary.as_ref().is_some_and(|s| s.len() > 500)));
     }
 
     #[test]
@@ -467,11 +477,20 @@ mod tests {
         assert_eq!(likes.len(), 7);
         assert!(likes.iter().all(|l| l.arxiv_id.is_none()), "{likes:?}");
         let dois: Vec<_> = likes.iter().filter_map(|l| l.doi.as_deref()).collect();
-        assert_eq!(dois, ["10.1016/j.neuron.2011.03.026", "10.1016/j.nlm.2013.11.007"]);
-        assert_eq!(likes[1].title.as_deref(), Some("Neural Network Models and Schizophrenia"));
+        assert_eq!(
+            dois,
+            ["10.1016/j.neuron.2011.03.026", "10.1016/j.nlm.2013.11.007"]
+        );
+        assert_eq!(
+            likes[1].title.as_deref(),
+            Some("Neural Network Models and Schizophrenia")
+        );
         // Case-protecting braces are gone from titles.
         let title = likes[2].title.as_deref().unwrap();
-        assert!(title.contains("Dopamine D2 Receptor Ligand [11C]FLB 457."), "{title}");
+        assert!(
+            title.contains("Dopamine D2 Receptor Ligand [11C]FLB 457."),
+            "{title}"
+        );
     }
 
     #[test]
@@ -488,7 +507,11 @@ mod tests {
             zotero[1].title.as_deref(),
             Some("DreamEditor: Text-Driven 3D Scene Editing with Neural Fields")
         );
-        assert!(zotero[1].summary.as_deref().unwrap().starts_with("Neural fields have achieved"));
+        assert!(zotero[1]
+            .summary
+            .as_deref()
+            .unwrap()
+            .starts_with("Neural fields have achieved"));
     }
 
     #[test]
