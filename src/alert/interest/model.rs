@@ -11,7 +11,7 @@
 //! keeps growing towards 1 (never reaching it) so that the best papers still rank among themselves.
 
 use super::svm;
-use super::tfidf::{Csr, Pruning, Vectorizer};
+use super::tfidf::{Pruning, Vectorizer};
 use super::Doc;
 
 /// The default feed and alert threshold: a paper must score above 99 % of the stored
@@ -58,20 +58,18 @@ impl Model {
             eps: 0.1,
             max_iter: 200,
         };
-        let (weights, bias) = svm::train(&rows, &labels, vectorizer.len(), params);
-        let mut model = Model {
+        let trained = svm::train(&rows, &labels, vectorizer.len(), params);
+        // Percentiles among the negatives as the model would see them new (held out),
+        // not as it fitted them: see svm::Trained::held_out_margins.
+        let calibration = Calibration::new(trained.held_out_margins[positives.len()..].to_vec());
+        Model {
             vectorizer,
-            weights,
-            bias,
-            calibration: Calibration::default(),
+            weights: trained.weights,
+            bias: trained.bias,
+            calibration,
             positives: positives.len(),
             negatives: negatives.len(),
-        };
-        let negative_margins: Vec<f32> = (positives.len()..rows.rows())
-            .map(|r| model.margin_of(&rows, r))
-            .collect();
-        model.calibration = Calibration::new(negative_margins);
-        model
+        }
     }
 
     /// The score of one paper (calibrated so [`DEFAULT_MIN_SCORE`] is a sensible
@@ -82,11 +80,8 @@ impl Model {
 
     /// The SVM's raw decision value for one paper (higher is more liked).
     pub fn margin(&self, doc: &Doc<'_>) -> f32 {
-        self.margin_of(&self.vectorizer.transform(doc), 0)
-    }
-
-    fn margin_of(&self, rows: &Csr, r: usize) -> f32 {
-        let (idx, val) = rows.row(r);
+        let row = self.vectorizer.transform(doc);
+        let (idx, val) = row.row(0);
         self.bias
             + idx
                 .iter()
