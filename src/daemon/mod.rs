@@ -36,7 +36,9 @@ use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::server::{self, AppState};
 use crate::sources::folder::FolderSource;
-use crate::sources::http::{HostGate, HttpSource};
+use crate::sources::http::{
+    HostGate, HttpSource, Scheduler, SchedulerHandle, DEFAULT_MAX_IN_FLIGHT,
+};
 use crate::sources::{AttemptResult, Report, SourceHealth};
 use crate::store::{self, SharedStore, Store, StoreError, StoreHealth};
 use crate::systemd::{self, Heartbeat, Watchdog};
@@ -191,12 +193,14 @@ impl OutboxTask {
 }
 
 /// A running source and the token that stops it (a child of the daemon's `stopping`).
+/// An HTTP source has no task of its own: stopping it removes it from the scheduler.
 struct RunningSource {
     config: SourceConfig,
     stop: CancellationToken,
 }
 
-/// Starts, stops and restarts source tasks to match the config.
+/// Starts, stops and restarts sources to match the config: a task per drop folder,
+/// and an entry in the one [`Scheduler`] per HTTP source.
 struct Sources {
     running: HashMap<String, RunningSource>,
     /// Folder sources started but not yet watching.
@@ -209,9 +213,39 @@ struct Sources {
     store: SharedStore,
     gate: HostGate,
     metrics: Metrics,
+    /// Feeds the scheduler that polls every HTTP source.
+    scheduler: SchedulerHandle,
 }
 
 impl Sources {
+    /// No source yet; the HTTP scheduler runs as a task of `tasks` until `stopping`.
+    fn new(
+        tx: mpsc::Sender<Report>,
+        stopping: CancellationToken,
+        store: SharedStore,
+        gate: HostGate,
+        metrics: Metrics,
+    ) -> Sources {
+        let tasks = TaskTracker::new();
+        let (scheduler, handle) = Scheduler::new(gate.clone(), DEFAULT_MAX_IN_FLIGHT);
+        tasks.spawn(
+            scheduler
+                .with_metrics(metrics.clone())
+                .run(tx.clone(), stopping.child_token()),
+        );
+        Sources {
+            running: HashMap::new(),
+            starting: Vec::new(),
+            tx,
+            stopping,
+            tasks,
+            store,
+            gate,
+            metrics,
+            scheduler: handle,
+        }
+    }
+
     /// Brings the running set in line with `config`: removed and changed sources stop,
     /// new and changed ones start. Unchanged ones keep running untouched.
     fn apply(&mut self, config: &Config) {
@@ -228,8 +262,11 @@ impl Sources {
             .collect();
         for name in stale {
             if let Some(r) = self.running.remove(&name) {
-                tracing::info!(source = %name, "stopping source");
+                tracing::debug!(source = %name, "stopping source");
                 r.stop.cancel();
+                if matches!(r.config.kind, SourceKind::Http(_)) {
+                    self.scheduler.remove(&name);
+                }
             }
         }
         for (name, cfg) in wanted {
@@ -264,8 +301,8 @@ impl Sources {
             SourceKind::Http(_) => {
                 match HttpSource::new(cfg, self.gate.clone(), self.store.clone()) {
                     Ok(source) => {
-                        self.tasks
-                            .spawn(source.with_metrics(self.metrics.clone()).run(tx, stopped));
+                        self.scheduler
+                            .add(source.with_metrics(self.metrics.clone()));
                     }
                     Err(e) => {
                         tracing::error!(source = %name, error = %e, "cannot start http source");
@@ -399,16 +436,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         tokio::spawn(w.run(watchdog_stop.clone()))
     });
 
-    let mut sources = Sources {
-        running: HashMap::new(),
-        starting: Vec::new(),
+    let mut sources = Sources::new(
         tx,
-        stopping: stopping.clone(),
-        tasks: TaskTracker::new(),
-        store: store.clone(),
-        gate: HostGate::new(config.http.min_host_gap.0),
-        metrics: metrics.clone(),
-    };
+        stopping.clone(),
+        store.clone(),
+        HostGate::new(config.http.min_host_gap.0),
+        metrics.clone(),
+    );
     sources.apply(&config);
     sources.watching().await;
     // The store is open, the server listens and every drop folder is watched: ready

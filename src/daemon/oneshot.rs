@@ -188,32 +188,12 @@ async fn http_pass(
     store: SharedStore,
     tx: &mpsc::Sender<Report>,
 ) -> (bool, String) {
-    use crate::sources::http::FetchOutcome;
     let source = match HttpSource::new(cfg, gate, store) {
         Ok(s) => s,
         Err(e) => return (false, e.to_string()),
     };
     match source.fetch_once(tx).await {
-        Ok(FetchOutcome::NotModified) => (true, "not modified".to_owned()),
-        Ok(FetchOutcome::Duplicate) => (true, "unchanged page (seen before)".to_owned()),
-        Ok(FetchOutcome::Ingested {
-            format,
-            report,
-            baseline,
-        }) => (
-            true,
-            format!(
-                "{format}: {} entries, {} new, {} updated{}",
-                report.new + report.updated + report.unchanged,
-                report.new,
-                report.updated,
-                if baseline {
-                    " (baseline: no alerts)"
-                } else {
-                    ""
-                }
-            ),
-        ),
+        Ok(outcome) => (true, outcome.to_string()),
         Err(e) => (false, e.to_string()),
     }
 }

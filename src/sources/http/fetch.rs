@@ -244,6 +244,11 @@ pub(crate) fn build_client(
     })
 }
 
+/// Idle connections kept per host: a few, for a burst of sources on one site.
+const POOL_IDLE_PER_HOST: usize = 4;
+/// How long an idle connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// One [`reqwest::Client`] per connect timeout. Building a client used to load the
 /// system's trust store, about 150 PEM certificates: measured, that was most of the
 /// time of a `lookout once` over ten sources when every source built its own (the
@@ -273,6 +278,11 @@ fn shared_client(connect_timeout: std::time::Duration) -> Result<reqwest::Client
         .referer(false)
         .gzip(true)
         .brotli(true)
+        // Bounded idle connections: sources come due minutes apart, so a connection
+        // idle for longer than a burst of fetches to its host is not reused; with
+        // thousands of hosts, keeping them would hold thousands of sockets.
+        .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build()?;
     clients.insert(connect_timeout, client.clone());
     Ok(client)
