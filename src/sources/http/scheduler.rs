@@ -118,6 +118,7 @@ struct Entry {
 /// What a finished fetch hands back.
 struct Done {
     name: String,
+    host: String,
     version: u64,
     known: Option<Known>,
     result: Result<FetchOutcome, AttemptError>,
@@ -135,6 +136,20 @@ pub struct Scheduler {
     heap: BinaryHeap<Reverse<(Instant, u64, String)>>,
     next_version: u64,
     metrics: Option<crate::metrics::Metrics>,
+    /// Fetches in flight per host, and the sources parked until that host is free:
+    /// woken one per finished fetch, so a host with a hundred due sources costs a
+    /// hundred wake-ups, not a hundred sweeps of the heap.
+    hosts: HashMap<String, HostQueue>,
+    /// In a one-pass run (`lookout once`), each source's result: the source is then
+    /// removed instead of scheduled again.
+    pass: Option<Vec<(String, Result<FetchOutcome, AttemptError>)>>,
+}
+
+/// One host's fetches in flight and the sources waiting for it.
+#[derive(Default)]
+struct HostQueue {
+    in_flight: usize,
+    parked: std::collections::VecDeque<(u64, String)>,
 }
 
 impl Scheduler {
@@ -154,6 +169,8 @@ impl Scheduler {
             heap: BinaryHeap::new(),
             next_version: 0,
             metrics: None,
+            hosts: HashMap::new(),
+            pass: None,
         };
         (scheduler, SchedulerHandle { tx, stats })
     }
@@ -204,7 +221,11 @@ impl Scheduler {
                 let name = source.name().to_owned();
                 let version = self.next_version;
                 self.next_version += 1;
-                let first = Instant::now() + schedule::random_up_to(source.start_delay);
+                let first = if self.pass.is_some() {
+                    Instant::now()
+                } else {
+                    Instant::now() + schedule::random_up_to(source.start_delay)
+                };
                 source.show_next(first.into_std());
                 self.entries.insert(
                     name.clone(),
@@ -254,11 +275,19 @@ impl Scheduler {
             if entry.version != version || entry.busy {
                 continue;
             }
-            if let Some(free_at) = self.gate.busy_until(&entry.source.host) {
-                self.heap.push(Reverse((free_at, version, name)));
+            let host = entry.source.host.clone();
+            if let Some(free_at) = self.gate.busy_until(&host) {
+                match self.hosts.get_mut(&host) {
+                    // Ours: woken when it ends.
+                    Some(queue) if queue.in_flight > 0 => queue.parked.push_back((version, name)),
+                    // The gap after a fetch, or another user of the gate.
+                    _ => self.heap.push(Reverse((free_at, version, name))),
+                }
                 continue;
             }
+            self.hosts.entry(host).or_default().in_flight += 1;
             entry.busy = true;
+            let host = entry.source.host.clone();
             let source = Arc::clone(&entry.source);
             let mut known = entry.known.take();
             let tx = tx.clone();
@@ -266,6 +295,7 @@ impl Scheduler {
                 let result = source.attempt(&mut known, &tx).await;
                 Done {
                     name,
+                    host,
                     version,
                     known,
                     result,
@@ -284,10 +314,19 @@ impl Scheduler {
         if matches!(done.result, Err(AttemptError::PipelineClosed { .. })) {
             return false;
         }
+        self.host_freed(&done.host);
         let Some(entry) = self.entries.get_mut(&done.name) else {
             return true;
         };
         if entry.version != done.version {
+            return true;
+        }
+        if let Some(results) = &mut self.pass {
+            entry
+                .source
+                .publish(&mut done.known.clone(), &done.result, None);
+            self.entries.remove(&done.name);
+            results.push((done.name, done.result));
             return true;
         }
         entry.busy = false;
@@ -299,6 +338,64 @@ impl Scheduler {
         self.heap
             .push(Reverse((Instant::now() + delay, done.version, done.name)));
         true
+    }
+}
+
+impl Scheduler {
+    /// One fetch of `host` ended: the next source parked for it, if any, is due when
+    /// the gate lets it in. The host is forgotten once nothing is in flight or parked.
+    fn host_freed(&mut self, host: &str) {
+        let Some(queue) = self.hosts.get_mut(host) else {
+            return;
+        };
+        queue.in_flight = queue.in_flight.saturating_sub(1);
+        let at = self.gate.busy_until(host).unwrap_or_else(Instant::now);
+        while let Some((version, name)) = queue.parked.pop_front() {
+            let current = self
+                .entries
+                .get(&name)
+                .is_some_and(|e| e.version == version && !e.busy);
+            if current {
+                self.heap.push(Reverse((at, version, name)));
+                break;
+            }
+        }
+        if queue.in_flight == 0 && queue.parked.is_empty() {
+            self.hosts.remove(host);
+        }
+    }
+
+    /// One fetch of every source added so far, as soon as the pool and the hosts
+    /// allow (no start delay), then stops: `lookout once`. Returns each source's
+    /// result, in the order they finished.
+    pub async fn run_pass(
+        mut self,
+        tx: mpsc::Sender<Report>,
+    ) -> Vec<(String, Result<FetchOutcome, AttemptError>)> {
+        self.pass = Some(Vec::new());
+        // Take the sources already sent; none come later.
+        while let Ok(command) = self.commands.try_recv() {
+            self.command(command);
+        }
+        let mut running: JoinSet<Done> = JoinSet::new();
+        while !self.entries.is_empty() || !running.is_empty() {
+            let next_due = self.heap.peek().map(|Reverse((at, _, _))| *at);
+            let room = running.len() < self.max_in_flight;
+            tokio::select! {
+                biased;
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let Ok(done) = done else { continue };
+                    if !self.finished(done) {
+                        break;
+                    }
+                }
+                () = sleep_until(next_due), if room && next_due.is_some() => {
+                    self.launch_due(&mut running, &tx);
+                }
+                else => break,
+            }
+        }
+        self.pass.take().unwrap_or_default()
     }
 }
 
