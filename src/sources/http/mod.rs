@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 pub use config::HttpSourceConfig;
-pub use fetch::{fetch_url, Fetched, HttpError, Limits, DEFAULT_USER_AGENT};
+pub use fetch::{fetch_url, FetchFailure, Fetched, HttpError, Limits, DEFAULT_USER_AGENT};
 pub use gate::HostGate;
 pub use scheduler::{Scheduler, SchedulerHandle, SchedulerStats, DEFAULT_MAX_IN_FLIGHT};
 
