@@ -71,6 +71,11 @@ struct FetchLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct NotifierLabels {
     notifier: String,
 }
@@ -97,6 +102,10 @@ pub struct Metrics {
     feed_requests: Family<StatusLabels, Counter>,
     ingest_seconds: Histogram,
     delivery_seconds: Histogram,
+    sources: Family<StateLabels, Gauge>,
+    http_sources: Gauge,
+    fetches_in_flight: Gauge,
+    fetches_in_flight_max: Gauge,
 }
 
 impl Default for Metrics {
@@ -124,6 +133,31 @@ impl Metrics {
         let feed_requests = Family::<StatusLabels, Counter>::default();
         let ingest_seconds = Histogram::new(LATENCY_BUCKETS);
         let delivery_seconds = Histogram::new(LATENCY_BUCKETS);
+        let sources = Family::<StateLabels, Gauge>::default();
+        let http_sources = Gauge::default();
+        let fetches_in_flight = Gauge::default();
+        let fetches_in_flight_max = Gauge::default();
+        registry.register(
+            "sources",
+            "Configured sources by state (ok, degraded, failing), from the same source \
+             health as /healthz and the status page",
+            sources.clone(),
+        );
+        registry.register(
+            "http_sources_scheduled",
+            "HTTP sources the scheduler polls",
+            http_sources.clone(),
+        );
+        registry.register(
+            "http_fetches_in_flight",
+            "HTTP fetches in flight now (bounded, however many sources there are)",
+            fetches_in_flight.clone(),
+        );
+        registry.register(
+            "http_fetches_in_flight_max",
+            "The most HTTP fetches ever in flight at once since start",
+            fetches_in_flight_max.clone(),
+        );
 
         registry.register(
             "fetches",
@@ -210,7 +244,30 @@ impl Metrics {
             feed_requests,
             ingest_seconds,
             delivery_seconds,
+            sources,
+            http_sources,
+            fetches_in_flight,
+            fetches_in_flight_max,
         }
+    }
+
+    /// Sets the sources-by-state gauges from the health summary `/healthz` and the
+    /// status page show.
+    pub fn set_source_states(&self, ok: usize, degraded: usize, failing: usize) {
+        for (state, n) in [("ok", ok), ("degraded", degraded), ("failing", failing)] {
+            self.sources
+                .get_or_create(&StateLabels { state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Sets the HTTP scheduler's gauges: sources polled, fetches in flight now and the
+    /// most ever in flight.
+    pub fn set_scheduler(&self, sources: usize, in_flight: usize, max_seen: usize) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.http_sources.set(gauge(sources));
+        self.fetches_in_flight.set(gauge(in_flight));
+        self.fetches_in_flight_max.set(gauge(max_seen));
     }
 
     /// Creates the zero-valued series of every configured source and notifier, so they

@@ -872,7 +872,7 @@ impl Publisher {
     /// read; glibc keeps freed pages. Giving both back after renders keeps an idle
     /// daemon at what its feed cache really holds; the next render re-reads a few
     /// pages from the OS's file cache.
-    fn release_freed_memory(&self) {
+    pub(crate) fn release_freed_memory(&self) {
         if let Err(e) = crate::store::lock(&self.store).release_memory() {
             tracing::debug!(error = %e, "cannot shrink the store's page cache");
         }

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,9 @@ use crate::feed::FeedFormat;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::publish::{FeedId, FeedScope, Publisher, Rendered};
-use crate::status::{self, FeedLink, ItemView, RuleView, SourceView, StatusView};
+use crate::status::{
+    self, FeedLink, ItemView, RuleView, SourceState, SourceView, SourcesSummary, StatusView,
+};
 use crate::store::{self, ItemFilter, SharedStore, Store, StoreError};
 
 /// What every handler can reach.
@@ -367,9 +369,21 @@ async fn with_store<T: Send + 'static>(
         .map_err(|e| e.to_string())
 }
 
-/// Every configured source's health, whatever its kind: the one record the pipeline
-/// keeps ([`crate::sources::SourceHealth`]), with its latest page's warnings.
-fn source_views(state: &AppState) -> Vec<SourceView> {
+/// Sources listed on one page of the status page.
+const SOURCES_PER_PAGE: usize = 50;
+/// Feeds the status page links (and announces for autodiscovery): one per source
+/// would make a 3 MB page with 10,000 sources; the OPML list has them all.
+const FEEDS_LISTED: usize = 50;
+/// Sources `/healthz` lists one by one: all of them up to this many, else only those
+/// that need attention, up to this many. With 10,000 sources a full list is a
+/// megabyte of JSON on every health check.
+const HEALTHZ_LISTED: usize = 100;
+
+/// Every configured source, whatever its kind, judged by the one record the pipeline
+/// keeps ([`crate::sources::SourceHealth`], looked up by name) and its latest page's
+/// warnings: the one reading `/healthz`, the status page and `/metrics` share. In
+/// config order.
+fn judged_sources(state: &AppState) -> Vec<SourceView> {
     let config = state.live.config();
     config
         .sources
@@ -389,6 +403,13 @@ fn source_views(state: &AppState) -> Vec<SourceView> {
             }
         })
         .collect()
+}
+
+/// The sources that need attention first (failing, then degraded), then the rest,
+/// each group in config order: the order the status page pages through.
+fn attention_first(mut views: Vec<SourceView>) -> Vec<SourceView> {
+    views.sort_by_key(|v| v.state());
+    views
 }
 
 /// 200 with per-source health and outbox totals while the store answers and can
@@ -441,7 +462,21 @@ async fn healthz(State(s): State<AppState>) -> Response {
     let condition = s.health.condition();
     match probe {
         Ok((outbox, items)) => {
-            let sources: serde_json::Map<String, serde_json::Value> = source_views(&s)
+            let views = judged_sources(&s);
+            let counts = SourcesSummary::count(&views);
+            s.metrics
+                .set_source_states(counts.ok, counts.degraded, counts.failing);
+            let all_listed = views.len() <= HEALTHZ_LISTED;
+            let listed: Vec<SourceView> = if all_listed {
+                views
+            } else {
+                views
+                    .into_iter()
+                    .filter(|v| v.state() != SourceState::Ok)
+                    .take(HEALTHZ_LISTED)
+                    .collect()
+            };
+            let sources: serde_json::Map<String, serde_json::Value> = listed
                 .into_iter()
                 .map(|v| {
                     (
@@ -474,6 +509,15 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 "status": status,
                 "items": items,
                 "sources": sources,
+                "source_counts": {
+                    "total": counts.total,
+                    "ok": counts.ok,
+                    "degraded": counts.degraded,
+                    "failing": counts.failing,
+                    // Whether `sources` lists every source, or (past HEALTHZ_LISTED of
+                    // them) only the first failing and degraded ones.
+                    "all_listed": all_listed,
+                },
                 "outbox": {"pending": outbox.pending, "failed": outbox.failed, "delivered": outbox.delivered},
                 "store": store_json(&condition),
                 "reload_error": s.live.reload_error(),
@@ -495,6 +539,9 @@ async fn healthz(State(s): State<AppState>) -> Response {
 /// Prometheus / OpenMetrics text. The pending gauge is read from the store at scrape
 /// time: the store is the truth.
 async fn metrics(State(s): State<AppState>) -> Response {
+    let counts = SourcesSummary::count(&judged_sources(&s));
+    s.metrics
+        .set_source_states(counts.ok, counts.degraded, counts.failing);
     if let Ok(counts) = with_store(&s.store, |st| st.outbox_counts()).await {
         s.metrics.set_pending(counts.pending);
     }
@@ -548,7 +595,7 @@ fn feed_links(s: &AppState) -> Vec<FeedLink> {
 }
 
 /// The status page: sources, newest items, rules with matches and failures, feeds.
-async fn status_page(State(s): State<AppState>) -> Response {
+async fn status_page(State(s): State<AppState>, Query(query): Query<StatusQuery>) -> Response {
     let config = s.live.config();
     let rules: Vec<String> = config
         .alerts
@@ -582,6 +629,8 @@ async fn status_page(State(s): State<AppState>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
         }
     };
+    let (sources, sources_summary) = sources_page(&s, query.page.unwrap_or(1));
+    let feeds = feed_links(&s);
     let item_view = |i: &crate::store::StoredItem, when| ItemView {
         title: i.title.clone(),
         link: crate::feed::feed_link_for(i),
@@ -594,7 +643,8 @@ async fn status_page(State(s): State<AppState>) -> Response {
         generated_at: chrono::Utc::now(),
         reload_error: s.live.reload_error(),
         store_problem,
-        sources: source_views(&s),
+        sources,
+        sources_summary,
         items: items
             .iter()
             .map(|i| item_view(i, config.feed.date.of(i)))
@@ -608,7 +658,8 @@ async fn status_page(State(s): State<AppState>) -> Response {
             })
             .collect(),
         outbox,
-        feeds: feed_links(&s),
+        more_feeds: feeds.len().saturating_sub(FEEDS_LISTED),
+        feeds: feeds.into_iter().take(FEEDS_LISTED).collect(),
         opml_url: format!("/feeds.opml{}", token_query(&s)),
     };
     let interests = interest_views(&s).await;
@@ -698,6 +749,42 @@ async fn interest_views(s: &AppState) -> Vec<status::InterestView> {
         });
     }
     views
+}
+
+/// The status page's query: which page of sources to list (from 1).
+#[derive(Debug, serde::Deserialize)]
+struct StatusQuery {
+    page: Option<usize>,
+}
+
+/// One page of sources, needing attention first, and the summary of all of them with
+/// the links to the pages around it.
+fn sources_page(s: &AppState, page: usize) -> (Vec<SourceView>, SourcesSummary) {
+    let views = attention_first(judged_sources(s));
+    let mut summary = SourcesSummary::count(&views);
+    s.metrics
+        .set_source_states(summary.ok, summary.degraded, summary.failing);
+    let pages = views.len().div_ceil(SOURCES_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    // The token query, if any, goes along: `?token=...&page=N`.
+    let token = token_query(s);
+    let link = |n: usize| {
+        if token.is_empty() {
+            format!("/?page={n}")
+        } else {
+            format!("/{token}&page={n}")
+        }
+    };
+    summary.page = page;
+    summary.pages = pages;
+    summary.prev = (page > 1).then(|| link(page - 1));
+    summary.next = (page < pages).then(|| link(page + 1));
+    let shown = views
+        .into_iter()
+        .skip((page - 1) * SOURCES_PER_PAGE)
+        .take(SOURCES_PER_PAGE)
+        .collect();
+    (shown, summary)
 }
 
 /// OPML 2.0 list of every feed, to subscribe a reader to all of them at once.

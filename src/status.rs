@@ -36,8 +36,11 @@ pub struct StatusView {
     /// What is wrong with the store (it cannot write, or is damaged, and what to do),
     /// shown at the top of the page; `None` while it is healthy.
     pub store_problem: Option<String>,
-    /// Every configured source and its state.
+    /// The sources listed on this page: those that need attention first (see
+    /// [`SourcesSummary`] for the rest).
     pub sources: Vec<SourceView>,
+    /// How all the sources stand, and which page of them [`StatusView::sources`] is.
+    pub sources_summary: SourcesSummary,
     /// The newest items, newest first.
     pub items: Vec<ItemView>,
     /// Every alert rule with its recent matches and failed deliveries.
@@ -46,6 +49,9 @@ pub struct StatusView {
     pub outbox: OutboxCounts,
     /// Every feed, in its three formats.
     pub feeds: Vec<FeedLink>,
+    /// Feeds left out of [`StatusView::feeds`] (with thousands of sources, the page
+    /// lists the first few; the OPML list has them all).
+    pub more_feeds: usize,
     /// Where the OPML list of all feeds is served (normally `/feeds.opml`; the server
     /// adds `?token=` when a token protects it, as it does for feed links).
     pub opml_url: String,
@@ -71,6 +77,73 @@ pub struct SourceView {
     /// What was odd about its latest page: the source is degraded (see
     /// [`crate::parse::ParseWarning`]).
     pub warnings: Vec<String>,
+}
+
+/// A source's state as shown: in the order the page lists them (attention first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceState {
+    /// Its last attempt failed.
+    Failing,
+    /// Its last page was stored but looked wrong (it has warnings).
+    Degraded,
+    /// All well.
+    Ok,
+}
+
+impl SourceView {
+    /// The source's state: failing beats degraded beats ok.
+    pub fn state(&self) -> SourceState {
+        if !self.ok {
+            SourceState::Failing
+        } else if !self.warnings.is_empty() {
+            SourceState::Degraded
+        } else {
+            SourceState::Ok
+        }
+    }
+}
+
+/// How many sources there are in each state, and which page of them the status page
+/// lists: with 10,000 sources the page lists 50 at a time, those that need attention
+/// first, with links to the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourcesSummary {
+    /// Configured sources.
+    pub total: usize,
+    /// Sources whose last attempt succeeded and whose page looked right.
+    pub ok: usize,
+    /// Sources with warnings.
+    pub degraded: usize,
+    /// Sources whose last attempt failed.
+    pub failing: usize,
+    /// The page listed, from 1.
+    pub page: usize,
+    /// Pages in all.
+    pub pages: usize,
+    /// The previous page's URL, if any.
+    pub prev: Option<String>,
+    /// The next page's URL, if any.
+    pub next: Option<String>,
+}
+
+impl SourcesSummary {
+    /// The counts of `sources`, as one page holding them all.
+    pub fn count(sources: &[SourceView]) -> SourcesSummary {
+        let mut summary = SourcesSummary {
+            total: sources.len(),
+            page: 1,
+            pages: 1,
+            ..SourcesSummary::default()
+        };
+        for s in sources {
+            match s.state() {
+                SourceState::Failing => summary.failing += 1,
+                SourceState::Degraded => summary.degraded += 1,
+                SourceState::Ok => summary.ok += 1,
+            }
+        }
+        summary
+    }
 }
 
 /// One item in a list of items.
@@ -148,15 +221,9 @@ struct Page<'a> {
 #[template(path = "sources.html", config = "assets/status/askama.toml")]
 struct SourcesSection<'a> {
     sources: &'a [SourceView],
+    summary: &'a SourcesSummary,
     /// When the view was gathered, for the relative times.
     now: DateTime<Utc>,
-}
-
-impl SourcesSection<'_> {
-    /// How many sources failed their last attempt.
-    fn failing(&self) -> usize {
-        self.sources.iter().filter(|s| !s.ok).count()
-    }
 }
 
 /// One interest as the status page shows it: its model and the items it ranks, each
@@ -232,6 +299,7 @@ pub fn render_status_page_with(
         view,
         sources: SourcesSection {
             sources: &view.sources,
+            summary: &view.sources_summary,
             now: view.generated_at,
         },
         interests: if interests.is_empty() {
@@ -308,7 +376,7 @@ mod tests {
 
     fn view() -> StatusView {
         let now = at("2026-11-25T12:00:00Z");
-        StatusView {
+        let mut view = StatusView {
             title: "lookout".into(),
             version: "0.1.0".into(),
             generated_at: now,
@@ -360,7 +428,11 @@ mod tests {
             },
             feeds: vec![feed("all"), feed("drop")],
             opml_url: "/feeds.opml".into(),
-        }
+            sources_summary: Default::default(),
+            more_feeds: 0,
+        };
+        view.sources_summary = SourcesSummary::count(&view.sources);
+        view
     }
 
     /// Every text node of the document, concatenated.

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use lookout::config::{Config, HumanDuration, SourceConfig};
 use lookout::entry::Entry;
 use lookout::sources::http::{
-    fetch_url, schedule, AttemptError, FetchOutcome, HostGate, HttpError, HttpSource, Limits,
-    PollStatus, DEFAULT_USER_AGENT,
+    fetch_url, schedule, AttemptError, FetchFailure, FetchOutcome, HostGate, HttpError, HttpSource,
+    Limits, PollStatus, DEFAULT_USER_AGENT,
 };
 use lookout::sources::{record, Capture, Outcome, Page, Recorded, Report};
 use lookout::store::{FetchState, Ingest, NoRules, SharedStore, Store};
@@ -470,7 +470,10 @@ async fn baseline_is_true_on_the_first_success_only() {
     assert!(
         matches!(
             failed,
-            Err(AttemptError::Http(HttpError::Status { status: 500, .. }))
+            Err(AttemptError::Http(HttpError::Fetch {
+                failure: FetchFailure::Status { status: 500, .. },
+                ..
+            }))
         ),
         "{failed:?}"
     );
@@ -688,7 +691,10 @@ async fn a_server_that_never_answers_times_out_while_others_keep_their_schedule(
         .await
         .expect("the fetch gives up by itself");
     match once {
-        Err(AttemptError::Http(HttpError::Timeout { after, ref url })) => {
+        Err(AttemptError::Http(HttpError::Fetch {
+            failure: FetchFailure::Timeout { after },
+            ref url,
+        })) => {
             assert_eq!(after, ms(300));
             assert!(url.contains(&addr.to_string()));
         }
@@ -733,7 +739,12 @@ async fn an_endless_body_is_cut_at_the_limit() {
         .await
         .expect("cut at the limit, long before the timeout");
     match result {
-        Err(AttemptError::Http(e @ HttpError::TooLarge { limit: 65536, .. })) => {
+        Err(AttemptError::Http(
+            e @ HttpError::Fetch {
+                failure: FetchFailure::TooLarge { limit: 65536 },
+                ..
+            },
+        )) => {
             assert_eq!(
                 e.to_string(),
                 format!("GET http://{addr}/: body exceeds 65536 bytes")
@@ -776,7 +787,10 @@ async fn a_gzip_bomb_is_cut_at_the_limit() {
     assert!(
         matches!(
             result,
-            Err(AttemptError::Http(HttpError::TooLarge { limit: 65536, .. }))
+            Err(AttemptError::Http(HttpError::Fetch {
+                failure: FetchFailure::TooLarge { limit: 65536 },
+                ..
+            }))
         ),
         "{result:?}"
     );
@@ -805,7 +819,13 @@ async fn a_declared_length_over_the_limit_is_refused_before_reading() {
     let cfg = source_config("big", &server.uri(), "max_body_size = 65536");
     let result = daemon.source(&cfg).fetch_once(&daemon.tx).await;
     assert!(
-        matches!(result, Err(AttemptError::Http(HttpError::TooLarge { .. }))),
+        matches!(
+            result,
+            Err(AttemptError::Http(HttpError::Fetch {
+                failure: FetchFailure::TooLarge { .. },
+                ..
+            }))
+        ),
         "{result:?}"
     );
 }
@@ -828,7 +848,12 @@ async fn a_redirect_loop_is_an_error() {
         .fetch_once(&daemon.tx)
         .await;
     match result {
-        Err(AttemptError::Http(e @ HttpError::RedirectLoop { .. })) => {
+        Err(AttemptError::Http(
+            e @ HttpError::Fetch {
+                failure: FetchFailure::RedirectLoop { .. },
+                ..
+            },
+        )) => {
             assert_eq!(e.to_string(), format!("GET {url}: redirect loop at {url}"));
         }
         other => panic!("expected a redirect loop, got {other:?}"),
@@ -862,8 +887,8 @@ async fn more_redirects_than_allowed_is_an_error() {
     assert!(
         matches!(
             result,
-            Err(AttemptError::Http(HttpError::TooManyRedirects {
-                max: 2,
+            Err(AttemptError::Http(HttpError::Fetch {
+                failure: FetchFailure::TooManyRedirects { max: 2 },
                 ..
             }))
         ),
@@ -1011,7 +1036,10 @@ async fn a_refused_connection_names_the_url() {
     let error = fetch_url(&url, &Limits::default())
         .await
         .expect_err("refused");
-    assert!(matches!(error, HttpError::Connect { .. }), "{error:?}");
+    assert!(
+        matches!(error.failure(), Some(FetchFailure::Connect { .. })),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(
         message.starts_with(&format!("GET {url}: cannot connect: ")),

@@ -40,6 +40,7 @@ mod prop_fragments;
 mod publish_files;
 mod serve_compressed;
 mod source_degraded;
+mod sources_10k;
 mod store_ingest;
 mod store_outbox;
 mod store_scale;

@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 use lookout::feed::{self, Channel};
 use lookout::status::{
-    render_opml, render_status_page, FeedLink, ItemView, RuleView, SourceView, StatusView,
+    render_opml, render_status_page, FeedLink, ItemView, RuleView, SourceView, SourcesSummary,
+    StatusView,
 };
 use lookout::store::{FailedDelivery, OutboxCounts, StoredItem};
 
@@ -59,7 +60,7 @@ fn sample_view() -> StatusView {
         source: source.to_owned(),
         when: at(when),
     };
-    StatusView {
+    let mut view = StatusView {
         title: "lookout".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         generated_at: now,
@@ -139,7 +140,11 @@ fn sample_view() -> StatusView {
             feed_link("hf-daily", "lookout: hf-daily"),
         ],
         opml_url: "/feeds.opml".into(),
-    }
+        sources_summary: Default::default(),
+        more_feeds: 0,
+    };
+    view.sources_summary = SourcesSummary::count(&view.sources);
+    view
 }
 
 fn stored(id: i64, title: &str, summary: &str, link: &str) -> StoredItem {

@@ -24,8 +24,9 @@ use crate::config::{Secret, SourceUrl, DEFAULT_MAX_SIZE};
 /// The User-Agent sent when the config names none.
 pub const DEFAULT_USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 
-/// Why a fetch failed. Every message names what was fetched, e.g.
-/// `GET http://example.org/list: timed out after 30s`.
+/// Why a fetch failed. Every message names what was fetched, once, e.g.
+/// `GET http://example.org/list: timed out after 30s`: the URL is kept in one place
+/// ([`HttpError::Fetch`]) and the [`FetchFailure`] says what went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// The source config cannot make a client (bad URL, bad header name or value).
@@ -36,70 +37,67 @@ pub enum HttpError {
         /// What is wrong; header values are never included.
         reason: String,
     },
-    /// No connection could be made (refused, DNS, TLS, or the connect timeout).
-    #[error("GET {url}: cannot connect: {reason}")]
-    Connect {
-        /// The URL requested.
+    /// A GET failed.
+    #[error("GET {url}: {failure}")]
+    Fetch {
+        /// The URL requested, as it may be shown (secrets put back as `${NAME}`).
         url: String,
-        /// Why.
+        /// What went wrong.
+        failure: FetchFailure,
+    },
+}
+
+/// What went wrong with a GET (the URL is in [`HttpError::Fetch`]).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchFailure {
+    /// No connection could be made (refused, DNS, TLS, or the connect timeout).
+    #[error("cannot connect: {reason}")]
+    Connect {
+        /// Why, with its causes in one line.
         reason: String,
     },
     /// The whole exchange took longer than the total timeout.
-    #[error("GET {url}: timed out after {}", human(.after))]
+    #[error("timed out after {}", human(.after))]
     Timeout {
-        /// The URL requested.
-        url: String,
         /// The configured total timeout.
         after: Duration,
     },
     /// A redirect led back to a URL already visited.
-    #[error("GET {url}: redirect loop at {at}")]
+    #[error("redirect loop at {at}")]
     RedirectLoop {
-        /// The URL requested.
-        url: String,
         /// The URL that was about to be visited twice.
         at: String,
     },
     /// More redirects than allowed.
-    #[error("GET {url}: more than {max} redirects")]
+    #[error("more than {max} redirects")]
     TooManyRedirects {
-        /// The URL requested.
-        url: String,
         /// The configured maximum.
         max: usize,
     },
     /// A redirect pointed at a scheme other than http or https (`file:`, `ftp:`, ...).
-    #[error("GET {url}: redirect to a {scheme}: URL refused (only http and https are followed)")]
+    #[error("redirect to a {scheme}: URL refused (only http and https are followed)")]
     SchemeRefused {
-        /// The URL requested.
-        url: String,
         /// The scheme of the redirect's target.
         scheme: String,
     },
     /// The server answered with an error (or unexpected) status.
-    #[error("GET {url}: HTTP {status}{}", retry_note(.retry_after))]
+    #[error("HTTP {status}{}", retry_note(.retry_after))]
     Status {
-        /// The URL requested.
-        url: String,
         /// The status code.
         status: u16,
         /// The server's `Retry-After` (429 and 503 only), parsed.
         retry_after: Option<Duration>,
     },
     /// The body, counted after decompression, is larger than allowed.
-    #[error("GET {url}: body exceeds {limit} bytes")]
+    #[error("body exceeds {limit} bytes")]
     TooLarge {
-        /// The URL requested.
-        url: String,
         /// The configured `max_body_size`.
         limit: u64,
     },
     /// The exchange failed in another way (connection reset, bad encoding, ...).
-    #[error("GET {url}: {reason}")]
+    #[error("{reason}")]
     Transfer {
-        /// The URL requested.
-        url: String,
-        /// Why.
+        /// Why, with its causes in one line.
         reason: String,
     },
 }
@@ -108,9 +106,27 @@ impl HttpError {
     /// The wait the server asked for with `Retry-After` on a 429 or 503.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            HttpError::Status { retry_after, .. } => *retry_after,
+            HttpError::Fetch {
+                failure: FetchFailure::Status { retry_after, .. },
+                ..
+            } => *retry_after,
             _ => None,
         }
+    }
+
+    /// What went wrong with the GET; `None` for a config error.
+    pub fn failure(&self) -> Option<&FetchFailure> {
+        match self {
+            HttpError::Fetch { failure, .. } => Some(failure),
+            HttpError::Config { .. } => None,
+        }
+    }
+}
+
+fn fail(url: impl Into<String>, failure: FetchFailure) -> HttpError {
+    HttpError::Fetch {
+        url: url.into(),
+        failure,
     }
 }
 
@@ -191,11 +207,13 @@ pub async fn fetch_url(url: &Url, limits: &Limits) -> Result<Fetched, HttpError>
             url: page.url,
         }),
         // Without validators a server has no business answering 304.
-        Response::NotModified => Err(HttpError::Status {
-            url: url.to_string(),
-            status: 304,
-            retry_after: None,
-        }),
+        Response::NotModified => Err(fail(
+            url.as_str(),
+            FetchFailure::Status {
+                status: 304,
+                retry_after: None,
+            },
+        )),
     }
 }
 
@@ -244,6 +262,11 @@ pub(crate) fn build_client(
     })
 }
 
+/// Idle connections kept per host: a few, for a burst of sources on one site.
+const POOL_IDLE_PER_HOST: usize = 4;
+/// How long an idle connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// One [`reqwest::Client`] per connect timeout. Building a client used to load the
 /// system's trust store, about 150 PEM certificates: measured, that was most of the
 /// time of a `lookout once` over ten sources when every source built its own (the
@@ -273,6 +296,11 @@ fn shared_client(connect_timeout: std::time::Duration) -> Result<reqwest::Client
         .referer(false)
         .gzip(true)
         .brotli(true)
+        // Bounded idle connections: sources come due minutes apart, so a connection
+        // idle for longer than a burst of fetches to its host is not reused; with
+        // thousands of hosts, keeping them would hold thousands of sockets.
+        .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build()?;
     clients.insert(connect_timeout, client.clone());
     Ok(client)
@@ -317,10 +345,12 @@ pub(crate) async fn get(
         let current = visited.last().unwrap_or(url);
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if remaining.is_zero() {
-            return Err(HttpError::Timeout {
-                url: shown(),
-                after: limits.timeout,
-            });
+            return Err(fail(
+                shown(),
+                FetchFailure::Timeout {
+                    after: limits.timeout,
+                },
+            ));
         }
         let response = request(
             client,
@@ -337,24 +367,30 @@ pub(crate) async fn get(
             break response;
         };
         if !matches!(next.scheme(), "http" | "https") {
-            return Err(HttpError::SchemeRefused {
-                url: shown(),
-                scheme: next.scheme().to_owned(),
-            });
+            return Err(fail(
+                shown(),
+                FetchFailure::SchemeRefused {
+                    scheme: next.scheme().to_owned(),
+                },
+            ));
         }
         // A loop is reported as a loop (not as "too many redirects") so the log says
         // what the site is doing wrong.
         if visited.contains(&next) {
-            return Err(HttpError::RedirectLoop {
-                url: shown(),
-                at: client.show(&next),
-            });
+            return Err(fail(
+                shown(),
+                FetchFailure::RedirectLoop {
+                    at: client.show(&next),
+                },
+            ));
         }
         if visited.len() > limits.max_redirects {
-            return Err(HttpError::TooManyRedirects {
-                url: shown(),
-                max: limits.max_redirects,
-            });
+            return Err(fail(
+                shown(),
+                FetchFailure::TooManyRedirects {
+                    max: limits.max_redirects,
+                },
+            ));
         }
         visited.push(next);
     };
@@ -373,11 +409,13 @@ pub(crate) async fn get(
         } else {
             None
         };
-        return Err(HttpError::Status {
-            url: shown(),
-            status: status.as_u16(),
-            retry_after,
-        });
+        return Err(fail(
+            shown(),
+            FetchFailure::Status {
+                status: status.as_u16(),
+                retry_after,
+            },
+        ));
     }
     let headers = response.headers();
     let content_type = header_text(headers, header::CONTENT_TYPE);
@@ -452,9 +490,13 @@ async fn read_body(
     url: &str,
     limits: &Limits,
 ) -> Result<Vec<u8>, HttpError> {
-    let too_large = || HttpError::TooLarge {
-        url: url.to_owned(),
-        limit: limits.max_body_size,
+    let too_large = || {
+        fail(
+            url,
+            FetchFailure::TooLarge {
+                limit: limits.max_body_size,
+            },
+        )
     };
     let limit = usize::try_from(limits.max_body_size).unwrap_or(usize::MAX);
     // reqwest drops Content-Length when it decompresses, so a declared length is the
@@ -497,7 +539,6 @@ fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
 fn classify(error: reqwest::Error, url: &str, limits: &Limits) -> HttpError {
     // reqwest's message names the URL requested, expanded secrets and all.
     let error = error.without_url();
-    let url_text = url.to_owned();
     // A connect timeout also counts as a timeout to reqwest; report it as the
     // connect phase with the connect timeout, which is the limit that fired.
     if error.is_connect() {
@@ -506,21 +547,22 @@ fn classify(error: reqwest::Error, url: &str, limits: &Limits) -> HttpError {
         } else {
             chain(&error)
         };
-        return HttpError::Connect {
-            url: url_text,
-            reason,
-        };
+        return fail(url, FetchFailure::Connect { reason });
     }
     if error.is_timeout() {
-        return HttpError::Timeout {
-            url: url_text,
-            after: limits.timeout,
-        };
+        return fail(
+            url,
+            FetchFailure::Timeout {
+                after: limits.timeout,
+            },
+        );
     }
-    HttpError::Transfer {
-        url: url_text,
-        reason: chain(&error),
-    }
+    fail(
+        url,
+        FetchFailure::Transfer {
+            reason: chain(&error),
+        },
+    )
 }
 
 /// The error and its causes in one line. reqwest's own message only says "error
