@@ -17,6 +17,7 @@ mod outbox;
 
 pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
+pub use items::{Listed, Listing};
 pub use outbox::RuleMatch;
 
 use std::collections::HashMap;
@@ -558,6 +559,10 @@ mod tests {
             items::LIST_ALL,
             items::LIST_SOURCE,
             items::LIST_RULE,
+            items::CHANGED_ALL,
+            items::CHANGED_SOURCE,
+            items::CHANGED_RULE,
+            items::CHANGED_MORE_THAN,
             items::BY_ALIAS,
             items::BY_ID,
             ingest::ALIAS_OWNER,
