@@ -414,6 +414,10 @@ impl Publisher {
         let rendered = tokio::task::spawn_blocking(move || this.current(&id2, true))
             .await
             .map_err(|_| PublishError::Task(id.url_path()))??;
+        // After the answer, not before it: the reader waiting for a changed feed does
+        // not wait for the memory to be given back.
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.release_freed_memory());
         Ok(Some(rendered))
     }
 
@@ -519,8 +523,6 @@ impl Publisher {
                     cache.insert(id.clone(), Arc::clone(&rendered));
                 }
             }
-            drop(previous);
-            self.release_freed_memory();
         }
         Ok(rendered)
     }
@@ -563,19 +565,20 @@ impl Publisher {
         previous: Option<Previous<'_>>,
         gzip: bool,
     ) -> Result<Rendered, PublishError> {
-        let settings = self
+        // What the rendering needs of the settings, not a copy of them all (their
+        // source list is as long as the config's).
+        let (channel, max_items) = self
             .settings
             .read()
-            .map(|s| s.clone())
+            .map(|s| (Self::channel_in(id, &s), s.max_items))
             .map_err(|_| PublishError::Task(id.url_path()))?;
         let store_err = |source| PublishError::Store {
             path: id.url_path(),
             source,
         };
-        let (listed_at, slots) =
-            self.list(id, previous.map(|p| p.layout), settings.max_items)
-                .map_err(store_err)?;
-        let channel = Self::channel_in(id, &settings);
+        let (listed_at, slots) = self
+            .list(id, previous.map(|p| p.layout), max_items)
+            .map_err(store_err)?;
         let updated = slots
             .iter()
             .map(Slot::updated_at)
@@ -601,7 +604,7 @@ impl Publisher {
             // that a writer that changes its output costs speed, not correctness.
             None => {
                 let items = crate::store::lock(&self.store)
-                    .items(id.scope.filter(), settings.max_items)
+                    .items(id.scope.filter(), max_items)
                     .map_err(store_err)?;
                 let bytes = match id.format {
                     FeedFormat::Rss => feed::render_rss(&channel, &items),
@@ -942,12 +945,15 @@ fn apply(
     mut changed: Vec<crate::store::Listed>,
     max_items: usize,
 ) -> Vec<Slot<'_>> {
-    let ids: std::collections::HashSet<i64> = changed.iter().map(|l| l.item.id).collect();
+    // Sorted, searched per kept item: a SipHash set cost more than the rest of the
+    // merge at 5,000 items.
+    let mut ids: Vec<i64> = changed.iter().map(|l| l.item.id).collect();
+    ids.sort_unstable();
     changed.sort_unstable_by_key(|l| std::cmp::Reverse((l.order, l.item.id)));
     let mut kept = previous
         .units
         .iter()
-        .filter(|u| !ids.contains(&u.id))
+        .filter(|u| ids.binary_search(&u.id).is_err())
         .map(Slot::Kept)
         .peekable();
     let mut changed = changed.into_iter().map(Slot::Fresh).peekable();
@@ -1063,25 +1069,42 @@ fn splice(
     gzip: bool,
     keys: &foldhash::quality::RandomState,
 ) -> Option<Spliced> {
-    let old: HashMap<u64, &Unit> = previous
-        .map(|p| p.layout.units.iter().map(|u| (u.fingerprint, u)).collect())
-        .unwrap_or_default();
+    let old_units = previous.map_or(&[][..], |p| &p.layout.units[..]);
+    // A kept item is its old unit; a fresh one may still be in the old rendering with
+    // the same bytes (a listing from scratch, an item marked changed that shows the
+    // same). A change brings a few fresh items: they are looked for in the old units
+    // one by one, and a map of them is made only for many (every item of a listing).
+    let fresh = slots
+        .iter()
+        .filter(|s| matches!(s, Slot::Fresh(_)))
+        .count();
+    let old_map: Option<HashMap<u64, &Unit, foldhash::fast::RandomState>> =
+        (fresh > 16).then(|| old_units.iter().map(|u| (u.fingerprint, u)).collect());
+    let find_old = |fingerprint: u64| match &old_map {
+        Some(map) => map.get(&fingerprint).copied(),
+        None => old_units.iter().find(|u| u.fingerprint == fingerprint),
+    };
+    let mut reused: Vec<Option<&Unit>> = Vec::with_capacity(slots.len());
     let old_bytes = previous.map_or(&[][..], |p| p.bytes);
     let mut doc = Vec::with_capacity(old_bytes.len() + 4096);
     doc.extend_from_slice(&frame.head());
     let head_end = doc.len();
     let mut units = Vec::with_capacity(slots.len());
     for (i, slot) in slots.iter().enumerate() {
-        let fingerprint = match slot {
-            Slot::Kept(unit) => unit.fingerprint,
-            Slot::Fresh(listed) => fingerprint(keys, &listed.item),
+        let (fingerprint, old) = match slot {
+            Slot::Kept(unit) => (unit.fingerprint, Some(*unit)),
+            Slot::Fresh(listed) => {
+                let fingerprint = fingerprint(keys, &listed.item);
+                (fingerprint, find_old(fingerprint))
+            }
         };
+        reused.push(old);
         let start = doc.len();
         if i > 0 {
             doc.extend_from_slice(frame.separator());
         }
         let item_start = doc.len();
-        let digest = match (old.get(&fingerprint), slot) {
+        let digest = match (old, slot) {
             (Some(unit), _) => {
                 doc.extend_from_slice(old_bytes.get(unit.item.clone())?);
                 unit.digest
@@ -1119,7 +1142,7 @@ fn splice(
 
     let gzip = if gzip {
         let old_gzip = previous.and_then(|p| p.gzip).unwrap_or_default();
-        let pieced = gzip_pieces(&doc, head_end..tail_start, &mut units, &old, old_gzip);
+        let pieced = gzip_pieces(&doc, head_end..tail_start, &mut units, &reused, old_gzip);
         if pieced.is_none() {
             units.iter_mut().for_each(|u| u.gzip = None);
         }
@@ -1141,22 +1164,25 @@ fn splice(
 }
 
 /// The gzip form of `doc` (items in `body`, laid out as `units`), from the pieces of
-/// `old_gzip` that `old` says are still valid and new ones; records each unit's
+/// `old_gzip` that the units each reuses (`reused`, in order) say are still valid and
+/// new ones; records each unit's
 /// piece; with the gzip ETag, made like the document's from the pieces' digests.
 /// `None` if the compressor failed.
 fn gzip_pieces(
     doc: &[u8],
     body: std::ops::Range<usize>,
     units: &mut [Unit],
-    old: &HashMap<u64, &Unit>,
+    reused: &[Option<&Unit>],
     old_gzip: &[u8],
 ) -> Option<(Vec<u8>, String)> {
     let mut member = GzipMember::new(old_gzip.len().max(doc.len() / 3));
     let head = member.piece(None, &doc[..body.start])?;
     for i in 0..units.len() {
         let after = i.checked_sub(1).map(|j| units[j].fingerprint);
-        let reusable = old
-            .get(&units[i].fingerprint)
+        let reusable = reused
+            .get(i)
+            .copied()
+            .flatten()
             .filter(|u| u.after == after)
             .and_then(|u| u.gzip.clone())
             .filter(|(range, _)| range.end <= old_gzip.len());
