@@ -587,7 +587,17 @@ impl<'a> Frame<'a> {
         channel: &'a Channel,
         items: &[StoredItem],
     ) -> Option<Frame<'a>> {
-        let updated = feed_updated(items);
+        Frame::updated_at(format, channel, feed_updated(items))
+    }
+
+    /// [`Frame::new`] for a feed whose newest item change (`updated_at`) is
+    /// `updated`, or the Unix epoch for an empty feed: for a caller that knows it
+    /// without the items at hand.
+    pub fn updated_at(
+        format: FeedFormat,
+        channel: &'a Channel,
+        updated: DateTime<Utc>,
+    ) -> Option<Frame<'a>> {
         let closing = |empty: Vec<u8>, tail: &[u8]| {
             let cut = empty.len().checked_sub(tail.len())?;
             (empty[cut..] == *tail).then_some((empty, cut))

@@ -443,6 +443,10 @@ impl Publisher {
         let rendered = tokio::task::spawn_blocking(move || this.current(&id2, true))
             .await
             .map_err(|_| PublishError::Task(id.url_path()))??;
+        // After the answer, not before it: the reader waiting for a changed feed does
+        // not wait for the memory to be given back.
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.release_freed_memory());
         Ok(Some(rendered))
     }
 
@@ -548,8 +552,6 @@ impl Publisher {
                     cache.insert(id.clone(), Arc::clone(&rendered));
                 }
             }
-            drop(previous);
-            self.release_freed_memory();
         }
         Ok(rendered)
     }
@@ -593,28 +595,42 @@ impl Publisher {
         previous: Option<Previous<'_>>,
         gzip: bool,
     ) -> Result<Rendered, PublishError> {
-        let settings = self
+        // What the rendering needs of the settings, not a copy of them all (their
+        // source list is as long as the config's).
+        let (channel, max_items) = self
             .settings
             .read()
-            .map(|s| s.clone())
+            .map(|s| (Self::channel_in(id, &s), s.max_items))
             .map_err(|_| PublishError::Task(id.url_path()))?;
         if let FeedScope::Interest(name) = &id.scope {
+            let settings = self
+                .settings
+                .read()
+                .map(|s| s.clone())
+                .map_err(|_| PublishError::Task(id.url_path()))?;
             return self.render_interest(id, name, &settings, generation, gzip);
         }
-        let items = {
-            crate::store::lock(&self.store)
-                .items(
-                    id.scope.filter().unwrap_or(ItemFilter::All),
-                    settings.max_items,
-                )
-                .map_err(|source| PublishError::Store {
-                    path: id.url_path(),
-                    source,
-                })?
+        let store_err = |source| PublishError::Store {
+            path: id.url_path(),
+            source,
         };
-        let channel = Self::channel_in(id, &settings);
-        let spliced = feed::Frame::new(id.format, &channel, &items)
-            .and_then(|frame| splice(&frame, &items, previous, gzip, &self.fingerprints));
+        let (listed_at, slots) = self
+            .list(id, previous.map(|p| p.layout), max_items)
+            .map_err(store_err)?;
+        let updated = slots
+            .iter()
+            .map(Slot::updated_at)
+            .max()
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        let spliced = feed::Frame::updated_at(id.format, &channel, updated).and_then(|frame| {
+            splice(&frame, &slots, listed_at, previous, gzip, &self.fingerprints)
+        });
+        let last_modified = slots
+            .iter()
+            .map(Slot::modified)
+            .max()
+            .unwrap_or_else(Utc::now);
+        drop(slots);
         let (bytes, etag, gzipped, layout) = match spliced {
             Some(spliced) => (
                 spliced.bytes,
@@ -625,6 +641,9 @@ impl Publisher {
             // Never for the writers in use (the property tests check the cut); kept so
             // that a writer that changes its output costs speed, not correctness.
             None => {
+                let items = crate::store::lock(&self.store)
+                    .items(id.scope.filter().unwrap_or(ItemFilter::All), max_items)
+                    .map_err(store_err)?;
                 let bytes = match id.format {
                     FeedFormat::Rss => feed::render_rss(&channel, &items),
                     FeedFormat::Atom => feed::render_atom(&channel, &items),
@@ -635,11 +654,6 @@ impl Publisher {
                 (bytes, etag, gzipped, None)
             }
         };
-        let last_modified = items
-            .iter()
-            .map(|i| i.updated_at.max(i.first_seen))
-            .max()
-            .unwrap_or_else(Utc::now);
         let headers = ValidatorHeaders {
             etag: http::HeaderValue::from_str(&etag).ok(),
             last_modified: http::HeaderValue::from_str(&httpdate::fmt_http_date(
@@ -713,6 +727,30 @@ impl Publisher {
             content_type: id.format.content_type(),
             layout: None,
         })
+}
+
+    /// The feed's items now, and the store generation they are current at: the items of
+    /// `previous` (an earlier rendering's layout) with what changed since applied, at a
+    /// cost in proportion to the change, or listed whole when there is no earlier
+    /// rendering or the store cannot tell the change (see `Store::changed_items`).
+    fn list<'a>(
+        &self,
+        id: &FeedId,
+        previous: Option<&'a Layout>,
+        max_items: usize,
+    ) -> Result<(u64, Vec<Slot<'a>>), StoreError> {
+        let store = crate::store::lock(&self.store);
+        let filter = id.scope.filter().unwrap_or(ItemFilter::All);
+        if let Some(previous) = previous {
+            if let Some(changes) = store.changed_items(filter, previous.listed_at, max_items)? {
+                return Ok((changes.generation, apply(previous, changes.items, max_items)));
+            }
+        }
+        let listing = store.listing(filter, max_items)?;
+        Ok((
+            listing.generation,
+            listing.items.into_iter().map(Slot::Fresh).collect(),
+        ))
     }
 
     /// Writes the feed files under `state_dir/feeds/` after each store change, until
@@ -923,11 +961,22 @@ struct Layout {
     units: Vec<Unit>,
     /// The document's length.
     len: usize,
+    /// The store generation its items were listed at: the next rendering asks the
+    /// store only for what changed after it.
+    listed_at: u64,
 }
 
 /// One item of a rendering.
 #[derive(Debug, Clone)]
 struct Unit {
+    /// The item's row id.
+    id: i64,
+    /// The time the feed orders the item by (see `Listed::order`).
+    order: i64,
+    /// The item's `updated_at` (Atom's feed-level `updated` is the newest).
+    updated_at: DateTime<Utc>,
+    /// The newer of its `updated_at` and `first_seen` (the feed's `Last-Modified`).
+    modified: DateTime<Utc>,
     /// The item's [`fingerprint`]: equal fingerprints, equal bytes.
     fingerprint: u64,
     /// The item's bytes in the document, without the separator before it.
@@ -941,6 +990,74 @@ struct Unit {
     /// The fingerprint of the item before it, whose bytes were the piece's preset
     /// dictionary; `None` for the first item, compressed without one.
     after: Option<u64>,
+}
+
+/// One item of a rendering to make: kept from the previous rendering, unchanged, or
+/// read from the store.
+enum Slot<'a> {
+    /// An item of the previous rendering that did not change.
+    Kept(&'a Unit),
+    /// An item as the store gave it.
+    Fresh(crate::store::Listed),
+}
+
+impl Slot<'_> {
+    fn key(&self) -> (i64, i64) {
+        match self {
+            Slot::Kept(unit) => (unit.order, unit.id),
+            Slot::Fresh(listed) => (listed.order, listed.item.id),
+        }
+    }
+
+    fn updated_at(&self) -> DateTime<Utc> {
+        match self {
+            Slot::Kept(unit) => unit.updated_at,
+            Slot::Fresh(listed) => listed.item.updated_at,
+        }
+    }
+
+    fn modified(&self) -> DateTime<Utc> {
+        match self {
+            Slot::Kept(unit) => unit.modified,
+            Slot::Fresh(listed) => listed.item.updated_at.max(listed.item.first_seen),
+        }
+    }
+}
+
+/// The items of `previous` with `changed` (the feed's items changed since it was
+/// listed) put in their places, newest first, the first `max_items` of them. An
+/// item's place never moves (the time a feed orders by is set when the item enters
+/// it), and items only enter a feed, so the changed items and the unchanged ones
+/// already listed are all the feed can hold.
+fn apply(
+    previous: &Layout,
+    mut changed: Vec<crate::store::Listed>,
+    max_items: usize,
+) -> Vec<Slot<'_>> {
+    // Sorted, searched per kept item: a SipHash set cost more than the rest of the
+    // merge at 5,000 items.
+    let mut ids: Vec<i64> = changed.iter().map(|l| l.item.id).collect();
+    ids.sort_unstable();
+    changed.sort_unstable_by_key(|l| std::cmp::Reverse((l.order, l.item.id)));
+    let mut kept = previous
+        .units
+        .iter()
+        .filter(|u| ids.binary_search(&u.id).is_err())
+        .map(Slot::Kept)
+        .peekable();
+    let mut changed = changed.into_iter().map(Slot::Fresh).peekable();
+    let mut slots = Vec::with_capacity(max_items.min(previous.units.len() + ids.len()));
+    while slots.len() < max_items {
+        let take_kept = match (kept.peek(), changed.peek()) {
+            (Some(k), Some(c)) => k.key() > c.key(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_kept { kept.next() } else { changed.next() };
+        slots.extend(next);
+    }
+    slots
 }
 
 /// A document built from item fragments, with its ETags.
@@ -1035,37 +1152,65 @@ fn fingerprint(keys: &foldhash::quality::RandomState, item: &crate::store::Store
 /// `None` when an item does not cut out of its document (see [`feed::Frame::item`]).
 fn splice(
     frame: &feed::Frame<'_>,
-    items: &[crate::store::StoredItem],
+    slots: &[Slot<'_>],
+    listed_at: u64,
     previous: Option<Previous<'_>>,
     gzip: bool,
     keys: &foldhash::quality::RandomState,
 ) -> Option<Spliced> {
-    let old: HashMap<u64, &Unit> = previous
-        .map(|p| p.layout.units.iter().map(|u| (u.fingerprint, u)).collect())
-        .unwrap_or_default();
+    let old_units = previous.map_or(&[][..], |p| &p.layout.units[..]);
+    // A kept item is its old unit; a fresh one may still be in the old rendering with
+    // the same bytes (a listing from scratch, an item marked changed that shows the
+    // same). A change brings a few fresh items: they are looked for in the old units
+    // one by one, and a map of them is made only for many (every item of a listing).
+    let fresh = slots
+        .iter()
+        .filter(|s| matches!(s, Slot::Fresh(_)))
+        .count();
+    let old_map: Option<HashMap<u64, &Unit, foldhash::fast::RandomState>> =
+        (fresh > 16).then(|| old_units.iter().map(|u| (u.fingerprint, u)).collect());
+    let find_old = |fingerprint: u64| match &old_map {
+        Some(map) => map.get(&fingerprint).copied(),
+        None => old_units.iter().find(|u| u.fingerprint == fingerprint),
+    };
+    let mut reused: Vec<Option<&Unit>> = Vec::with_capacity(slots.len());
     let old_bytes = previous.map_or(&[][..], |p| p.bytes);
     let mut doc = Vec::with_capacity(old_bytes.len() + 4096);
     doc.extend_from_slice(&frame.head());
     let head_end = doc.len();
-    let mut units = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let fingerprint = fingerprint(keys, item);
+    let mut units = Vec::with_capacity(slots.len());
+    for (i, slot) in slots.iter().enumerate() {
+        let (fingerprint, old) = match slot {
+            Slot::Kept(unit) => (unit.fingerprint, Some(*unit)),
+            Slot::Fresh(listed) => {
+                let fingerprint = fingerprint(keys, &listed.item);
+                (fingerprint, find_old(fingerprint))
+            }
+        };
+        reused.push(old);
         let start = doc.len();
         if i > 0 {
             doc.extend_from_slice(frame.separator());
         }
         let item_start = doc.len();
-        let digest = match old.get(&fingerprint) {
-            Some(unit) => {
-                doc.extend_from_slice(&old_bytes[unit.item.clone()]);
+        let digest = match (old, slot) {
+            (Some(unit), _) => {
+                doc.extend_from_slice(old_bytes.get(unit.item.clone())?);
                 unit.digest
             }
-            None => {
-                doc.extend_from_slice(&frame.item(item)?);
+            (None, Slot::Fresh(listed)) => {
+                doc.extend_from_slice(&frame.item(&listed.item)?);
                 self::digest(&doc[item_start..])
             }
+            // A kept item is in the previous rendering by construction.
+            (None, Slot::Kept(_)) => return None,
         };
+        let (order, id) = slot.key();
         units.push(Unit {
+            id,
+            order,
+            updated_at: slot.updated_at(),
+            modified: slot.modified(),
             fingerprint,
             item: item_start..doc.len(),
             span: start..doc.len(),
@@ -1086,7 +1231,7 @@ fn splice(
 
     let gzip = if gzip {
         let old_gzip = previous.and_then(|p| p.gzip).unwrap_or_default();
-        let pieced = gzip_pieces(&doc, head_end..tail_start, &mut units, &old, old_gzip);
+        let pieced = gzip_pieces(&doc, head_end..tail_start, &mut units, &reused, old_gzip);
         if pieced.is_none() {
             units.iter_mut().for_each(|u| u.gzip = None);
         }
@@ -1099,27 +1244,34 @@ fn splice(
         bytes: doc,
         etag,
         gzip,
-        layout: Layout { units, len },
+        layout: Layout {
+            units,
+            len,
+            listed_at,
+        },
     })
 }
 
 /// The gzip form of `doc` (items in `body`, laid out as `units`), from the pieces of
-/// `old_gzip` that `old` says are still valid and new ones; records each unit's
+/// `old_gzip` that the units each reuses (`reused`, in order) say are still valid and
+/// new ones; records each unit's
 /// piece; with the gzip ETag, made like the document's from the pieces' digests.
 /// `None` if the compressor failed.
 fn gzip_pieces(
     doc: &[u8],
     body: std::ops::Range<usize>,
     units: &mut [Unit],
-    old: &HashMap<u64, &Unit>,
+    reused: &[Option<&Unit>],
     old_gzip: &[u8],
 ) -> Option<(Vec<u8>, String)> {
     let mut member = GzipMember::new(old_gzip.len().max(doc.len() / 3));
     let head = member.piece(None, &doc[..body.start])?;
     for i in 0..units.len() {
         let after = i.checked_sub(1).map(|j| units[j].fingerprint);
-        let reusable = old
-            .get(&units[i].fingerprint)
+        let reusable = reused
+            .get(i)
+            .copied()
+            .flatten()
             .filter(|u| u.after == after)
             .and_then(|u| u.gzip.clone())
             .filter(|(range, _)| range.end <= old_gzip.len());

@@ -508,35 +508,35 @@ impl Pipeline {
         let store = self.store.clone();
         let matcher = self.live.matcher();
         let health = self.health.clone();
+        let publisher = Arc::clone(&self.publisher);
         let started = std::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
             let (outcomes, fault) = ingest_group(&store, &pages, matcher.as_ref(), &health);
             let stored = outcomes
                 .iter()
                 .any(|o| matches!(o, Outcome::Ingested { .. } | Outcome::Duplicate));
+            // Nothing stored: nothing changed to publish. The pages are committed:
+            // feeds may show them now, before the bookkeeping below (drop -> feed
+            // latency is counted from here).
+            if stored {
+                if let Ok(g) = store::lock(&store).generation() {
+                    publisher.store_changed(g);
+                }
+            }
             // Pages the store could not take are held or answered later: booked then.
             if fault.is_none() {
                 record_pages(&store, &pages, &outcomes, &validators);
             }
-            // Nothing stored: nothing changed to publish.
-            let generation = if stored {
-                store::lock(&store).generation().ok()
-            } else {
-                None
-            };
             let warnings = page_warnings(&store, &pages, &outcomes);
-            (pages, validators, outcomes, fault, generation, warnings)
+            (pages, validators, outcomes, fault, warnings)
         });
-        let (pages, validators, outcomes, fault, generation, warnings) = match job.await {
+        let (pages, validators, outcomes, fault, warnings) = match job.await {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "ingest task failed");
                 return Vec::new();
             }
         };
-        if let Some(g) = generation {
-            self.publisher.store_changed(g);
-        }
         // Held only when the store itself is the trouble (it cannot write, or is
         // damaged); any other store error is answered as before. Decided by this
         // failure, not the shared condition, which a write elsewhere may have cleared

@@ -91,6 +91,13 @@ fn ingest_in(
         }
     }
     let now = to_ms(batch.seen_at);
+    // The generation this page's change will be (the transaction holds the write
+    // lock): the items it changes are marked with it, for `Store::changed_items`.
+    let next_generation: i64 = tx
+        .prepare_cached("SELECT value + 1 FROM generation WHERE id = 1")
+        .ctx("preparing the generation read")?
+        .query_row([], |row| row.get(0))
+        .ctx("reading the generation")?;
     let mut seen_in_page: HashSet<i64> = HashSet::with_capacity(batch.entries.len());
     let mut changed = false;
     // The feed scopes this page changes (see `ItemFilter::scope_key`): the two every
@@ -116,6 +123,9 @@ fn ingest_in(
                 let updated = update_item(tx, &known, entry, ident, batch.source, now)?;
                 changed |= new_source || updated || learned > 0;
                 source_changed |= new_source;
+                if new_source || updated {
+                    mark_changed(tx, item.id, next_generation)?;
+                }
                 if updated {
                     all_changed = true;
                     scopes_of(tx, item.id, &mut touched)?;
@@ -129,7 +139,8 @@ fn ingest_in(
                 }
             }
             None => {
-                let (id, key) = insert_item(tx, entry, batch, &aliases, ident, now)?;
+                let (id, key) =
+                    insert_item(tx, entry, batch, &aliases, ident, now, next_generation)?;
                 seen_in_page.insert(id);
                 report.new += 1;
                 changed = true;
@@ -192,6 +203,15 @@ fn ingest_in(
         }
     }
     Ok(report)
+}
+
+/// Records that a known item changed at `generation` (see `Store::changed_items`).
+fn mark_changed(conn: &Connection, item_id: i64, generation: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE items SET changed = ?2 WHERE id = ?1")
+        .ctx("preparing the item change mark")?
+        .execute(params![item_id, generation])
+        .ctx("marking an item changed")?;
+    Ok(())
 }
 
 /// Adds the scopes of every feed an item is in (its sources and matched rules).
@@ -319,7 +339,8 @@ fn add_source(conn: &Connection, item_id: i64, source: &str, now: i64) -> Result
     Ok(added > 0)
 }
 
-/// Inserts a new item with its aliases, id and source; returns its row id and key.
+/// Inserts a new item with its aliases, id and source, marked changed at
+/// `generation`; returns its row id and key.
 fn insert_item(
     conn: &Connection,
     entry: &Entry,
@@ -327,6 +348,7 @@ fn insert_item(
     aliases: &[String],
     ident: Option<&str>,
     now: i64,
+    generation: i64,
 ) -> Result<(i64, String), StoreError> {
     let format = if entry.format.is_empty() {
         batch.format
@@ -337,8 +359,8 @@ fn insert_item(
         .prepare_cached(
             "INSERT INTO items (key, title, link, summary, authors, author_count, publisher,
                                 source, published, arxiv_id, format, first_seen, updated_at,
-                                ident, listed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+                                ident, listed, changed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)",
         )
         .ctx("preparing the item insert")?;
     let mut insert = |key: &str| {
@@ -357,6 +379,7 @@ fn insert_item(
             now,
             ident,
             entry.listed.map(rfc3339),
+            generation,
         ])
     };
     // The key is the first alias. Every item key is also an alias, so an unmatched

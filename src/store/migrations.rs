@@ -187,6 +187,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX interest_scores_newest ON interest_scores (interest, seen DESC, item_id DESC);
     "#,
+    // 6: what changed since a generation, so a feed applies a change to the item list
+    // it holds instead of listing its items again (issue 15).
+    // - `items.changed` is the generation at which the item last changed in a way a
+    //   feed shows: inserted, updated, or newly in a source's or a rule's feed. Rows
+    //   from before are at 0, older than any listing a running daemon holds.
+    // - `generation.deleted` is the generation of the last item delete (there are none
+    //   in lookout; by hand): a feed listed before it lists again from scratch.
+    r#"
+    ALTER TABLE items ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX items_changed ON items (changed);
+    ALTER TABLE generation ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER items_counted_out;
+    CREATE TRIGGER items_counted_out AFTER DELETE ON items
+        BEGIN UPDATE generation SET items = items - 1, value = value + 1,
+                                    deleted = value + 1 WHERE id = 1; END;
+    "#,
 ];
 
 /// The schema version this build writes: one per migration.

@@ -19,6 +19,7 @@ mod outbox;
 pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
 pub use interests::{interest_rule, CorpusItem, InterestMatch, ScoreRow, ScoredItem, Verdict};
+pub use items::{Listed, Listing};
 pub use outbox::RuleMatch;
 
 use std::collections::HashMap;
@@ -566,6 +567,10 @@ mod tests {
             items::LIST_ALL,
             items::LIST_SOURCE,
             items::LIST_RULE,
+            items::CHANGED_ALL,
+            items::CHANGED_SOURCE,
+            items::CHANGED_RULE,
+            items::CHANGED_MORE_THAN,
             items::BY_ALIAS,
             items::BY_ID,
             ingest::ALIAS_OWNER,
@@ -659,6 +664,56 @@ mod tests {
             .execute("DELETE FROM items WHERE key IN ('a', 'b')", [])
             .expect("raw delete");
         assert_eq!(store.item_count().expect("count"), 2);
+    }
+
+    /// `changed_items` gives what changed after a generation, in the feed's scope,
+    /// with the order times a listing gives, and gives up after a delete.
+    #[test]
+    fn changed_items_are_the_change_and_a_delete_asks_for_a_new_listing() {
+        let mut store = Store::open_in_memory().expect("open");
+        let first = titled(&["One", "Two"]);
+        store.ingest(&page(&first, "h1"), &NoRules).expect("ingest");
+        let listing = store.listing(ItemFilter::All, 10).expect("listing");
+        assert_eq!(listing.items.len(), 2);
+        let none = store
+            .changed_items(ItemFilter::All, listing.generation, 10)
+            .expect("changes")
+            .expect("told");
+        assert!(none.items.is_empty());
+        // One new item, one known item seen again: only the new one changed.
+        let second = titled(&["Three", "One"]);
+        store.ingest(&page(&second, "h2"), &NoRules).expect("ingest");
+        for filter in [ItemFilter::All, ItemFilter::Source("s")] {
+            let changes = store
+                .changed_items(filter, listing.generation, 10)
+                .expect("changes")
+                .expect("told");
+            let titles: Vec<&str> = changes.items.iter().map(|l| l.item.title.as_str()).collect();
+            assert_eq!(titles, ["Three"], "{filter:?}");
+            let now = store.listing(filter, 10).expect("listing");
+            assert_eq!(now.generation, changes.generation);
+            assert_eq!(now.items[0], changes.items[0], "same order time as a listing");
+        }
+        assert!(store
+            .changed_items(ItemFilter::Source("other"), listing.generation, 10)
+            .expect("changes")
+            .expect("told")
+            .items
+            .is_empty());
+        store
+            .conn
+            .execute_batch(
+                "DELETE FROM item_keys WHERE item_id = (SELECT id FROM items WHERE title = 'Two');
+                 DELETE FROM item_sources WHERE item_id = (SELECT id FROM items WHERE title = 'Two');
+                 DELETE FROM items WHERE title = 'Two';",
+            )
+            .expect("raw delete");
+        assert_eq!(
+            store
+                .changed_items(ItemFilter::All, listing.generation, 10)
+                .expect("changes"),
+            None
+        );
     }
 
     /// An item key is its first alias; when an alias table edited by hand left that

@@ -3,9 +3,12 @@
 //! same items, and its gzip copy decodes to those bytes, after any sequence of
 //! changes: new items on either source and on a rule, items dropping off the end of a
 //! short feed, items changed in place (with a new time or the time they had), hostile
-//! text, captures whose time goes backwards. A restart gives the same bytes, gzip
-//! bytes and ETags. Feed files, whose writer reuses the items of the file it wrote
-//! last, are the whole renderings too.
+//! text, captures whose time goes backwards, items a second source sees. After the
+//! first rendering, each change reaches the publisher through the store's delta
+//! (`Store::changed_items`), applied to the item list of the previous rendering, not
+//! through a new listing; the whole rendering it is compared with lists the items
+//! afresh. A restart gives the same bytes, gzip bytes and ETags. Feed files, whose
+//! writer reuses the items of the file it wrote last, are the whole renderings too.
 //!
 //! Raise the case count with
 //! `LOOKOUT_PROP_CASES=2000 cargo test --release --test it prop_fragments::`.
