@@ -9,10 +9,16 @@
 //! cargo bench --bench feed_change                     # every row, wall times
 //! cargo bench --bench feed_change -- change 5000 1    # one row: 5,000 items, 1 rule
 //! cargo bench --bench feed_change -- levels           # gzip levels on a 1 MB feed
-//! # Instructions of the measured change alone:
-//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_change*' \
+//! # Instructions of the measured change: the last dump, `Publisher::current`
+//! # inclusive (the renders run on the blocking pool's threads, which
+//! # --toggle-collect, per thread, would miss):
+//! valgrind --tool=callgrind --dump-before='*measured_change*' \
 //!     target/release/deps/feed_change-* change 5000 1
 //! ```
+//!
+//! The measured change is the whole of it: the store query for what changed
+//! (`Store::changed_items`), merging it into each feed's item list, rendering and
+//! compressing the new item, and both ETags.
 //!
 //! The items are the entries of the three real captures, repeated with unique titles,
 //! as in `benches/feed.rs`.
@@ -166,8 +172,9 @@ impl Setup {
     }
 }
 
-/// The measured part: every feed the new item is in, rendered again (document, ETags,
-/// gzip). Counted alone with callgrind's `--toggle-collect`.
+/// The measured part: every feed the new item is in, brought up to date (the store's
+/// changed items, the merge, document, ETags, gzip). Counted with callgrind's
+/// `--dump-before` (see the module docs).
 #[inline(never)]
 fn measured_change(setup: &Setup) -> usize {
     setup.render_all()

@@ -623,7 +623,14 @@ impl Publisher {
             .max()
             .unwrap_or(DateTime::UNIX_EPOCH);
         let spliced = feed::Frame::updated_at(id.format, &channel, updated).and_then(|frame| {
-            splice(&frame, &slots, listed_at, previous, gzip, &self.fingerprints)
+            splice(
+                &frame,
+                &slots,
+                listed_at,
+                previous,
+                gzip,
+                &self.fingerprints,
+            )
         });
         let last_modified = slots
             .iter()
@@ -743,13 +750,20 @@ impl Publisher {
         let filter = id.scope.filter().unwrap_or(ItemFilter::All);
         if let Some(previous) = previous {
             if let Some(changes) = store.changed_items(filter, previous.listed_at, max_items)? {
-                return Ok((changes.generation, apply(previous, changes.items, max_items)));
+                return Ok((
+                    changes.generation,
+                    apply(previous, changes.items, max_items),
+                ));
             }
         }
         let listing = store.listing(filter, max_items)?;
         Ok((
             listing.generation,
-            listing.items.into_iter().map(Slot::Fresh).collect(),
+            listing
+                .items
+                .into_iter()
+                .map(|l| Slot::Fresh(Box::new(l)))
+                .collect(),
         ))
     }
 
@@ -997,8 +1011,8 @@ struct Unit {
 enum Slot<'a> {
     /// An item of the previous rendering that did not change.
     Kept(&'a Unit),
-    /// An item as the store gave it.
-    Fresh(crate::store::Listed),
+    /// An item as the store gave it (boxed: a slot is mostly a kept one).
+    Fresh(Box<crate::store::Listed>),
 }
 
 impl Slot<'_> {
@@ -1045,7 +1059,10 @@ fn apply(
         .filter(|u| ids.binary_search(&u.id).is_err())
         .map(Slot::Kept)
         .peekable();
-    let mut changed = changed.into_iter().map(Slot::Fresh).peekable();
+    let mut changed = changed
+        .into_iter()
+        .map(|l| Slot::Fresh(Box::new(l)))
+        .peekable();
     let mut slots = Vec::with_capacity(max_items.min(previous.units.len() + ids.len()));
     while slots.len() < max_items {
         let take_kept = match (kept.peek(), changed.peek()) {
@@ -1054,7 +1071,11 @@ fn apply(
             (None, Some(_)) => false,
             (None, None) => break,
         };
-        let next = if take_kept { kept.next() } else { changed.next() };
+        let next = if take_kept {
+            kept.next()
+        } else {
+            changed.next()
+        };
         slots.extend(next);
     }
     slots
@@ -1163,10 +1184,7 @@ fn splice(
     // the same bytes (a listing from scratch, an item marked changed that shows the
     // same). A change brings a few fresh items: they are looked for in the old units
     // one by one, and a map of them is made only for many (every item of a listing).
-    let fresh = slots
-        .iter()
-        .filter(|s| matches!(s, Slot::Fresh(_)))
-        .count();
+    let fresh = slots.iter().filter(|s| matches!(s, Slot::Fresh(_))).count();
     let old_map: Option<HashMap<u64, &Unit, foldhash::fast::RandomState>> =
         (fresh > 16).then(|| old_units.iter().map(|u| (u.fingerprint, u)).collect());
     let find_old = |fingerprint: u64| match &old_map {

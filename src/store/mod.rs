@@ -682,17 +682,26 @@ mod tests {
         assert!(none.items.is_empty());
         // One new item, one known item seen again: only the new one changed.
         let second = titled(&["Three", "One"]);
-        store.ingest(&page(&second, "h2"), &NoRules).expect("ingest");
+        store
+            .ingest(&page(&second, "h2"), &NoRules)
+            .expect("ingest");
         for filter in [ItemFilter::All, ItemFilter::Source("s")] {
             let changes = store
                 .changed_items(filter, listing.generation, 10)
                 .expect("changes")
                 .expect("told");
-            let titles: Vec<&str> = changes.items.iter().map(|l| l.item.title.as_str()).collect();
+            let titles: Vec<&str> = changes
+                .items
+                .iter()
+                .map(|l| l.item.title.as_str())
+                .collect();
             assert_eq!(titles, ["Three"], "{filter:?}");
             let now = store.listing(filter, 10).expect("listing");
             assert_eq!(now.generation, changes.generation);
-            assert_eq!(now.items[0], changes.items[0], "same order time as a listing");
+            assert_eq!(
+                now.items[0], changes.items[0],
+                "same order time as a listing"
+            );
         }
         assert!(store
             .changed_items(ItemFilter::Source("other"), listing.generation, 10)
