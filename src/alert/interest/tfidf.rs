@@ -322,7 +322,7 @@ impl Vectorizer {
             .flat_map(|&(_, a, b)| [a, b])
             .filter(|&t| t != NONE)
             .collect();
-        kept.sort_unstable_by(|&a, &b| texts.text(a).cmp(&texts.text(b)));
+        kept.sort_unstable_by(|&a, &b| texts.text(a).cmp(texts.text(b)));
         kept.dedup();
         let mut new_id = vec![NONE; texts.len()];
         for (i, &t) in kept.iter().enumerate() {
