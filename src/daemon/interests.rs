@@ -8,7 +8,8 @@
 //! and at once when a verdict or the config changed. It trains an interest again when
 //! its likes file changed (size or modification time), when its verdicts changed, or
 //! when the store grew by a tenth since the last training (the vocabulary and the
-//! negatives moved). Training reads the store once (the newest [`MAX_CORPUS`] items),
+//! negatives moved), or grew at all and the model is ten minutes old (a liked paper
+//! that arrived since is then matched). Training reads the store once (the newest [`MAX_CORPUS`] items),
 //! then trains without holding it; the new model replaces the old in one pointer swap,
 //! so an ingest scores with the old model or the new, never half of each. Then every
 //! stored item is scored again for the interest's feed; that rescoring alerts nobody:
@@ -47,6 +48,9 @@ pub const TERMS: usize = 5;
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Growth of the store that makes a model stale: one item in `GROWTH_OVER` (a tenth).
 const GROWTH_OVER: u64 = 10;
+/// Any growth makes a model this old stale: a liked paper that arrived since is then
+/// matched, and new words counted, within this long, not only after a tenth more items.
+const REFRESH_AFTER: Duration = Duration::from_secs(600);
 
 /// Why an interest could not be trained.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,8 @@ struct TrainedOn {
     likes: Option<(SystemTime, u64)>,
     verdicts: Vec<(i64, Verdict)>,
     items: u64,
+    /// When the inputs were read.
+    at: std::time::Instant,
 }
 
 /// One configured interest and its current model.
@@ -508,6 +514,7 @@ fn inputs(interest: &Interest, store: &SharedStore) -> Result<TrainedOn, StoreEr
         likes,
         verdicts: s.verdicts(interest.config.name())?,
         items: s.item_count()?,
+        at: std::time::Instant::now(),
     })
 }
 
@@ -519,8 +526,9 @@ fn stale(old: Option<&TrainedOn>, now: &TrainedOn) -> bool {
             old.likes != now.likes
                 || old.verdicts != now.verdicts
                 || (now.items > old.items
-                    && now.items.saturating_mul(GROWTH_OVER)
-                        >= old.items.saturating_mul(GROWTH_OVER + 1))
+                    && (now.items.saturating_mul(GROWTH_OVER)
+                        >= old.items.saturating_mul(GROWTH_OVER + 1)
+                        || now.at.saturating_duration_since(old.at) >= REFRESH_AFTER))
         }
     }
 }
@@ -649,6 +657,7 @@ mod tests {
             likes: Some((SystemTime::UNIX_EPOCH, 10)),
             verdicts,
             items,
+            at: std::time::Instant::now(),
         }
     }
 
@@ -659,6 +668,11 @@ mod tests {
         assert!(!stale(Some(&old), &on(109, Vec::new())));
         assert!(stale(Some(&old), &on(110, Vec::new())));
         assert!(stale(Some(&old), &on(100, vec![(1, Verdict::Like)])));
+        let mut later = on(101, Vec::new());
+        later.at = old.at + REFRESH_AFTER;
+        assert!(stale(Some(&old), &later), "any growth after a while");
+        later.items = 100;
+        assert!(!stale(Some(&old), &later), "no growth, no training");
         let mut touched = on(100, Vec::new());
         touched.likes = Some((SystemTime::UNIX_EPOCH, 11));
         assert!(stale(Some(&old), &touched));

@@ -287,6 +287,8 @@ mod tests {
         assert!(terms.windows(2).all(|w| w[0].1 >= w[1].1));
     }
 
+    /// Each model's hash maps get their own random seeds (foldhash), as after a restart,
+    /// so this also shows that nothing depends on hash order.
     #[test]
     fn retraining_on_the_same_data_gives_the_same_scores() {
         let (liked, other) = corpus();
