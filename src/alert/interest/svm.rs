@@ -202,15 +202,7 @@ mod tests {
                 .map(|(&f, &v)| w[f as usize] * v)
                 .sum::<f32>();
             assert_eq!(m > 0.0, p, "row {i}: {m}");
-        }
-        // Held-out margins are less confident than the training margins.
-        for (i, &p) in y.iter().enumerate() {
-            let (idx, val) = x.row(i);
-            let m = b + idx
-                .iter()
-                .zip(val)
-                .map(|(&f, &v)| w[f as usize] * v)
-                .sum::<f32>();
+            // Held-out margins are less confident than the training margins.
             let held_out = t.held_out_margins[i];
             assert!(
                 if p { held_out <= m } else { held_out >= m },
