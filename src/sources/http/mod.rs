@@ -117,6 +117,12 @@ pub enum AttemptError {
         #[source]
         error: StoreError,
     },
+    /// The fetch task ended without a result (it panicked: a bug, logged).
+    #[error("source {source_name:?}: the fetch failed unexpectedly")]
+    Lost {
+        /// The source.
+        source_name: String,
+    },
     /// The pipeline stopped taking pages (the daemon is shutting down).
     #[error("source {source_name:?}: the pipeline is closed")]
     PipelineClosed {
@@ -130,7 +136,10 @@ impl AttemptError {
     /// errors do; a page that arrived fine but did not parse does not (the server is
     /// healthy, hammering is not the issue), nor does a shutdown.
     pub fn backs_off(&self) -> bool {
-        matches!(self, AttemptError::Http(_) | AttemptError::State { .. })
+        matches!(
+            self,
+            AttemptError::Http(_) | AttemptError::State { .. } | AttemptError::Lost { .. }
+        )
     }
 
     /// The wait the server asked for with `Retry-After` on a 429 or 503.

@@ -140,6 +140,9 @@ pub struct Scheduler {
     /// woken one per finished fetch, so a host with a hundred due sources costs a
     /// hundred wake-ups, not a hundred sweeps of the heap.
     hosts: HashMap<String, HostQueue>,
+    /// The fetch in flight of each task: which source it is for, so a fetch that
+    /// panicked frees its source and its host instead of leaving them busy for good.
+    fetching: HashMap<tokio::task::Id, (String, u64, String)>,
     /// In a one-pass run (`lookout once`), each source's result: the source is then
     /// removed instead of scheduled again.
     pass: Option<Vec<(String, Result<FetchOutcome, AttemptError>)>>,
@@ -170,6 +173,7 @@ impl Scheduler {
             next_version: 0,
             metrics: None,
             hosts: HashMap::new(),
+            fetching: HashMap::new(),
             pass: None,
         };
         (scheduler, SchedulerHandle { tx, stats })
@@ -192,8 +196,17 @@ impl Scheduler {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(done) = running.join_next(), if !running.is_empty() => {
-                    let Ok(done) = done else { continue };
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let done = match done {
+                        Ok((id, done)) => {
+                            self.fetching.remove(&id);
+                            done
+                        }
+                        Err(e) => match self.lost(&e) {
+                            Some(done) => done,
+                            None => continue,
+                        },
+                    };
                     if !self.finished(done) {
                         break;
                     }
@@ -288,10 +301,11 @@ impl Scheduler {
             self.hosts.entry(host).or_default().in_flight += 1;
             entry.busy = true;
             let host = entry.source.host.clone();
+            let (name_of_task, host_of_task) = (name.clone(), host.clone());
             let source = Arc::clone(&entry.source);
             let mut known = entry.known.take();
             let tx = tx.clone();
-            running.spawn(async move {
+            let task = running.spawn(async move {
                 let result = source.attempt(&mut known, &tx).await;
                 Done {
                     name,
@@ -301,6 +315,8 @@ impl Scheduler {
                     result,
                 }
             });
+            self.fetching
+                .insert(task.id(), (name_of_task, version, host_of_task));
             let seen = self.stats.max_seen.load(Ordering::Relaxed);
             self.stats
                 .max_seen
@@ -310,6 +326,22 @@ impl Scheduler {
 
     /// Books a finished fetch and schedules the source's next one. False when the
     /// pipeline is closed: nothing more can be reported, so the scheduler stops.
+    /// A fetch task that panicked (a bug): its source counts a failed attempt and is
+    /// scheduled again, as after any failure.
+    fn lost(&mut self, error: &tokio::task::JoinError) -> Option<Done> {
+        let (name, version, host) = self.fetching.remove(&error.id())?;
+        tracing::error!(source = %name, %error, "fetch task failed");
+        Some(Done {
+            known: None,
+            result: Err(AttemptError::Lost {
+                source_name: name.clone(),
+            }),
+            name,
+            host,
+            version,
+        })
+    }
+
     fn finished(&mut self, done: Done) -> bool {
         if matches!(done.result, Err(AttemptError::PipelineClosed { .. })) {
             return false;
@@ -383,8 +415,17 @@ impl Scheduler {
             let room = running.len() < self.max_in_flight;
             tokio::select! {
                 biased;
-                Some(done) = running.join_next(), if !running.is_empty() => {
-                    let Ok(done) = done else { continue };
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let done = match done {
+                        Ok((id, done)) => {
+                            self.fetching.remove(&id);
+                            done
+                        }
+                        Err(e) => match self.lost(&e) {
+                            Some(done) => done,
+                            None => continue,
+                        },
+                    };
                     if !self.finished(done) {
                         break;
                     }
