@@ -126,26 +126,61 @@ async fn interest_feed(
     }
 }
 
+/// The origins a browser reaches this server under: the base URL's, the listen
+/// address's, and `localhost` for a loopback listen address. Anything else in a write's
+/// `Host` or `Origin` is another site, even one whose name resolves to 127.0.0.1 (DNS
+/// rebinding: such a page reads the status page, form token included, as its own).
+fn own_origins(s: &AppState) -> Vec<String> {
+    let config = s.live.config();
+    let mut origins = Vec::with_capacity(3);
+    for address in [config.server.base(), format!("http://{}", config.server.listen)] {
+        let Ok(url) = url::Url::parse(&address) else {
+            continue;
+        };
+        origins.push(url.origin().ascii_serialization());
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        };
+        if loopback {
+            let mut local = url.clone();
+            if local.set_host(Some("localhost")).is_ok() {
+                origins.push(local.origin().ascii_serialization());
+            }
+        }
+    }
+    origins
+}
+
 /// Why a write over HTTP comes from another site, if it does: a browser says so in
-/// `Sec-Fetch-Site`, and names the page's origin in `Origin`, which must be this
-/// server's (its base URL, or the host the request was sent to). A request with
-/// neither (curl, a script) passes here and still needs the page's form token.
+/// `Sec-Fetch-Site`, names the page's origin in `Origin`, and the name it resolved in
+/// `Host`; the last two must be this server's ([`own_origins`]). A request with no
+/// `Origin` or `Sec-Fetch-Site` (curl, a script) passes here if its `Host` is ours, and
+/// still needs the page's form token.
 fn cross_site(s: &AppState, headers: &HeaderMap) -> Option<&'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
         if !matches!(site.to_str(), Ok("same-origin" | "none")) {
             return Some("cross-site request refused (Sec-Fetch-Site)\n");
         }
     }
+    let own = own_origins(s);
+    let ours = |origin: &str| own.iter().any(|o| o.eq_ignore_ascii_case(origin));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    // The base URL may name a proxy's host (https); the Host a proxy forwards is then
+    // its own, matched through the base URL's origin with either scheme.
+    let host_ours = host.is_some_and(|h| {
+        ["http", "https"]
+            .iter()
+            .filter_map(|scheme| url::Url::parse(&format!("{scheme}://{h}")).ok())
+            .any(|u| ours(&u.origin().ascii_serialization()))
+    });
+    if !host_ours {
+        return Some("request for another host name refused (Host)\n");
+    }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        let base = url::Url::parse(&s.live.config().server.base())
-            .map(|u| u.origin().ascii_serialization())
-            .ok();
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|h| format!("http://{h}"));
-        if base.as_deref() != Some(origin) && host.as_deref() != Some(origin) {
+        if !ours(origin.to_str().unwrap_or("")) {
             return Some("cross-site request refused (Origin)\n");
         }
     }

@@ -343,6 +343,18 @@ fn cross_site_posts_are_refused_and_the_buttons_change_the_ranking() {
         403
     );
     assert_eq!(post(&url, &[("sec-fetch-site", "cross-site")], &form), 403);
+    // A page of another site whose name was rebound to 127.0.0.1: its requests say
+    // "same-origin" and carry its own name in Host and Origin.
+    let port = daemon.base.rsplit(':').next().unwrap();
+    let rebound = format!("evil.example:{port}");
+    let rebound_origin = format!("http://{rebound}");
+    let rebinding = [
+        ("host", rebound.as_str()),
+        ("origin", rebound_origin.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    assert_eq!(post(&url, &rebinding, &form), 403, "a rebound host name");
+    assert_eq!(post(&url, &rebinding[..1], &form), 403, "a foreign Host");
     assert_eq!(
         post(&url, &[], &[("item", top.as_str()), ("verdict", "like")]),
         403,
