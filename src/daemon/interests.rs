@@ -448,12 +448,18 @@ pub struct Ranked {
 #[derive(Debug, thiserror::Error)]
 pub enum RankError {
     /// No interest has that name.
-    #[error("no interest named {name:?} (known: {known})")]
+    #[error("no interest named {name:?} (configured: {known})")]
     Unknown {
         /// The name asked for.
         name: String,
         /// The configured names.
         known: String,
+    },
+    /// `--source` names no configured source.
+    #[error("no source named {name:?} in the config")]
+    UnknownSource {
+        /// The name asked for.
+        name: String,
     },
     /// The store could not be opened.
     #[error(transparent)]
@@ -485,6 +491,11 @@ pub fn rank_stored(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    if let Some(source) = source.filter(|s| !config.sources.iter().any(|c| c.name.get_ref() == s)) {
+        return Err(RankError::UnknownSource {
+            name: source.to_owned(),
+        });
+    }
     let store = super::open_store(config)?;
     let trained = train(interest, &store)?;
     Ok(rank(interest, &trained, source, f32::NEG_INFINITY)

@@ -758,3 +758,23 @@ fn a_reload_refuses_a_bad_interest_and_takes_a_new_one() {
     });
     assert!(titles.iter().all(|t| !is_cosmology(t)), "{titles:?}");
 }
+
+#[test]
+fn rank_refuses_an_unknown_source_or_interest() {
+    let setup = setup("notify = []", "");
+    for (args, said) in [
+        (["cosmo", "--source", "nosuch"], "no source named \"nosuch\""),
+        (["nosuch", "--limit", "1"], "no interest named \"nosuch\""),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
+            .args(["interest", "rank"])
+            .args(args)
+            .arg("--config")
+            .arg(&setup.config)
+            .output()
+            .expect("run lookout interest rank");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+}
