@@ -105,8 +105,17 @@ pub fn database_path(config: &Config) -> PathBuf {
 
 /// Opens the store named by the config (blocking).
 pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
-    let path = database_path(config);
-    let store = Store::open(&path).map_err(|source| DaemonError::Store { path, source })?;
+    let store = match &config.store.url {
+        // Named without the URL, which may hold a password.
+        Some(url) => Store::connect(url.expose()).map_err(|source| DaemonError::Store {
+            path: PathBuf::from("[store] url (PostgreSQL)"),
+            source,
+        })?,
+        None => {
+            let path = database_path(config);
+            Store::open(&path).map_err(|source| DaemonError::Store { path, source })?
+        }
+    };
     Ok(Arc::new(Mutex::new(store)))
 }
 
@@ -578,19 +587,20 @@ fn with_base_url(mut config: Config, bound: std::net::SocketAddr) -> Config {
 
 /// Opens the store off the async workers and reads its generation.
 async fn open_with_generation(config: &Arc<Config>) -> Result<(SharedStore, u64), DaemonError> {
-    let store = {
-        let config = Arc::clone(config);
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|_| DaemonError::Task("open store"))??
-    };
-    let generation = store::lock(&store)
-        .generation()
-        .map_err(|source| DaemonError::Store {
-            path: database_path(config),
-            source,
-        })?;
-    Ok((store, generation))
+    let config = Arc::clone(config);
+    // Both on the blocking pool: a PostgreSQL client blocks on a runtime of its own.
+    tokio::task::spawn_blocking(move || {
+        let store = open_store(&config)?;
+        let generation = store::lock(&store)
+            .generation()
+            .map_err(|source| DaemonError::Store {
+                path: database_path(&config),
+                source,
+            })?;
+        Ok((store, generation))
+    })
+    .await
+    .map_err(|_| DaemonError::Task("open store"))?
 }
 
 /// Checks the store's integrity at start (`PRAGMA quick_check`): a damaged file is

@@ -97,6 +97,18 @@ impl Conn {
     }
 }
 
+/// Checks a store URL as the config is read: a `postgres://` or `postgresql://` URL
+/// the client accepts. The error never repeats the URL (it may hold a password).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    if !matches!(scheme, Some("postgres" | "postgresql")) {
+        return Err("the store url must start with postgres:// or postgresql://".to_owned());
+    }
+    url.parse::<postgres::Config>()
+        .map(drop)
+        .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))
+}
+
 /// rustls with the platform's certificate verifier, as the HTTP sources use.
 fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
