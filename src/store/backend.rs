@@ -163,7 +163,8 @@ pub struct Store {
 /// one database has reach it without a downcast.
 enum Backend {
     Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    /// Boxed: a connection's config and client are several times a SQLite handle.
+    Postgres(Box<PostgresStore>),
 }
 
 impl From<SqliteStore> for Store {
@@ -177,7 +178,7 @@ impl From<SqliteStore> for Store {
 impl From<PostgresStore> for Store {
     fn from(store: PostgresStore) -> Store {
         Store {
-            backend: Backend::Postgres(store),
+            backend: Backend::Postgres(Box::new(store)),
         }
     }
 }
@@ -188,7 +189,7 @@ impl std::ops::Deref for Store {
     fn deref(&self) -> &(dyn StoreBackend + 'static) {
         match &self.backend {
             Backend::Sqlite(store) => store,
-            Backend::Postgres(store) => store,
+            Backend::Postgres(store) => &**store,
         }
     }
 }
@@ -197,7 +198,7 @@ impl std::ops::DerefMut for Store {
     fn deref_mut(&mut self) -> &mut (dyn StoreBackend + 'static) {
         match &mut self.backend {
             Backend::Sqlite(store) => store,
-            Backend::Postgres(store) => store,
+            Backend::Postgres(store) => &mut **store,
         }
     }
 }
@@ -235,7 +236,7 @@ impl Store {
     pub fn postgres(&mut self) -> Option<&mut PostgresStore> {
         match &mut self.backend {
             Backend::Sqlite(_) => None,
-            Backend::Postgres(store) => Some(store),
+            Backend::Postgres(store) => Some(&mut **store),
         }
     }
 

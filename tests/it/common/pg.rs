@@ -13,8 +13,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use lookout::store::Store;
-
 /// The running server (its directory is in [`STOP`]).
 struct Server {
     port: u16,
@@ -23,8 +21,15 @@ struct Server {
 /// The server of this run, started on first use; `None` when there is none to start.
 static SERVER: OnceLock<Option<Server>> = OnceLock::new();
 
-/// What `atexit` stops: the server's `pg_ctl` command line, set once it runs.
-static STOP: Mutex<Option<(PathBuf, PathBuf, Option<(u32, u32)>)>> = Mutex::new(None);
+/// What `atexit` stops, set once the server runs.
+static STOP: Mutex<Option<Running>> = Mutex::new(None);
+
+/// How to stop the server: its binaries, data directory and user.
+struct Running {
+    bin: PathBuf,
+    data: PathBuf,
+    run_as: Option<(u32, u32)>,
+}
 
 /// A URL to a fresh, empty database on the test server, or `None` (with one line said
 /// for the whole run) when PostgreSQL is not installed. Panics when it is required
@@ -39,11 +44,6 @@ pub fn database() -> Option<String> {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .expect("create a test database");
     Some(server.url(&name))
-}
-
-/// A store on a fresh database of the test server, or `None` as [`database`].
-pub fn store() -> Option<Store> {
-    database().map(|url| Store::connect(&url).expect("connect the store"))
 }
 
 impl Server {
@@ -167,7 +167,11 @@ fn start() -> Option<Server> {
             .arg(&data),
         "initdb",
     );
-    *STOP.lock().unwrap() = Some((bin.clone(), data.clone(), run_as));
+    *STOP.lock().unwrap() = Some(Running {
+        bin: bin.clone(),
+        data: data.clone(),
+        run_as,
+    });
     // SAFETY: registers a plain extern "C" function with no captured state.
     unsafe { libc::atexit(stop_at_exit) };
     let options = format!(
@@ -188,7 +192,7 @@ fn start() -> Option<Server> {
 
 /// Stops the server and removes its directory as the test binary exits.
 extern "C" fn stop_at_exit() {
-    let Some((bin, data, run_as)) = STOP.lock().ok().and_then(|mut s| s.take()) else {
+    let Some(Running { bin, data, run_as }) = STOP.lock().ok().and_then(|mut s| s.take()) else {
         return;
     };
     let _ = command(&bin, "pg_ctl", run_as)
