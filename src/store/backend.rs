@@ -151,6 +151,28 @@ pub trait StoreBackend: Send {
 
     /// Which database this is, for logs, `/healthz` and the status page.
     fn kind(&self) -> &'static str;
+
+    /// Takes or renews this replica's lease of HTTP source `source`: false while
+    /// another replica holds it, and then this one does not fetch it. A store one
+    /// process owns (SQLite) always grants it.
+    fn lease_source(&self, source: &str) -> Result<bool, StoreError>;
+
+    /// The source leases in force, for `/healthz` and the status page (none on SQLite).
+    fn leases(&self) -> Result<Vec<SourceLease>, StoreError>;
+
+    /// This replica's name in a shared store; `None` for a store one process owns.
+    fn replica(&self) -> Option<&str>;
+}
+
+/// Which replica fetches an HTTP source, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLease {
+    /// The source.
+    pub source: String,
+    /// The replica holding it.
+    pub holder: String,
+    /// When it lapses unless renewed.
+    pub expires: DateTime<Utc>,
 }
 
 /// The store callers hold: one backend behind the [`StoreBackend`] operations
@@ -384,5 +406,14 @@ impl StoreBackend for SqliteStore {
     }
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+    fn lease_source(&self, _source: &str) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    fn leases(&self) -> Result<Vec<SourceLease>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn replica(&self) -> Option<&str> {
+        None
     }
 }

@@ -17,7 +17,7 @@ mod migrations;
 mod outbox;
 pub mod postgres;
 
-pub use backend::{Store, StoreBackend};
+pub use backend::{SourceLease, Store, StoreBackend};
 pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
 pub use outbox::RuleMatch;

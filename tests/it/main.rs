@@ -41,4 +41,5 @@ mod serve_compressed;
 mod source_degraded;
 mod store_ingest;
 mod store_outbox;
+mod store_replicas;
 mod store_scale;

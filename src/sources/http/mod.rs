@@ -279,6 +279,12 @@ impl HttpSource {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
+            if !self.leased().await {
+                // Another replica fetches this source; look again soon, to take it
+                // over within a lease period of that replica's death.
+                delay = crate::store::postgres::LEASE_PERIOD / 10;
+                continue;
+            }
             let result = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
@@ -467,6 +473,16 @@ impl HttpSource {
         AttemptError::PipelineClosed {
             source_name: self.name.clone(),
         }
+    }
+
+    /// Whether this replica holds the source's lease (always, on a store one process
+    /// owns). A store that cannot answer does not stop the fetch: the pipeline holds
+    /// what the store cannot take, as it does for one replica.
+    async fn leased(&self) -> bool {
+        let name = self.name.clone();
+        crate::store::blocking(&self.store, move |store| store.lease_source(&name))
+            .await
+            .unwrap_or(true)
     }
 
     /// The validators and baseline flag the store holds for this source: a read,

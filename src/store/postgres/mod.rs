@@ -11,6 +11,7 @@
 //! SQLite's single writer does. Every statement is prepared once per connection.
 
 mod ingest;
+mod leases;
 mod queries;
 mod schema;
 
@@ -25,18 +26,25 @@ use postgres::{Client, GenericClient, Row, Statement};
 use super::health::Fault;
 use super::StoreError;
 
+pub use leases::LEASE_PERIOD;
 pub use schema::latest as latest_schema;
 
 /// A connection to the shared database.
 pub struct PostgresStore {
     conn: Mutex<Conn>,
     config: postgres::Config,
+    /// This replica's name in leases and claims.
+    replica: String,
+    /// How long a lease or claim lasts unrenewed.
+    lease: std::time::Duration,
 }
 
 /// One open connection and the statements prepared on it.
 struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    /// When this replica's leases and claims were last renewed.
+    renewed: Option<std::time::Instant>,
 }
 
 impl PostgresStore {
@@ -49,7 +57,18 @@ impl PostgresStore {
         Ok(PostgresStore {
             conn: Mutex::new(conn),
             config,
+            replica: default_replica(),
+            lease: leases::LEASE_PERIOD,
         })
+    }
+
+    /// The connection, a new one when the server closed the last.
+    fn connection(&self) -> Result<std::sync::MutexGuard<'_, Conn>, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if conn.client.is_closed() {
+            *conn = Conn::open(&self.config)?;
+        }
+        Ok(conn)
     }
 
     /// Runs `f` on the connection, opening a new one first when the server closed the
@@ -59,11 +78,11 @@ impl PostgresStore {
         &self,
         f: impl FnOnce(&mut Session<'_, Client>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        if conn.client.is_closed() {
-            *conn = Conn::open(&self.config)?;
-        }
-        let Conn { client, statements } = &mut *conn;
+        let mut conn = self.connection()?;
+        conn.renew_if_due(&self.replica, self.lease)?;
+        let Conn {
+            client, statements, ..
+        } = &mut *conn;
         f(&mut Session { client, statements })
     }
 
@@ -72,11 +91,11 @@ impl PostgresStore {
         &self,
         f: impl FnOnce(&mut Session<'_, postgres::Transaction<'_>>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        if conn.client.is_closed() {
-            *conn = Conn::open(&self.config)?;
-        }
-        let Conn { client, statements } = &mut *conn;
+        let mut conn = self.connection()?;
+        conn.renew_if_due(&self.replica, self.lease)?;
+        let Conn {
+            client, statements, ..
+        } = &mut *conn;
         let mut tx = client.transaction().ctx("starting a transaction")?;
         let value = f(&mut Session {
             client: &mut tx,
@@ -93,8 +112,18 @@ impl Conn {
         Ok(Conn {
             client,
             statements: HashMap::new(),
+            renewed: None,
         })
     }
+}
+
+/// A replica's default name: the host's name and the process id, unique among the
+/// replicas running at once (a restarted replica is a new one; its old leases lapse).
+fn default_replica() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    format!("{host}:{}", std::process::id())
 }
 
 /// Checks a store URL as the config is read: a `postgres://` or `postgresql://` URL

@@ -11,7 +11,7 @@ use crate::store::items::{item_columns, parse_timestamp, ITEM_COLUMN_COUNT};
 use crate::store::outbox::RuleMatch;
 use crate::store::{
     Delivery, FailedDelivery, FetchState, Ingest, IngestReport, ItemFilter, Matcher, OutboxCounts,
-    StoreBackend, StoreError, StoredItem,
+    SourceLease, StoreBackend, StoreError, StoredItem,
 };
 
 /// Every item, newest first.
@@ -47,14 +47,22 @@ const BY_ALIAS: &str = concat!(
 /// One item by row id.
 pub(super) const BY_ID: &str = concat!("SELECT ", item_columns!(), " FROM items i WHERE i.id = $1");
 
-/// Pending rows due by $1, oldest due first.
-const DUE: &str = concat!(
-    "SELECT ",
+/// Claims pending rows due by $1 for replica $3 until the lease period $4 from now,
+/// oldest due first: rows no replica claims, this one's own, and those whose claim
+/// lapsed (their replica died). Rows another replica is claiming right now are
+/// skipped, not waited for. Returns the rows with their items; the order is restored
+/// by the caller (RETURNING has none).
+const CLAIM_DUE: &str = concat!(
+    "WITH due AS (SELECT id FROM outbox \
+      WHERE state = 'pending' AND next_attempt <= $1 \
+        AND (claimed_by IS NULL OR claimed_by = $3 OR claimed_until < ",
+    super::leases::server_now_ms!(),
+    ") ORDER BY next_attempt, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+     UPDATE outbox o SET claimed_by = $3, claimed_until = ",
+    super::leases::server_now_ms!(),
+    " + $4 FROM due, items i WHERE o.id = due.id AND i.id = o.item_id RETURNING ",
     item_columns!(),
-    ", o.id, o.rule, o.notifier, o.idempotency_key, o.matched, o.attempts \
-       FROM outbox o JOIN items i ON i.id = o.item_id \
-      WHERE o.state = 'pending' AND o.next_attempt <= $1 \
-      ORDER BY o.next_attempt, o.id LIMIT $2"
+    ", o.id, o.rule, o.notifier, o.idempotency_key, o.matched, o.attempts, o.next_attempt"
 );
 
 /// A rule's matches, newest first.
@@ -283,8 +291,21 @@ impl StoreBackend for PostgresStore {
     }
 
     fn due_deliveries(&self, now: DateTime<Utc>, n: usize) -> Result<Vec<Delivery>, StoreError> {
-        let rows =
-            self.with(|s| s.query(DUE, &[&to_ms(now), &limit(n)], "listing due deliveries"))?;
+        let (replica, lease) = (self.replica(), self.lease_ms());
+        let mut rows = self.with(|s| {
+            s.query(
+                CLAIM_DUE,
+                &[&to_ms(now), &limit(n), &replica, &lease],
+                "claiming due deliveries",
+            )
+        })?;
+        let due_at = |row: &Row| row.try_get::<_, i64>(ITEM_COLUMN_COUNT + 6).unwrap_or(0);
+        rows.sort_by_key(|row| {
+            (
+                due_at(row),
+                row.try_get::<_, i64>(ITEM_COLUMN_COUNT).unwrap_or(0),
+            )
+        });
         rows.iter()
             .map(|row| {
                 let at = ITEM_COLUMN_COUNT;
@@ -306,7 +327,7 @@ impl StoreBackend for PostgresStore {
         let n = self.with(|s| {
             s.execute(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, done_at = $2,
-                                   last_error = NULL
+                                   last_error = NULL, claimed_by = NULL
                   WHERE id = $1 AND state = 'pending'",
                 &[&id, &to_ms(now)],
                 "marking a delivery done",
@@ -323,7 +344,8 @@ impl StoreBackend for PostgresStore {
     ) -> Result<bool, StoreError> {
         let n = self.with(|s| {
             s.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt = $2, last_error = $3
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = $2, last_error = $3,
+                                   claimed_by = NULL
                   WHERE id = $1 AND state = 'pending'",
                 &[&id, &to_ms(next_attempt), &error],
                 "scheduling a delivery retry",
@@ -336,7 +358,7 @@ impl StoreBackend for PostgresStore {
         let n = self.with(|s| {
             s.execute(
                 "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = $2,
-                                   done_at = $3
+                                   done_at = $3, claimed_by = NULL
                   WHERE id = $1 AND state = 'pending'",
                 &[&id, &error, &to_ms(now)],
                 "marking a delivery failed",
@@ -456,5 +478,17 @@ impl StoreBackend for PostgresStore {
 
     fn kind(&self) -> &'static str {
         "postgresql"
+    }
+
+    fn lease_source(&self, source: &str) -> Result<bool, StoreError> {
+        self.lease(source)
+    }
+
+    fn leases(&self) -> Result<Vec<SourceLease>, StoreError> {
+        self.live_leases()
+    }
+
+    fn replica(&self) -> Option<&str> {
+        Some(PostgresStore::replica(self))
     }
 }

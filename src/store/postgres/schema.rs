@@ -96,6 +96,10 @@ const MIGRATIONS: &[&str] = &[
         created_at      BIGINT NOT NULL,
         done_at         BIGINT
     );
+    -- A replica claims the rows it is sending (claimed_by, until claimed_until, unix
+    -- ms by the server's clock); another replica takes a row over once the claim
+    -- lapses, with the same idempotency key.
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT, ADD COLUMN claimed_until BIGINT;
     CREATE INDEX outbox_due ON outbox (state, next_attempt, id);
     CREATE INDEX outbox_done ON outbox (state, done_at DESC, id DESC);
 
@@ -110,6 +114,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE scope_changes (
         scope      TEXT PRIMARY KEY,
         generation BIGINT NOT NULL
+    );
+
+    -- Which replica fetches each HTTP source, until when (unix ms, server clock).
+    CREATE TABLE source_leases (
+        source  TEXT PRIMARY KEY,
+        holder  TEXT NOT NULL,
+        expires BIGINT NOT NULL
     );
 
     -- The ingest counts what it inserts; deletes (by hand) are counted here.
