@@ -315,7 +315,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
     let probe = with_store(&s.store, move |st| {
         let read = || {
             st.generation()?;
-            Ok((st.outbox_counts()?, st.item_count()?))
+            Ok((st.outbox_counts()?, st.item_count()?, replica_json(st)?))
         };
         read().inspect_err(|e| {
             health.failed(st, e);
@@ -325,7 +325,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
     // The probe may have found the store damaged.
     let condition = s.health.condition();
     match probe {
-        Ok((outbox, items)) => {
+        Ok((outbox, items, replica)) => {
             let sources: serde_json::Map<String, serde_json::Value> = source_views(&s)
                 .into_iter()
                 .map(|v| {
@@ -362,6 +362,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 "outbox": {"pending": outbox.pending, "failed": outbox.failed, "delivered": outbox.delivered},
                 "store": store_json(&condition),
                 "reload_error": s.live.reload_error(),
+                "replica": replica,
             });
             (code, axum::Json(body)).into_response()
         }
@@ -375,6 +376,19 @@ async fn healthz(State(s): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// This replica on `/healthz`: the store's kind, the replica's name in a shared store
+/// (`null` on SQLite) and the HTTP sources it holds the leases of.
+fn replica_json(st: &store::Store) -> Result<serde_json::Value, store::StoreError> {
+    let name = st.replica();
+    let held: Vec<String> = st
+        .leases()?
+        .into_iter()
+        .filter(|lease| Some(lease.holder.as_str()) == name)
+        .map(|lease| lease.source)
+        .collect();
+    Ok(serde_json::json!({"store": st.kind(), "name": name, "leases": held}))
 }
 
 /// Prometheus / OpenMetrics text. The pending gauge is read from the store at scrape

@@ -15,6 +15,7 @@ mod e2e_alerts_reload;
 mod e2e_drop_to_feed;
 mod e2e_http_sources;
 mod e2e_once;
+mod e2e_replicas;
 mod e2e_service;
 mod e2e_systemd;
 mod edge_idle_sockets;
