@@ -392,6 +392,18 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Some(&heartbeat),
         &health,
     );
+    // Other replicas' commits on a shared store wake the monitor at once.
+    let changes = Arc::new(tokio::sync::Notify::new());
+    if let Some(url) = &config.store.url {
+        let wake = Arc::clone(&changes);
+        if let Err(e) = store::postgres::listen_for_changes(
+            url.expose(),
+            move || wake.notify_one(),
+            shutdown.clone(),
+        ) {
+            tracing::warn!(error = %e, "store: not listening for other replicas' changes; polling");
+        }
+    }
     tasks.spawn(monitor(
         store.clone(),
         Arc::clone(&publisher),
@@ -399,7 +411,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Arc::clone(&live),
         metrics.clone(),
         heartbeat.register("store"),
-        shutdown.clone(),
+        (changes, shutdown.clone()),
     ));
     // Its own token: pings end before STOPPING=1 is sent, not after the drain.
     let watchdog_stop = CancellationToken::new();
@@ -648,7 +660,7 @@ async fn monitor(
     live: Arc<Live>,
     metrics: Metrics,
     pulse: systemd::Pulse,
-    shutdown: CancellationToken,
+    (changes, shutdown): (Arc<tokio::sync::Notify>, CancellationToken),
 ) {
     // Twice a second: a change another process made (`lookout import`) reaches the
     // served feeds within a second. The probe is one read of a one-row table.
@@ -659,6 +671,8 @@ async fn monitor(
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
+            // Another replica committed (PostgreSQL's NOTIFY): read it now.
+            () = changes.notified() => {}
         }
         let detailed = n % 20 == 0;
         let h = health.clone();

@@ -54,6 +54,7 @@ impl StoreError {
             | StoreError::Value { .. }
             | StoreError::KeyTaken(_)
             | StoreError::Tls(_)
+            | StoreError::Thread(_)
             | StoreError::Unsupported(_) => Fault::Other,
         }
     }

@@ -86,6 +86,9 @@ pub enum StoreError {
     /// The TLS setup for a PostgreSQL connection could not be built.
     #[error("store: TLS for PostgreSQL: {0}")]
     Tls(String),
+    /// A thread of the store's could not be started.
+    #[error("store: cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The operation exists for one backend only (`what` says which and why).
     #[error("store: {0}")]
     Unsupported(&'static str),

@@ -12,6 +12,7 @@
 
 mod ingest;
 mod leases;
+mod listen;
 mod queries;
 mod schema;
 
@@ -27,6 +28,7 @@ use super::health::Fault;
 use super::StoreError;
 
 pub use leases::LEASE_PERIOD;
+pub use listen::listen_for_changes;
 pub use schema::latest as latest_schema;
 
 /// A connection to the shared database.
