@@ -80,6 +80,18 @@ pub enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Copy the SQLite store under `state_dir` into an empty PostgreSQL database, for
+    /// replicas: items, identity keys, captures, fetch state and the outbox, so nothing
+    /// becomes new again and no alert is sent twice. Stop lookout first.
+    Migrate {
+        /// The PostgreSQL database (`postgres://user:password@host/db`); also read from
+        /// `LOOKOUT_MIGRATE_TO`, which keeps a password off the command line.
+        #[arg(long, env = "LOOKOUT_MIGRATE_TO", hide_env_values = true)]
+        to: String,
+        /// Config file naming the `state_dir`; without it, the embedded defaults.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
     /// Alert rules and notifiers.
     Alert {
         /// What to do with alerts.

@@ -262,6 +262,17 @@ impl Store {
         }
     }
 
+    /// Copies this SQLite store into the empty PostgreSQL database at `url`
+    /// (`lookout migrate`): items, identity keys, captures, fetch state, matches and the
+    /// outbox, with their ids and states, so nothing is new again and no alert is sent
+    /// twice.
+    pub fn migrate_to(&self, url: &str) -> Result<super::postgres::Copied, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(store) => PostgresStore::connect(url)?.copy_from(store),
+            Backend::Postgres(_) => Err(SQLITE_ONLY),
+        }
+    }
+
     /// See [`SqliteStore::checkpoint_at`].
     pub fn checkpoint_at(path: &Path) -> Result<(), StoreError> {
         SqliteStore::checkpoint_at(path)

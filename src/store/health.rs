@@ -55,6 +55,7 @@ impl StoreError {
             | StoreError::KeyTaken(_)
             | StoreError::Tls(_)
             | StoreError::Thread(_)
+            | StoreError::NotEmpty
             | StoreError::Unsupported(_) => Fault::Other,
         }
     }

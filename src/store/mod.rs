@@ -86,6 +86,11 @@ pub enum StoreError {
     /// The TLS setup for a PostgreSQL connection could not be built.
     #[error("store: TLS for PostgreSQL: {0}")]
     Tls(String),
+    /// `lookout migrate` copies into an empty database only.
+    #[error(
+        "store: the PostgreSQL database already holds a store; migrate copies into an empty one"
+    )]
+    NotEmpty,
     /// A thread of the store's could not be started.
     #[error("store: cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),

@@ -41,6 +41,7 @@ mod publish_files;
 mod serve_compressed;
 mod source_degraded;
 mod store_ingest;
+mod store_migrate;
 mod store_outbox;
 mod store_replicas;
 mod store_scale;

@@ -10,6 +10,7 @@
 //! lock, so two replicas ingesting the same new paper at once make one item, as
 //! SQLite's single writer does. Every statement is prepared once per connection.
 
+mod copy;
 mod ingest;
 mod leases;
 mod listen;
@@ -27,6 +28,7 @@ use postgres::{Client, GenericClient, Row, Statement};
 use super::health::Fault;
 use super::StoreError;
 
+pub use copy::Copied;
 pub use leases::LEASE_PERIOD;
 pub use listen::listen_for_changes;
 pub use schema::latest as latest_schema;
