@@ -581,7 +581,7 @@ async fn require_token(State(s): State<AppState>, request: Request, next: Next) 
 
 /// The credentials of an `Authorization: Bearer <token>` value. The scheme name is
 /// case-insensitive (RFC 9110 11.1), so `bearer` and `BEARER` count too.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("Bearer")
@@ -591,7 +591,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Compares the presented token with the expected one in constant time. Both are
 /// hashed first, so the comparison runs over 32 bytes whatever their lengths: neither
 /// a prefix nor the length of the token shows in the timing.
-fn token_matches(presented: &str, expected: &str) -> bool {
+pub(crate) fn token_matches(presented: &str, expected: &str) -> bool {
     use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
     let presented = Sha256::digest(presented.as_bytes());

@@ -344,6 +344,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     );
     let heartbeat = Heartbeat::new();
     let token = Arc::new(RwLock::new(config.server.token.clone()));
+    let (tx, rx) = mpsc::channel::<Report>(64);
     let app = server::router(AppState {
         publisher: Arc::clone(&publisher),
         store: store.clone(),
@@ -351,7 +352,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         metrics: metrics.clone(),
         live: Arc::clone(&live),
         health: health.clone(),
-    });
+    })
+    .merge(crate::captures::router(crate::captures::CaptureState {
+        pages: tx.clone(),
+        token: Arc::clone(&token),
+        live: Arc::clone(&live),
+    }));
     // The second phase: the server, the outbox, the feed writer and the monitor.
     let shutdown = CancellationToken::new();
     // The first phase, cancelled before the sources stop: the pipeline then answers
@@ -367,7 +373,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         shutdown.clone().cancelled_owned(),
     ));
 
-    let (tx, rx) = mpsc::channel::<Report>(64);
     let outbox_wake = Arc::new(Notify::new());
     let pipeline = tokio::spawn(pipeline(
         rx,

@@ -12,6 +12,7 @@ mod crash_ingest;
 mod crash_partial_write;
 mod drop_folder_hostile;
 mod e2e_alerts_reload;
+mod e2e_captures;
 mod e2e_drop_to_feed;
 mod e2e_http_sources;
 mod e2e_once;
