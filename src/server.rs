@@ -394,8 +394,22 @@ fn replica_json(st: &store::Store) -> Result<serde_json::Value, store::StoreErro
 /// Prometheus / OpenMetrics text. The pending gauge is read from the store at scrape
 /// time: the store is the truth.
 async fn metrics(State(s): State<AppState>) -> Response {
-    if let Ok(counts) = with_store(&s.store, |st| st.outbox_counts()).await {
+    let read = with_store(&s.store, |st| {
+        let held = st
+            .leases()?
+            .iter()
+            .filter(|l| Some(l.holder.as_str()) == st.replica())
+            .count();
+        Ok((
+            st.outbox_counts()?,
+            st.replica().map(str::to_owned),
+            st.kind(),
+            held,
+        ))
+    });
+    if let Ok((counts, replica, kind, held)) = read.await {
         s.metrics.set_pending(counts.pending);
+        s.metrics.set_replica(replica.as_deref(), kind, held);
     }
     let mut r = s.metrics.encode().into_response();
     r.headers_mut().insert(

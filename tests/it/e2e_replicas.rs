@@ -65,6 +65,12 @@ fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
             other => panic!("hf leased twice: {other:?}"),
         }
     });
+    // Metrics say the same.
+    let holder_base = if holder == 'a' { &a_base } else { &b_base };
+    let (_, _, metrics) = get(&format!("{holder_base}/metrics"), &[]);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("store=\"postgresql\"} 1"), "{metrics}");
+    assert!(metrics.contains("source_leases 1"), "{metrics}");
     // A capture dropped on one replica reaches the other's feed.
     one.drop_file("text.txt", &fixture("aitopics_energy.txt"));
     wait_for(
