@@ -382,24 +382,14 @@ async fn healthz(State(s): State<AppState>) -> Response {
 /// (`null` on SQLite) and the HTTP sources it holds the leases of.
 fn replica_json(st: &store::Store) -> Result<serde_json::Value, store::StoreError> {
     let name = st.replica();
-    let held: Vec<String> = st
-        .leases()?
-        .into_iter()
-        .filter(|lease| Some(lease.holder.as_str()) == name)
-        .map(|lease| lease.source)
-        .collect();
-    Ok(serde_json::json!({"store": st.kind(), "name": name, "leases": held}))
+    Ok(serde_json::json!({"store": st.kind(), "name": name, "leases": st.held_leases()?}))
 }
 
 /// Prometheus / OpenMetrics text. The pending gauge is read from the store at scrape
 /// time: the store is the truth.
 async fn metrics(State(s): State<AppState>) -> Response {
     let read = with_store(&s.store, |st| {
-        let held = st
-            .leases()?
-            .iter()
-            .filter(|l| Some(l.holder.as_str()) == st.replica())
-            .count();
+        let held = st.held_leases()?.len();
         Ok((
             st.outbox_counts()?,
             st.replica().map(str::to_owned),
@@ -476,7 +466,11 @@ async fn status_page(State(s): State<AppState>) -> Response {
         for rule in &rules {
             matches.push((rule.clone(), st.recent_matches(rule, 5)?));
         }
-        Ok((items, outbox, failed, matches))
+        let held = st.held_leases()?.len();
+        let replica = st
+            .replica()
+            .map(|name| format!("replica {name} on PostgreSQL, leasing {held} sources"));
+        Ok((items, outbox, failed, matches, replica))
     })
     .await;
     let condition = s.health.condition();
@@ -484,7 +478,7 @@ async fn status_page(State(s): State<AppState>) -> Response {
         store::Condition::Corrupt { .. } => format!("{problem}. To repair: {}.", s.health.advice()),
         _ => problem,
     });
-    let (items, outbox, failed, matches) = match gathered {
+    let (items, outbox, failed, matches, replica) = match gathered {
         Ok(g) => g,
         Err(e) => {
             tracing::error!(error = %e, "status page: store unavailable");
@@ -507,6 +501,7 @@ async fn status_page(State(s): State<AppState>) -> Response {
         generated_at: chrono::Utc::now(),
         reload_error: s.live.reload_error(),
         store_problem,
+        replica,
         sources: source_views(&s),
         items: items
             .iter()

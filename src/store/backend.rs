@@ -162,6 +162,17 @@ pub trait StoreBackend: Send {
 
     /// This replica's name in a shared store; `None` for a store one process owns.
     fn replica(&self) -> Option<&str>;
+
+    /// The sources whose lease this replica holds, by name.
+    fn held_leases(&self) -> Result<Vec<String>, StoreError> {
+        let me = self.replica();
+        Ok(self
+            .leases()?
+            .into_iter()
+            .filter(|lease| Some(lease.holder.as_str()) == me)
+            .map(|lease| lease.source)
+            .collect())
+    }
 }
 
 /// Which replica fetches an HTTP source, until when.

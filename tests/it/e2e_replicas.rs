@@ -71,6 +71,9 @@ fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
     let metrics = String::from_utf8_lossy(&metrics);
     assert!(metrics.contains("store=\"postgresql\"} 1"), "{metrics}");
     assert!(metrics.contains("source_leases 1"), "{metrics}");
+    let (_, _, page) = get(&format!("{holder_base}/"), &[]);
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("on PostgreSQL, leasing 1 sources"), "{page}");
     // A capture dropped on one replica reaches the other's feed.
     one.drop_file("text.txt", &fixture("aitopics_energy.txt"));
     wait_for(

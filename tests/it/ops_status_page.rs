@@ -68,6 +68,7 @@ fn sample_view() -> StatusView {
                 .into(),
         ),
         store_problem: None,
+        replica: None,
         sources: vec![
             SourceView {
                 name: "drop".into(),
