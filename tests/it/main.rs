@@ -14,6 +14,7 @@ mod drop_folder_hostile;
 mod e2e_alerts_reload;
 mod e2e_captures;
 mod e2e_drop_to_feed;
+mod e2e_failover;
 mod e2e_http_sources;
 mod e2e_once;
 mod e2e_replicas;
