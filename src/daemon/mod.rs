@@ -103,19 +103,25 @@ pub fn database_path(config: &Config) -> PathBuf {
     config.state_dir.join("lookout.db")
 }
 
+/// The store as errors name it: the SQLite file, or the PostgreSQL store named
+/// without its URL, which may hold a password.
+fn store_label(config: &Config) -> PathBuf {
+    match &config.store.url {
+        Some(_) => PathBuf::from("[store] url (PostgreSQL)"),
+        None => database_path(config),
+    }
+}
+
 /// Opens the store named by the config (blocking).
 pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
     let store = match &config.store.url {
-        // Named without the URL, which may hold a password.
-        Some(url) => Store::connect(url.expose()).map_err(|source| DaemonError::Store {
-            path: PathBuf::from("[store] url (PostgreSQL)"),
-            source,
-        })?,
-        None => {
-            let path = database_path(config);
-            Store::open(&path).map_err(|source| DaemonError::Store { path, source })?
-        }
-    };
+        Some(url) => Store::connect(url.expose()),
+        None => Store::open(&database_path(config)),
+    }
+    .map_err(|source| DaemonError::Store {
+        path: store_label(config),
+        source,
+    })?;
     Ok(Arc::new(Mutex::new(store)))
 }
 
@@ -611,7 +617,7 @@ async fn open_with_generation(config: &Arc<Config>) -> Result<(SharedStore, u64)
         let generation = store::lock(&store)
             .generation()
             .map_err(|source| DaemonError::Store {
-                path: database_path(&config),
+                path: store_label(&config),
                 source,
             })?;
         Ok((store, generation))
