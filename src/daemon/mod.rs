@@ -678,6 +678,11 @@ async fn monitor(
     let mut ticks = tokio::time::interval(Duration::from_millis(500));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
+    // On a shared store other replicas fetch some sources: their health is what the
+    // store records, read again with the detailed figures.
+    let shared = store::blocking(&store, |s| Ok(s.replica().is_some()))
+        .await
+        .unwrap_or(false);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -717,6 +722,9 @@ async fn monitor(
                 pulse.touch();
                 publisher.store_changed(generation);
                 if let Some((items, outbox)) = extra {
+                    if shared {
+                        seed_health(&store, &live).await;
+                    }
                     metrics.set_pending(outbox.pending);
                     let config = live.config();
                     let line = format!(

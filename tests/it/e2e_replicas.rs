@@ -65,6 +65,17 @@ fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
             other => panic!("hf leased twice: {other:?}"),
         }
     });
+    // The other replica reports the source's health as the store records it.
+    let other_base = if holder == 'a' { &b_base } else { &a_base };
+    wait_for(
+        Duration::from_secs(30),
+        "the other replica to see hf's success",
+        || {
+            let (_, _, body) = get(&format!("{other_base}/healthz"), &[]);
+            let health: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            health["sources"]["hf"]["last_success"].as_str().map(drop)
+        },
+    );
     // Metrics say the same.
     let holder_base = if holder == 'a' { &a_base } else { &b_base };
     let (_, _, metrics) = get(&format!("{holder_base}/metrics"), &[]);
