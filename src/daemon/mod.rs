@@ -106,10 +106,25 @@ pub fn database_path(config: &Config) -> PathBuf {
     config.state_dir.join("lookout.db")
 }
 
+/// The store as errors name it: the SQLite file, or the PostgreSQL store named
+/// without its URL, which may hold a password.
+fn store_label(config: &Config) -> PathBuf {
+    match &config.store.url {
+        Some(_) => PathBuf::from("[store] url (PostgreSQL)"),
+        None => database_path(config),
+    }
+}
+
 /// Opens the store named by the config (blocking).
 pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
-    let path = database_path(config);
-    let store = Store::open(&path).map_err(|source| DaemonError::Store { path, source })?;
+    let store = match &config.store.url {
+        Some(url) => Store::connect(url.expose()),
+        None => Store::open(&database_path(config)),
+    }
+    .map_err(|source| DaemonError::Store {
+        path: store_label(config),
+        source,
+    })?;
     Ok(Arc::new(Mutex::new(store)))
 }
 
@@ -400,6 +415,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     );
     let heartbeat = Heartbeat::new();
     let token = Arc::new(RwLock::new(config.server.token.clone()));
+    let (tx, rx) = mpsc::channel::<Report>(64);
     let app = server::router(AppState {
         publisher: Arc::clone(&publisher),
         store: store.clone(),
@@ -408,7 +424,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         live: Arc::clone(&live),
         health: health.clone(),
         interests: Arc::clone(&interests),
-    });
+    })
+    .merge(crate::captures::router(crate::captures::CaptureState {
+        pages: tx.clone(),
+        token: Arc::clone(&token),
+        live: Arc::clone(&live),
+    }));
     // The second phase: the server, the outbox, the feed writer and the monitor.
     let shutdown = CancellationToken::new();
     // The first phase, cancelled before the sources stop: the pipeline then answers
@@ -424,7 +445,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         shutdown.clone().cancelled_owned(),
     ));
 
-    let (tx, rx) = mpsc::channel::<Report>(64);
     let outbox_wake = Arc::new(Notify::new());
     let pipeline = tokio::spawn(pipeline(
         rx,
@@ -455,6 +475,18 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Some(&heartbeat),
         &health,
     );
+    // Other replicas' commits on a shared store wake the monitor at once.
+    let changes = Arc::new(tokio::sync::Notify::new());
+    if let Some(url) = &config.store.url {
+        let wake = Arc::clone(&changes);
+        if let Err(e) = store::postgres::listen_for_changes(
+            url.expose(),
+            move || wake.notify_one(),
+            shutdown.clone(),
+        ) {
+            tracing::warn!(error = %e, "store: not listening for other replicas' changes; polling");
+        }
+    }
     tasks.spawn(monitor(
         store.clone(),
         Arc::clone(&publisher),
@@ -462,7 +494,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Arc::clone(&live),
         metrics.clone(),
         heartbeat.register("store"),
-        shutdown.clone(),
+        (changes, shutdown.clone()),
     ));
     // Its own token: pings end before STOPPING=1 is sent, not after the drain.
     let watchdog_stop = CancellationToken::new();
@@ -654,19 +686,20 @@ fn with_base_url(mut config: Config, bound: std::net::SocketAddr) -> Config {
 
 /// Opens the store off the async workers and reads its generation.
 async fn open_with_generation(config: &Arc<Config>) -> Result<(SharedStore, u64), DaemonError> {
-    let store = {
-        let config = Arc::clone(config);
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|_| DaemonError::Task("open store"))??
-    };
-    let generation = store::lock(&store)
-        .generation()
-        .map_err(|source| DaemonError::Store {
-            path: database_path(config),
-            source,
-        })?;
-    Ok((store, generation))
+    let config = Arc::clone(config);
+    // Both on the blocking pool: a PostgreSQL client blocks on a runtime of its own.
+    tokio::task::spawn_blocking(move || {
+        let store = open_store(&config)?;
+        let generation = store::lock(&store)
+            .generation()
+            .map_err(|source| DaemonError::Store {
+                path: store_label(&config),
+                source,
+            })?;
+        Ok((store, generation))
+    })
+    .await
+    .map_err(|_| DaemonError::Task("open store"))?
 }
 
 /// Checks the store's integrity at start (`PRAGMA quick_check`): a damaged file is
@@ -714,17 +747,24 @@ async fn monitor(
     live: Arc<Live>,
     metrics: Metrics,
     pulse: systemd::Pulse,
-    shutdown: CancellationToken,
+    (changes, shutdown): (Arc<tokio::sync::Notify>, CancellationToken),
 ) {
     // Twice a second: a change another process made (`lookout import`) reaches the
     // served feeds within a second. The probe is one read of a one-row table.
     let mut ticks = tokio::time::interval(Duration::from_millis(500));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
+    // On a shared store other replicas fetch some sources: their health is what the
+    // store records, read again with the detailed figures.
+    let shared = store::blocking(&store, |s| Ok(s.replica().is_some()))
+        .await
+        .unwrap_or(false);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
+            // Another replica committed (PostgreSQL's NOTIFY): read it now.
+            () = changes.notified() => {}
         }
         let detailed = n % 20 == 0;
         let h = health.clone();
@@ -766,6 +806,9 @@ async fn monitor(
                     // waits for the store's lock.
                     let p = Arc::clone(&publisher);
                     tokio::task::spawn_blocking(move || p.release_freed_memory());
+                    if shared {
+                        seed_health(&store, &live).await;
+                    }
                     metrics.set_pending(outbox.pending);
                     let config = live.config();
                     let line = format!(

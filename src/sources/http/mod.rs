@@ -467,6 +467,16 @@ impl HttpSource {
         }
     }
 
+    /// Whether this replica holds the source's lease (always, on a store one process
+    /// owns). A store that cannot answer does not stop the fetch: the pipeline holds
+    /// what the store cannot take, as it does for one replica.
+    async fn leased(&self) -> bool {
+        let name = self.name.clone();
+        crate::store::blocking(&self.store, move |store| store.lease_source(&name))
+            .await
+            .unwrap_or(true)
+    }
+
     /// The validators and baseline flag the store holds for this source: a read,
     /// off the async workers. The source never writes the store.
     async fn read_known(&self) -> Result<Known, AttemptError> {

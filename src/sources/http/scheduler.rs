@@ -121,6 +121,9 @@ struct Done {
     host: String,
     version: u64,
     known: Option<Known>,
+    /// False when another replica of a shared store holds the source's lease: no fetch
+    /// was made, and `result` means nothing.
+    leased: bool,
     result: Result<FetchOutcome, AttemptError>,
 }
 
@@ -291,13 +294,27 @@ impl Scheduler {
             let source = Arc::clone(&entry.source);
             let mut known = entry.known.take();
             let tx = tx.clone();
+            // A pass (`lookout once`) fetches every source it was given; a running
+            // daemon fetches only the sources its replica leases.
+            let ask_lease = self.pass.is_none();
             running.spawn(async move {
+                if ask_lease && !source.leased().await {
+                    return Done {
+                        name,
+                        host,
+                        version,
+                        known,
+                        leased: false,
+                        result: Ok(FetchOutcome::NotModified),
+                    };
+                }
                 let result = source.attempt(&mut known, &tx).await;
                 Done {
                     name,
                     host,
                     version,
                     known,
+                    leased: true,
                     result,
                 }
             });
@@ -319,6 +336,15 @@ impl Scheduler {
             return true;
         };
         if entry.version != done.version {
+            return true;
+        }
+        if !done.leased {
+            // Another replica fetches this source; look again soon, to take it over
+            // within a lease period of that replica's death.
+            entry.busy = false;
+            entry.known = done.known;
+            let again = Instant::now() + crate::store::postgres::LEASE_PERIOD / 10;
+            self.heap.push(Reverse((again, done.version, done.name)));
             return true;
         }
         if let Some(results) = &mut self.pass {
