@@ -44,6 +44,7 @@ mod publish_files;
 mod serve_compressed;
 mod source_degraded;
 mod sources_10k;
+mod store_delta;
 mod store_ingest;
 mod store_migrate;
 mod store_outbox;
