@@ -196,6 +196,15 @@ async fn http_pass(
     tx: &mpsc::Sender<Report>,
 ) -> (bool, String) {
     use crate::sources::http::FetchOutcome;
+    // On a shared store, replicas running `once` together split the sources.
+    let name = cfg.name().to_owned();
+    let leased = store::blocking(&store, move |s| s.lease_source(&name)).await;
+    if !leased.unwrap_or(true) {
+        return (
+            true,
+            "fetched by another replica (it holds the lease)".to_owned(),
+        );
+    }
     let source = match HttpSource::new(cfg, gate, store) {
         Ok(s) => s,
         Err(e) => return (false, e.to_string()),
