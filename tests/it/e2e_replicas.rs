@@ -43,9 +43,9 @@ fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
         uri = server.uri()
     );
     let (one, two) = (Setup::new(&extra), Setup::new(&extra));
-    let mut a = Some(Daemon::start(&one.config));
+    let a = Daemon::start(&one.config);
     let b = Daemon::start(&two.config);
-    let (a_base, b_base) = (a.as_ref().unwrap().base.clone(), b.base.clone());
+    let (a_base, b_base) = (a.base.clone(), b.base.clone());
 
     // One store: the page one replica fetched is in both replicas' feeds.
     for base in [&a_base, &b_base] {
@@ -96,7 +96,6 @@ fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
         },
     );
     // SIGKILL the holder: the survivor takes the source over within a lease period.
-    let a = a.take().unwrap();
     let (victim, survivor) = if holder == 'a' { (a, b) } else { (b, a) };
     victim.signal(libc::SIGKILL);
     drop(victim);
