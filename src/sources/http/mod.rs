@@ -266,6 +266,8 @@ impl HttpSource {
         // by the first attempt.
         let mut known = self.read_known().await.ok();
         let mut delay = schedule::random_up_to(self.start_delay);
+        // Whether this replica held the source's lease at its last fetch (see below).
+        let mut held = false;
         self.status.send_modify(|s| {
             if let Some(known) = &known {
                 s.health = SourceHealth::of(&known.state);
@@ -283,7 +285,16 @@ impl HttpSource {
                 // Another replica fetches this source; look again soon, to take it
                 // over within a lease period of that replica's death.
                 delay = crate::store::postgres::LEASE_PERIOD / 10;
+                held = false;
                 continue;
+            }
+            if !held {
+                // Taken over (or first fetched here): the validators and the baseline
+                // flag are what the last fetcher recorded, not what this replica read
+                // at its start; else a takeover's first page would be a baseline and
+                // its new items would never alert.
+                known = self.read_known().await.ok().or(known);
+                held = true;
             }
             let result = tokio::select! {
                 biased;
