@@ -633,8 +633,9 @@ enum ReloadError {
 }
 
 /// Reads the config file again and builds everything it needs, without switching
-/// anything. `state_dir` (the open store, the feed files) and `[server] listen` (the
-/// bound socket) stay as they are while the daemon runs, so a new value is refused.
+/// anything. `state_dir` (the open store, the feed files), `[store] url` (the open
+/// store) and `[server] listen` (the bound socket) stay as they are while the daemon
+/// runs, so a new value is refused.
 fn prepare_reload(
     path: &std::path::Path,
     running: &Config,
@@ -646,6 +647,15 @@ fn prepare_reload(
             key: "state_dir",
             from: running.state_dir.display().to_string(),
             to: new.state_dir.display().to_string(),
+        });
+    }
+    if new.store != running.store {
+        // Described, not shown: the URL may hold a password.
+        let describe = |c: &Config| store_label(c).display().to_string();
+        return Err(ReloadError::NeedsRestart {
+            key: "[store] url",
+            from: describe(running),
+            to: describe(&new),
         });
     }
     if new.server.listen != running.server.listen {
@@ -871,5 +881,35 @@ impl Signals {
             _ = self.int.recv() => Signal::Stop,
             _ = self.hup.recv() => Signal::Reload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store is open: a reload that points `[store] url` elsewhere (or adds or
+    /// removes it) is refused whole, and the message shows no URL (it may hold a
+    /// password).
+    #[test]
+    fn a_reload_that_changes_the_store_is_refused_without_showing_the_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lookout.toml");
+        let bound: std::net::SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let running = Config::parse("", "t.toml").expect("config");
+        std::fs::write(
+            &path,
+            "[store]\nurl = \"postgres://u:pw-secret@db/lookout\"\n",
+        )
+        .expect("write");
+        let Err(refused) = prepare_reload(&path, &running, bound) else {
+            panic!("a new store url was accepted on reload");
+        };
+        let said = refused.to_string();
+        assert!(
+            said.contains("[store] url") && said.contains("restart"),
+            "{said}"
+        );
+        assert!(!said.contains("pw-secret"), "{said}");
     }
 }

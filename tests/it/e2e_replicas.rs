@@ -43,9 +43,9 @@ fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
         uri = server.uri()
     );
     let (one, two) = (Setup::new(&extra), Setup::new(&extra));
-    let mut a = Some(Daemon::start(&one.config));
+    let a = Daemon::start(&one.config);
     let b = Daemon::start(&two.config);
-    let (a_base, b_base) = (a.as_ref().unwrap().base.clone(), b.base.clone());
+    let (a_base, b_base) = (a.base.clone(), b.base.clone());
 
     // One store: the page one replica fetched is in both replicas' feeds.
     for base in [&a_base, &b_base] {
@@ -96,21 +96,68 @@ fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
         },
     );
     // SIGKILL the holder: the survivor takes the source over within a lease period.
-    let survivor = if holder == 'a' {
-        let a = a.take().unwrap();
-        a.signal(libc::SIGKILL);
-        drop(a);
-        b_base.clone()
-    } else {
-        b.signal(libc::SIGKILL);
-        a_base.clone()
-    };
+    let (victim, survivor) = if holder == 'a' { (a, b) } else { (b, a) };
+    victim.signal(libc::SIGKILL);
+    drop(victim);
     wait_for(
         Duration::from_secs(60),
         "the survivor to take hf over",
         || {
-            let (_, leases) = replica(&survivor);
+            let (_, leases) = replica(&survivor.base);
             (leases == ["hf"]).then_some(())
         },
+    );
+    // And stops cleanly (its connections close off the async workers).
+    assert!(survivor.stop(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn replicas_running_once_on_one_store_split_the_sources() {
+    let Some(url) = pg::database() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture("aitopics_energy.txt")))
+            .mount(&server)
+            .await;
+        server
+    });
+    let mut extra = format!("[store]\nurl = \"{url}\"\n");
+    for n in 0..4 {
+        extra.push_str(&format!(
+            "[[source]]\nname = \"s{n}\"\nkind = \"http\"\nurl = \"{}/s{n}\"\nevery = \"1h\"\n",
+            server.uri()
+        ));
+    }
+    let (one, two) = (Setup::new(&extra), Setup::new(&extra));
+    let once = |config: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+            .args(["once", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run lookout once");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = once(&one.config);
+    assert!(!first.contains("another replica"), "{first}");
+    // The second replica, within the lease period: every source is the first one's.
+    let second = once(&two.config);
+    assert_eq!(
+        second.matches("fetched by another replica").count(),
+        4,
+        "{second}"
+    );
+    let fetched = rt.block_on(server.received_requests()).unwrap_or_default();
+    assert_eq!(
+        fetched.len(),
+        4,
+        "each source fetched once, not once per replica"
     );
 }

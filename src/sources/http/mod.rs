@@ -65,6 +65,8 @@ pub enum FetchOutcome {
     },
     /// The server sent a page whose bytes were ingested before.
     Duplicate,
+    /// Not fetched: another replica of a shared store holds the source's lease.
+    LeasedElsewhere,
 }
 
 impl std::fmt::Display for FetchOutcome {
@@ -72,6 +74,9 @@ impl std::fmt::Display for FetchOutcome {
         match self {
             FetchOutcome::NotModified => f.write_str("not modified"),
             FetchOutcome::Duplicate => f.write_str("unchanged page (seen before)"),
+            FetchOutcome::LeasedElsewhere => {
+                f.write_str("fetched by another replica (it holds the lease)")
+            }
             FetchOutcome::Ingested {
                 format,
                 report,

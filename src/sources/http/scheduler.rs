@@ -113,6 +113,9 @@ struct Entry {
     failures: u32,
     /// Whether a fetch is in flight (then the source is not in the heap).
     busy: bool,
+    /// Whether this replica held the source's lease at its last turn: a source taken
+    /// over reads its state from the store again before fetching.
+    held: bool,
 }
 
 /// What a finished fetch hands back.
@@ -238,6 +241,7 @@ impl Scheduler {
                         known: None,
                         failures: 0,
                         busy: false,
+                        held: false,
                     },
                 );
                 self.heap.push(Reverse((first, version, name)));
@@ -294,19 +298,27 @@ impl Scheduler {
             let source = Arc::clone(&entry.source);
             let mut known = entry.known.take();
             let tx = tx.clone();
-            // A pass (`lookout once`) fetches every source it was given; a running
-            // daemon fetches only the sources its replica leases.
-            let ask_lease = self.pass.is_none();
+            let held = entry.held;
             running.spawn(async move {
-                if ask_lease && !source.leased().await {
+                // Only the sources this replica leases are fetched (on a store one
+                // process owns, all of them; replicas running `once` together split
+                // the sources the same way).
+                if !source.leased().await {
                     return Done {
                         name,
                         host,
                         version,
                         known,
                         leased: false,
-                        result: Ok(FetchOutcome::NotModified),
+                        result: Ok(FetchOutcome::LeasedElsewhere),
                     };
+                }
+                if !held {
+                    // Taken over (or first fetched here): the validators and the
+                    // baseline flag are what the last fetcher recorded, read again from
+                    // the store; else a takeover's first page would be a baseline and
+                    // its new items would never alert.
+                    known = None;
                 }
                 let result = source.attempt(&mut known, &tx).await;
                 Done {
@@ -338,7 +350,8 @@ impl Scheduler {
         if entry.version != done.version {
             return true;
         }
-        if !done.leased {
+        entry.held = done.leased;
+        if !done.leased && self.pass.is_none() {
             // Another replica fetches this source; look again soon, to take it over
             // within a lease period of that replica's death.
             entry.busy = false;
@@ -348,9 +361,11 @@ impl Scheduler {
             return true;
         }
         if let Some(results) = &mut self.pass {
-            entry
-                .source
-                .publish(&mut done.known.clone(), &done.result, None);
+            if done.leased {
+                entry
+                    .source
+                    .publish(&mut done.known.clone(), &done.result, None);
+            }
             self.entries.remove(&done.name);
             results.push((done.name, done.result));
             return true;

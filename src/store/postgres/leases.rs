@@ -112,7 +112,10 @@ impl Conn {
             statements,
             renewed,
         } = self;
-        let mut session = Session { client, statements };
+        let mut session = Session {
+            client: &mut **client,
+            statements,
+        };
         session.execute(
             concat!(
                 "UPDATE source_leases SET expires = ",

@@ -47,7 +47,8 @@ pub struct PostgresStore {
 
 /// One open connection and the statements prepared on it.
 struct Conn {
-    client: Client,
+    /// Taken out only by `Drop` (see there).
+    client: std::mem::ManuallyDrop<Client>,
     statements: HashMap<&'static str, Statement>,
     /// When this replica's leases and claims were last renewed.
     renewed: Option<std::time::Instant>,
@@ -89,7 +90,10 @@ impl PostgresStore {
         let Conn {
             client, statements, ..
         } = &mut *conn;
-        f(&mut Session { client, statements })
+        f(&mut Session {
+            client: &mut **client,
+            statements,
+        })
     }
 
     /// Runs `f` inside one transaction, committed when it returns `Ok`.
@@ -102,7 +106,7 @@ impl PostgresStore {
         let Conn {
             client, statements, ..
         } = &mut *conn;
-        let mut tx = client.transaction().ctx("starting a transaction")?;
+        let mut tx = (**client).transaction().ctx("starting a transaction")?;
         let value = f(&mut Session {
             client: &mut tx,
             statements,
@@ -116,7 +120,7 @@ impl Conn {
     fn open(config: &postgres::Config) -> Result<Conn, StoreError> {
         let client = config.connect(tls()?).ctx("connecting to PostgreSQL")?;
         Ok(Conn {
-            client,
+            client: std::mem::ManuallyDrop::new(client),
             statements: HashMap::new(),
             renewed: None,
         })
@@ -142,6 +146,24 @@ pub fn check_url(url: &str) -> Result<(), String> {
     url.parse::<postgres::Config>()
         .map(drop)
         .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))
+}
+
+/// Closing a connection blocks on the client's own runtime, which tokio forbids on a
+/// thread that drives async tasks: a store dropped there (the last `SharedStore` of
+/// `lookout once`, released by a task) closes its connection on a thread of its own.
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // SAFETY: `client` is taken here, once, as the `Conn` goes away; nothing reads
+        // it afterwards.
+        let client = unsafe { std::mem::ManuallyDrop::take(&mut self.client) };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("lookout-pg-close".to_owned())
+                .spawn(move || drop(client));
+        } else {
+            drop(client);
+        }
+    }
 }
 
 /// rustls with the platform's certificate verifier, as the HTTP sources use.
