@@ -80,6 +80,18 @@ pub enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Copy the SQLite store under `state_dir` into an empty PostgreSQL database, for
+    /// replicas: items, identity keys, captures, fetch state and the outbox, so nothing
+    /// becomes new again and no alert is sent twice. Stop lookout first.
+    Migrate {
+        /// The PostgreSQL database (`postgres://user:password@host/db`); also read from
+        /// `LOOKOUT_MIGRATE_TO`, which keeps a password off the command line.
+        #[arg(long, env = "LOOKOUT_MIGRATE_TO", hide_env_values = true)]
+        to: String,
+        /// Config file naming the `state_dir`; without it, the embedded defaults.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
     /// Alert rules and notifiers.
     Alert {
         /// What to do with alerts.
@@ -173,6 +185,18 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
     let base = cfg.server.base();
     // Writing to a String cannot fail.
     let _ = writeln!(out, "config ok\nstate_dir: {}", cfg.state_dir.display());
+    // The URL is not shown: it may hold a password.
+    let _ = match &cfg.store.url {
+        Some(_) => writeln!(
+            out,
+            "store: PostgreSQL ([store] url), shared with any replicas"
+        ),
+        None => writeln!(
+            out,
+            "store: SQLite, {}",
+            cfg.state_dir.join("lookout.db").display()
+        ),
+    };
     let _ = writeln!(
         out,
         "server: listening on {}{}, feeds at {}/feed.xml",
@@ -310,6 +334,30 @@ mod tests {
         Cli::try_parse_from(std::iter::once("lookout").chain(args.iter().copied()))
             .unwrap_or_else(|e| panic!("{args:?} does not parse: {e}"))
             .command
+    }
+
+    #[test]
+    fn check_names_the_store_but_never_its_url() {
+        let sqlite = Config::parse("state_dir = \"s\"\n", "t.toml").expect("config");
+        assert!(check(&sqlite)
+            .expect("check")
+            .contains("store: SQLite, s/lookout.db"));
+        let text = "[store]\nurl = \"postgres://lookout:pw-secret@db/lookout\"\n";
+        let shared = Config::parse(text, "t.toml").expect("config");
+        let said = check(&shared).expect("check");
+        assert!(said.contains("store: PostgreSQL"), "{said}");
+        assert!(!said.contains("pw-secret"), "{said}");
+    }
+
+    #[test]
+    fn migrate_reads_its_target_from_the_flag() {
+        assert_eq!(
+            parse(&["migrate", "--to", "postgres://h/db"]),
+            Command::Migrate {
+                to: "postgres://h/db".into(),
+                config: None
+            }
+        );
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// Interests learned from liked papers (`[[interest]]`).
     pub interests: Vec<InterestConfig>,
+    /// Where items and alerts are kept (`[store]`): SQLite under `state_dir` unless a
+    /// PostgreSQL URL is given.
+    pub store: StoreConfig,
 }
 
 /// The file's keys other than `[[source]]` and `[[notifier]]`, which are read kind by
@@ -111,6 +114,45 @@ struct Document {
     http: HttpConfig,
     #[serde(default, rename = "interest")]
     interests: Vec<InterestConfig>,
+    #[serde(default)]
+    store: StoreConfig,
+}
+
+/// `[store]`: the database. Absent, lookout keeps its embedded SQLite file under
+/// `state_dir`; `url = "postgres://…"` shares one PostgreSQL database between replicas.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The PostgreSQL database (`postgres://user:${PASSWORD}@host/db?sslmode=require`),
+    /// `${NAME}` references expanded as secrets; checked when the config is read.
+    #[serde(default)]
+    pub url: Option<StoreUrl>,
+}
+
+/// A PostgreSQL URL: `${NAME}` references expanded, scheme and syntax checked. It
+/// holds a password more often than not, so neither `Debug` nor an error shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(Secret);
+
+impl StoreUrl {
+    /// The URL to connect to, references expanded.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreUrl(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Secret::deserialize(d)?;
+        crate::store::postgres::check_url(text.expose()).map_err(serde::de::Error::custom)?;
+        Ok(StoreUrl(text))
+    }
 }
 
 /// `[http]`: settings shared by all HTTP sources.
@@ -1228,6 +1270,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             http: doc.http,
             interests: doc.interests,
+            store: doc.store,
         };
         config.validate()?;
         Ok(config)
@@ -1483,6 +1526,28 @@ mod tests {
         );
         let parsed = url::Url::parse(url.expose()).unwrap();
         assert_eq!(url.redact(parsed.as_str()), configured);
+    }
+
+    #[test]
+    fn store_url_expands_its_secret_and_a_bad_one_is_refused_at_its_key() {
+        std::env::set_var("LOOKOUT_TEST_PG_PASSWORD", "s3cret-pw");
+        let text =
+            "[store]\nurl = \"postgres://lookout:${LOOKOUT_TEST_PG_PASSWORD}@127.0.0.1/lookout\"\n";
+        let config = Config::parse(text, "t.toml").expect("valid");
+        let url = config.store.url.expect("a store url");
+        assert_eq!(
+            url.expose(),
+            "postgres://lookout:s3cret-pw@127.0.0.1/lookout"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(Config::parse("", "t.toml").expect("valid").store.url, None);
+        for bad in ["mysql://u:pw@h/db", "postgres://u:pw@h:notaport/db"] {
+            let text = format!("state_dir = \"x\"\n[store]\nurl = \"{bad}\"\n");
+            let err = Config::parse(&text, "t.toml").expect_err(bad).to_string();
+            assert!(err.contains("t.toml:3"), "{err}");
+            assert!(err.contains("url"), "{err}");
+            assert!(!err.contains("pw"), "the password is not shown: {err}");
+        }
     }
 
     #[test]

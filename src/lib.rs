@@ -12,6 +12,7 @@
 //! [`daemon`] owns the tasks, the shutdown signal and reload.
 
 pub mod alert;
+pub mod captures;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -131,6 +131,17 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
+        Command::Migrate { to, config } => {
+            let cfg = load(config.as_deref())?;
+            let db = lookout::daemon::database_path(&cfg);
+            anyhow::ensure!(db.exists(), "no SQLite store at {}", db.display());
+            let store = lookout::store::Store::open(&db)
+                .with_context(|| format!("opening {}", db.display()))?;
+            let copied = store
+                .migrate_to(&to)
+                .context("copying the store into PostgreSQL")?;
+            println!("{copied}");
+        }
         Command::Completions { shell } => lookout::cli::completions(shell, &mut std::io::stdout())?,
         Command::Man => lookout::cli::man_page(&mut std::io::stdout())?,
     }

@@ -81,6 +81,12 @@ struct NotifierLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReplicaLabels {
+    replica: String,
+    store: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
 }
@@ -99,6 +105,8 @@ pub struct Metrics {
     alerts_unrecorded: Gauge,
     store_writable: Gauge,
     store_intact: Gauge,
+    replica: Family<ReplicaLabels, Gauge>,
+    source_leases: Gauge,
     feed_requests: Family<StatusLabels, Counter>,
     ingest_seconds: Histogram,
     delivery_seconds: Histogram,
@@ -218,6 +226,18 @@ impl Metrics {
             "Feed requests answered, by HTTP status code",
             feed_requests.clone(),
         );
+        let replica = Family::<ReplicaLabels, Gauge>::default();
+        let source_leases = Gauge::default();
+        registry.register(
+            "replica",
+            "1, labelled with this replica's name (empty on SQLite) and its store's kind",
+            replica.clone(),
+        );
+        registry.register(
+            "source_leases",
+            "HTTP sources whose lease this replica holds (0 on SQLite, which needs none)",
+            source_leases.clone(),
+        );
         registry.register(
             "ingest_seconds",
             "Time to parse and ingest one page, in seconds",
@@ -241,6 +261,8 @@ impl Metrics {
             alerts_unrecorded,
             store_writable,
             store_intact,
+            replica,
+            source_leases,
             feed_requests,
             ingest_seconds,
             delivery_seconds,
@@ -293,6 +315,17 @@ impl Metrics {
             self.alerts_delivered.get_or_create_owned(&labels);
             self.alerts_failed.get_or_create_owned(&labels);
         }
+    }
+
+    /// Records which replica this is, on which store, holding `leases` source leases.
+    pub fn set_replica(&self, name: Option<&str>, store: &'static str, leases: usize) {
+        let labels = ReplicaLabels {
+            replica: name.unwrap_or_default().to_owned(),
+            store,
+        };
+        self.replica.get_or_create(&labels).set(1);
+        self.source_leases
+            .set(i64::try_from(leases).unwrap_or(i64::MAX));
     }
 
     /// Counts one fetch of `source` with its outcome.

@@ -734,7 +734,7 @@ impl Publisher {
             content_type: id.format.content_type(),
             layout: None,
         })
-}
+    }
 
     /// The feed's items now, and the store generation they are current at: the items of
     /// `previous` (an earlier rendering's layout) with what changed since applied, at a
@@ -1008,6 +1008,9 @@ struct Unit {
 
 /// One item of a rendering to make: kept from the previous rendering, unchanged, or
 /// read from the store.
+// Slots live for one rendering and a fresh one is moved straight out of the store's
+// listing: a box each would add an allocation per item for no saving.
+#[allow(clippy::large_enum_variant)]
 enum Slot<'a> {
     /// An item of the previous rendering that did not change.
     Kept(&'a Unit),

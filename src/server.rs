@@ -486,7 +486,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
     let probe = with_store(&s.store, move |st| {
         let read = || {
             st.generation()?;
-            Ok((st.outbox_counts()?, st.item_count()?))
+            Ok((st.outbox_counts()?, st.item_count()?, replica_json(st)?))
         };
         read().inspect_err(|e| {
             health.failed(st, e);
@@ -496,7 +496,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
     // The probe may have found the store damaged.
     let condition = s.health.condition();
     match probe {
-        Ok((outbox, items)) => {
+        Ok((outbox, items, replica)) => {
             let views = judged_sources(&s);
             let counts = SourcesSummary::count(&views);
             s.metrics
@@ -556,6 +556,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
                 "outbox": {"pending": outbox.pending, "failed": outbox.failed, "delivered": outbox.delivered},
                 "store": store_json(&condition),
                 "reload_error": s.live.reload_error(),
+                "replica": replica,
             });
             (code, axum::Json(body)).into_response()
         }
@@ -571,14 +572,31 @@ async fn healthz(State(s): State<AppState>) -> Response {
     }
 }
 
+/// This replica on `/healthz`: the store's kind, the replica's name in a shared store
+/// (`null` on SQLite) and the HTTP sources it holds the leases of.
+fn replica_json(st: &store::Store) -> Result<serde_json::Value, store::StoreError> {
+    let name = st.replica();
+    Ok(serde_json::json!({"store": st.kind(), "name": name, "leases": st.held_leases()?}))
+}
+
 /// Prometheus / OpenMetrics text. The pending gauge is read from the store at scrape
 /// time: the store is the truth.
 async fn metrics(State(s): State<AppState>) -> Response {
     let counts = SourcesSummary::count(&judged_sources(&s));
     s.metrics
         .set_source_states(counts.ok, counts.degraded, counts.failing);
-    if let Ok(counts) = with_store(&s.store, |st| st.outbox_counts()).await {
+    let read = with_store(&s.store, |st| {
+        let held = st.held_leases()?.len();
+        Ok((
+            st.outbox_counts()?,
+            st.replica().map(str::to_owned),
+            st.kind(),
+            held,
+        ))
+    });
+    if let Ok((counts, replica, kind, held)) = read.await {
         s.metrics.set_pending(counts.pending);
+        s.metrics.set_replica(replica.as_deref(), kind, held);
     }
     let mut r = s.metrics.encode().into_response();
     r.headers_mut().insert(
@@ -645,7 +663,11 @@ async fn status_page(State(s): State<AppState>, Query(query): Query<StatusQuery>
         for rule in &rules {
             matches.push((rule.clone(), st.recent_matches(rule, 5)?));
         }
-        Ok((items, outbox, failed, matches))
+        let held = st.held_leases()?.len();
+        let replica = st
+            .replica()
+            .map(|name| format!("replica {name} on PostgreSQL, leasing {held} sources"));
+        Ok((items, outbox, failed, matches, replica))
     })
     .await;
     let condition = s.health.condition();
@@ -653,7 +675,7 @@ async fn status_page(State(s): State<AppState>, Query(query): Query<StatusQuery>
         store::Condition::Corrupt { .. } => format!("{problem}. To repair: {}.", s.health.advice()),
         _ => problem,
     });
-    let (items, outbox, failed, matches) = match gathered {
+    let (items, outbox, failed, matches, replica) = match gathered {
         Ok(g) => g,
         Err(e) => {
             tracing::error!(error = %e, "status page: store unavailable");
@@ -678,6 +700,7 @@ async fn status_page(State(s): State<AppState>, Query(query): Query<StatusQuery>
         generated_at: chrono::Utc::now(),
         reload_error: s.live.reload_error(),
         store_problem,
+        replica,
         sources,
         sources_summary,
         items: items
@@ -885,7 +908,7 @@ async fn require_token(State(s): State<AppState>, request: Request, next: Next) 
 
 /// The credentials of an `Authorization: Bearer <token>` value. The scheme name is
 /// case-insensitive (RFC 9110 11.1), so `bearer` and `BEARER` count too.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("Bearer")
@@ -895,7 +918,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Compares the presented token with the expected one in constant time. Both are
 /// hashed first, so the comparison runs over 32 bytes whatever their lengths: neither
 /// a prefix nor the length of the token shows in the timing.
-fn token_matches(presented: &str, expected: &str) -> bool {
+pub(crate) fn token_matches(presented: &str, expected: &str) -> bool {
     use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
     let presented = Sha256::digest(presented.as_bytes());

@@ -36,6 +36,9 @@ pub struct StatusView {
     /// What is wrong with the store (it cannot write, or is damaged, and what to do),
     /// shown at the top of the page; `None` while it is healthy.
     pub store_problem: Option<String>,
+    /// Which replica of a shared store served the page, and what it holds ("replica
+    /// web-1:812 on PostgreSQL, leasing 3 sources"); `None` on a store of its own.
+    pub replica: Option<String>,
     /// The sources listed on this page: those that need attention first (see
     /// [`SourcesSummary`] for the rest).
     pub sources: Vec<SourceView>,
@@ -382,6 +385,7 @@ mod tests {
             generated_at: now,
             reload_error: None,
             store_problem: None,
+            replica: None,
             sources: vec![
                 SourceView {
                     name: "drop".into(),

@@ -106,10 +106,25 @@ pub fn database_path(config: &Config) -> PathBuf {
     config.state_dir.join("lookout.db")
 }
 
+/// The store as errors name it: the SQLite file, or the PostgreSQL store named
+/// without its URL, which may hold a password.
+fn store_label(config: &Config) -> PathBuf {
+    match &config.store.url {
+        Some(_) => PathBuf::from("[store] url (PostgreSQL)"),
+        None => database_path(config),
+    }
+}
+
 /// Opens the store named by the config (blocking).
 pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
-    let path = database_path(config);
-    let store = Store::open(&path).map_err(|source| DaemonError::Store { path, source })?;
+    let store = match &config.store.url {
+        Some(url) => Store::connect(url.expose()),
+        None => Store::open(&database_path(config)),
+    }
+    .map_err(|source| DaemonError::Store {
+        path: store_label(config),
+        source,
+    })?;
     Ok(Arc::new(Mutex::new(store)))
 }
 
@@ -400,6 +415,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     );
     let heartbeat = Heartbeat::new();
     let token = Arc::new(RwLock::new(config.server.token.clone()));
+    let (tx, rx) = mpsc::channel::<Report>(64);
     let app = server::router(AppState {
         publisher: Arc::clone(&publisher),
         store: store.clone(),
@@ -408,7 +424,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         live: Arc::clone(&live),
         health: health.clone(),
         interests: Arc::clone(&interests),
-    });
+    })
+    .merge(crate::captures::router(crate::captures::CaptureState {
+        pages: tx.clone(),
+        token: Arc::clone(&token),
+        live: Arc::clone(&live),
+    }));
     // The second phase: the server, the outbox, the feed writer and the monitor.
     let shutdown = CancellationToken::new();
     // The first phase, cancelled before the sources stop: the pipeline then answers
@@ -424,7 +445,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         shutdown.clone().cancelled_owned(),
     ));
 
-    let (tx, rx) = mpsc::channel::<Report>(64);
     let outbox_wake = Arc::new(Notify::new());
     let pipeline = tokio::spawn(pipeline(
         rx,
@@ -455,6 +475,18 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Some(&heartbeat),
         &health,
     );
+    // Other replicas' commits on a shared store wake the monitor at once.
+    let changes = Arc::new(tokio::sync::Notify::new());
+    if let Some(url) = &config.store.url {
+        let wake = Arc::clone(&changes);
+        if let Err(e) = store::postgres::listen_for_changes(
+            url.expose(),
+            move || wake.notify_one(),
+            shutdown.clone(),
+        ) {
+            tracing::warn!(error = %e, "store: not listening for other replicas' changes; polling");
+        }
+    }
     tasks.spawn(monitor(
         store.clone(),
         Arc::clone(&publisher),
@@ -462,7 +494,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         Arc::clone(&live),
         metrics.clone(),
         heartbeat.register("store"),
-        shutdown.clone(),
+        (changes, shutdown.clone()),
     ));
     // Its own token: pings end before STOPPING=1 is sent, not after the drain.
     let watchdog_stop = CancellationToken::new();
@@ -601,8 +633,9 @@ enum ReloadError {
 }
 
 /// Reads the config file again and builds everything it needs, without switching
-/// anything. `state_dir` (the open store, the feed files) and `[server] listen` (the
-/// bound socket) stay as they are while the daemon runs, so a new value is refused.
+/// anything. `state_dir` (the open store, the feed files), `[store] url` (the open
+/// store) and `[server] listen` (the bound socket) stay as they are while the daemon
+/// runs, so a new value is refused.
 fn prepare_reload(
     path: &std::path::Path,
     running: &Config,
@@ -614,6 +647,15 @@ fn prepare_reload(
             key: "state_dir",
             from: running.state_dir.display().to_string(),
             to: new.state_dir.display().to_string(),
+        });
+    }
+    if new.store != running.store {
+        // Described, not shown: the URL may hold a password.
+        let describe = |c: &Config| store_label(c).display().to_string();
+        return Err(ReloadError::NeedsRestart {
+            key: "[store] url",
+            from: describe(running),
+            to: describe(&new),
         });
     }
     if new.server.listen != running.server.listen {
@@ -654,19 +696,20 @@ fn with_base_url(mut config: Config, bound: std::net::SocketAddr) -> Config {
 
 /// Opens the store off the async workers and reads its generation.
 async fn open_with_generation(config: &Arc<Config>) -> Result<(SharedStore, u64), DaemonError> {
-    let store = {
-        let config = Arc::clone(config);
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|_| DaemonError::Task("open store"))??
-    };
-    let generation = store::lock(&store)
-        .generation()
-        .map_err(|source| DaemonError::Store {
-            path: database_path(config),
-            source,
-        })?;
-    Ok((store, generation))
+    let config = Arc::clone(config);
+    // Both on the blocking pool: a PostgreSQL client blocks on a runtime of its own.
+    tokio::task::spawn_blocking(move || {
+        let store = open_store(&config)?;
+        let generation = store::lock(&store)
+            .generation()
+            .map_err(|source| DaemonError::Store {
+                path: store_label(&config),
+                source,
+            })?;
+        Ok((store, generation))
+    })
+    .await
+    .map_err(|_| DaemonError::Task("open store"))?
 }
 
 /// Checks the store's integrity at start (`PRAGMA quick_check`): a damaged file is
@@ -714,17 +757,24 @@ async fn monitor(
     live: Arc<Live>,
     metrics: Metrics,
     pulse: systemd::Pulse,
-    shutdown: CancellationToken,
+    (changes, shutdown): (Arc<tokio::sync::Notify>, CancellationToken),
 ) {
     // Twice a second: a change another process made (`lookout import`) reaches the
     // served feeds within a second. The probe is one read of a one-row table.
     let mut ticks = tokio::time::interval(Duration::from_millis(500));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
+    // On a shared store other replicas fetch some sources: their health is what the
+    // store records, read again with the detailed figures.
+    let shared = store::blocking(&store, |s| Ok(s.replica().is_some()))
+        .await
+        .unwrap_or(false);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
+            // Another replica committed (PostgreSQL's NOTIFY): read it now.
+            () = changes.notified() => {}
         }
         let detailed = n % 20 == 0;
         let h = health.clone();
@@ -766,6 +816,9 @@ async fn monitor(
                     // waits for the store's lock.
                     let p = Arc::clone(&publisher);
                     tokio::task::spawn_blocking(move || p.release_freed_memory());
+                    if shared {
+                        seed_health(&store, &live).await;
+                    }
                     metrics.set_pending(outbox.pending);
                     let config = live.config();
                     let line = format!(
@@ -828,5 +881,35 @@ impl Signals {
             _ = self.int.recv() => Signal::Stop,
             _ = self.hup.recv() => Signal::Reload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store is open: a reload that points `[store] url` elsewhere (or adds or
+    /// removes it) is refused whole, and the message shows no URL (it may hold a
+    /// password).
+    #[test]
+    fn a_reload_that_changes_the_store_is_refused_without_showing_the_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lookout.toml");
+        let bound: std::net::SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let running = Config::parse("", "t.toml").expect("config");
+        std::fs::write(
+            &path,
+            "[store]\nurl = \"postgres://u:pw-secret@db/lookout\"\n",
+        )
+        .expect("write");
+        let Err(refused) = prepare_reload(&path, &running, bound) else {
+            panic!("a new store url was accepted on reload");
+        };
+        let said = refused.to_string();
+        assert!(
+            said.contains("[store] url") && said.contains("restart"),
+            "{said}"
+        );
+        assert!(!said.contains("pw-secret"), "{said}");
     }
 }

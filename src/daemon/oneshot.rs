@@ -158,7 +158,14 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     // the database on the other core while the feeds are rendered and written.
     let checkpoint = {
         let path = super::database_path(&config);
-        tokio::task::spawn_blocking(move || store::Store::checkpoint_at(&path))
+        let sqlite = config.store.url.is_none();
+        tokio::task::spawn_blocking(move || {
+            if sqlite {
+                store::Store::checkpoint_at(&path)
+            } else {
+                Ok(())
+            }
+        })
     };
     deliver_due(&store, alerts.notifiers, &metrics, &health).await;
     if let Err(e) = publisher.write_all().await {
@@ -359,7 +366,9 @@ pub async fn import(
         drop(store);
         (store, _) = open_with_generation(&config).await?;
     }
-    let generation = store::lock(&store).generation().unwrap_or(0);
+    let generation = store::blocking(&store, |s| s.generation())
+        .await
+        .unwrap_or(0);
     let publisher = Arc::new(Publisher::new(store, &config, generation));
     if let Err(e) = publisher.write_all().await {
         tracing::warn!(error = %e, "cannot write feed files");
@@ -375,7 +384,8 @@ fn aside_for_first_fill(
     db: &std::path::Path,
 ) -> Option<(SharedStore, PathBuf)> {
     let mut live = store::lock(store);
-    if !live.is_empty().unwrap_or(false) {
+    // A shared PostgreSQL store is never replaced: the import loads into it.
+    if live.sqlite().is_none() || !live.is_empty().unwrap_or(false) {
         return None;
     }
     match live.claim_alone() {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
 
-use super::{Ctx, Journal, Store, StoreError, BUSY_TIMEOUT};
+use super::{Ctx, Journal, SqliteStore, StoreError, BUSY_TIMEOUT};
 
-impl Store {
+impl SqliteStore {
     /// Tunes this connection for a bulk load (`on`), or back to the daemon's settings.
     ///
     /// A bulk load touches every index page again and again: a 32 MiB page cache keeps
@@ -105,12 +105,12 @@ impl Store {
     /// [`Store::move_into_place`] it is not the store, and a crash only loses the load.
     /// Each page is then written to the disk once, instead of to the WAL and again at
     /// the checkpoint.
-    pub fn create_aside(path: &Path) -> Result<Store, StoreError> {
+    pub fn create_aside(path: &Path) -> Result<SqliteStore, StoreError> {
         for leftover in [path.to_owned(), with_suffix(path, "-journal")] {
             remove_if_present(&leftover, "removing an unfinished load")?;
         }
         let conn = Connection::open(path).ctx("creating a database to load aside")?;
-        Store::setup(conn, Journal::Aside)
+        SqliteStore::setup(conn, Journal::Aside)
     }
 
     /// Closes a store made by [`Store::create_aside`] at `aside` and moves it to `dest`,

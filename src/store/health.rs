@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::ErrorCode;
 use tokio::sync::watch;
 
-use super::{Ctx, Store, StoreError};
+use super::{Ctx, SqliteStore, Store, StoreError};
 
 /// What kind of failure a store error is, which decides what is done about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,15 @@ impl StoreError {
         match self {
             StoreError::Sqlite { source, .. } => sqlite_fault(source),
             StoreError::File { source, .. } | StoreError::Dir { source, .. } => io_fault(source),
-            StoreError::TooNew { .. } | StoreError::Task(_) => Fault::Other,
+            StoreError::Postgres { source, .. } => super::postgres::fault(source),
+            StoreError::TooNew { .. }
+            | StoreError::Task(_)
+            | StoreError::Value { .. }
+            | StoreError::KeyTaken(_)
+            | StoreError::Tls(_)
+            | StoreError::Thread(_)
+            | StoreError::NotEmpty
+            | StoreError::Unsupported(_) => Fault::Other,
         }
     }
 }
@@ -344,7 +352,7 @@ fn one_line(text: &str) -> String {
 /// damaged page, and the first few are enough to tell.
 const CHECK_ROWS: usize = 10;
 
-impl Store {
+impl SqliteStore {
     /// Checks the file's structure (`PRAGMA quick_check`: every page of every table
     /// and index is read, without comparing indexes to their tables). `None` when it
     /// is intact, else what SQLite found. Blocking; linear in the file size.

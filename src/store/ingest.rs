@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::items::{item_from_row, BY_ID};
 use super::{
-    to_ms, AlertMatch, Ctx, Ingest, IngestReport, ItemFilter, Matcher, Store, StoreError,
+    to_ms, AlertMatch, Ctx, Ingest, IngestReport, ItemFilter, Matcher, SqliteStore, StoreError,
     StoredItem,
 };
 use crate::entry::{normalize_arxiv_id, Entry, Timestamp};
@@ -19,43 +19,9 @@ pub(super) const CAPTURE_EXISTS: &str = "SELECT 1 FROM captures WHERE source = ?
 /// Whether an item holds a guid key.
 pub(super) const KEY_EXISTS: &str = "SELECT 1 FROM items WHERE key = ?1";
 
-impl Store {
-    /// Ingests one page's entries in ONE transaction: new items with their aliases,
-    /// matches and outbox rows, updates of known items, the capture record and the
-    /// generation bump commit together or not at all.
-    ///
-    /// - A capture whose `content_hash` this source already ingested is skipped whole
-    ///   (`duplicate_capture`); the same bytes on another source are that source's page.
-    /// - An entry is a known item when one of its [`Entry::aliases`] is and the two are
-    ///   the same thing: by an id alias, unless their ids differ (two papers, two posts,
-    ///   a paper and a post); by the title alias, only when one of them has no id (a
-    ///   text capture). So two entries with different ids are never one item.
-    /// - A known item learns the entry's other aliases, its id when it had none, and the
-    ///   entry's value of every field it lacks (`updated`), else it is `unchanged`. Only
-    ///   the source that first saw the item edits filled fields, and only with a capture
-    ///   that knows the item by its id: no capture takes over another source's title,
-    ///   authors, date or summary, and fields never flip between captures. Known items
-    ///   never alert again.
-    /// - A new item is offered to `matcher`; each match is recorded (the per-rule feeds)
-    ///   and, when `batch.alerts`, enqueued as one outbox row per notifier, due at
-    ///   `seen_at`, or at the end of its digest window.
-    /// - An entry repeated within the page counts once.
-    /// - Entries with nothing to know them by (no title, link nor arXiv id) are skipped.
-    ///
-    /// `seen_at` is the ingest time: it stamps new items, updates, matches and the
-    /// outbox schedule.
-    pub fn ingest(
-        &mut self,
-        batch: &Ingest<'_>,
-        matcher: &dyn Matcher,
-    ) -> Result<IngestReport, StoreError> {
-        let mut reports = self.ingest_all(std::slice::from_ref(batch), matcher)?;
-        Ok(reports.pop().unwrap_or_default())
-    }
-
-    /// Ingests many pages in one transaction, in order, as if each were ingested alone:
-    /// what a bulk import does. One commit per page would write the touched index
-    /// pages to the WAL again for every page; batching writes them once.
+impl SqliteStore {
+    /// [`StoreBackend::ingest_all`](super::StoreBackend::ingest_all) on SQLite: one
+    /// IMMEDIATE transaction around the shared rules of [`ingest_in`].
     pub fn ingest_all(
         &mut self,
         batches: &[Ingest<'_>],
@@ -69,35 +35,157 @@ impl Store {
             .ctx("starting an ingest transaction")?;
         let reports = batches
             .iter()
-            .map(|batch| ingest_in(&tx, batch, matcher))
+            .map(|batch| ingest_in(&mut &*tx, batch, matcher))
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit().ctx("committing an ingest")?;
         Ok(reports)
     }
 }
 
-/// One page of [`Store::ingest_all`], inside its transaction.
-fn ingest_in(
-    tx: &rusqlite::Transaction<'_>,
+/// The statements one ingest runs, inside one transaction of one backend. The rules of
+/// [`ingest_in`] (which entry is which item, what a capture may change, what alerts)
+/// are written once, here; each backend says only how a step reads or writes.
+pub(super) trait IngestSql {
+    /// Whether `source` has ingested a capture with this content hash.
+    fn capture_exists(&mut self, source: &str, hash: &str) -> Result<bool, StoreError>;
+    /// The item id and identity behind an alias ([`ALIAS_OWNER`]).
+    fn alias_owner(&mut self, alias: &str) -> Result<Option<(i64, Option<String>)>, StoreError>;
+    /// One item by row id.
+    fn item_by_id(&mut self, id: i64) -> Result<Option<StoredItem>, StoreError>;
+    /// Records an alias of `item_id` unless it is taken; true when it was recorded.
+    fn add_alias(&mut self, alias: &str, item_id: i64) -> Result<bool, StoreError>;
+    /// Records that `source` has seen the item; true when it had not before.
+    fn add_source(&mut self, item_id: i64, source: &str, now: i64) -> Result<bool, StoreError>;
+    /// Adds the scopes of every feed an item is in ([`ITEM_SCOPES`]).
+    fn item_scopes(
+        &mut self,
+        item_id: i64,
+        scopes: &mut BTreeSet<String>,
+    ) -> Result<(), StoreError>;
+    /// Inserts a new item; its row id, or `None` when its key is taken.
+    fn insert_item(&mut self, item: &NewItem<'_>) -> Result<Option<i64>, StoreError>;
+    /// Whether an item holds this key ([`KEY_EXISTS`]).
+    fn key_exists(&mut self, key: &str) -> Result<bool, StoreError>;
+    /// Writes a known item's changed fields.
+    fn update_item(&mut self, update: &ItemUpdate<'_>) -> Result<(), StoreError>;
+    /// Records a rule's match of an item (once per rule and item).
+    fn insert_match(
+        &mut self,
+        rule: &str,
+        item_id: i64,
+        words: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Enqueues one delivery unless its key is queued; true when it was.
+    fn enqueue(&mut self, row: &OutboxRow<'_>) -> Result<bool, StoreError>;
+    /// Records an ingested capture.
+    fn record_capture(&mut self, capture: &CaptureRow<'_>) -> Result<(), StoreError>;
+    /// Moves the generation on: `new_items` more items, changed at `now`.
+    fn bump_generation(&mut self, now: i64, new_items: i64) -> Result<(), StoreError>;
+    /// Records that a feed scope changed at the current generation.
+    fn scope_changed(&mut self, scope: &str) -> Result<(), StoreError>;
+    /// The generation this transaction's change will be (the current one plus one):
+    /// the transaction holds the write lock, so no other change comes between.
+    fn next_generation(&mut self) -> Result<i64, StoreError>;
+    /// Records that a known item changed at `generation` (see
+    /// [`StoreBackend::changed_items`](super::StoreBackend::changed_items)).
+    fn mark_changed(&mut self, item_id: i64, generation: i64) -> Result<(), StoreError>;
+    /// Records (or replaces) an interest's score of an item, `terms` as JSON.
+    fn record_interest(
+        &mut self,
+        interest: &str,
+        item_id: i64,
+        score: f64,
+        terms: &str,
+        seen: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// A new item's row, as [`IngestSql::insert_item`] writes it.
+#[derive(Debug)]
+pub(super) struct NewItem<'a> {
+    pub key: &'a str,
+    pub title: &'a str,
+    pub link: Option<&'a str>,
+    pub summary: &'a str,
+    /// JSON array of names.
+    pub authors: String,
+    pub author_count: Option<u32>,
+    pub publisher: Option<&'a str>,
+    pub source: &'a str,
+    /// RFC 3339.
+    pub published: Option<String>,
+    pub arxiv_id: Option<String>,
+    pub format: &'a str,
+    /// Unix ms: first seen and updated.
+    pub now: i64,
+    pub ident: Option<&'a str>,
+    /// RFC 3339.
+    pub listed: Option<String>,
+    /// The generation the item is marked changed at (see
+    /// [`IngestSql::mark_changed`]).
+    pub changed: i64,
+}
+
+/// A known item's fields after an update, as [`IngestSql::update_item`] writes them.
+#[derive(Debug)]
+pub(super) struct ItemUpdate<'a> {
+    pub id: i64,
+    pub summary: String,
+    pub link: Option<String>,
+    /// JSON array of names.
+    pub authors: String,
+    pub author_count: Option<u32>,
+    pub publisher: Option<String>,
+    pub published: Option<String>,
+    pub arxiv_id: Option<String>,
+    pub now: i64,
+    pub ident: Option<&'a str>,
+}
+
+/// One outbox row, as [`IngestSql::enqueue`] writes it.
+#[derive(Debug)]
+pub(super) struct OutboxRow<'a> {
+    pub item_id: i64,
+    pub rule: &'a str,
+    pub notifier: &'a str,
+    pub key: &'a str,
+    /// JSON array of the matched words.
+    pub matched: &'a str,
+    pub due: i64,
+    pub now: i64,
+}
+
+/// One ingested capture, as [`IngestSql::record_capture`] writes it.
+#[derive(Debug)]
+pub(super) struct CaptureRow<'a> {
+    pub hash: &'a str,
+    pub source: &'a str,
+    pub origin: &'a str,
+    pub format: &'a str,
+    pub entries: i64,
+    pub new_items: i64,
+    pub now: i64,
+}
+
+/// One page of an ingest, inside its transaction: the rules
+/// [`StoreBackend::ingest`](super::StoreBackend::ingest) states, for every backend.
+pub(super) fn ingest_in(
+    db: &mut dyn IngestSql,
     batch: &Ingest<'_>,
     matcher: &dyn Matcher,
 ) -> Result<IngestReport, StoreError> {
-    let tx = &**tx;
     let mut report = IngestReport::default();
     if let Some(hash) = batch.content_hash {
-        if capture_exists(tx, batch.source, hash)? {
+        if db.capture_exists(batch.source, hash)? {
             report.duplicate_capture = true;
             return Ok(report);
         }
     }
     let now = to_ms(batch.seen_at);
-    // The generation this page's change will be (the transaction holds the write
-    // lock): the items it changes are marked with it, for `Store::changed_items`.
-    let next_generation: i64 = tx
-        .prepare_cached("SELECT value + 1 FROM generation WHERE id = 1")
-        .ctx("preparing the generation read")?
-        .query_row([], |row| row.get(0))
-        .ctx("reading the generation")?;
+    // The generation this page's change will be: the items it changes are marked
+    // with it, for `StoreBackend::changed_items`.
+    let next_generation = db.next_generation()?;
     let mut seen_in_page: HashSet<i64> = HashSet::with_capacity(batch.entries.len());
     let mut changed = false;
     // The feed scopes this page changes (see `ItemFilter::scope_key`): the two every
@@ -115,20 +203,20 @@ fn ingest_in(
             .first()
             .map(String::as_str)
             .filter(|alias| !alias.starts_with("title:"));
-        match find_item(tx, ident, &aliases)? {
+        match find_item(db, ident, &aliases)? {
             Some(known) => {
                 let item = &known.item;
-                let learned = add_aliases(tx, item.id, &aliases)?;
-                let new_source = add_source(tx, item.id, batch.source, now)?;
-                let updated = update_item(tx, &known, entry, ident, batch.source, now)?;
+                let learned = add_aliases(db, item.id, &aliases)?;
+                let new_source = db.add_source(item.id, batch.source, now)?;
+                let updated = update_item(db, &known, entry, ident, batch.source, now)?;
                 changed |= new_source || updated || learned > 0;
                 source_changed |= new_source;
                 if new_source || updated {
-                    mark_changed(tx, item.id, next_generation)?;
+                    db.mark_changed(item.id, next_generation)?;
                 }
                 if updated {
                     all_changed = true;
-                    scopes_of(tx, item.id, &mut touched)?;
+                    db.item_scopes(item.id, &mut touched)?;
                 }
                 if seen_in_page.insert(item.id) {
                     if updated {
@@ -140,58 +228,35 @@ fn ingest_in(
             }
             None => {
                 let (id, key) =
-                    insert_item(tx, entry, batch, &aliases, ident, now, next_generation)?;
+                    insert_item(db, entry, batch, &aliases, ident, now, next_generation)?;
                 seen_in_page.insert(id);
                 report.new += 1;
                 changed = true;
                 (all_changed, source_changed) = (true, true);
                 for matched in matcher.matches(entry, batch.source) {
-                    report.queued += record_match(tx, id, &key, &matched, batch, now)?;
+                    report.queued += record_match(db, id, &key, &matched, batch, now)?;
                     touched.insert(ItemFilter::Rule(&matched.rule).scope_key());
                 }
                 for scored in matcher.interests(entry, batch.source) {
-                    report.queued += super::interests::record(tx, id, &key, &scored, batch, now)?;
+                    report.queued += super::interests::record(db, id, &key, &scored, batch, now)?;
                     touched.insert(scored.scope_key());
                 }
             }
         }
     }
     if let Some(hash) = batch.content_hash {
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO captures
-                            (hash, source, origin, format, entries, new_items, seen_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .ctx("preparing the capture record")?;
-        stmt.execute(params![
+        db.record_capture(&CaptureRow {
             hash,
-            batch.source,
-            batch.origin,
-            batch.format,
-            i64::try_from(batch.entries.len()).unwrap_or(i64::MAX),
-            i64::try_from(report.new).unwrap_or(i64::MAX),
+            source: batch.source,
+            origin: batch.origin,
+            format: batch.format,
+            entries: i64::try_from(batch.entries.len()).unwrap_or(i64::MAX),
+            new_items: i64::try_from(report.new).unwrap_or(i64::MAX),
             now,
-        ])
-        .ctx("recording the capture")?;
+        })?;
     }
     if changed {
-        let mut stmt = tx
-            .prepare_cached(
-                "UPDATE generation SET value = value + 1, changed_at = MAX(changed_at, ?1),
-                                       items = items + ?2
-                      WHERE id = 1",
-            )
-            .ctx("preparing the generation bump")?;
-        stmt.execute(params![now, i64::try_from(report.new).unwrap_or(i64::MAX)])
-            .ctx("bumping the generation")?;
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO scope_changes (scope, generation)
-                      SELECT ?1, value FROM generation WHERE id = 1
-                 ON CONFLICT (scope) DO UPDATE SET generation = excluded.generation",
-            )
-            .ctx("preparing the scope change record")?;
+        db.bump_generation(now, i64::try_from(report.new).unwrap_or(i64::MAX))?;
         if all_changed {
             touched.insert(ItemFilter::All.scope_key());
         }
@@ -199,37 +264,10 @@ fn ingest_in(
             touched.insert(ItemFilter::Source(batch.source).scope_key());
         }
         for scope in &touched {
-            stmt.execute([scope]).ctx("recording a feed scope change")?;
+            db.scope_changed(scope)?;
         }
     }
     Ok(report)
-}
-
-/// Records that a known item changed at `generation` (see `Store::changed_items`).
-fn mark_changed(conn: &Connection, item_id: i64, generation: i64) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE items SET changed = ?2 WHERE id = ?1")
-        .ctx("preparing the item change mark")?
-        .execute(params![item_id, generation])
-        .ctx("marking an item changed")?;
-    Ok(())
-}
-
-/// Adds the scopes of every feed an item is in (its sources and matched rules).
-fn scopes_of(
-    conn: &Connection,
-    item_id: i64,
-    scopes: &mut BTreeSet<String>,
-) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(ITEM_SCOPES)
-        .ctx("preparing the item scope lookup")?;
-    let rows = stmt
-        .query_map([item_id], |row| row.get::<_, String>(0))
-        .ctx("looking up an item's feeds")?;
-    for scope in rows {
-        scopes.insert(scope.ctx("reading an item's feeds")?);
-    }
-    Ok(())
 }
 
 /// The feed scopes an item is in; keys as [`ItemFilter::scope_key`] makes them.
@@ -258,34 +296,21 @@ struct Known {
 }
 
 /// The known item an entry with id `entry_ident` and `aliases` is, if any: the item of
-/// its most specific alias that is the same thing (see [`same_thing`]). Probes the alias index alone (most entries of a
-/// page are either all new or all known) and reads the whole row only for the item
-/// found.
+/// its most specific alias that is the same thing (see [`same_thing`]). Probes the
+/// alias index alone (most entries of a page are either all new or all known) and
+/// reads the whole row only for the item found.
 fn find_item(
-    conn: &Connection,
+    db: &mut dyn IngestSql,
     entry_ident: Option<&str>,
     aliases: &[String],
 ) -> Result<Option<Known>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(ALIAS_OWNER)
-        .ctx("preparing the alias lookup")?;
     for alias in aliases {
-        let Some((id, ident)) = stmt
-            .query_row([alias], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
-            })
-            .optional()
-            .ctx("looking up an alias")?
-        else {
+        let Some((id, ident)) = db.alias_owner(alias)? else {
             continue;
         };
         let by_title = alias.starts_with("title:");
         if same_thing(entry_ident, ident.as_deref(), by_title) {
-            let mut stmt = conn.prepare_cached(BY_ID).ctx("preparing the item read")?;
-            let item = stmt
-                .query_row([id], item_from_row)
-                .optional()
-                .ctx("reading a known item")?;
+            let item = db.item_by_id(id)?;
             return Ok(item.map(|item| Known { item, ident }));
         }
     }
@@ -313,36 +338,22 @@ pub(super) const ALIAS_OWNER: &str =
 
 /// Records aliases for `item_id`; one already taken (by this item or, for a title
 /// shared by two papers, by another) is left as it is. Returns how many were new.
-fn add_aliases(conn: &Connection, item_id: i64, aliases: &[String]) -> Result<usize, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("INSERT OR IGNORE INTO item_keys (alias, item_id) VALUES (?1, ?2)")
-        .ctx("preparing the alias insert")?;
+fn add_aliases(
+    db: &mut dyn IngestSql,
+    item_id: i64,
+    aliases: &[String],
+) -> Result<usize, StoreError> {
     let mut added = 0;
     for alias in aliases {
-        added += stmt
-            .execute(params![alias, item_id])
-            .ctx("recording an alias")?;
+        added += usize::from(db.add_alias(alias, item_id)?);
     }
     Ok(added)
-}
-
-/// Records that `source` has seen the item; true when it had not before.
-fn add_source(conn: &Connection, item_id: i64, source: &str, now: i64) -> Result<bool, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO item_sources (source, item_id, first_seen) VALUES (?1, ?2, ?3)",
-        )
-        .ctx("preparing the item source insert")?;
-    let added = stmt
-        .execute(params![source, item_id, now])
-        .ctx("recording an item's source")?;
-    Ok(added > 0)
 }
 
 /// Inserts a new item with its aliases, id and source, marked changed at
 /// `generation`; returns its row id and key.
 fn insert_item(
-    conn: &Connection,
+    db: &mut dyn IngestSql,
     entry: &Entry,
     batch: &Ingest<'_>,
     aliases: &[String],
@@ -355,64 +366,49 @@ fn insert_item(
     } else {
         entry.format
     };
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO items (key, title, link, summary, authors, author_count, publisher,
-                                source, published, arxiv_id, format, first_seen, updated_at,
-                                ident, listed, changed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)",
-        )
-        .ctx("preparing the item insert")?;
-    let mut insert = |key: &str| {
-        stmt.execute(params![
-            key,
-            entry.title,
-            non_empty(entry.link.as_deref()),
-            entry.summary,
-            authors_json(&entry.authors),
-            entry.author_count,
-            non_empty(entry.source.as_deref()),
-            batch.source,
-            entry.published.map(rfc3339),
-            entry.arxiv_id.as_deref().map(normalize_arxiv_id),
-            format,
-            now,
-            ident,
-            entry.listed.map(rfc3339),
-            generation,
-        ])
+    let mut row = NewItem {
+        key: &aliases[0],
+        title: &entry.title,
+        link: non_empty(entry.link.as_deref()),
+        summary: &entry.summary,
+        authors: authors_json(&entry.authors),
+        author_count: entry.author_count,
+        publisher: non_empty(entry.source.as_deref()),
+        source: batch.source,
+        published: entry.published.map(rfc3339),
+        arxiv_id: entry.arxiv_id.as_deref().map(normalize_arxiv_id),
+        format,
+        now,
+        ident,
+        listed: entry.listed.map(rfc3339),
+        changed: generation,
     };
     // The key is the first alias. Every item key is also an alias, so an unmatched
     // entry's first alias is normally free as a key; only an alias table edited by
     // hand makes it taken, and then the insert is refused and a free key is found.
-    let mut key = aliases[0].clone();
-    match insert(&key) {
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
-            key = free_key(conn, &key)?;
-            insert(&key).ctx("inserting an item")?;
+    let (id, key) = match db.insert_item(&row)? {
+        Some(id) => (id, aliases[0].clone()),
+        None => {
+            let key = free_key(db, &aliases[0])?;
+            row.key = &key;
+            let id = db
+                .insert_item(&row)?
+                .ok_or_else(|| StoreError::KeyTaken(key.clone()))?;
+            (id, key)
         }
-        other => {
-            other.ctx("inserting an item")?;
-        }
-    }
-    let id = conn.last_insert_rowid();
-    add_aliases(conn, id, aliases)?;
-    add_source(conn, id, batch.source, now)?;
+    };
+    add_aliases(db, id, aliases)?;
+    db.add_source(id, batch.source, now)?;
     Ok((id, key))
 }
 
 /// `key` with the first free `#n` suffix, for a key an item already holds as its
 /// guid.
-fn free_key(conn: &Connection, key: &str) -> Result<String, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(KEY_EXISTS)
-        .ctx("preparing the key lookup")?;
+fn free_key(db: &mut dyn IngestSql, key: &str) -> Result<String, StoreError> {
     let mut n = 2;
     loop {
         let candidate = format!("{key}#{n}");
-        if !stmt.exists([&candidate]).ctx("looking up an item key")? {
+        if !db.key_exists(&candidate)? {
             return Ok(candidate);
         }
         n += 1;
@@ -433,7 +429,7 @@ fn free_key(conn: &Connection, key: &str) -> Result<String, StoreError> {
 /// touched: the date feeds show is settled when the item is first stored, so an item
 /// dated by when lookout first saw it never moves in a reader that has shown it.
 fn update_item(
-    conn: &Connection,
+    db: &mut dyn IngestSql,
     known: &Known,
     entry: &Entry,
     entry_ident: Option<&str>,
@@ -489,34 +485,25 @@ fn update_item(
     if !changed {
         return Ok(false);
     }
-    let mut stmt = conn
-        .prepare_cached(
-            "UPDATE items SET summary = ?2, link = ?3, authors = ?4, author_count = ?5,
-                              publisher = ?6, published = ?7, arxiv_id = ?8, updated_at = ?9,
-                              ident = ?10
-              WHERE id = ?1",
-        )
-        .ctx("preparing the item update")?;
-    stmt.execute(params![
-        item.id,
-        summary.unwrap_or_default(),
+    db.update_item(&ItemUpdate {
+        id: item.id,
+        summary: summary.unwrap_or_default(),
         link,
-        authors_json(authors),
+        authors: authors_json(authors),
         author_count,
         publisher,
         published,
         arxiv_id,
         now,
         ident,
-    ])
-    .ctx("updating an item")?;
+    })?;
     Ok(true)
 }
 
 /// Records one rule's match of a new item and, for a capture that alerts, one outbox
 /// row per notifier. Returns the outbox rows enqueued.
 fn record_match(
-    conn: &Connection,
+    db: &mut dyn IngestSql,
     item_id: i64,
     item_key: &str,
     matched: &AlertMatch,
@@ -524,19 +511,13 @@ fn record_match(
     now: i64,
 ) -> Result<usize, StoreError> {
     let words = serde_json::Value::from(matched.matched.clone()).to_string();
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO matches (rule, item_id, matched, at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .ctx("preparing the match insert")?;
-    stmt.execute(params![matched.rule, item_id, words, now])
-        .ctx("recording a match")?;
+    db.insert_match(&matched.rule, item_id, &words, now)?;
     if !batch.alerts {
         return Ok(0);
     }
     let due = due_time(now, matched.digest_secs);
     enqueue(
-        conn,
+        db,
         item_id,
         item_key,
         &matched.rule,
@@ -552,7 +533,7 @@ fn record_match(
 /// shows. Returns the rows enqueued (a row already there is left as it is).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn enqueue(
-    conn: &Connection,
+    db: &mut dyn IngestSql,
     item_id: i64,
     item_key: &str,
     rule: &str,
@@ -561,19 +542,18 @@ pub(super) fn enqueue(
     due: i64,
     now: i64,
 ) -> Result<usize, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO outbox
-                    (item_id, rule, notifier, idempotency_key, matched, next_attempt, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .ctx("preparing the outbox insert")?;
     let mut queued = 0;
     for notifier in notifiers {
         let key = idempotency_key(item_key, rule, notifier);
-        queued += stmt
-            .execute(params![item_id, rule, notifier, key, matched, due, now])
-            .ctx("enqueueing a delivery")?;
+        queued += usize::from(db.enqueue(&OutboxRow {
+            item_id,
+            rule,
+            notifier,
+            key: &key,
+            matched,
+            due,
+            now,
+        })?);
     }
     Ok(queued)
 }
@@ -613,6 +593,260 @@ fn rfc3339(t: Timestamp) -> String {
 
 fn non_empty(text: Option<&str>) -> Option<&str> {
     text.filter(|t| !t.is_empty())
+}
+
+/// The SQLite statements of an ingest, on the transaction's connection.
+impl IngestSql for &Connection {
+    fn capture_exists(&mut self, source: &str, hash: &str) -> Result<bool, StoreError> {
+        capture_exists(self, source, hash)
+    }
+
+    fn alias_owner(&mut self, alias: &str) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        let mut stmt = self
+            .prepare_cached(ALIAS_OWNER)
+            .ctx("preparing the alias lookup")?;
+        stmt.query_row([alias], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .ctx("looking up an alias")
+    }
+
+    fn item_by_id(&mut self, id: i64) -> Result<Option<StoredItem>, StoreError> {
+        let mut stmt = self.prepare_cached(BY_ID).ctx("preparing the item read")?;
+        stmt.query_row([id], item_from_row)
+            .optional()
+            .ctx("reading a known item")
+    }
+
+    fn add_alias(&mut self, alias: &str, item_id: i64) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .prepare_cached("INSERT OR IGNORE INTO item_keys (alias, item_id) VALUES (?1, ?2)")
+            .ctx("preparing the alias insert")?;
+        let added = stmt
+            .execute(params![alias, item_id])
+            .ctx("recording an alias")?;
+        Ok(added > 0)
+    }
+
+    fn add_source(&mut self, item_id: i64, source: &str, now: i64) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO item_sources (source, item_id, first_seen)
+                 VALUES (?1, ?2, ?3)",
+            )
+            .ctx("preparing the item source insert")?;
+        let added = stmt
+            .execute(params![source, item_id, now])
+            .ctx("recording an item's source")?;
+        Ok(added > 0)
+    }
+
+    fn item_scopes(
+        &mut self,
+        item_id: i64,
+        scopes: &mut BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .prepare_cached(ITEM_SCOPES)
+            .ctx("preparing the item scope lookup")?;
+        let rows = stmt
+            .query_map([item_id], |row| row.get::<_, String>(0))
+            .ctx("looking up an item's feeds")?;
+        for scope in rows {
+            scopes.insert(scope.ctx("reading an item's feeds")?);
+        }
+        Ok(())
+    }
+
+    fn insert_item(&mut self, item: &NewItem<'_>) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT INTO items (key, title, link, summary, authors, author_count, publisher,
+                                    source, published, arxiv_id, format, first_seen, updated_at,
+                                    ident, listed, changed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)",
+            )
+            .ctx("preparing the item insert")?;
+        let inserted = stmt.execute(params![
+            item.key,
+            item.title,
+            item.link,
+            item.summary,
+            item.authors,
+            item.author_count,
+            item.publisher,
+            item.source,
+            item.published,
+            item.arxiv_id,
+            item.format,
+            item.now,
+            item.ident,
+            item.listed,
+            item.changed,
+        ]);
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+            {
+                Ok(None)
+            }
+            other => {
+                other.ctx("inserting an item")?;
+                Ok(Some(self.last_insert_rowid()))
+            }
+        }
+    }
+
+    fn key_exists(&mut self, key: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .prepare_cached(KEY_EXISTS)
+            .ctx("preparing the key lookup")?;
+        stmt.exists([key]).ctx("looking up an item key")
+    }
+
+    fn update_item(&mut self, update: &ItemUpdate<'_>) -> Result<(), StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "UPDATE items SET summary = ?2, link = ?3, authors = ?4, author_count = ?5,
+                                  publisher = ?6, published = ?7, arxiv_id = ?8, updated_at = ?9,
+                                  ident = ?10
+                  WHERE id = ?1",
+            )
+            .ctx("preparing the item update")?;
+        stmt.execute(params![
+            update.id,
+            update.summary,
+            update.link,
+            update.authors,
+            update.author_count,
+            update.publisher,
+            update.published,
+            update.arxiv_id,
+            update.now,
+            update.ident,
+        ])
+        .ctx("updating an item")?;
+        Ok(())
+    }
+
+    fn insert_match(
+        &mut self,
+        rule: &str,
+        item_id: i64,
+        words: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO matches (rule, item_id, matched, at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .ctx("preparing the match insert")?;
+        stmt.execute(params![rule, item_id, words, now])
+            .ctx("recording a match")?;
+        Ok(())
+    }
+
+    fn enqueue(&mut self, row: &OutboxRow<'_>) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox
+                        (item_id, rule, notifier, idempotency_key, matched, next_attempt,
+                         created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .ctx("preparing the outbox insert")?;
+        let queued = stmt
+            .execute(params![
+                row.item_id,
+                row.rule,
+                row.notifier,
+                row.key,
+                row.matched,
+                row.due,
+                row.now
+            ])
+            .ctx("enqueueing a delivery")?;
+        Ok(queued > 0)
+    }
+
+    fn record_capture(&mut self, capture: &CaptureRow<'_>) -> Result<(), StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT OR IGNORE INTO captures
+                        (hash, source, origin, format, entries, new_items, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .ctx("preparing the capture record")?;
+        stmt.execute(params![
+            capture.hash,
+            capture.source,
+            capture.origin,
+            capture.format,
+            capture.entries,
+            capture.new_items,
+            capture.now,
+        ])
+        .ctx("recording the capture")?;
+        Ok(())
+    }
+
+    fn bump_generation(&mut self, now: i64, new_items: i64) -> Result<(), StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "UPDATE generation SET value = value + 1, changed_at = MAX(changed_at, ?1),
+                                       items = items + ?2
+                  WHERE id = 1",
+            )
+            .ctx("preparing the generation bump")?;
+        stmt.execute(params![now, new_items])
+            .ctx("bumping the generation")?;
+        Ok(())
+    }
+
+    fn scope_changed(&mut self, scope: &str) -> Result<(), StoreError> {
+        let mut stmt = self
+            .prepare_cached(
+                "INSERT INTO scope_changes (scope, generation)
+                      SELECT ?1, value FROM generation WHERE id = 1
+                 ON CONFLICT (scope) DO UPDATE SET generation = excluded.generation",
+            )
+            .ctx("preparing the scope change record")?;
+        stmt.execute([scope]).ctx("recording a feed scope change")?;
+        Ok(())
+    }
+
+    fn next_generation(&mut self) -> Result<i64, StoreError> {
+        self.prepare_cached("SELECT value + 1 FROM generation WHERE id = 1")
+            .ctx("preparing the generation read")?
+            .query_row([], |row| row.get(0))
+            .ctx("reading the generation")
+    }
+
+    fn mark_changed(&mut self, item_id: i64, generation: i64) -> Result<(), StoreError> {
+        self.prepare_cached("UPDATE items SET changed = ?2 WHERE id = ?1")
+            .ctx("preparing the item change mark")?
+            .execute(params![item_id, generation])
+            .ctx("marking an item changed")?;
+        Ok(())
+    }
+
+    fn record_interest(
+        &mut self,
+        interest: &str,
+        item_id: i64,
+        score: f64,
+        terms: &str,
+        seen: i64,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT OR REPLACE INTO interest_scores (interest, item_id, score, terms, seen)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .ctx("preparing the interest score insert")?
+        .execute(params![interest, item_id, score, terms, seen])
+        .ctx("recording an interest score")?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

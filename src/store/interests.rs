@@ -8,11 +8,11 @@
 //! ([`Store::replace_interest_scores`]), which changes the feed but alerts nobody.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
-use super::ingest::{due_time, enqueue};
+use super::ingest::{due_time, enqueue, IngestSql};
 use super::items::{item_columns, item_from_row, sql_limit, ITEM_COLUMN_COUNT};
-use super::{bad_column, to_ms, Ctx, Ingest, Store, StoreError, StoredItem};
+use super::{bad_column, to_ms, Ctx, Ingest, SqliteStore, StoreError, StoredItem};
 use crate::entry::{normalize_arxiv_id, normalize_title, normalize_url};
 
 /// What the user said of an item for one interest.
@@ -117,14 +117,15 @@ pub struct CorpusItem {
 }
 
 /// What the outbox row of an interest match says matched: the score, then the terms.
-fn matched_json(score: f32, terms: &[(String, f32)]) -> String {
+pub(super) fn matched_json(score: f32, terms: &[(String, f32)]) -> String {
     let labels: Vec<String> = std::iter::once(format!("score {score:.3}"))
         .chain(terms.iter().map(|(t, _)| t.clone()))
         .collect();
     serde_json::Value::from(labels).to_string()
 }
 
-fn terms_json(terms: &[(String, f32)]) -> String {
+/// The terms as stored: a JSON array of `[term, weight]`.
+pub(super) fn terms_json(terms: &[(String, f32)]) -> String {
     serde_json::to_string(terms).unwrap_or_else(|_| "[]".to_owned())
 }
 
@@ -132,34 +133,27 @@ fn terms_json(terms: &[(String, f32)]) -> String {
 /// outbox row per notifier (as `record_match` does for a rule). Returns the rows
 /// enqueued.
 pub(super) fn record(
-    conn: &Connection,
+    db: &mut dyn IngestSql,
     item_id: i64,
     item_key: &str,
     scored: &InterestMatch,
     batch: &Ingest<'_>,
     now: i64,
 ) -> Result<usize, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT OR REPLACE INTO interest_scores (interest, item_id, score, terms, seen)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .ctx("preparing the interest score insert")?;
-    stmt.execute(params![
-        scored.interest,
+    db.record_interest(
+        &scored.interest,
         item_id,
         f64::from(scored.score),
-        terms_json(&scored.terms),
-        now
-    ])
-    .ctx("recording an interest score")?;
+        &terms_json(&scored.terms),
+        now,
+    )?;
     if !batch.alerts {
         return Ok(0);
     }
     let due = due_time(now, scored.digest_secs);
     let matched = matched_json(scored.score, &scored.terms);
     enqueue(
-        conn,
+        db,
         item_id,
         item_key,
         &scored.rule(),
@@ -185,7 +179,7 @@ pub(super) const INTEREST_ITEMS: &str = concat!(
       ORDER BY s.seen DESC, s.item_id DESC LIMIT ?3"
 );
 
-impl Store {
+impl SqliteStore {
     /// Records (or, with `None`, clears) the user's verdict on an item for an
     /// interest. Returns false when no item has that id.
     pub fn set_verdict(
@@ -403,7 +397,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::entry::Entry;
-    use crate::store::NoRules;
+    use crate::store::{NoRules, Store};
 
     fn store_with(entries: &[Entry]) -> Store {
         let mut store = Store::open_in_memory().expect("open");

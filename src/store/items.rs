@@ -5,7 +5,7 @@ use rusqlite::OptionalExtension;
 
 use crate::entry::{day_start, Timestamp};
 
-use super::{bad_column, time_col, Ctx, ItemFilter, Store, StoreError, StoredItem};
+use super::{bad_column, time_col, Ctx, ItemFilter, SqliteStore, StoreError, StoredItem};
 
 /// The columns [`item_from_row`] reads, in its order, from `items` aliased `i`.
 /// Joined queries put them first so the item always starts at column 0. A macro, not a
@@ -115,13 +115,16 @@ pub(super) fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredI
 /// Decodes a timestamp stored in column `idx`: RFC 3339, or a bare `YYYY-MM-DD` as
 /// schema 3 and before wrote it (that day's start in UTC).
 fn timestamp_col(text: &str, idx: usize) -> rusqlite::Result<Timestamp> {
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|err| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .map(day_start)
-                .map_err(|_| err)
-        })
-        .map_err(|err| bad_column(idx, err))
+    parse_timestamp(text).map_err(|err| bad_column(idx, err))
+}
+
+/// A stored timestamp: RFC 3339, or a bare `YYYY-MM-DD` (that day's start in UTC).
+pub(super) fn parse_timestamp(text: &str) -> Result<Timestamp, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text).or_else(|err| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(day_start)
+            .map_err(|_| err)
+    })
 }
 
 /// Decodes a JSON array of strings stored in column `idx`.
@@ -177,9 +180,9 @@ fn listing_query<'a>(filter: ItemFilter<'a>, changed: bool) -> (&'static str, Op
 
 /// The least number of changed items past which [`Store::changed_items`] gives up
 /// and the feed lists itself again: past a feed's length, a listing costs no more.
-const CHANGED_ITEMS_FLOOR: usize = 1_000;
+pub(super) const CHANGED_ITEMS_FLOOR: usize = 1_000;
 
-impl Store {
+impl SqliteStore {
     /// Up to `limit` items, newest first.
     ///
     /// [`ItemFilter::All`] orders by first-seen time; [`ItemFilter::Source`] by when that

@@ -8,6 +8,7 @@
 //!
 //! The store is synchronous; the daemon calls it from `spawn_blocking`.
 
+mod backend;
 mod bulk;
 mod health;
 mod ingest;
@@ -15,7 +16,9 @@ mod interests;
 mod items;
 mod migrations;
 mod outbox;
+pub mod postgres;
 
+pub use backend::{SourceLease, Store, StoreBackend};
 pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
 pub use interests::{interest_rule, CorpusItem, InterestMatch, ScoreRow, ScoredItem, Verdict};
@@ -64,6 +67,39 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// PostgreSQL reported an error while doing `context`.
+    #[error("store: {context}: {source}")]
+    Postgres {
+        /// What the store was doing.
+        context: &'static str,
+        /// The PostgreSQL client's error (the server's, or the connection's).
+        source: ::postgres::Error,
+    },
+    /// A stored value does not decode (a row edited by hand or written by a buggy build).
+    #[error("store: column {column} holds a value that does not decode: {detail}")]
+    Value {
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A new item's key was free a moment ago and is taken now, inside one transaction.
+    #[error("store: item key {0} was taken while it was being inserted")]
+    KeyTaken(String),
+    /// The TLS setup for a PostgreSQL connection could not be built.
+    #[error("store: TLS for PostgreSQL: {0}")]
+    Tls(String),
+    /// `lookout migrate` copies into an empty database only.
+    #[error(
+        "store: the PostgreSQL database already holds a store; migrate copies into an empty one"
+    )]
+    NotEmpty,
+    /// A thread of the store's could not be started.
+    #[error("store: cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The operation exists for one backend only (`what` says which and why).
+    #[error("store: {0}")]
+    Unsupported(&'static str),
     /// The state directory could not be created.
     #[error("cannot create state directory {path}: {source}")]
     Dir {
@@ -265,8 +301,8 @@ pub struct FailedDelivery {
     pub at: DateTime<Utc>,
 }
 
-/// The open database.
-pub struct Store {
+/// The embedded SQLite database, lookout's default store.
+pub struct SqliteStore {
     conn: rusqlite::Connection,
 }
 
@@ -313,13 +349,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// re-parses SQL.
 const STATEMENT_CACHE: usize = 64;
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating when absent) the database at `path` and brings its schema up to
     /// date. The parent directory is created if needed.
     ///
     /// WAL with `synchronous=NORMAL`: a commit is durable against a process crash, and a
     /// power loss can lose at most the last transactions, never corrupt the file.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
                 path: dir.to_owned(),
@@ -327,16 +363,16 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path).ctx("opening the database file")?;
-        Store::setup(conn, Journal::Wal)
+        SqliteStore::setup(conn, Journal::Wal)
     }
 
     /// Opens a private in-memory database with the full schema, for tests and dry runs.
-    pub fn open_in_memory() -> Result<Store, StoreError> {
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
         let conn = Connection::open_in_memory().ctx("opening an in-memory database")?;
-        Store::setup(conn, Journal::Memory)
+        SqliteStore::setup(conn, Journal::Memory)
     }
 
-    fn setup(mut conn: Connection, journal: Journal) -> Result<Store, StoreError> {
+    fn setup(mut conn: Connection, journal: Journal) -> Result<SqliteStore, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)
             .ctx("setting the busy timeout")?;
         // Check before switching the journal mode: a newer lookout's file is not ours to
@@ -368,7 +404,7 @@ impl Store {
         if migrations::version(&conn)? < migrations::latest() {
             migrations::migrate(&mut conn)?;
         }
-        Ok(Store { conn })
+        Ok(SqliteStore { conn })
     }
 
     /// The generation at which each feed scope last changed, by
@@ -562,7 +598,7 @@ mod tests {
     /// grow with a million stored items.
     #[test]
     fn hot_queries_seek_indexes_instead_of_scanning() {
-        let store = Store::open_in_memory().expect("open");
+        let store = SqliteStore::open_in_memory().expect("open");
         let queries = [
             items::LIST_ALL,
             items::LIST_SOURCE,
@@ -644,7 +680,7 @@ mod tests {
         for key in ["a", "b"] {
             conn.execute(insert, [key]).expect("old item");
         }
-        let mut store = Store::setup(conn, Journal::Memory).expect("upgrade");
+        let mut store = SqliteStore::setup(conn, Journal::Memory).expect("upgrade");
         assert_eq!(store.item_count().expect("count"), 2);
         let entries = titled(&["One", "Two", "One"]);
         store
@@ -710,6 +746,8 @@ mod tests {
             .items
             .is_empty());
         store
+            .sqlite()
+            .expect("a SQLite store")
             .conn
             .execute_batch(
                 "DELETE FROM item_keys WHERE item_id = (SELECT id FROM items WHERE title = 'Two');
@@ -729,7 +767,7 @@ mod tests {
     /// key taken by an item that no longer answers to it, the new item gets `#2`.
     #[test]
     fn a_taken_key_gets_a_suffix_instead_of_failing_the_ingest() {
-        let mut store = Store::open_in_memory().expect("open");
+        let mut store = SqliteStore::open_in_memory().expect("open");
         let first = titled(&["Same Title"]);
         store
             .ingest(&page(&first, "h1"), &NoRules)
@@ -754,7 +792,7 @@ mod tests {
     /// Cached statements must not be compiled again per call (see `Store::setup`).
     #[test]
     fn query_plans_do_not_depend_on_bound_values() {
-        let store = Store::open_in_memory().expect("open");
+        let store = SqliteStore::open_in_memory().expect("open");
         assert!(store
             .conn
             .db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
@@ -769,7 +807,7 @@ mod tests {
 
     #[test]
     fn fresh_store_is_at_the_latest_schema_version() {
-        let store = Store::open_in_memory().expect("open");
+        let store = SqliteStore::open_in_memory().expect("open");
         assert_eq!(
             store.schema_version().expect("version"),
             migrations::latest()
@@ -778,7 +816,7 @@ mod tests {
 
     #[test]
     fn fetch_state_defaults_then_round_trips() {
-        let mut store = Store::open_in_memory().expect("open");
+        let mut store = SqliteStore::open_in_memory().expect("open");
         assert_eq!(
             store.fetch_state("hf").expect("read"),
             FetchState::default()

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::items::{item_columns, item_from_row, json_list, sql_limit, ITEM_COLUMN_COUNT};
 use super::{
-    time_col, to_ms, Ctx, Delivery, FailedDelivery, OutboxCounts, Store, StoreError, StoredItem,
+    time_col, to_ms, Ctx, Delivery, FailedDelivery, OutboxCounts, SqliteStore, StoreError,
+    StoredItem,
 };
 
 /// Pending rows due by ?1, oldest due first.
@@ -50,7 +51,7 @@ pub struct RuleMatch {
     pub at: DateTime<Utc>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Up to `limit` pending deliveries due at `now`, oldest due first, each with its
     /// item.
     pub fn due_deliveries(

@@ -198,10 +198,8 @@ fn a_post_titled_like_a_paper_never_becomes_the_paper() {
 
 /// An item's feed date is settled when it is first stored: a text capture's paper
 /// (dated when first seen) keeps its date when the API later gives a listing date.
-#[test]
-fn an_items_feed_date_never_moves_once_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("lookout.db")).unwrap();
+fn an_items_feed_date_never_moves_once_stored(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let title = "Relative representations enable zero-shot latent space communication";
     let text = Entry {
         title: title.into(),
@@ -221,10 +219,8 @@ fn an_items_feed_date_never_moves_once_stored() {
 }
 
 /// Two entries with different ids are never one item, whatever their titles.
-#[test]
-fn entries_with_different_ids_are_never_one_item() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("lookout.db")).unwrap();
+fn entries_with_different_ids_are_never_one_item(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let post = |guid: &str| Entry {
         title: "Weekly links".into(),
         link: Some("https://blog.example.org/".into()),
@@ -240,10 +236,8 @@ fn entries_with_different_ids_are_never_one_item() {
 }
 
 /// Case 3: the same bytes on two sources are each source's own page.
-#[test]
-fn the_same_page_on_two_sources_is_ingested_by_both() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("lookout.db")).unwrap();
+fn the_same_page_on_two_sources_is_ingested_by_both(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let entries = entries_of("hf_papers_may20.txt");
     let first = ingest(&mut store, "a", "same-bytes", &entries, 0);
     let second = ingest(&mut store, "b", "same-bytes", &entries, 1);
@@ -258,10 +252,8 @@ fn the_same_page_on_two_sources_is_ingested_by_both() {
 }
 
 /// The real captures, then the HF page and API of the same days: one item per paper.
-#[test]
-fn hf_text_page_and_api_merge_into_one_item_per_paper() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("lookout.db")).unwrap();
+fn hf_text_page_and_api_merge_into_one_item_per_paper(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let files = [
         "aitopics_energy.txt",
         "hf_papers_may20.txt",
@@ -565,3 +557,10 @@ fn an_import_into_a_running_daemons_store_is_served() {
     });
     daemon.stop(Duration::from_secs(10));
 }
+
+crate::on_both_stores!(
+    an_items_feed_date_never_moves_once_stored,
+    entries_with_different_ids_are_never_one_item,
+    the_same_page_on_two_sources_is_ingested_by_both,
+    hf_text_page_and_api_merge_into_one_item_per_paper,
+);

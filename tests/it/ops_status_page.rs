@@ -69,6 +69,7 @@ fn sample_view() -> StatusView {
                 .into(),
         ),
         store_problem: None,
+        replica: None,
         sources: vec![
             SourceView {
                 name: "drop".into(),

@@ -1,4 +1,5 @@
-//! The store's diff against a real SQLite file: identity, dedup, updates, persistence.
+//! The store's diff against a real SQLite file and a real PostgreSQL server (each
+//! test in `on_both_stores!` runs on both): identity, dedup, updates, persistence.
 
 use crate::common::*;
 use chrono::NaiveDate;
@@ -72,10 +73,8 @@ fn titles(store: &Store, filter: ItemFilter<'_>) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn new_entries_are_new_exactly_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn new_entries_are_new_exactly_once(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let entries = vec![entry("Alpha"), entry("Beta"), entry("Gamma")];
     let first = store
         .ingest(&batch("drop", Some("h1"), &entries, 0), &NoRules)
@@ -94,10 +93,8 @@ fn new_entries_are_new_exactly_once() {
     assert_eq!(store.item_count().expect("count"), 3);
 }
 
-#[test]
-fn redropped_capture_adds_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn redropped_capture_adds_nothing(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let entries = vec![entry("Alpha"), entry("Beta")];
     store
         .ingest(&batch("drop", Some("same"), &entries, 0), &NoRules)
@@ -117,10 +114,8 @@ fn redropped_capture_adds_nothing() {
     assert_eq!(store.generation().expect("generation"), generation);
 }
 
-#[test]
-fn overlapping_capture_adds_only_unseen_entries() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn overlapping_capture_adds_only_unseen_entries(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let monday = vec![entry("Alpha"), entry("Beta"), entry("Gamma")];
     let tuesday = vec![
         entry("Gamma"),
@@ -142,10 +137,8 @@ fn overlapping_capture_adds_only_unseen_entries() {
     );
 }
 
-#[test]
-fn same_entry_twice_in_one_page_counts_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn same_entry_twice_in_one_page_counts_once(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let entries = vec![
         entry("Diffusion Alpha"),
         entry("Beta"),
@@ -159,10 +152,8 @@ fn same_entry_twice_in_one_page_counts_once() {
     assert_eq!(store.item_count().expect("count"), 2);
 }
 
-#[test]
-fn changed_summary_updates_the_item_and_bumps_the_generation() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn changed_summary_updates_the_item_and_bumps_the_generation(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let before = vec![paper("Alpha", "2401.00042")];
     store
         .ingest(&batch("drop", Some("a"), &before, 0), &NoRules)
@@ -221,10 +212,8 @@ fn changed_summary_updates_the_item_and_bumps_the_generation() {
     );
 }
 
-#[test]
-fn unchanged_capture_does_not_bump_the_generation() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn unchanged_capture_does_not_bump_the_generation(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let entries = vec![entry("Alpha")];
     store
         .ingest(&batch("drop", Some("a"), &entries, 0), &NoRules)
@@ -237,10 +226,8 @@ fn unchanged_capture_does_not_bump_the_generation() {
     assert_eq!(store.last_change().expect("last change"), Some(at(0)));
 }
 
-#[test]
-fn text_html_and_json_captures_of_one_paper_are_one_item() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn text_html_and_json_captures_of_one_paper_are_one_item(open: &dyn Fn() -> Store) {
+    let mut store = open();
     // Text capture: title, count of authors, no ids.
     let text = Entry {
         title: "Scaling Diffusion Transformers".into(),
@@ -319,10 +306,8 @@ fn text_html_and_json_captures_of_one_paper_are_one_item() {
     assert_eq!(store.outbox_counts().expect("counts").pending, 2);
 }
 
-#[test]
-fn same_title_with_different_arxiv_ids_is_two_items() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn same_title_with_different_arxiv_ids_is_two_items(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let first = Entry {
         title: "Attention Is All You Need".into(),
         arxiv_id: Some("1706.03762".into()),
@@ -430,10 +415,8 @@ fn corrupt_stored_data_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("store: "), "{err}");
 }
 
-#[test]
-fn listings_by_source_and_rule_are_newest_first() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn listings_by_source_and_rule_are_newest_first(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let a = vec![entry("Diffusion One"), entry("Plain One")];
     let b = vec![entry("Diffusion Two"), entry("Plain One")];
     store
@@ -467,10 +450,8 @@ fn listings_by_source_and_rule_are_newest_first() {
     assert_eq!(matches[0].at, at(60));
 }
 
-#[test]
-fn thousand_entry_page_ingests_in_one_go() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn thousand_entry_page_ingests_in_one_go(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let page: Vec<Entry> = (0..1000)
         .map(|n| Entry {
             title: format!("Paper number {n} on diffusion"),
@@ -494,10 +475,8 @@ fn thousand_entry_page_ingests_in_one_go() {
     assert_eq!(store.item_count().expect("count"), 1000);
 }
 
-#[test]
-fn entries_without_any_identity_are_skipped() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = open(&dir);
+fn entries_without_any_identity_are_skipped(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let entries = vec![entry("?!"), entry("Alpha"), entry("")];
     let report = store
         .ingest(&batch("drop", Some("h"), &entries, 0), &NoRules)
@@ -507,10 +486,8 @@ fn entries_without_any_identity_are_skipped() {
 }
 
 /// Each change records which feeds it touched, so only those are rendered again.
-#[test]
-fn changes_record_the_feed_scopes_they_touch() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = open(&dir);
+fn changes_record_the_feed_scopes_they_touch(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let gen_of = |store: &Store, scope: ItemFilter<'_>| {
         store
             .scope_changes()
@@ -655,3 +632,18 @@ fn a_checkpoint_beside_the_open_store_copies_the_wal_into_the_file() {
     assert_eq!(count, 1, "the item was copied into the database file");
     assert_eq!(titles(&store, ItemFilter::All), ["Checkpointed paper"]);
 }
+
+crate::on_both_stores!(
+    new_entries_are_new_exactly_once,
+    redropped_capture_adds_nothing,
+    overlapping_capture_adds_only_unseen_entries,
+    same_entry_twice_in_one_page_counts_once,
+    changed_summary_updates_the_item_and_bumps_the_generation,
+    unchanged_capture_does_not_bump_the_generation,
+    text_html_and_json_captures_of_one_paper_are_one_item,
+    same_title_with_different_arxiv_ids_is_two_items,
+    listings_by_source_and_rule_are_newest_first,
+    thousand_entry_page_ingests_in_one_go,
+    entries_without_any_identity_are_skipped,
+    changes_record_the_feed_scopes_they_touch,
+);

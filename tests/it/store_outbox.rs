@@ -1,4 +1,4 @@
-//! The alert outbox against a real SQLite file: what ingest enqueues, and the delivery
+//! The alert outbox against a real SQLite file and a real PostgreSQL server: what ingest enqueues, and the delivery
 //! state machine the worker drives.
 
 use chrono::{DateTime, Duration, Utc};
@@ -57,15 +57,8 @@ fn ingest(store: &mut Store, hash: &str, entries: &[Entry], secs: i64, alerts: b
     store.ingest(&batch, &Rules).expect("ingest").queued
 }
 
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("lookout.db")).expect("open");
-    (dir, store)
-}
-
-#[test]
-fn outbox_has_one_row_per_rule_and_notifier_with_a_stable_key() {
-    let (_dir, mut store) = open();
+fn outbox_has_one_row_per_rule_and_notifier_with_a_stable_key(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let queued = ingest(
         &mut store,
         "a",
@@ -105,9 +98,8 @@ fn outbox_has_one_row_per_rule_and_notifier_with_a_stable_key() {
     );
 }
 
-#[test]
-fn baseline_records_matches_but_enqueues_nothing() {
-    let (_dir, mut store) = open();
+fn baseline_records_matches_but_enqueues_nothing(open: &dyn Fn() -> Store) {
+    let mut store = open();
     let queued = ingest(&mut store, "a", &[entry("a hot paper")], 0, false);
     assert_eq!(queued, 0);
     assert_eq!(
@@ -118,9 +110,8 @@ fn baseline_records_matches_but_enqueues_nothing() {
     assert_eq!(store.recent_matches("slow", 10).expect("matches").len(), 1);
 }
 
-#[test]
-fn known_items_never_alert_again() {
-    let (_dir, mut store) = open();
+fn known_items_never_alert_again(open: &dyn Fn() -> Store) {
+    let mut store = open();
     assert_eq!(ingest(&mut store, "a", &[entry("a hot paper")], 0, true), 3);
     let mut edited = entry("a hot paper");
     edited.summary = "now with an abstract".into();
@@ -128,9 +119,8 @@ fn known_items_never_alert_again() {
     assert_eq!(store.outbox_counts().expect("counts").pending, 3);
 }
 
-#[test]
-fn immediate_rows_are_due_now_and_digest_rows_at_the_window_end() {
-    let (_dir, mut store) = open();
+fn immediate_rows_are_due_now_and_digest_rows_at_the_window_end(open: &dyn Fn() -> Store) {
+    let mut store = open();
     ingest(&mut store, "a", &[entry("first hot")], 100, true);
     ingest(&mut store, "b", &[entry("second hot")], 500, true);
     let due_now = store.due_deliveries(at(500), 10).expect("due");
@@ -147,9 +137,8 @@ fn immediate_rows_are_due_now_and_digest_rows_at_the_window_end() {
     assert_eq!(store.due_deliveries(at(900), 1).expect("due").len(), 1);
 }
 
-#[test]
-fn retries_then_delivery_and_retries_then_failure() {
-    let (_dir, mut store) = open();
+fn retries_then_delivery_and_retries_then_failure(open: &dyn Fn() -> Store) {
+    let mut store = open();
     ingest(
         &mut store,
         "a",
@@ -219,12 +208,9 @@ fn retries_then_delivery_and_retries_then_failure() {
     assert_eq!(failed[0].at, at(90));
 }
 
-#[test]
-fn pending_rows_survive_a_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("lookout.db");
+fn pending_rows_survive_a_reopen(open: &dyn Fn() -> Store) {
     let ids: Vec<i64> = {
-        let mut store = Store::open(&path).expect("open");
+        let mut store = open();
         ingest(&mut store, "a", &[entry("hot")], 0, true);
         store
             .due_deliveries(at(0), 10)
@@ -233,7 +219,7 @@ fn pending_rows_survive_a_reopen() {
             .map(|d| d.id)
             .collect()
     };
-    let store = Store::open(&path).expect("reopen");
+    let store = open();
     let again: Vec<i64> = store
         .due_deliveries(at(0), 10)
         .expect("due")
@@ -250,3 +236,12 @@ fn pending_rows_survive_a_reopen() {
         3
     );
 }
+
+crate::on_both_stores!(
+    outbox_has_one_row_per_rule_and_notifier_with_a_stable_key,
+    baseline_records_matches_but_enqueues_nothing,
+    known_items_never_alert_again,
+    immediate_rows_are_due_now_and_digest_rows_at_the_window_end,
+    retries_then_delivery_and_retries_then_failure,
+    pending_rows_survive_a_reopen,
+);

@@ -65,6 +65,8 @@ pub enum FetchOutcome {
     },
     /// The server sent a page whose bytes were ingested before.
     Duplicate,
+    /// Not fetched: another replica of a shared store holds the source's lease.
+    LeasedElsewhere,
 }
 
 impl std::fmt::Display for FetchOutcome {
@@ -72,6 +74,9 @@ impl std::fmt::Display for FetchOutcome {
         match self {
             FetchOutcome::NotModified => f.write_str("not modified"),
             FetchOutcome::Duplicate => f.write_str("unchanged page (seen before)"),
+            FetchOutcome::LeasedElsewhere => {
+                f.write_str("fetched by another replica (it holds the lease)")
+            }
             FetchOutcome::Ingested {
                 format,
                 report,
@@ -474,6 +479,16 @@ impl HttpSource {
         AttemptError::PipelineClosed {
             source_name: self.name.clone(),
         }
+    }
+
+    /// Whether this replica holds the source's lease (always, on a store one process
+    /// owns). A store that cannot answer does not stop the fetch: the pipeline holds
+    /// what the store cannot take, as it does for one replica.
+    async fn leased(&self) -> bool {
+        let name = self.name.clone();
+        crate::store::blocking(&self.store, move |store| store.lease_source(&name))
+            .await
+            .unwrap_or(true)
     }
 
     /// The validators and baseline flag the store holds for this source: a read,

@@ -113,6 +113,9 @@ struct Entry {
     failures: u32,
     /// Whether a fetch is in flight (then the source is not in the heap).
     busy: bool,
+    /// Whether this replica held the source's lease at its last turn: a source taken
+    /// over reads its state from the store again before fetching.
+    held: bool,
 }
 
 /// What a finished fetch hands back.
@@ -121,6 +124,9 @@ struct Done {
     host: String,
     version: u64,
     known: Option<Known>,
+    /// False when another replica of a shared store holds the source's lease: no fetch
+    /// was made, and `result` means nothing.
+    leased: bool,
     result: Result<FetchOutcome, AttemptError>,
 }
 
@@ -248,6 +254,7 @@ impl Scheduler {
                         known: None,
                         failures: 0,
                         busy: false,
+                        held: false,
                     },
                 );
                 self.heap.push(Reverse((first, version, name)));
@@ -305,13 +312,35 @@ impl Scheduler {
             let source = Arc::clone(&entry.source);
             let mut known = entry.known.take();
             let tx = tx.clone();
+            let held = entry.held;
             let task = running.spawn(async move {
+                // Only the sources this replica leases are fetched (on a store one
+                // process owns, all of them; replicas running `once` together split
+                // the sources the same way).
+                if !source.leased().await {
+                    return Done {
+                        name,
+                        host,
+                        version,
+                        known,
+                        leased: false,
+                        result: Ok(FetchOutcome::LeasedElsewhere),
+                    };
+                }
+                if !held {
+                    // Taken over (or first fetched here): the validators and the
+                    // baseline flag are what the last fetcher recorded, read again from
+                    // the store; else a takeover's first page would be a baseline and
+                    // its new items would never alert.
+                    known = None;
+                }
                 let result = source.attempt(&mut known, &tx).await;
                 Done {
                     name,
                     host,
                     version,
                     known,
+                    leased: true,
                     result,
                 }
             });
@@ -324,8 +353,6 @@ impl Scheduler {
         }
     }
 
-    /// Books a finished fetch and schedules the source's next one. False when the
-    /// pipeline is closed: nothing more can be reported, so the scheduler stops.
     /// A fetch task that panicked (a bug): its source counts a failed attempt and is
     /// scheduled again, as after any failure.
     fn lost(&mut self, error: &tokio::task::JoinError) -> Option<Done> {
@@ -333,6 +360,8 @@ impl Scheduler {
         tracing::error!(source = %name, %error, "fetch task failed");
         Some(Done {
             known: None,
+            // It was fetching, so it held the source.
+            leased: true,
             result: Err(AttemptError::Lost {
                 source_name: name.clone(),
             }),
@@ -342,6 +371,8 @@ impl Scheduler {
         })
     }
 
+    /// Books a finished fetch and schedules the source's next one. False when the
+    /// pipeline is closed: nothing more can be reported, so the scheduler stops.
     fn finished(&mut self, done: Done) -> bool {
         if matches!(done.result, Err(AttemptError::PipelineClosed { .. })) {
             return false;
@@ -353,10 +384,22 @@ impl Scheduler {
         if entry.version != done.version {
             return true;
         }
+        entry.held = done.leased;
+        if !done.leased && self.pass.is_none() {
+            // Another replica fetches this source; look again soon, to take it over
+            // within a lease period of that replica's death.
+            entry.busy = false;
+            entry.known = done.known;
+            let again = Instant::now() + crate::store::postgres::LEASE_PERIOD / 10;
+            self.heap.push(Reverse((again, done.version, done.name)));
+            return true;
+        }
         if let Some(results) = &mut self.pass {
-            entry
-                .source
-                .publish(&mut done.known.clone(), &done.result, None);
+            if done.leased {
+                entry
+                    .source
+                    .publish(&mut done.known.clone(), &done.result, None);
+            }
             self.entries.remove(&done.name);
             results.push((done.name, done.result));
             return true;

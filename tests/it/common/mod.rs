@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: start the real `lookout` binary on a temp dir, find the
 //! port it listens on, poll with deadlines.
 
+pub mod pg;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

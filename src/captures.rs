@@ -1,0 +1,168 @@
+//! `POST /captures/<source>`: a capture sent to any replica over HTTP, for a load
+//! balancer in front of several, taken exactly as a file dropped into that source's
+//! folder: the same pipeline, the same duplicate rule (the same bytes are ingested
+//! once) and the same refusals, answered in the status code instead of a filing.
+//!
+//! It writes, so it asks more than the read-only routes: the access token is required
+//! (a server without one refuses every capture), it comes in the `Authorization`
+//! header only (a `?token=` in a link or a form could be replayed by another site), a
+//! browser's cross-site request is refused, and the body is held to the source's
+//! `max_file_size`.
+
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Secret;
+use crate::live::Live;
+use crate::server::{bearer_token, token_matches};
+use crate::sources::{content_hash, Capture, Outcome, Page, Report};
+
+/// What the capture route needs from the daemon.
+#[derive(Clone)]
+pub struct CaptureState {
+    /// The pipeline's report channel, as the sources have it.
+    pub pages: mpsc::Sender<Report>,
+    /// The access token in force (reloadable).
+    pub token: Arc<RwLock<Option<Secret>>>,
+    /// The config in force: which sources take captures, and their size limits.
+    pub live: Arc<Live>,
+}
+
+/// The route, to merge into the server's router (it checks its own token).
+pub fn router(state: CaptureState) -> Router {
+    Router::new()
+        .route("/captures/{source}", post(capture))
+        .with_state(state)
+}
+
+/// A response with a one-line text body.
+fn text(code: StatusCode, body: impl Into<String>) -> Response {
+    let mut body = body.into();
+    body.push('\n');
+    (code, body).into_response()
+}
+
+/// Whether a browser says this request comes from another site: `Sec-Fetch-Site`
+/// other than same-origin or none (typed by the user), or an `Origin` that is not this
+/// server's own.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = value(header::HeaderName::from_static("sec-fetch-site")) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (value(header::ORIGIN), value(header::HOST)) {
+        (None, _) => false,
+        (Some(origin), Some(host)) => url::Url::parse(origin).ok().is_none_or(|o| {
+            let port = o.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}{port}", o.host_str().unwrap_or_default()) != host
+        }),
+        (Some(_), None) => true,
+    }
+}
+
+async fn capture(
+    State(s): State<CaptureState>,
+    Path(source): Path<String>,
+    request: Request,
+) -> Response {
+    let expected = s.token.read().ok().and_then(|t| t.clone());
+    let Some(expected) = expected else {
+        return text(
+            StatusCode::FORBIDDEN,
+            "captures over HTTP need [server] token to be configured",
+        );
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token);
+    if !presented.is_some_and(|p| token_matches(p, expected.expose())) {
+        let mut r = text(StatusCode::UNAUTHORIZED, "token required");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"lookout\""),
+        );
+        return r;
+    }
+    if cross_site(request.headers()) {
+        return text(StatusCode::FORBIDDEN, "cross-site capture refused");
+    }
+    let config = s.live.config();
+    let Some((format, limit)) = config.source(&source).and_then(|c| {
+        c.folder()
+            .map(|f| (c.format.get_ref().clone(), f.max_file_size))
+    }) else {
+        return text(StatusCode::NOT_FOUND, "no folder source of that name");
+    };
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let Ok(body) = axum::body::to_bytes(request.into_body(), limit).await else {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a capture is at most {limit} bytes (the source's max_file_size)"),
+        );
+    };
+    let page = Page {
+        origin: format!("POST /captures/{source}"),
+        source,
+        content_hash: content_hash(&body),
+        body: body.to_vec(),
+        content_type,
+        url: None,
+        captured_at: Utc::now(),
+        format,
+        // As a dropped file: sent on purpose, so new items alert.
+        baseline: false,
+    };
+    let (reply, outcome) = oneshot::channel();
+    let sent = s
+        .pages
+        .send(Report::Page(Capture {
+            page,
+            reply,
+            validators: None,
+        }))
+        .await;
+    let outcome = match sent {
+        Ok(()) => outcome.await.ok(),
+        Err(_) => None,
+    };
+    match outcome {
+        Some(Outcome::Ingested { format, report }) => (
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({
+                "format": format,
+                "new": report.new,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "queued": report.queued,
+            })),
+        )
+            .into_response(),
+        Some(Outcome::Duplicate) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"duplicate": true})),
+        )
+            .into_response(),
+        Some(Outcome::Failed { reason }) => text(StatusCode::UNPROCESSABLE_ENTITY, reason),
+        Some(Outcome::Deferred { reason }) => {
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, reason);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+            r
+        }
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "lookout is stopping"),
+    }
+}

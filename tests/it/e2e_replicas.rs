@@ -1,0 +1,163 @@
+//! End to end: two real daemons, replicas on one PostgreSQL database (issue 17). They
+//! serve the same feeds, one fetches each HTTP source, and when that one is killed the
+//! other takes the source over. Skipped, with one line for the run, where PostgreSQL
+//! is not installed.
+
+use std::time::Duration;
+
+use crate::common::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The `/healthz` of the replica at `base`: its name and the sources it leases.
+fn replica(base: &str) -> (String, Vec<String>) {
+    let (_, _, body) = get(&format!("{base}/healthz"), &[]);
+    let health: serde_json::Value = serde_json::from_slice(&body).expect("healthz is JSON");
+    let replica = &health["replica"];
+    assert_eq!(replica["store"], "postgresql", "{health}");
+    let leases = replica["leases"]
+        .as_array()
+        .expect("leases")
+        .iter()
+        .map(|l| l.as_str().unwrap_or_default().to_owned())
+        .collect();
+    (replica["name"].as_str().expect("name").to_owned(), leases)
+}
+
+#[test]
+fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
+    let Some(url) = pg::database() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/hf"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture("hf_papers_may20.txt")))
+            .mount(&server)
+            .await;
+        server
+    });
+    let extra = format!(
+        "[store]\nurl = \"{url}\"\n\
+         [[source]]\nname = \"hf\"\nkind = \"http\"\nurl = \"{uri}/hf\"\nevery = \"1s\"\njitter = \"0s\"\n",
+        uri = server.uri()
+    );
+    let (one, two) = (Setup::new(&extra), Setup::new(&extra));
+    let a = Daemon::start(&one.config);
+    let b = Daemon::start(&two.config);
+    let (a_base, b_base) = (a.base.clone(), b.base.clone());
+
+    // One store: the page one replica fetched is in both replicas' feeds.
+    for base in [&a_base, &b_base] {
+        wait_for(Duration::from_secs(30), "the source's items", || {
+            let (status, _, body) = get(&format!("{base}/feeds/hf.xml"), &[]);
+            (status == 200 && rss_guids(&body).len() == 27).then_some(())
+        });
+    }
+    // Two replicas, one lease.
+    let holder = wait_for(Duration::from_secs(30), "one replica to lease hf", || {
+        let ((a_name, a_leases), (b_name, b_leases)) = (replica(&a_base), replica(&b_base));
+        assert_ne!(a_name, b_name);
+        match (a_leases.as_slice(), b_leases.as_slice()) {
+            ([s], []) if s == "hf" => Some('a'),
+            ([], [s]) if s == "hf" => Some('b'),
+            ([], []) => None,
+            other => panic!("hf leased twice: {other:?}"),
+        }
+    });
+    // The other replica reports the source's health as the store records it.
+    let other_base = if holder == 'a' { &b_base } else { &a_base };
+    wait_for(
+        Duration::from_secs(30),
+        "the other replica to see hf's success",
+        || {
+            let (_, _, body) = get(&format!("{other_base}/healthz"), &[]);
+            let health: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            health["sources"]["hf"]["last_success"].as_str().map(drop)
+        },
+    );
+    // Metrics say the same.
+    let holder_base = if holder == 'a' { &a_base } else { &b_base };
+    let (_, _, metrics) = get(&format!("{holder_base}/metrics"), &[]);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("store=\"postgresql\"} 1"), "{metrics}");
+    assert!(metrics.contains("source_leases 1"), "{metrics}");
+    let (_, _, page) = get(&format!("{holder_base}/"), &[]);
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("on PostgreSQL, leasing 1 sources"), "{page}");
+    // A capture dropped on one replica reaches the other's feed.
+    one.drop_file("text.txt", &fixture("aitopics_energy.txt"));
+    wait_for(
+        Duration::from_secs(30),
+        "the other replica's feed to follow",
+        || {
+            let (status, _, body) = get(&format!("{b_base}/feed.xml"), &[]);
+            (status == 200 && rss_guids(&body).len() == 37).then_some(())
+        },
+    );
+    // SIGKILL the holder: the survivor takes the source over within a lease period.
+    let (victim, survivor) = if holder == 'a' { (a, b) } else { (b, a) };
+    victim.signal(libc::SIGKILL);
+    drop(victim);
+    wait_for(
+        Duration::from_secs(60),
+        "the survivor to take hf over",
+        || {
+            let (_, leases) = replica(&survivor.base);
+            (leases == ["hf"]).then_some(())
+        },
+    );
+    // And stops cleanly (its connections close off the async workers).
+    assert!(survivor.stop(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn replicas_running_once_on_one_store_split_the_sources() {
+    let Some(url) = pg::database() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture("aitopics_energy.txt")))
+            .mount(&server)
+            .await;
+        server
+    });
+    let mut extra = format!("[store]\nurl = \"{url}\"\n");
+    for n in 0..4 {
+        extra.push_str(&format!(
+            "[[source]]\nname = \"s{n}\"\nkind = \"http\"\nurl = \"{}/s{n}\"\nevery = \"1h\"\n",
+            server.uri()
+        ));
+    }
+    let (one, two) = (Setup::new(&extra), Setup::new(&extra));
+    let once = |config: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+            .args(["once", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run lookout once");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = once(&one.config);
+    assert!(!first.contains("another replica"), "{first}");
+    // The second replica, within the lease period: every source is the first one's.
+    let second = once(&two.config);
+    assert_eq!(
+        second.matches("fetched by another replica").count(),
+        4,
+        "{second}"
+    );
+    let fetched = rt.block_on(server.received_requests()).unwrap_or_default();
+    assert_eq!(
+        fetched.len(),
+        4,
+        "each source fetched once, not once per replica"
+    );
+}

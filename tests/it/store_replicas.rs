@@ -1,0 +1,135 @@
+//! Replicas sharing one PostgreSQL store (issue 17): source leases, outbox claims and
+//! migrations, with two or more connections standing for replicas. Skipped, with one
+//! line for the run, where PostgreSQL is not installed.
+
+use std::time::Duration;
+
+use crate::common::*;
+use lookout::entry::Entry;
+use lookout::store::{AlertMatch, Ingest, Matcher, Store};
+
+/// A replica named `name` on the database at `url`, whose leases and claims last
+/// `period` unrenewed.
+fn replica(url: &str, name: &str, period: Duration) -> Store {
+    let mut store = Store::connect(url).expect("connect");
+    let pg = store.postgres().expect("a PostgreSQL store");
+    pg.set_replica(name);
+    pg.set_lease_period(period);
+    store
+}
+
+/// Every entry matches rule "r", delivered to notifiers "hook" and "mail".
+struct Everything;
+
+impl Matcher for Everything {
+    fn matches(&self, _entry: &Entry, _source: &str) -> Vec<AlertMatch> {
+        vec![AlertMatch {
+            rule: "r".into(),
+            notifiers: vec!["hook".into(), "mail".into()],
+            matched: vec!["x".into()],
+            digest_secs: None,
+        }]
+    }
+}
+
+#[test]
+fn a_source_is_leased_by_one_replica_until_its_lease_lapses() {
+    let Some(url) = pg::database() else { return };
+    let a = replica(&url, "a", Duration::from_secs(1));
+    let b = replica(&url, "b", Duration::from_secs(1));
+    assert!(a.lease_source("hf").expect("lease"));
+    assert!(!b.lease_source("hf").expect("lease"), "a holds it");
+    assert!(
+        b.lease_source("blog").expect("lease"),
+        "another source is free"
+    );
+    assert!(a.lease_source("hf").expect("renew"), "the holder renews");
+    let holders: Vec<(String, String)> = b
+        .leases()
+        .expect("leases")
+        .into_iter()
+        .map(|l| (l.source, l.holder))
+        .collect();
+    assert_eq!(
+        holders,
+        [("blog".into(), "b".into()), ("hf".into(), "a".into())]
+    );
+    // a stops calling the store, as a dead replica does: its lease lapses and b takes
+    // the source over; then a, back, finds it taken.
+    wait_for(Duration::from_secs(10), "b to take hf over", || {
+        b.lease_source("hf").expect("lease").then_some(())
+    });
+    assert!(!a.lease_source("hf").expect("lease"));
+}
+
+#[test]
+fn a_delivery_claimed_by_a_dead_replica_is_taken_over_with_the_same_key() {
+    let Some(url) = pg::database() else { return };
+    let mut a = replica(&url, "a", Duration::from_secs(1));
+    let b = replica(&url, "b", Duration::from_secs(1));
+    let entries = [Entry {
+        title: "A paper".into(),
+        format: "hf-papers",
+        ..Entry::default()
+    }];
+    let report = a
+        .ingest(
+            &Ingest {
+                source: "hf",
+                origin: "test",
+                content_hash: Some("h"),
+                format: "hf-papers",
+                entries: &entries,
+                seen_at: at(0),
+                alerts: true,
+            },
+            &Everything,
+        )
+        .expect("ingest");
+    assert_eq!(report.queued, 2);
+    let claimed = a.due_deliveries(at(0), 10).expect("due");
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(
+        a.due_deliveries(at(0), 10).expect("due").len(),
+        2,
+        "a keeps its own"
+    );
+    assert!(
+        b.due_deliveries(at(0), 10).expect("due").is_empty(),
+        "a claims them"
+    );
+    // a dies mid-send: its claims lapse and b sends the same rows, under the same keys.
+    let taken = wait_for(Duration::from_secs(10), "b to take the rows over", || {
+        Some(b.due_deliveries(at(0), 10).expect("due")).filter(|rows| !rows.is_empty())
+    });
+    let keys = |rows: &[lookout::store::Delivery]| {
+        let mut keys: Vec<String> = rows.iter().map(|d| d.idempotency_key.clone()).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&taken), keys(&claimed));
+    for row in &taken {
+        assert!(b.mark_delivered(row.id, at(1)).expect("mark"));
+    }
+    assert!(a.due_deliveries(at(0), 10).expect("due").is_empty());
+    assert!(
+        !a.mark_delivered(claimed[0].id, at(2)).expect("late mark"),
+        "a late mark changes nothing"
+    );
+    assert_eq!(a.outbox_counts().expect("counts").delivered, 2);
+}
+
+#[test]
+fn replicas_starting_together_migrate_the_schema_once() {
+    let Some(url) = pg::database() else { return };
+    let versions: Vec<i64> = std::thread::scope(|scope| {
+        let starts: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| Store::connect(&url).expect("connect").schema_version()))
+            .collect();
+        starts
+            .into_iter()
+            .map(|s| s.join().expect("thread").expect("version"))
+            .collect()
+    });
+    assert_eq!(versions, vec![lookout::store::postgres::latest_schema(); 4]);
+}
