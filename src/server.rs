@@ -133,7 +133,10 @@ async fn interest_feed(
 fn own_origins(s: &AppState) -> Vec<String> {
     let config = s.live.config();
     let mut origins = Vec::with_capacity(3);
-    for address in [config.server.base(), format!("http://{}", config.server.listen)] {
+    for address in [
+        config.server.base(),
+        format!("http://{}", config.server.listen),
+    ] {
         let Ok(url) = url::Url::parse(&address) else {
             continue;
         };

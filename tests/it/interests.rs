@@ -763,7 +763,10 @@ fn a_reload_refuses_a_bad_interest_and_takes_a_new_one() {
 fn rank_refuses_an_unknown_source_or_interest() {
     let setup = setup("notify = []", "");
     for (args, said) in [
-        (["cosmo", "--source", "nosuch"], "no source named \"nosuch\""),
+        (
+            ["cosmo", "--source", "nosuch"],
+            "no source named \"nosuch\"",
+        ),
         (["nosuch", "--limit", "1"], "no interest named \"nosuch\""),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
