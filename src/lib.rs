@@ -23,7 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod parse;
 pub mod publish;
-pub mod retry;
+mod retry;
 pub mod server;
 pub mod sources;
 pub mod status;

@@ -14,10 +14,10 @@
 //! `lookout alert test RULE`.
 
 pub mod interest;
-pub mod message;
+mod message;
 pub mod notifiers;
 pub mod outbox;
-pub mod rules;
+mod rules;
 
 pub use message::{Message, MessageItem};
 pub use notifiers::{Notifier, Notifiers, NotifyError, NotifyErrorKind};

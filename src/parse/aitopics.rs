@@ -26,9 +26,6 @@ pub const NAME: &str = "aitopics";
 /// AITopics listings in either shape (text capture, HTML).
 pub struct AiTopics;
 
-/// The text-capture reader under its first name; it is the same [`AiTopics`] format.
-pub type AiTopicsText = AiTopics;
-
 impl PageFormat for AiTopics {
     fn name(&self) -> &'static str {
         NAME

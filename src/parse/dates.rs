@@ -83,8 +83,9 @@ pub fn parse_timestamp(text: &str, reference: NaiveDate) -> Option<Timestamp> {
 }
 
 /// Like [`parse_date`] but without resolving a yearless date, for callers that need to
-/// know whether the page gave a year.
-pub fn parse_raw(text: &str) -> Option<RawDate> {
+/// know whether the page gave a year (the tests' view of the prefix parser).
+#[cfg(test)]
+fn parse_raw(text: &str) -> Option<RawDate> {
     let (raw, rest) = parse_prefix(text)?;
     is_debris(rest).then_some(raw)
 }

@@ -19,16 +19,16 @@
 //! Auto-detection says no: a page that no format recognises by its real structure is
 //! [`ParseError::Unrecognized`] ("not a listing"), never a best guess.
 
-pub mod aitopics;
-pub mod arxiv;
+mod aitopics;
+mod arxiv;
 pub mod dates;
 pub mod encoding;
-pub mod feed;
+mod feed;
 mod feed_lenient;
-pub mod hf_papers;
-pub mod markup;
+mod hf_papers;
+mod markup;
 pub mod selectors;
-pub mod text;
+mod text;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
