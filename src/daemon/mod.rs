@@ -460,6 +460,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         },
     ));
     tasks.spawn(Arc::clone(&publisher).write_files(shutdown.clone()));
+    // Each interest's first model before any source starts: a paper ingested while its
+    // interest has no model yet is never scored for an alert (the drop folder may hold
+    // captures that arrived while the daemon was down).
+    interests::refresh_all(&interests, &store).await;
     tasks.spawn(interests::run(
         Arc::clone(&interests),
         store.clone(),

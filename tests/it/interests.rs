@@ -781,3 +781,44 @@ fn rank_refuses_an_unknown_source_or_interest() {
         assert!(stderr.contains(said), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_paper_waiting_in_the_drop_folder_at_start_is_scored_for_its_alert() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        server
+    });
+    let hook = format!(
+        "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+        server.uri()
+    );
+    let setup = setup("notify = [\"hook\"]", &hook);
+    let daemon = started_with_papers(&setup);
+    assert!(daemon.stop(Duration::from_secs(30)).success());
+
+    // A paper as close to the likes as can be arrives while the daemon is down: the
+    // daemon ingests it at start, and its interest must have a model by then.
+    let title = "Dark matter halo mass and weak lensing of galaxy clusters, seen at start";
+    let summary = "We study dark matter and weak lensing of galaxy clusters.";
+    let paper = (
+        "2401.00997".to_owned(),
+        title.to_owned(),
+        summary.to_owned(),
+    );
+    setup.drop_file("waiting.xml", &rss([paper]));
+    let _daemon = Daemon::start(&setup.config);
+    setup.wait_filed("processed", "waiting.xml");
+    wait_for(Duration::from_secs(60), "the waiting paper's alert", || {
+        rt.block_on(server.received_requests())
+            .unwrap_or_default()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains(title))
+            .then_some(())
+    });
+}
