@@ -500,7 +500,7 @@ pub struct InterestConfig {
     pub sources: Option<Vec<Spanned<String>>>,
     /// Feed and alert threshold (default [`crate::alert::interest::DEFAULT_MIN_SCORE`]).
     #[serde(default)]
-    pub min_score: Option<f32>,
+    pub min_score: Option<Spanned<f32>>,
     /// Notifier names (default: `log`; `[]`: the feed only).
     #[serde(default)]
     pub notify: Option<Vec<Spanned<String>>>,
@@ -527,7 +527,8 @@ impl InterestConfig {
     /// The threshold in force: `min_score`, else the model's calibrated default.
     pub fn threshold(&self) -> f32 {
         self.min_score
-            .unwrap_or(crate::alert::interest::DEFAULT_MIN_SCORE)
+            .as_ref()
+            .map_or(crate::alert::interest::DEFAULT_MIN_SCORE, |m| *m.get_ref())
     }
 
     /// Whether the interest ranks items of `source`.
@@ -596,11 +597,14 @@ fn check_interests(
                 ));
             }
         }
-        if interest.min_score.is_some_and(|m| !m.is_finite()) {
-            return Err((
-                interest.name.span(),
-                format!("interest {name:?}: `min_score` must be a number"),
-            ));
+        if let Some(min) = &interest.min_score {
+            // Scores are percentiles: 0 passes everything, above 1 nothing.
+            if !(0.0..=1.0).contains(min.get_ref()) {
+                return Err((
+                    min.span(),
+                    format!("interest {name:?}: `min_score` must be between 0 and 1"),
+                ));
+            }
         }
         let path = interest.likes_path();
         crate::alert::interest::read_likes(&path)

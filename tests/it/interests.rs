@@ -560,6 +560,28 @@ fn check_prints_interests_and_refuses_bad_ones_at_their_key() {
         assert!(err.contains(says), "{extra}: {err}");
     }
 
+    // Scores are percentiles: a threshold outside 0..=1 (or not a number) is refused at
+    // its own line.
+    for bad in ["1.5", "-1", "nan"] {
+        let setup = setup("", "");
+        let text = std::fs::read_to_string(&setup.config).unwrap();
+        let text = text.replace("min_score = 0.85", &format!("min_score = {bad}"));
+        std::fs::write(&setup.config, &text).unwrap();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("min_score"))
+            .unwrap()
+            + 1;
+        let (ok, _, err) = check(&setup);
+        assert!(!ok, "min_score = {bad} accepted");
+        assert!(
+            err.contains(&format!("lookout.toml:{line}:")),
+            "{bad}: {err}"
+        );
+        assert!(err.contains("key `min_score` in [[interest]]"), "{err}");
+        assert!(err.contains("between 0 and 1"), "{bad}: {err}");
+    }
+
     let missing = setup("", "");
     std::fs::remove_file(missing.dir.path().join("likes.txt")).unwrap();
     let (ok, _, err) = check(&missing);
