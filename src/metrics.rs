@@ -114,6 +114,16 @@ pub struct Metrics {
     http_sources: Gauge,
     fetches_in_flight: Gauge,
     fetches_in_flight_max: Gauge,
+    /// The sources and notifiers [`Metrics::prime`] was last given, whose series a
+    /// reload that removes them takes away.
+    primed: Arc<std::sync::Mutex<Primed>>,
+}
+
+/// The label values of the last [`Metrics::prime`].
+#[derive(Debug, Default)]
+struct Primed {
+    sources: std::collections::HashSet<String>,
+    notifiers: std::collections::HashSet<String>,
 }
 
 impl Default for Metrics {
@@ -270,6 +280,7 @@ impl Metrics {
             http_sources,
             fetches_in_flight,
             fetches_in_flight_max,
+            primed: Arc::default(),
         }
     }
 
@@ -295,26 +306,60 @@ impl Metrics {
     /// Creates the zero-valued series of every configured source and notifier, so they
     /// are scraped from the start: a counter whose series first appears at 1 hides that
     /// first increment from `rate()` and `increase()`. Call at start and after a reload.
+    /// Series of sources and notifiers primed before and not now are removed: a removed
+    /// source must not stay in every scrape until the next restart.
     pub fn prime<'a>(
         &self,
         sources: impl IntoIterator<Item = &'a str>,
         notifiers: impl IntoIterator<Item = &'a str>,
     ) {
-        for source in sources {
+        let now = Primed {
+            sources: sources.into_iter().map(str::to_owned).collect(),
+            notifiers: notifiers.into_iter().map(str::to_owned).collect(),
+        };
+        let mut primed = self.primed.lock().unwrap_or_else(|e| e.into_inner());
+        for source in primed.sources.difference(&now.sources) {
             let labels = SourceLabels {
-                source: source.to_owned(),
+                source: source.clone(),
+            };
+            self.entries_ingested.remove(&labels);
+            self.new_items.remove(&labels);
+            self.parse_failures.remove(&labels);
+            for outcome in [
+                FetchOutcome::Ok,
+                FetchOutcome::NotModified,
+                FetchOutcome::Error,
+                FetchOutcome::Refused,
+            ] {
+                self.fetches.remove(&FetchLabels {
+                    source: source.clone(),
+                    outcome: outcome.as_str(),
+                });
+            }
+        }
+        for notifier in primed.notifiers.difference(&now.notifiers) {
+            let labels = NotifierLabels {
+                notifier: notifier.clone(),
+            };
+            self.alerts_delivered.remove(&labels);
+            self.alerts_failed.remove(&labels);
+        }
+        for source in &now.sources {
+            let labels = SourceLabels {
+                source: source.clone(),
             };
             self.entries_ingested.get_or_create_owned(&labels);
             self.new_items.get_or_create_owned(&labels);
             self.parse_failures.get_or_create_owned(&labels);
         }
-        for notifier in notifiers {
+        for notifier in &now.notifiers {
             let labels = NotifierLabels {
-                notifier: notifier.to_owned(),
+                notifier: notifier.clone(),
             };
             self.alerts_delivered.get_or_create_owned(&labels);
             self.alerts_failed.get_or_create_owned(&labels);
         }
+        *primed = now;
     }
 
     /// Records which replica this is, on which store, holding `leases` source leases.
@@ -583,6 +628,29 @@ mod tests {
                 r#"lookout_parse_failures_total{source="drop"}"#
             ),
             Some(1.0)
+        );
+    }
+
+    #[test]
+    fn a_reload_that_removes_a_source_or_notifier_removes_its_series() {
+        let m = Metrics::new();
+        m.prime(["gone", "kept"], ["log", "hook"]);
+        m.record_fetch("gone", FetchOutcome::NotModified);
+        m.record_fetch("kept", FetchOutcome::Ok);
+        m.prime(["kept"], ["log"]);
+        let text = m.encode();
+        assert!(!text.contains(r#"source="gone""#), "{text}");
+        assert!(!text.contains(r#"notifier="hook""#), "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                r#"lookout_fetches_total{source="kept",outcome="ok"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"lookout_alerts_failed_total{notifier="log"}"#),
+            Some(0.0)
         );
     }
 

@@ -380,6 +380,15 @@ impl Sources {
     }
 }
 
+/// Primes the metrics' series for `config`'s sources and notifiers (and the `log` one),
+/// dropping those of sources and notifiers it no longer has.
+fn prime_metrics(metrics: &Metrics, config: &Config) {
+    metrics.prime(
+        config.sources.iter().map(|s| s.name.get_ref().as_str()),
+        std::iter::once("log").chain(config.notifiers.iter().map(|n| n.name.get_ref().as_str())),
+    );
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     let listener = listen(&config.server.listen).map_err(|source| DaemonError::Listen {
@@ -409,10 +418,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     seed_health(&store, &live).await;
     let metrics = Metrics::new();
     metrics.set_store_condition(&health.condition());
-    metrics.prime(
-        config.sources.iter().map(|s| s.name.get_ref().as_str()),
-        std::iter::once("log").chain(config.notifiers.iter().map(|n| n.name.get_ref().as_str())),
-    );
+    prime_metrics(&metrics, &config);
     let heartbeat = Heartbeat::new();
     let token = Arc::new(RwLock::new(config.server.token.clone()));
     let (tx, rx) = mpsc::channel::<Report>(64);
@@ -545,6 +551,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         publisher.reconfigure(&new);
         *crate::live::write(&token) = new.server.token.clone();
         interests.configure(&new);
+        prime_metrics(&metrics, &new);
         live.switch(
             Arc::clone(&new),
             Arc::new(interests::WithInterests {
