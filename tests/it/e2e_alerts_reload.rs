@@ -4,8 +4,6 @@
 use std::time::Duration;
 
 use crate::common::*;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 fn webhook_config(url: &str) -> String {
     format!(
@@ -14,23 +12,10 @@ fn webhook_config(url: &str) -> String {
     )
 }
 
-fn received(server: &MockServer, rt: &tokio::runtime::Runtime) -> Vec<Request> {
-    rt.block_on(server.received_requests()).unwrap_or_default()
-}
-
 #[test]
 fn matches_are_delivered_once_and_fill_the_rule_feed() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/hook"))
-            .respond_with(ResponseTemplate::new(200))
-            .mount(&server)
-            .await;
-        server
-    });
-    let setup = Setup::new(&webhook_config(&format!("{}/hook", server.uri())));
+    let server = Hook::start();
+    let setup = Setup::new(&webhook_config(&server.url()));
     let daemon = Daemon::start(&setup.config);
     setup.drop_file("may20.txt", &fixture("hf_papers_may20.txt"));
 
@@ -51,7 +36,7 @@ fn matches_are_delivered_once_and_fill_the_rule_feed() {
     );
 
     let requests = wait_for(Duration::from_secs(60), "every webhook delivery", || {
-        let r = received(&server, &rt);
+        let r = server.received();
         (r.len() >= expected.len()).then_some(r)
     });
     assert_eq!(
@@ -86,14 +71,14 @@ fn matches_are_delivered_once_and_fill_the_rule_feed() {
     setup.wait_filed("processed", "apr17.txt");
     assert!(daemon.stop(Duration::from_secs(10)).success());
     let daemon = Daemon::start(&setup.config);
-    let before = received(&server, &rt).len();
+    let before = server.received().len();
     setup.drop_file("again.txt", &fixture("hf_papers_may20.txt"));
     setup.wait_filed("processed", "again.txt");
     let (_, _, body) = get(&format!("{}/alerts/equivariant.xml", daemon.base), &[]);
     let after_feed = rss_guids(&body).len();
     // The April capture has its own new matches (delivered once each); May 20's are not
     // delivered again.
-    let all = received(&server, &rt);
+    let all = server.received();
     let titles: Vec<String> = all
         .iter()
         .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["title"].to_string())

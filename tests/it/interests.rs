@@ -8,8 +8,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Two topics with no word in common: the liked one must rank first.
 const TOPICS: [[&str; 10]; 2] = [
@@ -407,20 +405,11 @@ fn cross_site_posts_are_refused_and_the_buttons_change_the_ranking() {
 
 #[test]
 fn interest_matches_reach_a_webhook_once() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/hook"))
-            .respond_with(ResponseTemplate::new(200))
-            .mount(&server)
-            .await;
-        server
-    });
-    let received = || rt.block_on(server.received_requests()).unwrap_or_default();
+    let server = Hook::start();
+    let received = || server.received();
     let hook = format!(
-        "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
-        server.uri()
+        "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        server.url()
     );
     let setup = setup("notify = [\"hook\"]", &hook);
     let daemon = started_with_papers(&setup);
@@ -806,19 +795,10 @@ fn rank_refuses_an_unknown_source_or_interest() {
 
 #[test]
 fn a_paper_waiting_in_the_drop_folder_at_start_is_scored_for_its_alert() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/hook"))
-            .respond_with(ResponseTemplate::new(200))
-            .mount(&server)
-            .await;
-        server
-    });
+    let server = Hook::start();
     let hook = format!(
-        "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
-        server.uri()
+        "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        server.url()
     );
     let setup = setup("notify = [\"hook\"]", &hook);
     let daemon = started_with_papers(&setup);
@@ -837,8 +817,8 @@ fn a_paper_waiting_in_the_drop_folder_at_start_is_scored_for_its_alert() {
     let _daemon = Daemon::start(&setup.config);
     setup.wait_filed("processed", "waiting.xml");
     wait_for(Duration::from_secs(60), "the waiting paper's alert", || {
-        rt.block_on(server.received_requests())
-            .unwrap_or_default()
+        server
+            .received()
             .iter()
             .any(|r| String::from_utf8_lossy(&r.body).contains(title))
             .then_some(())

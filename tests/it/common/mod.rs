@@ -297,3 +297,40 @@ pub fn tls_acceptor(cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> tokio_ru
         .expect("server TLS config");
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
+
+/// A local webhook receiver on 127.0.0.1 that answers 200 to every `POST /hook`, with
+/// its own runtime so blocking tests can ask what it received.
+pub struct Hook {
+    rt: tokio::runtime::Runtime,
+    server: wiremock::MockServer,
+}
+
+impl Hook {
+    /// Starts the receiver.
+    pub fn start() -> Hook {
+        use wiremock::matchers::{method, path};
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let server = rt.block_on(async {
+            let server = wiremock::MockServer::start().await;
+            wiremock::Mock::given(method("POST"))
+                .and(path("/hook"))
+                .respond_with(wiremock::ResponseTemplate::new(200))
+                .mount(&server)
+                .await;
+            server
+        });
+        Hook { rt, server }
+    }
+
+    /// The URL to configure a webhook notifier with.
+    pub fn url(&self) -> String {
+        format!("{}/hook", self.server.uri())
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<wiremock::Request> {
+        self.rt
+            .block_on(self.server.received_requests())
+            .unwrap_or_default()
+    }
+}
