@@ -455,12 +455,6 @@ pub enum RankError {
         /// The configured names.
         known: String,
     },
-    /// `--source` names no configured source.
-    #[error("no source named {name:?} in the config")]
-    UnknownSource {
-        /// The name asked for.
-        name: String,
-    },
     /// The store could not be opened.
     #[error(transparent)]
     Open(#[from] super::DaemonError),
@@ -491,11 +485,15 @@ pub fn rank_stored(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    if let Some(source) = source.filter(|s| !config.sources.iter().any(|c| c.name.get_ref() == s)) {
-        return Err(RankError::UnknownSource {
-            name: source.to_owned(),
-        });
+    // As for `lookout import --source`.
+    if let Some(name) = source.filter(|name| config.source(name).is_none()) {
+        return Err(super::DaemonError::UnknownSource {
+            name: name.to_owned(),
+            known: config.source_names().join(", "),
+        }
+        .into());
     }
+
     let store = super::open_store(config)?;
     let trained = train(interest, &store)?;
     Ok(rank(interest, &trained, source, f32::NEG_INFINITY)

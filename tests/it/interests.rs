@@ -776,7 +776,7 @@ fn rank_refuses_an_unknown_source_or_interest() {
     for (args, said) in [
         (
             ["cosmo", "--source", "nosuch"],
-            "no source named \"nosuch\"",
+            "no source \"nosuch\" in the config",
         ),
         (["nosuch", "--limit", "1"], "no interest named \"nosuch\""),
     ] {
