@@ -48,6 +48,14 @@ pub enum FetchOutcome {
 }
 
 impl FetchOutcome {
+    /// Every outcome, in label order.
+    pub const ALL: [FetchOutcome; 4] = [
+        FetchOutcome::Ok,
+        FetchOutcome::NotModified,
+        FetchOutcome::Error,
+        FetchOutcome::Refused,
+    ];
+
     /// The label value (`ok`, `not_modified`, `error`, `refused`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -325,12 +333,7 @@ impl Metrics {
             self.entries_ingested.remove(&labels);
             self.new_items.remove(&labels);
             self.parse_failures.remove(&labels);
-            for outcome in [
-                FetchOutcome::Ok,
-                FetchOutcome::NotModified,
-                FetchOutcome::Error,
-                FetchOutcome::Refused,
-            ] {
+            for outcome in FetchOutcome::ALL {
                 self.fetches.remove(&FetchLabels {
                     source: source.clone(),
                     outcome: outcome.as_str(),
@@ -726,13 +729,7 @@ mod tests {
 
     #[test]
     fn fetch_outcomes_have_their_label_values() {
-        let all = [
-            FetchOutcome::Ok,
-            FetchOutcome::NotModified,
-            FetchOutcome::Error,
-            FetchOutcome::Refused,
-        ];
-        let labels: Vec<&str> = all.iter().map(|o| o.as_str()).collect();
+        let labels: Vec<&str> = FetchOutcome::ALL.iter().map(|o| o.as_str()).collect();
         assert_eq!(labels, ["ok", "not_modified", "error", "refused"]);
     }
 }
