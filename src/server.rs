@@ -502,8 +502,6 @@ async fn healthz(State(s): State<AppState>) -> Response {
         Ok((outbox, items, replica)) => {
             let views = judged_sources(&s);
             let counts = SourcesSummary::count(&views);
-            s.metrics
-                .set_source_states(counts.ok, counts.degraded, counts.failing);
             let all_listed = views.len() <= HEALTHZ_LISTED;
             let listed: Vec<SourceView> = if all_listed {
                 views
@@ -585,6 +583,7 @@ fn replica_json(st: &store::Store) -> Result<serde_json::Value, store::StoreErro
 /// Prometheus / OpenMetrics text. The pending gauge is read from the store at scrape
 /// time: the store is the truth.
 async fn metrics(State(s): State<AppState>) -> Response {
+    // Set here, at scrape time, the only time the gauge is read.
     let counts = SourcesSummary::count(&judged_sources(&s));
     s.metrics
         .set_source_states(counts.ok, counts.degraded, counts.failing);
@@ -823,8 +822,6 @@ struct StatusQuery {
 fn sources_page(s: &AppState, page: usize) -> (Vec<SourceView>, SourcesSummary) {
     let views = attention_first(judged_sources(s));
     let mut summary = SourcesSummary::count(&views);
-    s.metrics
-        .set_source_states(summary.ok, summary.degraded, summary.failing);
     let pages = views.len().div_ceil(SOURCES_PER_PAGE).max(1);
     let page = page.clamp(1, pages);
     // The token query, if any, goes along: `?token=...&page=N`.
