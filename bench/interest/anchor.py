@@ -2,7 +2,8 @@
 configured as arxiv-sanity-lite configures them (compute.py and serve.py), on the same
 papers, split and likes as bench/interest/eval.rs. Prints one JSON object a line.
 
-    python anchor.py [--data FILE] [--liked N] [--min-relevant N] [--pruning asl|lookout]
+    python anchor.py [--data FILE] [--later-from ID] [--liked N] [--min-relevant N]
+                     [--pruning asl|lookout]
     python anchor.py --timing N
 
 --pruning asl keeps arxiv-sanity-lite's min_df=5, max_df=0.1 literally; --pruning lookout
@@ -78,8 +79,12 @@ def text(p):
 
 def ranking(args):
     papers = read_papers(args.data)
-    half = len(papers) // 2
-    earlier, later = papers[:half], papers[half:]
+    # The same split as eval.rs: the papers from --later-from on, or the later half.
+    if args.later_from:
+        split = sum(1 for p in papers if p[0] < args.later_from)
+    else:
+        split = len(papers) // 2
+    earlier, later = papers[:split], papers[split:]
     counts = {}
     for p in earlier:
         for c in p[1]:
@@ -87,7 +92,7 @@ def ranking(args):
     for p in later:
         for c in p[1]:
             counts.setdefault(c, [0, 0])[1] += 1
-    cats = sorted(c for c, (e, l) in counts.items() if e >= args.min_relevant and l >= args.min_relevant)
+    cats = sorted(c for c, (e, l) in counts.items() if e >= args.liked and l >= args.min_relevant)
     if args.categories:
         cats = args.categories.split(",")
     for cat in cats:
@@ -166,7 +171,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="bench/interest/data/arxiv-math-2505.jsonl")
     parser.add_argument("--liked", type=int, default=40)
-    parser.add_argument("--min-relevant", type=int, default=10)
+    parser.add_argument("--min-relevant", type=int, default=20)
+    parser.add_argument("--later-from")
     parser.add_argument("--categories")
     parser.add_argument("--pruning", choices=["asl", "lookout"], default="lookout")
     parser.add_argument("--timing", type=int)

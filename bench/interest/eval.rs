@@ -1,10 +1,14 @@
 //! The offline evaluation of lookout's interest model (`bench/interest/run` runs it beside
 //! scikit-learn; BENCHMARKS.md "Interests" has the figures).
 //!
-//! Protocol, per category: papers sorted by arXiv id (the order they were announced);
-//! the model is trained on the earlier half, with up to `--liked` papers of the category
-//! as the likes and the other earlier papers as the rest of the store; it then ranks the
-//! later half. Precision@20 and recall@100 are measured against the category labels.
+//! Protocol, per category: papers sorted by arXiv id (the order they were announced) and
+//! split into an earlier and a later part: `--later-from ID` makes every paper with an id
+//! at or after ID the later part (the vendored data's later part is a contiguous block,
+//! data/README.md), otherwise the later half. The model is trained on the earlier part,
+//! with exactly `--liked` papers of the category as the likes (the first ones by id) and
+//! the other earlier papers as the rest of the store; it then ranks the later part.
+//! Precision@20 and recall@100 are measured against the category labels. Only categories
+//! with at least `--liked` earlier papers and `--min-relevant` later ones are evaluated.
 //!
 //! `--timing N` instead trains one model on N documents (the real papers, then synthetic
 //! abstracts whose words follow a Zipf law over a 200,000-word vocabulary, to give a
@@ -27,8 +31,8 @@ struct Paper {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: interest_eval [--data FILE.jsonl[.gz]] [--liked N] [--categories a,b,..] \
-         [--min-relevant N] | --timing N"
+        "usage: interest_eval [--data FILE.jsonl[.gz]] [--later-from ID] [--liked N] \
+         [--categories a,b,..] [--min-relevant N] | --timing N"
     );
     std::process::exit(2)
 }
@@ -38,12 +42,14 @@ fn main() {
     let mut liked = 40usize;
     let mut categories: Option<Vec<String>> = None;
     let mut timing: Option<usize> = None;
-    let mut min_relevant = 10usize;
+    let mut min_relevant = 20usize;
+    let mut later_from: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
             "--data" => data = value(),
+            "--later-from" => later_from = Some(value()),
             "--liked" => liked = value().parse().unwrap_or_else(|_| usage()),
             "--categories" => categories = Some(value().split(',').map(str::to_owned).collect()),
             "--timing" => timing = Some(value().parse().unwrap_or_else(|_| usage())),
@@ -55,7 +61,13 @@ fn main() {
     papers.sort_by(|a, b| a.id.cmp(&b.id));
     match timing {
         Some(n) => run_timing(&papers, n),
-        None => run_ranking(&papers, liked, categories, min_relevant),
+        None => {
+            // Split at the first paper of the later block, or in the middle.
+            let split = later_from.map_or(papers.len() / 2, |id| {
+                papers.partition_point(|p| p.id.as_str() < id.as_str())
+            });
+            run_ranking(&papers, split, liked, categories, min_relevant)
+        }
     }
 }
 
@@ -104,14 +116,15 @@ fn doc(p: &Paper) -> Doc<'_> {
 
 fn run_ranking(
     papers: &[Paper],
+    split: usize,
     liked: usize,
     categories: Option<Vec<String>>,
     min_relevant: usize,
 ) {
-    let (earlier, later) = papers.split_at(papers.len() / 2);
+    let (earlier, later) = papers.split_at(split);
     let has = |p: &Paper, c: &str| p.categories.iter().any(|x| x == c);
     let categories = categories.unwrap_or_else(|| {
-        // Every category with enough papers on both sides to measure anything.
+        // Every category with enough likes and enough later papers to measure anything.
         let mut count: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
         for p in earlier {
             for c in &p.categories {
@@ -125,7 +138,7 @@ fn run_ranking(
         }
         count
             .into_iter()
-            .filter(|&(_, (e, l))| e >= min_relevant && l >= min_relevant)
+            .filter(|&(_, (e, l))| e >= liked && l >= min_relevant)
             .map(|(c, _)| c.to_owned())
             .collect()
     });
