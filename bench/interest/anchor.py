@@ -45,7 +45,7 @@ def pruning(n_docs, mode):
     return min(max(n_docs // 2000, 1), 5), (0.1 if n_docs >= 2000 else 1.0)
 
 
-def vectorizer(n_docs, mode):
+def vectorizer(n_docs, mode, ngrams=2):
     min_df, max_df = pruning(n_docs, mode)
     # arxiv-sanity-lite compute.py, with its defaults num=20000, min_df=5, max_df=0.1.
     return TfidfVectorizer(
@@ -57,7 +57,7 @@ def vectorizer(n_docs, mode):
         analyzer="word",
         stop_words="english",
         token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b",
-        ngram_range=(1, 2),
+        ngram_range=(1, ngrams),
         max_features=20000,
         norm="l2",
         use_idf=True,
@@ -68,9 +68,9 @@ def vectorizer(n_docs, mode):
     )
 
 
-def classifier():
+def classifier(c=0.1):
     # arxiv-sanity-lite serve.py (C defaults to 0.1 there).
-    return svm.LinearSVC(class_weight="balanced", verbose=False, max_iter=10000, tol=1e-6, C=0.1)
+    return svm.LinearSVC(class_weight="balanced", verbose=False, max_iter=10000, tol=1e-6, C=c)
 
 
 def text(p):
@@ -105,9 +105,9 @@ def ranking(args):
         train = pos + neg
         y = np.array([1] * len(pos) + [0] * len(neg))
         start = time.perf_counter()
-        v = vectorizer(len(train), args.pruning)
+        v = vectorizer(len(train), args.pruning, args.ngrams)
         x = v.fit_transform([text(p) for p in train])
-        clf = classifier()
+        clf = classifier(args.c)
         clf.fit(x, y)
         train_ms = (time.perf_counter() - start) * 1e3
         s = clf.decision_function(v.transform([text(p) for p in later]))
@@ -115,7 +115,7 @@ def ranking(args):
         relevant = sum(1 for p in later if cat in p[1])
         hits = lambda k: sum(1 for i in order[:k] if cat in later[i][1])
         print(json.dumps({
-            "system": "sklearn-" + args.pruning,
+            "system": "sklearn-" + args.pruning + args.variant,
             "category": cat,
             "liked": len(pos),
             "train": len(train),
@@ -176,7 +176,12 @@ if __name__ == "__main__":
     parser.add_argument("--categories")
     parser.add_argument("--pruning", choices=["asl", "lookout"], default="lookout")
     parser.add_argument("--timing", type=int)
+    # Sensitivity checks only (BENCHMARKS.md "Interests"): the anchor's C and n-gram range.
+    parser.add_argument("--c", type=float, default=0.1)
+    parser.add_argument("--ngrams", type=int, choices=[1, 2], default=2)
     args = parser.parse_args()
+    defaults = args.c == 0.1 and args.ngrams == 2
+    args.variant = "" if defaults else f"-C{args.c:g}-ngrams{args.ngrams}"
     if args.timing:
         timing(args)
     else:
