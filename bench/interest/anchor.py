@@ -124,6 +124,7 @@ def ranking(args):
             "p20": hits(20) / 20,
             "r100": hits(100) / max(relevant, 1),
             "r50": hits(50) / max(relevant, 1),
+            "top20": [later[i][0] for i in order[:20]],
             "train_ms": train_ms,
             "vocabulary": len(v.vocabulary_),
         }))

@@ -200,6 +200,7 @@ fn run_ranking(
                 "p20": hits(20) as f64 / 20.0,
                 "r100": hits(100) as f64 / relevant.max(1) as f64,
                 "r50": hits(50) as f64 / relevant.max(1) as f64,
+                "top20": ranked.iter().take(20).map(|&(_, i)| &later[i].id).collect::<Vec<_>>(),
                 "train_ms": train_ms,
                 "vocabulary": model.stats().vocabulary,
                 "above_default": above_default,
