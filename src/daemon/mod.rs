@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alert::{outbox, Notifiers, RuleSet};
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, HumanDuration, SourceConfig, SourceKind};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
@@ -117,7 +117,7 @@ fn store_label(config: &Config) -> PathBuf {
 
 /// Opens the store named by the config (blocking).
 pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
-    let store = match &config.store.url {
+    let mut store = match &config.store.url {
         Some(url) => Store::connect(url.expose()),
         None => Store::open(&database_path(config)),
     }
@@ -125,6 +125,12 @@ pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
         path: store_label(config),
         source,
     })?;
+    if let Some(pg) = store.postgres() {
+        if let Some(name) = config.store.replica_name() {
+            pg.set_replica(name);
+        }
+        pg.set_lease_period(config.store.lease_period());
+    }
     Ok(Arc::new(Mutex::new(store)))
 }
 
@@ -660,13 +666,29 @@ fn prepare_reload(
             to: new.state_dir.display().to_string(),
         });
     }
-    if new.store != running.store {
+    if new.store.url != running.store.url {
         // Described, not shown: the URL may hold a password.
         let describe = |c: &Config| store_label(c).display().to_string();
         return Err(ReloadError::NeedsRestart {
             key: "[store] url",
             from: describe(running),
             to: describe(&new),
+        });
+    }
+    // Leases and claims already taken carry the name and period they were taken with.
+    if new.store.replica != running.store.replica {
+        let describe = |c: &Config| c.store.replica_name().unwrap_or("(host:pid)").to_owned();
+        return Err(ReloadError::NeedsRestart {
+            key: "[store] replica",
+            from: describe(running),
+            to: describe(&new),
+        });
+    }
+    if new.store.lease != running.store.lease {
+        return Err(ReloadError::NeedsRestart {
+            key: "[store] lease",
+            from: HumanDuration(running.store.lease_period()).to_string(),
+            to: HumanDuration(new.store.lease_period()).to_string(),
         });
     }
     if new.server.listen != running.server.listen {

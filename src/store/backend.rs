@@ -220,10 +220,11 @@ pub trait StoreBackend: Send {
     /// Which database this is, for logs, `/healthz` and the status page.
     fn kind(&self) -> &'static str;
 
-    /// Takes or renews this replica's lease of HTTP source `source`: false while
-    /// another replica holds it, and then this one does not fetch it. A store one
-    /// process owns (SQLite) always grants it.
-    fn lease_source(&self, source: &str) -> Result<bool, StoreError>;
+    /// Takes or renews this replica's lease of HTTP source `source`. While another
+    /// replica holds it, says when that lease lapses unrenewed, so this one asks again
+    /// exactly then (and does not fetch the source before). A store one process owns
+    /// (SQLite) always grants it.
+    fn lease_source(&self, source: &str) -> Result<Lease, StoreError>;
 
     /// The source leases in force, for `/healthz` and the status page (none on SQLite).
     fn leases(&self) -> Result<Vec<SourceLease>, StoreError>;
@@ -240,6 +241,26 @@ pub trait StoreBackend: Send {
             .filter(|lease| Some(lease.holder.as_str()) == me)
             .map(|lease| lease.source)
             .collect())
+    }
+}
+
+/// The answer to [`StoreBackend::lease_source`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This replica holds the lease: it fetches the source.
+    Held,
+    /// Another replica holds it; unrenewed, it lapses in `lapses_in` (by the
+    /// database server's clock, so no two replicas' clocks need agree).
+    Elsewhere {
+        /// Time left on the other replica's lease.
+        lapses_in: std::time::Duration,
+    },
+}
+
+impl Lease {
+    /// Whether this replica holds the lease.
+    pub fn is_held(self) -> bool {
+        self == Lease::Held
     }
 }
 
@@ -551,8 +572,8 @@ impl StoreBackend for SqliteStore {
     fn kind(&self) -> &'static str {
         "sqlite"
     }
-    fn lease_source(&self, _source: &str) -> Result<bool, StoreError> {
-        Ok(true)
+    fn lease_source(&self, _source: &str) -> Result<Lease, StoreError> {
+        Ok(Lease::Held)
     }
     fn leases(&self) -> Result<Vec<SourceLease>, StoreError> {
         Ok(Vec::new())

@@ -31,7 +31,7 @@ use super::health::Fault;
 use super::StoreError;
 
 pub use copy::Copied;
-pub use leases::LEASE_PERIOD;
+pub use leases::{LEASE_PERIOD, MIN_LEASE_PERIOD};
 pub use listen::listen_for_changes;
 pub use schema::latest as latest_schema;
 

@@ -10,9 +10,9 @@ use super::{col, count, schema, time, PostgresStore};
 use crate::store::items::{item_columns, parse_timestamp, ITEM_COLUMN_COUNT};
 use crate::store::outbox::RuleMatch;
 use crate::store::{
-    CorpusItem, Delivery, FailedDelivery, FetchState, Ingest, IngestReport, ItemFilter, Listing,
-    Matcher, OutboxCounts, ScoreRow, ScoredItem, SourceLease, StoreBackend, StoreError, StoredItem,
-    Verdict,
+    CorpusItem, Delivery, FailedDelivery, FetchState, Ingest, IngestReport, ItemFilter, Lease,
+    Listing, Matcher, OutboxCounts, ScoreRow, ScoredItem, SourceLease, StoreBackend, StoreError,
+    StoredItem, Verdict,
 };
 
 /// Every item, newest first. Each listing ends with the time its feed orders by,
@@ -544,7 +544,7 @@ impl StoreBackend for PostgresStore {
         "postgresql"
     }
 
-    fn lease_source(&self, source: &str) -> Result<bool, StoreError> {
+    fn lease_source(&self, source: &str) -> Result<Lease, StoreError> {
         self.lease(source)
     }
 
