@@ -52,8 +52,9 @@ const WATCH_DEADLINE: Duration = Duration::from_secs(10);
 /// Why the daemon could not start (once running, failures are logged, not fatal).
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// The store could not be opened.
-    #[error("opening store {path}: {source}")]
+    /// The store could not be opened; what to do follows the error when there is more
+    /// to say (a PostgreSQL server that refuses, a store from a newer lookout).
+    #[error("opening store {path}: {source}{}", source.advice().map(|a| format!(" ({a})")).unwrap_or_default())]
     Store {
         /// The database file.
         path: PathBuf,
@@ -112,6 +113,15 @@ fn store_label(config: &Config) -> PathBuf {
     match &config.store.url {
         Some(_) => PathBuf::from("[store] url (PostgreSQL)"),
         None => database_path(config),
+    }
+}
+
+/// The store's condition record, giving the advice that fits the store: SQLite's
+/// about its file, PostgreSQL's about the server.
+fn store_health(config: &Config) -> StoreHealth {
+    match &config.store.url {
+        Some(_) => StoreHealth::postgres(),
+        None => StoreHealth::new(Some(database_path(config))),
     }
 }
 
@@ -409,7 +419,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         })?;
     let config = Arc::new(with_base_url(config, bound));
     let (store, generation) = open_with_generation(&config).await?;
-    let health = StoreHealth::new(Some(database_path(&config)));
+    let health = store_health(&config);
     check_integrity(&store, &health).await;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;

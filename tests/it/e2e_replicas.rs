@@ -204,3 +204,68 @@ fn replicas_running_once_on_one_store_split_the_sources() {
         "each source fetched once, not once per replica"
     );
 }
+
+#[test]
+fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
+    // A server of its own: this test stops it, which the shared one must never be.
+    let Some(cluster) = pg::Cluster::create() else {
+        return;
+    };
+    cluster.start();
+    let setup = Setup::new(&format!("[store]\nurl = \"{}\"\n", cluster.url()));
+    let daemon = Daemon::start(&setup.config);
+    let feed_len = || rss_guids(&get(&format!("{}/feed.xml", daemon.base), &[]).2).len();
+    setup.drop_file("one.txt", &fixture("aitopics_energy.txt"));
+    setup.wait_filed("processed", "one.txt");
+    wait_for(Duration::from_secs(30), "the first capture's items", || {
+        (feed_len() == 10).then_some(())
+    });
+
+    cluster.stop();
+    // /healthz says what happened and what to do: nothing, but wait.
+    let health = wait_for(Duration::from_secs(30), "/healthz to report it", || {
+        let (status, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
+        (status == 503).then(|| serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+    });
+    let error = health["store"]["error"].as_str().unwrap_or_default();
+    for says in ["PostgreSQL server", "try again later", "nothing is lost"] {
+        assert!(error.contains(says), "{says:?} not in {health}");
+    }
+    assert!(!error.contains(".recover"), "SQLite's advice: {health}");
+    // A capture dropped meanwhile is held in the folder, neither stored nor failed.
+    setup.drop_file("two.txt", &fixture("hf_papers_may20.txt"));
+    wait_for(Duration::from_secs(30), "the capture held", || {
+        let log = daemon.log();
+        log.lines()
+            .any(|l| l.contains("page held until the store can take it") && l.contains("two.txt"))
+            .then_some(())
+    });
+    assert!(setup.drop.join("two.txt").exists(), "the capture stays put");
+    // Once the server is down for good, the advice says it refuses connections.
+    wait_for(
+        Duration::from_secs(30),
+        "the advice of a refused connection",
+        || {
+            let (_, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
+            String::from_utf8_lossy(&body)
+                .contains("refuses connections")
+                .then_some(())
+        },
+    );
+    assert!(!setup.drop.join("failed").join("two.txt").exists());
+    assert!(
+        daemon.log().contains("try again later"),
+        "the log gives the advice:\n{}",
+        daemon.log()
+    );
+
+    // The server returns: the held capture goes in, and nothing is missing.
+    cluster.start();
+    setup.wait_filed("processed", "two.txt");
+    wait_for(Duration::from_secs(30), "both captures' items", || {
+        (feed_len() == 37).then_some(())
+    });
+    wait_for(Duration::from_secs(30), "/healthz healthy again", || {
+        (get(&format!("{}/healthz", daemon.base), &[]).0 == 200).then_some(())
+    });
+}
