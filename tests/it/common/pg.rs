@@ -116,7 +116,8 @@ fn unprivileged() -> Option<(u32, u32)> {
 }
 
 fn start() -> Option<Server> {
-    let cluster = Cluster::create()?;
+    // Stopped by `atexit`, not when this function returns.
+    let cluster = std::mem::ManuallyDrop::new(Cluster::create()?);
     *STOP.lock().unwrap() = Some(Running {
         bin: cluster.bin.clone(),
         data: cluster.data.clone(),
