@@ -166,9 +166,7 @@ impl StoreConfig {
             if let Some((span, key)) = key {
                 return Err((
                     span,
-                    format!(
-                        "[store] `{key}` applies to replicas of a PostgreSQL store: set `url` too"
-                    ),
+                    format!("`{key}` applies to replicas of a PostgreSQL store: set `url` too"),
                 ));
             }
         }
@@ -177,7 +175,7 @@ impl StoreConfig {
             if text.is_empty() || text.len() > 64 || !text.chars().all(|c| c.is_ascii_graphic()) {
                 return Err((
                     name.span(),
-                    format!("[store] invalid replica name {text:?}: use 1-64 printable ASCII characters without spaces"),
+                    format!("invalid replica name {text:?}: use 1-64 printable ASCII characters without spaces"),
                 ));
             }
         }
@@ -186,7 +184,7 @@ impl StoreConfig {
                 return Err((
                     lease.span(),
                     format!(
-                        "[store] `lease` must be at least {}: a replica renews its leases at a third of it",
+                        "`lease` must be at least {}: a replica renews its leases at a third of it",
                         HumanDuration(min)
                     ),
                 ));
