@@ -175,6 +175,14 @@ pub trait StoreBackend: Send {
     /// Every recorded fetch state, by source name.
     fn all_fetch_states(&self) -> Result<Vec<(String, FetchState)>, StoreError>;
 
+    /// How long until the first claim another replica holds on a due delivery lapses,
+    /// as the last [`StoreBackend::due_deliveries`] found it: the outbox worker asks
+    /// again then, to send a dead replica's deliveries the moment its claims lapse.
+    /// `None` when there is no such claim (always, on a store one process owns).
+    fn claims_lapse_in(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Up to `limit` pending deliveries due at `now`, oldest due first, with their items.
     fn due_deliveries(&self, now: DateTime<Utc>, limit: usize)
         -> Result<Vec<Delivery>, StoreError>;

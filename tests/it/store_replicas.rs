@@ -105,6 +105,14 @@ fn a_delivery_claimed_by_a_dead_replica_is_taken_over_with_the_same_key() {
         b.due_deliveries(at(0), 10).expect("due").is_empty(),
         "a claims them"
     );
+    // b is told when a's claims lapse, to look again then rather than at a poll.
+    let lapse = b.claims_lapse_in().expect("a's claims lapse");
+    assert!(lapse <= Duration::from_secs(1), "{lapse:?}");
+    assert_eq!(
+        a.claims_lapse_in(),
+        None,
+        "a's own claims are no one else's"
+    );
     // a dies mid-send: its claims lapse and b sends the same rows, under the same keys.
     let taken = wait_for(Duration::from_secs(10), "b to take the rows over", || {
         Some(b.due_deliveries(at(0), 10).expect("due")).filter(|rows| !rows.is_empty())

@@ -92,6 +92,22 @@ impl PostgresStore {
         })
     }
 
+    /// Keeps when the first claim of another replica's on a due delivery lapses, in
+    /// ms from now (`None`: no such claim), as the last claim of due rows found it.
+    pub(super) fn set_claims_lapse(&self, ms: Option<i64>) {
+        let ms = ms.map_or(u64::MAX, |ms| u64::try_from(ms).unwrap_or(0));
+        self.claims_lapse
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`crate::store::StoreBackend::claims_lapse_in`].
+    pub(super) fn claims_lapse_in(&self) -> Option<Duration> {
+        match self.claims_lapse.load(std::sync::atomic::Ordering::Relaxed) {
+            u64::MAX => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
     /// Every source lease that has not lapsed, by source.
     pub(super) fn live_leases(&self) -> Result<Vec<SourceLease>, StoreError> {
         let rows = self.with(|s| {

@@ -43,6 +43,9 @@ pub struct PostgresStore {
     replica: String,
     /// How long a lease or claim lasts unrenewed.
     lease: std::time::Duration,
+    /// When another replica's first claim on a due delivery lapses, in ms from the
+    /// last claim of due rows (`u64::MAX`: none).
+    claims_lapse: std::sync::atomic::AtomicU64,
 }
 
 /// One open connection and the statements prepared on it.
@@ -66,6 +69,7 @@ impl PostgresStore {
             config,
             replica: default_replica(),
             lease: leases::LEASE_PERIOD,
+            claims_lapse: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 

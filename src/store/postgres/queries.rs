@@ -67,6 +67,16 @@ const CLAIM_DUE: &str = concat!(
     ", o.id, o.rule, o.notifier, o.idempotency_key, o.matched, o.attempts, o.next_attempt"
 );
 
+/// How long until the first claim another replica holds on a row due by $1 lapses
+/// ($2: this replica), in ms; NULL when there is none.
+const NEXT_CLAIM_LAPSE: &str = concat!(
+    "SELECT min(claimed_until) - ",
+    super::leases::server_now_ms!(),
+    " FROM outbox WHERE state = 'pending' AND next_attempt <= $1 \
+        AND claimed_by <> $2 AND claimed_until >= ",
+    super::leases::server_now_ms!()
+);
+
 /// A rule's matches, newest first.
 const RECENT_MATCHES: &str = concat!(
     "SELECT ",
@@ -356,13 +366,20 @@ impl StoreBackend for PostgresStore {
 
     fn due_deliveries(&self, now: DateTime<Utc>, n: usize) -> Result<Vec<Delivery>, StoreError> {
         let (replica, lease) = (self.replica(), self.lease_ms());
-        let mut rows = self.with(|s| {
-            s.query(
+        let (mut rows, lapse) = self.with(|s| {
+            let rows = s.query(
                 CLAIM_DUE,
                 &[&to_ms(now), &limit(n), &replica, &lease],
                 "claiming due deliveries",
-            )
+            )?;
+            let lapse = s.query_one(
+                NEXT_CLAIM_LAPSE,
+                &[&to_ms(now), &replica],
+                "reading when other replicas' claims lapse",
+            )?;
+            Ok((rows, col::<Option<i64>>(&lapse, 0, "outbox.claimed_until")?))
         })?;
+        self.set_claims_lapse(lapse);
         let due_at = |row: &Row| row.try_get::<_, i64>(ITEM_COLUMN_COUNT + 6).unwrap_or(0);
         rows.sort_by_key(|row| {
             (
@@ -542,6 +559,10 @@ impl StoreBackend for PostgresStore {
 
     fn kind(&self) -> &'static str {
         "postgresql"
+    }
+
+    fn claims_lapse_in(&self) -> Option<std::time::Duration> {
+        PostgresStore::claims_lapse_in(self)
     }
 
     fn lease_source(&self, source: &str) -> Result<Lease, StoreError> {
