@@ -189,7 +189,12 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
     let _ = match &cfg.store.url {
         Some(_) => writeln!(
             out,
-            "store: PostgreSQL ([store] url), shared with any replicas"
+            "store: PostgreSQL ([store] url), shared with any replicas; this one {}, \
+             leases {}",
+            cfg.store
+                .replica_name()
+                .map_or_else(|| "named host:pid".to_owned(), |n| format!("named {n}")),
+            crate::config::HumanDuration(cfg.store.lease_period())
         ),
         None => writeln!(
             out,

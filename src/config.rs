@@ -127,6 +127,71 @@ pub struct StoreConfig {
     /// `${NAME}` references expanded as secrets; checked when the config is read.
     #[serde(default)]
     pub url: Option<StoreUrl>,
+    /// This replica's name in its leases and claims, on `/healthz` and the status page
+    /// (default: the host's name and the process id). Two replicas running at once
+    /// must not share one.
+    #[serde(default)]
+    pub replica: Option<Spanned<String>>,
+    /// How long a replica's source leases and delivery claims last unrenewed: a dead
+    /// replica's work is taken over within this time (default 30s, at least 2s).
+    #[serde(default)]
+    pub lease: Option<Spanned<HumanDuration>>,
+}
+
+impl StoreConfig {
+    /// The lease period in force: `lease`, else [`crate::store::postgres::LEASE_PERIOD`].
+    pub fn lease_period(&self) -> Duration {
+        self.lease
+            .as_ref()
+            .map_or(crate::store::postgres::LEASE_PERIOD, |l| l.get_ref().0)
+    }
+
+    /// The replica's configured name, if any.
+    pub fn replica_name(&self) -> Option<&str> {
+        self.replica.as_ref().map(|r| r.get_ref().as_str())
+    }
+
+    /// The checks of `[store]` the deserializer cannot make: `replica` and `lease`
+    /// only with a PostgreSQL `url` (a SQLite store has one process and no leases), a
+    /// name that fits a log line, and a lease of at least
+    /// [`crate::store::postgres::MIN_LEASE_PERIOD`].
+    fn check(&self) -> Result<(), Located> {
+        let min = crate::store::postgres::MIN_LEASE_PERIOD;
+        if self.url.is_none() {
+            let key = self
+                .replica
+                .as_ref()
+                .map(|r| (r.span(), "replica"))
+                .or_else(|| self.lease.as_ref().map(|l| (l.span(), "lease")));
+            if let Some((span, key)) = key {
+                return Err((
+                    span,
+                    format!("`{key}` applies to replicas of a PostgreSQL store: set `url` too"),
+                ));
+            }
+        }
+        if let Some(name) = &self.replica {
+            let text = name.get_ref();
+            if text.is_empty() || text.len() > 64 || !text.chars().all(|c| c.is_ascii_graphic()) {
+                return Err((
+                    name.span(),
+                    format!("invalid replica name {text:?}: use 1-64 printable ASCII characters without spaces"),
+                ));
+            }
+        }
+        if let Some(lease) = &self.lease {
+            if lease.get_ref().0 < min {
+                return Err((
+                    lease.span(),
+                    format!(
+                        "`lease` must be at least {}: a replica renews its leases at a third of it",
+                        HumanDuration(min)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A PostgreSQL URL: `${NAME}` references expanded, scheme and syntax checked. It
@@ -1302,6 +1367,7 @@ impl Config {
         if self.server.header_timeout.0.is_zero() {
             return Err((0..0, "[server] header_timeout must be more than 0s".into()));
         }
+        self.store.check()?;
         if let Some(base) = &self.server.base_url {
             url::Url::parse(base)
                 .map_err(|e| (0..0, format!("[server] base_url {base:?}: {e}")))?;
@@ -1551,6 +1617,59 @@ mod tests {
             assert!(err.contains("t.toml:3"), "{err}");
             assert!(err.contains("url"), "{err}");
             assert!(!err.contains("pw"), "the password is not shown: {err}");
+        }
+    }
+
+    #[test]
+    fn store_replica_and_lease_are_read_and_bad_ones_refused_at_their_key() {
+        let url = "[store]\nurl = \"postgres://lookout@127.0.0.1/lookout\"\n";
+        let config = Config::parse(
+            &format!("{url}replica = \"a-1\"\nlease = \"3s\"\n"),
+            "t.toml",
+        )
+        .expect("valid");
+        assert_eq!(config.store.replica_name(), Some("a-1"));
+        assert_eq!(config.store.lease_period(), Duration::from_secs(3));
+        let config = Config::parse(url, "t.toml").expect("valid");
+        assert_eq!(config.store.replica_name(), None);
+        assert_eq!(config.store.lease_period(), Duration::from_secs(30));
+        for (text, line, key, says) in [
+            (format!("{url}lease = \"1s\"\n"), 3, "lease", "at least 2s"),
+            (
+                format!("{url}lease = \"soon\"\n"),
+                3,
+                "lease",
+                "invalid duration",
+            ),
+            (
+                format!("{url}replica = \"a b\"\n"),
+                3,
+                "replica",
+                "invalid replica name",
+            ),
+            (
+                format!("{url}replica = \"\"\n"),
+                3,
+                "replica",
+                "invalid replica name",
+            ),
+            (
+                "[store]\nlease = \"30s\"\n".to_owned(),
+                2,
+                "lease",
+                "set `url` too",
+            ),
+            (
+                "[store]\nreplica = \"a\"\n".to_owned(),
+                2,
+                "replica",
+                "set `url` too",
+            ),
+        ] {
+            let err = Config::parse(&text, "t.toml").expect_err(&text).to_string();
+            assert!(err.starts_with(&format!("t.toml:{line}:")), "{err}");
+            assert!(err.contains(key), "{err}");
+            assert!(err.contains(says), "{err}");
         }
     }
 

@@ -317,19 +317,21 @@ const PAUSE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl Worker {
     /// Starts sends for the due rows whose notifier is idle and has a token. Returns
-    /// how long until a rate-limited notifier gets its next token, if one is waiting.
+    /// how long until a rate-limited notifier gets its next token, or another
+    /// replica's claim on a due row lapses, whichever is first, if one is waiting.
     async fn dispatch(&mut self, sends: &mut JoinSet<Option<Unrecorded>>) -> Option<Duration> {
         let limit = self.limit;
         let now = Utc::now();
         let health = self.health.clone();
         let due = with_store(&self.store, move |s| {
-            s.due_deliveries(now, limit).inspect_err(|e| {
+            let rows = s.due_deliveries(now, limit).inspect_err(|e| {
                 health.failed(s, e);
-            })
+            })?;
+            Ok((rows, s.claims_lapse_in()))
         })
         .await;
-        let rows = match due {
-            Ok(rows) => rows,
+        let (rows, claims_lapse) = match due {
+            Ok(due) => due,
             Err(e) => {
                 // A store that cannot be read pauses the worker (see `paused`); other
                 // errors are retried at the next poll.
@@ -341,7 +343,11 @@ impl Worker {
         };
         let full = rows.len() >= limit;
         let mut busy: HashSet<String> = self.busy.values().cloned().collect();
-        let mut token_wait: Option<Duration> = None;
+        // Rows another replica claims are looked at again the moment the claim lapses
+        // (a shared store), not at the next poll: a dead replica's deliveries are
+        // taken over within one lease period.
+        let mut token_wait: Option<Duration> =
+            claims_lapse.map(|lapse| lapse + Duration::from_millis(20));
         let mut started = 0usize;
         let mut taken: HashSet<i64> = HashSet::new();
 

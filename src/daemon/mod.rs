@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alert::{outbox, Notifiers, RuleSet};
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, HumanDuration, SourceConfig, SourceKind};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
@@ -52,8 +52,9 @@ const WATCH_DEADLINE: Duration = Duration::from_secs(10);
 /// Why the daemon could not start (once running, failures are logged, not fatal).
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// The store could not be opened.
-    #[error("opening store {path}: {source}")]
+    /// The store could not be opened; what to do follows the error when there is more
+    /// to say (a PostgreSQL server that refuses, a store from a newer lookout).
+    #[error("opening store {path}: {source}{}", source.advice().map(|a| format!(" ({a})")).unwrap_or_default())]
     Store {
         /// The database file.
         path: PathBuf,
@@ -115,9 +116,18 @@ fn store_label(config: &Config) -> PathBuf {
     }
 }
 
+/// The store's condition record, giving the advice that fits the store: SQLite's
+/// about its file, PostgreSQL's about the server.
+fn store_health(config: &Config) -> StoreHealth {
+    match &config.store.url {
+        Some(_) => StoreHealth::postgres(),
+        None => StoreHealth::new(Some(database_path(config))),
+    }
+}
+
 /// Opens the store named by the config (blocking).
 pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
-    let store = match &config.store.url {
+    let mut store = match &config.store.url {
         Some(url) => Store::connect(url.expose()),
         None => Store::open(&database_path(config)),
     }
@@ -125,6 +135,12 @@ pub fn open_store(config: &Config) -> Result<SharedStore, DaemonError> {
         path: store_label(config),
         source,
     })?;
+    if let Some(pg) = store.postgres() {
+        if let Some(name) = config.store.replica_name() {
+            pg.set_replica(name);
+        }
+        pg.set_lease_period(config.store.lease_period());
+    }
     Ok(Arc::new(Mutex::new(store)))
 }
 
@@ -403,7 +419,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         })?;
     let config = Arc::new(with_base_url(config, bound));
     let (store, generation) = open_with_generation(&config).await?;
-    let health = StoreHealth::new(Some(database_path(&config)));
+    let health = store_health(&config);
     check_integrity(&store, &health).await;
     let publisher = Arc::new(Publisher::new(store.clone(), &config, generation));
     let alerts = Alerts::build(&config)?;
@@ -660,13 +676,29 @@ fn prepare_reload(
             to: new.state_dir.display().to_string(),
         });
     }
-    if new.store != running.store {
+    if new.store.url != running.store.url {
         // Described, not shown: the URL may hold a password.
         let describe = |c: &Config| store_label(c).display().to_string();
         return Err(ReloadError::NeedsRestart {
             key: "[store] url",
             from: describe(running),
             to: describe(&new),
+        });
+    }
+    // Leases and claims already taken carry the name and period they were taken with.
+    if new.store.replica != running.store.replica {
+        let describe = |c: &Config| c.store.replica_name().unwrap_or("(host:pid)").to_owned();
+        return Err(ReloadError::NeedsRestart {
+            key: "[store] replica",
+            from: describe(running),
+            to: describe(&new),
+        });
+    }
+    if new.store.lease != running.store.lease {
+        return Err(ReloadError::NeedsRestart {
+            key: "[store] lease",
+            from: HumanDuration(running.store.lease_period()).to_string(),
+            to: HumanDuration(new.store.lease_period()).to_string(),
         });
     }
     if new.server.listen != running.server.listen {

@@ -53,7 +53,7 @@ pub async fn once(config: Config) -> Result<Vec<PassReport>, DaemonError> {
     let metrics = Metrics::new();
     // Shared by the pipeline and the delivery pass: a store found unable to write
     // while ingesting pauses the deliveries too.
-    let health = StoreHealth::new(Some(super::database_path(&config)));
+    let health = super::store_health(&config);
     let (tx, rx) = mpsc::channel::<Report>(64);
     let pipeline = tokio::spawn(pipeline(
         rx,

@@ -175,6 +175,14 @@ pub trait StoreBackend: Send {
     /// Every recorded fetch state, by source name.
     fn all_fetch_states(&self) -> Result<Vec<(String, FetchState)>, StoreError>;
 
+    /// How long until the first claim another replica holds on a due delivery lapses,
+    /// as the last [`StoreBackend::due_deliveries`] found it: the outbox worker asks
+    /// again then, to send a dead replica's deliveries the moment its claims lapse.
+    /// `None` when there is no such claim (always, on a store one process owns).
+    fn claims_lapse_in(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Up to `limit` pending deliveries due at `now`, oldest due first, with their items.
     fn due_deliveries(&self, now: DateTime<Utc>, limit: usize)
         -> Result<Vec<Delivery>, StoreError>;
@@ -220,10 +228,11 @@ pub trait StoreBackend: Send {
     /// Which database this is, for logs, `/healthz` and the status page.
     fn kind(&self) -> &'static str;
 
-    /// Takes or renews this replica's lease of HTTP source `source`: false while
-    /// another replica holds it, and then this one does not fetch it. A store one
-    /// process owns (SQLite) always grants it.
-    fn lease_source(&self, source: &str) -> Result<bool, StoreError>;
+    /// Takes or renews this replica's lease of HTTP source `source`. While another
+    /// replica holds it, says when that lease lapses unrenewed, so this one asks again
+    /// exactly then (and does not fetch the source before). A store one process owns
+    /// (SQLite) always grants it.
+    fn lease_source(&self, source: &str) -> Result<Lease, StoreError>;
 
     /// The source leases in force, for `/healthz` and the status page (none on SQLite).
     fn leases(&self) -> Result<Vec<SourceLease>, StoreError>;
@@ -240,6 +249,26 @@ pub trait StoreBackend: Send {
             .filter(|lease| Some(lease.holder.as_str()) == me)
             .map(|lease| lease.source)
             .collect())
+    }
+}
+
+/// The answer to [`StoreBackend::lease_source`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This replica holds the lease: it fetches the source.
+    Held,
+    /// Another replica holds it; unrenewed, it lapses in `lapses_in` (by the
+    /// database server's clock, so no two replicas' clocks need agree).
+    Elsewhere {
+        /// Time left on the other replica's lease.
+        lapses_in: std::time::Duration,
+    },
+}
+
+impl Lease {
+    /// Whether this replica holds the lease.
+    pub fn is_held(self) -> bool {
+        self == Lease::Held
     }
 }
 
@@ -551,8 +580,8 @@ impl StoreBackend for SqliteStore {
     fn kind(&self) -> &'static str {
         "sqlite"
     }
-    fn lease_source(&self, _source: &str) -> Result<bool, StoreError> {
-        Ok(true)
+    fn lease_source(&self, _source: &str) -> Result<Lease, StoreError> {
+        Ok(Lease::Held)
     }
     fn leases(&self) -> Result<Vec<SourceLease>, StoreError> {
         Ok(Vec::new())

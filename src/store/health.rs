@@ -61,6 +61,26 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// What an operator does about this error, and what lookout does meanwhile, when
+    /// there is more to say than the error: a PostgreSQL server that refuses
+    /// connections or logins, or is full, and a store written by a newer lookout.
+    pub fn advice(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Postgres { source, .. } => Some(super::postgres::advice(source)),
+            StoreError::TooNew { .. } => Some(
+                "a newer lookout wrote this store (on PostgreSQL: another replica was \
+                 upgraded first): run this version or a newer one; never an older one",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// What lookout does while a SQLite store cannot write.
+const SQLITE_CANNOT_WRITE: &str =
+    "captures stay in their folders and deliveries pause until it can (is the disk full?)";
+
 fn sqlite_fault(error: &rusqlite::Error) -> Fault {
     match error.sqlite_error_code() {
         Some(
@@ -96,6 +116,8 @@ pub enum Condition {
     CannotWrite {
         /// The error, in one line.
         error: String,
+        /// What to do about it, and what lookout does meanwhile.
+        advice: String,
         /// Since when.
         since: DateTime<Utc>,
     },
@@ -123,10 +145,9 @@ impl Condition {
     pub fn problem(&self) -> Option<String> {
         match self {
             Condition::Healthy => None,
-            Condition::CannotWrite { error, .. } => Some(format!(
-                "the store cannot write ({error}); captures stay in their folders and \
-                 deliveries pause until it can (is the disk full?)"
-            )),
+            Condition::CannotWrite { error, advice, .. } => {
+                Some(format!("the store cannot write ({error}); {advice}"))
+            }
             Condition::Corrupt { report, .. } => Some(format!(
                 "the store is damaged ({report}); nothing is written until it is restored"
             )),
@@ -134,7 +155,7 @@ impl Condition {
     }
 }
 
-/// What an operator does about a damaged store, shown with the error.
+/// What an operator does about a damaged SQLite store, shown with the error.
 pub fn recovery_advice(path: &Path) -> String {
     format!(
         "stop lookout, then restore {path} from a backup, or recover what it holds with \
@@ -149,8 +170,17 @@ pub fn recovery_advice(path: &Path) -> String {
 #[derive(Debug, Clone)]
 pub struct StoreHealth {
     state: Arc<watch::Sender<Condition>>,
-    path: Option<PathBuf>,
+    site: Site,
     quiet: Arc<Mutex<Quiet>>,
+}
+
+/// Where the store is, which decides the advice given when it is damaged.
+#[derive(Debug, Clone)]
+enum Site {
+    /// A SQLite file (`None`: in memory).
+    Sqlite(Option<PathBuf>),
+    /// A PostgreSQL server.
+    Postgres,
 }
 
 /// Keeps a store that flaps between "cannot write" and "writes again" (a nearly full
@@ -177,9 +207,18 @@ const CHECK_EVERY: Duration = Duration::from_secs(60);
 impl StoreHealth {
     /// A healthy store at `path` (named in the recovery advice; `None` in memory).
     pub fn new(path: Option<PathBuf>) -> StoreHealth {
+        StoreHealth::at(Site::Sqlite(path))
+    }
+
+    /// A healthy PostgreSQL store: its advice is about the server, not a file.
+    pub fn postgres() -> StoreHealth {
+        StoreHealth::at(Site::Postgres)
+    }
+
+    fn at(site: Site) -> StoreHealth {
         StoreHealth {
             state: Arc::new(watch::Sender::new(Condition::Healthy)),
-            path,
+            site,
             quiet: Arc::new(Mutex::new(Quiet::default())),
         }
     }
@@ -216,9 +255,17 @@ impl StoreHealth {
         self.state.subscribe()
     }
 
-    /// What to do about a damaged store, naming its file.
+    /// What to do about a damaged store: recover its file, or see to the server.
     pub fn advice(&self) -> String {
-        recovery_advice(self.path.as_deref().unwrap_or(Path::new("lookout.db")))
+        match &self.site {
+            Site::Sqlite(path) => {
+                recovery_advice(path.as_deref().unwrap_or(Path::new("lookout.db")))
+            }
+            Site::Postgres => "the PostgreSQL server reports damaged data: read its log for \
+                 the table or index, REINDEX a damaged index or restore the database from a \
+                 backup (pg_dump, a base backup), then restart lookout"
+                .to_owned(),
+        }
     }
 
     /// A write succeeded: a store that could not write can again. Logged once.
@@ -272,23 +319,36 @@ impl StoreHealth {
 
     /// Marks the store unable to write because of `error` (logged once).
     pub fn cannot_write(&self, error: &StoreError) {
+        let advice = error.advice().unwrap_or(SQLITE_CANNOT_WRITE);
         let error = one_line(&error.to_string());
-        let changed = self.state.send_if_modified(|c| {
-            if c.is_healthy() {
+        let changed = self.state.send_if_modified(|c| match c {
+            Condition::Healthy => {
                 *c = Condition::CannotWrite {
                     error: error.clone(),
+                    advice: advice.to_owned(),
                     since: Utc::now(),
                 };
                 true
-            } else {
+            }
+            // The same spell: the latest error and its advice are shown (a server
+            // shutting down, then refusing connections), without a new log line or
+            // waking the tasks that wait for the condition to change.
+            Condition::CannotWrite {
+                error: shown,
+                advice: advised,
+                ..
+            } => {
+                shown.clone_from(&error);
+                advice.clone_into(advised);
                 false
             }
+            Condition::Corrupt { .. } => false,
         });
         if changed {
             if let Some(unlogged) = self.log_spell() {
-                tracing::error!(%error, unlogged_spells = unlogged,
+                tracing::error!(%error, %advice, unlogged_spells = unlogged,
                     "store: cannot write; captures stay in their folders and deliveries \
-                     pause until a write succeeds again (is the disk full?)");
+                     pause until a write succeeds again");
             }
         }
     }

@@ -18,7 +18,7 @@ mod migrations;
 mod outbox;
 pub mod postgres;
 
-pub use backend::{SourceLease, Store, StoreBackend};
+pub use backend::{Lease, SourceLease, Store, StoreBackend};
 pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
 pub use interests::{interest_rule, CorpusItem, InterestMatch, ScoreRow, ScoredItem, Verdict};

@@ -1,13 +1,35 @@
 //! End to end: two real daemons, replicas on one PostgreSQL database (issue 17). They
 //! serve the same feeds, one fetches each HTTP source, and when that one is killed the
-//! other takes the source over. Skipped, with one line for the run, where PostgreSQL
-//! is not installed.
+//! other takes the source over within a lease period. Skipped, with one line for the
+//! run, where PostgreSQL is not installed.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// The replicas' `[store] lease` in the takeover test: short, to measure it.
+const LEASE: Duration = Duration::from_secs(3);
+
+/// What a loaded test machine may add to a takeover: the survivor asks for the lease
+/// the moment it lapses, then fetches (before that moment was asked for, it polled
+/// every tenth of a 30 s period, so 3 s more).
+const TAKEOVER_MARGIN: Duration = Duration::from_millis(1500);
+
+/// Answers every request with `body` and keeps each request's time.
+struct Recorded {
+    body: Vec<u8>,
+    times: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Respond for Recorded {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        self.times.lock().unwrap().push(Instant::now());
+        ResponseTemplate::new(200).set_body_bytes(self.body.clone())
+    }
+}
 
 /// The `/healthz` of the replica at `base`: its name and the sources it leases.
 fn replica(base: &str) -> (String, Vec<String>) {
@@ -28,19 +50,24 @@ fn replica(base: &str) -> (String, Vec<String>) {
 fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
     let Some(url) = pg::database() else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let fetches: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let server = rt.block_on(async {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path("/hf"))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture("hf_papers_may20.txt")))
+            .respond_with(Recorded {
+                body: fixture("hf_papers_may20.txt"),
+                times: Arc::clone(&fetches),
+            })
             .mount(&server)
             .await;
         server
     });
     let extra = format!(
-        "[store]\nurl = \"{url}\"\n\
+        "[store]\nurl = \"{url}\"\nlease = \"{lease}s\"\n\
          [[source]]\nname = \"hf\"\nkind = \"http\"\nurl = \"{uri}/hf\"\nevery = \"1s\"\njitter = \"0s\"\n",
-        uri = server.uri()
+        uri = server.uri(),
+        lease = LEASE.as_secs()
     );
     let (one, two) = (Setup::new(&extra), Setup::new(&extra));
     let a = Daemon::start(&one.config);
@@ -95,17 +122,33 @@ fn two_replicas_share_the_feeds_and_a_killed_ones_source_is_taken_over() {
             (status == 200 && rss_guids(&body).len() == 37).then_some(())
         },
     );
-    // SIGKILL the holder: the survivor takes the source over within a lease period.
+    // SIGKILL the holder: the survivor takes the source over, and fetches it, within a
+    // lease period of the kill.
     let (victim, survivor) = if holder == 'a' { (a, b) } else { (b, a) };
+    let killed = Instant::now();
     victim.signal(libc::SIGKILL);
     drop(victim);
     wait_for(
-        Duration::from_secs(60),
+        Duration::from_secs(30),
         "the survivor to take hf over",
         || {
             let (_, leases) = replica(&survivor.base);
             (leases == ["hf"]).then_some(())
         },
+    );
+    // A request the victim had on the wire as it died reaches the server within a few
+    // ms; any later one is the survivor's.
+    let takeover = wait_for(Duration::from_secs(30), "the survivor's fetch", || {
+        let times = fetches.lock().unwrap();
+        times
+            .iter()
+            .map(|t| t.saturating_duration_since(killed))
+            .find(|after| *after > Duration::from_millis(100))
+    });
+    println!("takeover: first fetch by the survivor {takeover:?} after the kill (lease {LEASE:?})");
+    assert!(
+        takeover <= LEASE + TAKEOVER_MARGIN,
+        "taken over {takeover:?} after the kill, lease {LEASE:?}"
     );
     // And stops cleanly (its connections close off the async workers).
     assert!(survivor.stop(Duration::from_secs(20)).success());
@@ -160,4 +203,69 @@ fn replicas_running_once_on_one_store_split_the_sources() {
         4,
         "each source fetched once, not once per replica"
     );
+}
+
+#[test]
+fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
+    // A server of its own: this test stops it, which the shared one must never be.
+    let Some(cluster) = pg::Cluster::create() else {
+        return;
+    };
+    cluster.start();
+    let setup = Setup::new(&format!("[store]\nurl = \"{}\"\n", cluster.url()));
+    let daemon = Daemon::start(&setup.config);
+    let feed_len = || rss_guids(&get(&format!("{}/feed.xml", daemon.base), &[]).2).len();
+    setup.drop_file("one.txt", &fixture("aitopics_energy.txt"));
+    setup.wait_filed("processed", "one.txt");
+    wait_for(Duration::from_secs(30), "the first capture's items", || {
+        (feed_len() == 10).then_some(())
+    });
+
+    cluster.stop();
+    // /healthz says what happened and what to do: nothing, but wait.
+    let health = wait_for(Duration::from_secs(30), "/healthz to report it", || {
+        let (status, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
+        (status == 503).then(|| serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+    });
+    let error = health["store"]["error"].as_str().unwrap_or_default();
+    for says in ["PostgreSQL server", "try again later", "nothing is lost"] {
+        assert!(error.contains(says), "{says:?} not in {health}");
+    }
+    assert!(!error.contains(".recover"), "SQLite's advice: {health}");
+    // A capture dropped meanwhile is held in the folder, neither stored nor failed.
+    setup.drop_file("two.txt", &fixture("hf_papers_may20.txt"));
+    wait_for(Duration::from_secs(30), "the capture held", || {
+        let log = daemon.log();
+        log.lines()
+            .any(|l| l.contains("page held until the store can take it") && l.contains("two.txt"))
+            .then_some(())
+    });
+    assert!(setup.drop.join("two.txt").exists(), "the capture stays put");
+    // Once the server is down for good, the advice says it refuses connections.
+    wait_for(
+        Duration::from_secs(30),
+        "the advice of a refused connection",
+        || {
+            let (_, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
+            String::from_utf8_lossy(&body)
+                .contains("refuses connections")
+                .then_some(())
+        },
+    );
+    assert!(!setup.drop.join("failed").join("two.txt").exists());
+    assert!(
+        daemon.log().contains("try again later"),
+        "the log gives the advice:\n{}",
+        daemon.log()
+    );
+
+    // The server returns: the held capture goes in, and nothing is missing.
+    cluster.start();
+    setup.wait_filed("processed", "two.txt");
+    wait_for(Duration::from_secs(30), "both captures' items", || {
+        (feed_len() == 37).then_some(())
+    });
+    wait_for(Duration::from_secs(30), "/healthz healthy again", || {
+        (get(&format!("{}/healthz", daemon.base), &[]).0 == 200).then_some(())
+    });
 }

@@ -108,7 +108,8 @@ fn setup(interest_extra: &str, extra: &str) -> Setup {
     let likes_path = dir.path().join("likes.txt");
     std::fs::write(&likes_path, likes()).expect("write likes");
     let setup = Setup::new(&format!(
-        "{extra}\n[[interest]]\nname = \"cosmo\"\nlikes = {likes_path:?}\nmin_score = 0.85\n{interest_extra}\n"
+        "{extra}\n{}\n[[interest]]\nname = \"cosmo\"\nlikes = {likes_path:?}\nmin_score = 0.85\n{interest_extra}\n",
+        super::interests_pg::store_table()
     ));
     // The likes file lives beside the config, in the setup's own directory.
     let moved = setup.dir.path().join("likes.txt");
@@ -234,7 +235,7 @@ fn attribute(html: &str, after: &str, attr: &str) -> String {
 }
 
 #[test]
-fn likes_are_matched_to_stored_items_and_the_liked_topic_fills_the_feed() {
+pub(crate) fn likes_are_matched_to_stored_items_and_the_liked_topic_fills_the_feed() {
     let setup = setup("notify = []", "");
     let daemon = Daemon::start(&setup.config);
     setup.drop_file("papers.xml", &capture(0..15));
@@ -274,7 +275,7 @@ fn likes_are_matched_to_stored_items_and_the_liked_topic_fills_the_feed() {
 }
 
 #[test]
-fn scores_are_the_same_after_a_restart() {
+pub(crate) fn scores_are_the_same_after_a_restart() {
     let setup = setup("notify = []", "");
     let daemon = started_with_papers(&setup);
     let before = wait_for(Duration::from_secs(30), "the interest feed", || {
@@ -291,7 +292,7 @@ fn scores_are_the_same_after_a_restart() {
 }
 
 #[test]
-fn cross_site_posts_are_refused_and_the_buttons_change_the_ranking() {
+pub(crate) fn cross_site_posts_are_refused_and_the_buttons_change_the_ranking() {
     let setup = setup("notify = []", "[server]\ntoken = \"s3cret\"\n");
     // The [server] table must come before the tables that follow it in the file.
     let text = std::fs::read_to_string(&setup.config).unwrap();
@@ -404,7 +405,7 @@ fn cross_site_posts_are_refused_and_the_buttons_change_the_ranking() {
 }
 
 #[test]
-fn interest_matches_reach_a_webhook_once() {
+pub(crate) fn interest_matches_reach_a_webhook_once() {
     let server = Hook::start();
     let received = || server.received();
     let hook = format!(
@@ -580,7 +581,7 @@ fn check_prints_interests_and_refuses_bad_ones_at_their_key() {
 }
 
 #[test]
-fn lookout_once_trains_scores_and_writes_the_interest_feed() {
+pub(crate) fn lookout_once_trains_scores_and_writes_the_interest_feed() {
     let setup = setup("notify = []", "");
     setup.drop_file("papers.xml", &capture(0..15));
     // A file written a moment ago may still be being written: `once` would leave it.
@@ -794,7 +795,7 @@ fn rank_refuses_an_unknown_source_or_interest() {
 }
 
 #[test]
-fn a_paper_waiting_in_the_drop_folder_at_start_is_scored_for_its_alert() {
+pub(crate) fn a_paper_waiting_in_the_drop_folder_at_start_is_scored_for_its_alert() {
     let server = Hook::start();
     let hook = format!(
         "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",

@@ -30,6 +30,7 @@ mod feed_stylesheet_libxslt;
 mod field_caps;
 mod http_source;
 mod interests;
+mod interests_pg;
 mod item_integrity;
 mod log_escaping;
 mod ops_packaging;

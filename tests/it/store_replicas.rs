@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use lookout::entry::Entry;
-use lookout::store::{AlertMatch, Ingest, Matcher, Store};
+use lookout::store::{AlertMatch, Ingest, Lease, Matcher, Store};
 
 /// A replica named `name` on the database at `url`, whose leases and claims last
 /// `period` unrenewed.
@@ -37,13 +37,20 @@ fn a_source_is_leased_by_one_replica_until_its_lease_lapses() {
     let Some(url) = pg::database() else { return };
     let a = replica(&url, "a", Duration::from_secs(1));
     let b = replica(&url, "b", Duration::from_secs(1));
-    assert!(a.lease_source("hf").expect("lease"));
-    assert!(!b.lease_source("hf").expect("lease"), "a holds it");
+    assert!(a.lease_source("hf").expect("lease").is_held());
+    // a holds it, for one period at most: b is told when to ask again.
+    match b.lease_source("hf").expect("lease") {
+        Lease::Elsewhere { lapses_in } => assert!(lapses_in <= Duration::from_secs(1)),
+        Lease::Held => panic!("a holds hf"),
+    }
     assert!(
-        b.lease_source("blog").expect("lease"),
+        b.lease_source("blog").expect("lease").is_held(),
         "another source is free"
     );
-    assert!(a.lease_source("hf").expect("renew"), "the holder renews");
+    assert!(
+        a.lease_source("hf").expect("renew").is_held(),
+        "the holder renews"
+    );
     let holders: Vec<(String, String)> = b
         .leases()
         .expect("leases")
@@ -57,9 +64,9 @@ fn a_source_is_leased_by_one_replica_until_its_lease_lapses() {
     // a stops calling the store, as a dead replica does: its lease lapses and b takes
     // the source over; then a, back, finds it taken.
     wait_for(Duration::from_secs(10), "b to take hf over", || {
-        b.lease_source("hf").expect("lease").then_some(())
+        b.lease_source("hf").expect("lease").is_held().then_some(())
     });
-    assert!(!a.lease_source("hf").expect("lease"));
+    assert!(!a.lease_source("hf").expect("lease").is_held());
 }
 
 #[test]
@@ -97,6 +104,14 @@ fn a_delivery_claimed_by_a_dead_replica_is_taken_over_with_the_same_key() {
     assert!(
         b.due_deliveries(at(0), 10).expect("due").is_empty(),
         "a claims them"
+    );
+    // b is told when a's claims lapse, to look again then rather than at a poll.
+    let lapse = b.claims_lapse_in().expect("a's claims lapse");
+    assert!(lapse <= Duration::from_secs(1), "{lapse:?}");
+    assert_eq!(
+        a.claims_lapse_in(),
+        None,
+        "a's own claims are no one else's"
     );
     // a dies mid-send: its claims lapse and b sends the same rows, under the same keys.
     let taken = wait_for(Duration::from_secs(10), "b to take the rows over", || {

@@ -482,13 +482,14 @@ impl HttpSource {
     }
 
     /// Whether this replica holds the source's lease (always, on a store one process
-    /// owns). A store that cannot answer does not stop the fetch: the pipeline holds
-    /// what the store cannot take, as it does for one replica.
-    async fn leased(&self) -> bool {
+    /// owns), else when the holder's lapses. A store that cannot answer does not stop
+    /// the fetch: the pipeline holds what the store cannot take, as it does for one
+    /// replica.
+    async fn lease(&self) -> crate::store::Lease {
         let name = self.name.clone();
         crate::store::blocking(&self.store, move |store| store.lease_source(&name))
             .await
-            .unwrap_or(true)
+            .unwrap_or(crate::store::Lease::Held)
     }
 
     /// The validators and baseline flag the store holds for this source: a read,

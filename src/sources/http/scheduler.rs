@@ -27,6 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{schedule, AttemptError, FetchOutcome, HostGate, HttpSource, Known};
 use crate::sources::Report;
+use crate::store::Lease;
+
+/// How long after another replica's lease lapses a source asks for it again: a
+/// lease is free once strictly past its expiry, by the database server's clock.
+const LEASE_MARGIN: Duration = Duration::from_millis(20);
 
 /// Fetches in flight at most, across all sources: enough to keep a hundred sites busy
 /// on a 2-core machine, small enough that sockets and buffers stay bounded.
@@ -124,9 +129,9 @@ struct Done {
     host: String,
     version: u64,
     known: Option<Known>,
-    /// False when another replica of a shared store holds the source's lease: no fetch
-    /// was made, and `result` means nothing.
-    leased: bool,
+    /// Not held when another replica of a shared store holds the source's lease: no
+    /// fetch was made, and `result` means nothing.
+    lease: Lease,
     result: Result<FetchOutcome, AttemptError>,
 }
 
@@ -317,13 +322,14 @@ impl Scheduler {
                 // Only the sources this replica leases are fetched (on a store one
                 // process owns, all of them; replicas running `once` together split
                 // the sources the same way).
-                if !source.leased().await {
+                let lease = source.lease().await;
+                if !lease.is_held() {
                     return Done {
                         name,
                         host,
                         version,
                         known,
-                        leased: false,
+                        lease,
                         result: Ok(FetchOutcome::LeasedElsewhere),
                     };
                 }
@@ -340,7 +346,7 @@ impl Scheduler {
                     host,
                     version,
                     known,
-                    leased: true,
+                    lease,
                     result,
                 }
             });
@@ -361,7 +367,7 @@ impl Scheduler {
         Some(Done {
             known: None,
             // It was fetching, so it held the source.
-            leased: true,
+            lease: Lease::Held,
             result: Err(AttemptError::Lost {
                 source_name: name.clone(),
             }),
@@ -384,18 +390,19 @@ impl Scheduler {
         if entry.version != done.version {
             return true;
         }
-        entry.held = done.leased;
-        if !done.leased && self.pass.is_none() {
-            // Another replica fetches this source; look again soon, to take it over
-            // within a lease period of that replica's death.
+        entry.held = done.lease.is_held();
+        if let (Lease::Elsewhere { lapses_in }, None) = (done.lease, &self.pass) {
+            // Another replica fetches this source; ask again the moment its lease
+            // lapses (just after, as the lease is taken once strictly past its
+            // expiry), to take it over within a lease period of that replica's death.
             entry.busy = false;
             entry.known = done.known;
-            let again = Instant::now() + crate::store::postgres::LEASE_PERIOD / 10;
+            let again = Instant::now() + lapses_in + LEASE_MARGIN;
             self.heap.push(Reverse((again, done.version, done.name)));
             return true;
         }
         if let Some(results) = &mut self.pass {
-            if done.leased {
+            if done.lease.is_held() {
                 entry
                     .source
                     .publish(&mut done.known.clone(), &done.result, None);

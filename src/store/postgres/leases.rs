@@ -6,14 +6,17 @@
 //! A live replica keeps its leases: every store call renews them once they are a
 //! third of a period old, and the daemon calls the store twice a second (its
 //! monitor), so a replica that stops calling, stuck or dead, is the one that loses
-//! them.
+//! them, at most one period after its last call. The others do not poll for that
+//! moment: [`Lease::Elsewhere`] tells them when the lease lapses, and they ask again
+//! then, so a dead replica's sources are taken over within one lease period of its
+//! death (figures: BENCHMARKS.md, "Replicas (issue 17): failover").
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::{col, Conn, PostgresStore, Session};
-use crate::store::{SourceLease, StoreError};
+use crate::store::{Lease, SourceLease, StoreError};
 
 /// The server's clock in unix ms: leases and claims are timed by it alone.
 macro_rules! server_now_ms {
@@ -23,8 +26,14 @@ macro_rules! server_now_ms {
 }
 pub(super) use server_now_ms;
 
-/// How long a lease or claim lasts unrenewed (issue 17: takeover within 30 s).
+/// How long a lease or claim lasts unrenewed unless `[store] lease` says otherwise
+/// (issue 17: takeover within 30 s).
 pub const LEASE_PERIOD: Duration = Duration::from_secs(30);
+
+/// The shortest lease `[store] lease` accepts: a replica renews at a third of the
+/// period, and a store call that takes longer than that (a large ingest, a slow
+/// server) must not cost it its leases.
+pub const MIN_LEASE_PERIOD: Duration = Duration::from_secs(2);
 
 impl PostgresStore {
     /// Names this replica in its leases and claims (default: `host:pid`).
@@ -47,26 +56,56 @@ impl PostgresStore {
         i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Takes or renews the lease of `source`; false while another replica holds it.
-    pub(super) fn lease(&self, source: &str) -> Result<bool, StoreError> {
+    /// Takes or renews the lease of `source`; while another replica holds it, how long
+    /// until that lease lapses. One statement: the upsert takes a free, lapsed or own
+    /// lease, and when it took nothing the same snapshot's row says who holds it until
+    /// when (a data-modifying CTE's siblings see the table as it was before it).
+    pub(super) fn lease(&self, source: &str) -> Result<Lease, StoreError> {
         let (replica, ms) = (self.replica.as_str(), self.lease_ms());
         let row = self.with(|s| {
-            s.query_opt(
+            s.query_one(
                 concat!(
-                    "INSERT INTO source_leases (source, holder, expires) VALUES ($1, $2, ",
+                    "WITH taken AS (INSERT INTO source_leases (source, holder, expires) \
+                       VALUES ($1, $2, ",
                     server_now_ms!(),
                     " + $3) ON CONFLICT (source) DO UPDATE
                         SET holder = EXCLUDED.holder, expires = EXCLUDED.expires
                       WHERE source_leases.holder = EXCLUDED.holder
                          OR source_leases.expires < ",
                     server_now_ms!(),
-                    " RETURNING holder"
+                    " RETURNING source)
+                     SELECT (SELECT count(*) FROM taken) > 0,
+                            (SELECT max(expires) FROM source_leases WHERE source = $1) - ",
+                    server_now_ms!()
                 ),
                 &[&source, &replica, &ms],
                 "leasing a source",
             )
         })?;
-        Ok(row.is_some())
+        if col::<bool>(&row, 0, "source_leases.holder")? {
+            return Ok(Lease::Held);
+        }
+        let left: Option<i64> = col(&row, 1, "source_leases.expires")?;
+        let left = u64::try_from(left.unwrap_or(0)).unwrap_or(0);
+        Ok(Lease::Elsewhere {
+            lapses_in: Duration::from_millis(left),
+        })
+    }
+
+    /// Keeps when the first claim of another replica's on a due delivery lapses, in
+    /// ms from now (`None`: no such claim), as the last claim of due rows found it.
+    pub(super) fn set_claims_lapse(&self, ms: Option<i64>) {
+        let ms = ms.map_or(u64::MAX, |ms| u64::try_from(ms).unwrap_or(0));
+        self.claims_lapse
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`crate::store::StoreBackend::claims_lapse_in`].
+    pub(super) fn claims_lapse_in(&self) -> Option<Duration> {
+        match self.claims_lapse.load(std::sync::atomic::Ordering::Relaxed) {
+            u64::MAX => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
     }
 
     /// Every source lease that has not lapsed, by source.

@@ -31,7 +31,7 @@ use super::health::Fault;
 use super::StoreError;
 
 pub use copy::Copied;
-pub use leases::LEASE_PERIOD;
+pub use leases::{LEASE_PERIOD, MIN_LEASE_PERIOD};
 pub use listen::listen_for_changes;
 pub use schema::latest as latest_schema;
 
@@ -43,6 +43,9 @@ pub struct PostgresStore {
     replica: String,
     /// How long a lease or claim lasts unrenewed.
     lease: std::time::Duration,
+    /// When another replica's first claim on a due delivery lapses, in ms from the
+    /// last claim of due rows (`u64::MAX`: none).
+    claims_lapse: std::sync::atomic::AtomicU64,
 }
 
 /// One open connection and the statements prepared on it.
@@ -66,6 +69,7 @@ impl PostgresStore {
             config,
             replica: default_replica(),
             lease: leases::LEASE_PERIOD,
+            claims_lapse: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -252,8 +256,8 @@ impl<T> Ctx<T> for Result<T, postgres::Error> {
     }
 }
 
-/// What kind of failure a PostgreSQL error is: a lost or refused connection, a full
-/// disk or a lock conflict is temporary (the server or the network comes back); a
+/// What kind of failure a PostgreSQL error is: a lost or refused connection or login,
+/// a full disk or a lock conflict is temporary (the server or the network comes back); a
 /// server that reports damaged data is corrupt; anything else is reported as it is.
 pub(crate) fn fault(error: &postgres::Error) -> Fault {
     let Some(code) = error.code() else {
@@ -261,6 +265,11 @@ pub(crate) fn fault(error: &postgres::Error) -> Fault {
         return Fault::Temporary;
     };
     let temporary = [
+        // A refused login or a missing database is an operator's fix away, and no
+        // capture is at fault: held, not failed.
+        SqlState::INVALID_PASSWORD,
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+        SqlState::INVALID_CATALOG_NAME,
         SqlState::DISK_FULL,
         SqlState::INSUFFICIENT_RESOURCES,
         SqlState::OUT_OF_MEMORY,
@@ -282,6 +291,91 @@ pub(crate) fn fault(error: &postgres::Error) -> Fault {
         Fault::Corrupt
     } else {
         Fault::Other
+    }
+}
+
+/// What an operator does about a PostgreSQL error, and what lookout does meanwhile:
+/// the advice `/healthz`, the status page and the log give (SQLite's is about its
+/// file; this one is about the server).
+pub(crate) fn advice(error: &postgres::Error) -> &'static str {
+    // What lookout does meanwhile, the same for every temporary fault.
+    macro_rules! meanwhile {
+        () => {
+            "nothing is lost: captures stay in their folders, deliveries pause, and both \
+             resume by themselves"
+        };
+    }
+    let Some(code) = error.code() else {
+        let refused =
+            std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .filter_map(|e| e.downcast_ref::<std::io::Error>())
+            .any(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        return if refused {
+            concat!(
+                "the PostgreSQL server refuses connections (is it running, on the host and \
+                 port of [store] url?); try again later: ",
+                meanwhile!(),
+                " when it answers"
+            )
+        } else {
+            concat!(
+                "the connection to the PostgreSQL server failed or closed (a restart, a \
+                 failover, the network); try again later: ",
+                meanwhile!(),
+                " when it answers"
+            )
+        };
+    };
+    if [
+        SqlState::INVALID_PASSWORD,
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+    ]
+    .contains(code)
+    {
+        concat!(
+            "PostgreSQL refused lookout's login: check the user and password in [store] url \
+             (and the server's pg_hba.conf); ",
+            meanwhile!(),
+            " once it accepts"
+        )
+    } else if code == &SqlState::INVALID_CATALOG_NAME {
+        concat!(
+            "the database named in [store] url does not exist (createdb it, or fix the url); ",
+            meanwhile!(),
+            " once it does"
+        )
+    } else if [SqlState::DISK_FULL, SqlState::INSUFFICIENT_RESOURCES].contains(code) {
+        concat!(
+            "the PostgreSQL server's disk is full: free space on the server (not here); ",
+            meanwhile!(),
+            " once it can write"
+        )
+    } else if [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+    ]
+    .contains(code)
+    {
+        concat!(
+            "the PostgreSQL server is shutting down, restarting or recovering; try again \
+             later: ",
+            meanwhile!(),
+            " when it answers"
+        )
+    } else if [SqlState::DATA_CORRUPTED, SqlState::INDEX_CORRUPTED].contains(code) {
+        "the PostgreSQL server reports damaged data: read its log for the table or index, \
+         REINDEX a damaged index or restore the database from a backup (pg_dump, a base \
+         backup), then restart lookout; nothing is written until then"
+    } else {
+        concat!(
+            "the PostgreSQL server cannot take writes now (busy, or at max_connections); \
+             try again later: ",
+            meanwhile!(),
+            " when it can"
+        )
     }
 }
 
@@ -312,4 +406,28 @@ fn count<T: TryFrom<i64>>(row: &Row, idx: usize, column: &'static str) -> Result
         column,
         detail: format!("{n} is out of range"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Fault, Store};
+
+    #[test]
+    fn a_server_that_refuses_connections_is_temporary_with_its_own_advice() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let Err(error) = Store::connect(&format!(
+            "postgres://lookout@127.0.0.1:{port}/lookout?sslmode=disable&connect_timeout=5"
+        )) else {
+            panic!("connected to a closed port");
+        };
+        assert_eq!(error.fault(), Fault::Temporary, "{error}");
+        let advice = error.advice().expect("advice");
+        assert!(advice.contains("refuses connections"), "{advice}");
+        assert!(advice.contains("try again later"), "{advice}");
+        assert!(!advice.contains(".recover"), "{advice}");
+    }
 }

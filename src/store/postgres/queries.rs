@@ -10,9 +10,9 @@ use super::{col, count, schema, time, PostgresStore};
 use crate::store::items::{item_columns, parse_timestamp, ITEM_COLUMN_COUNT};
 use crate::store::outbox::RuleMatch;
 use crate::store::{
-    CorpusItem, Delivery, FailedDelivery, FetchState, Ingest, IngestReport, ItemFilter, Listing,
-    Matcher, OutboxCounts, ScoreRow, ScoredItem, SourceLease, StoreBackend, StoreError, StoredItem,
-    Verdict,
+    CorpusItem, Delivery, FailedDelivery, FetchState, Ingest, IngestReport, ItemFilter, Lease,
+    Listing, Matcher, OutboxCounts, ScoreRow, ScoredItem, SourceLease, StoreBackend, StoreError,
+    StoredItem, Verdict,
 };
 
 /// Every item, newest first. Each listing ends with the time its feed orders by,
@@ -65,6 +65,16 @@ const CLAIM_DUE: &str = concat!(
     " + $4 FROM due, items i WHERE o.id = due.id AND i.id = o.item_id RETURNING ",
     item_columns!(),
     ", o.id, o.rule, o.notifier, o.idempotency_key, o.matched, o.attempts, o.next_attempt"
+);
+
+/// How long until the first claim another replica holds on a row due by $1 lapses
+/// ($2: this replica), in ms; NULL when there is none.
+const NEXT_CLAIM_LAPSE: &str = concat!(
+    "SELECT min(claimed_until) - ",
+    super::leases::server_now_ms!(),
+    " FROM outbox WHERE state = 'pending' AND next_attempt <= $1 \
+        AND claimed_by <> $2 AND claimed_until >= ",
+    super::leases::server_now_ms!()
 );
 
 /// A rule's matches, newest first.
@@ -356,13 +366,20 @@ impl StoreBackend for PostgresStore {
 
     fn due_deliveries(&self, now: DateTime<Utc>, n: usize) -> Result<Vec<Delivery>, StoreError> {
         let (replica, lease) = (self.replica(), self.lease_ms());
-        let mut rows = self.with(|s| {
-            s.query(
+        let (mut rows, lapse) = self.with(|s| {
+            let rows = s.query(
                 CLAIM_DUE,
                 &[&to_ms(now), &limit(n), &replica, &lease],
                 "claiming due deliveries",
-            )
+            )?;
+            let lapse = s.query_one(
+                NEXT_CLAIM_LAPSE,
+                &[&to_ms(now), &replica],
+                "reading when other replicas' claims lapse",
+            )?;
+            Ok((rows, col::<Option<i64>>(&lapse, 0, "outbox.claimed_until")?))
         })?;
+        self.set_claims_lapse(lapse);
         let due_at = |row: &Row| row.try_get::<_, i64>(ITEM_COLUMN_COUNT + 6).unwrap_or(0);
         rows.sort_by_key(|row| {
             (
@@ -544,7 +561,11 @@ impl StoreBackend for PostgresStore {
         "postgresql"
     }
 
-    fn lease_source(&self, source: &str) -> Result<bool, StoreError> {
+    fn claims_lapse_in(&self) -> Option<std::time::Duration> {
+        PostgresStore::claims_lapse_in(self)
+    }
+
+    fn lease_source(&self, source: &str) -> Result<Lease, StoreError> {
         self.lease(source)
     }
 

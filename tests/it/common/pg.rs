@@ -116,36 +116,92 @@ fn unprivileged() -> Option<(u32, u32)> {
 }
 
 fn start() -> Option<Server> {
-    let required = std::env::var_os("LOOKOUT_REQUIRE_POSTGRES").is_some();
-    let Some(bin) = binaries() else {
-        assert!(
-            !required,
-            "LOOKOUT_REQUIRE_POSTGRES is set but no initdb/pg_ctl is on the PATH or under \
-             /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+    // Stopped by `atexit`, not when this function returns.
+    let cluster = std::mem::ManuallyDrop::new(Cluster::create()?);
+    *STOP.lock().unwrap() = Some(Running {
+        bin: cluster.bin.clone(),
+        data: cluster.data.clone(),
+        run_as: cluster.run_as,
+    });
+    // SAFETY: registers a plain extern "C" function with no captured state.
+    unsafe { libc::atexit(stop_at_exit) };
+    cluster.start();
+    Some(Server { port: cluster.port })
+}
+
+/// A PostgreSQL cluster of its own in a temp dir, for a test that stops and starts
+/// its server (the shared one serves every other test of the run). Stopped and
+/// removed when dropped.
+pub struct Cluster {
+    bin: PathBuf,
+    data: PathBuf,
+    run_as: Option<(u32, u32)>,
+    port: u16,
+}
+
+impl Cluster {
+    /// A new cluster, initialised but not started; `None` (with the run's one line)
+    /// when PostgreSQL is not installed.
+    pub fn create() -> Option<Cluster> {
+        let required = std::env::var_os("LOOKOUT_REQUIRE_POSTGRES").is_some();
+        let Some(bin) = binaries() else {
+            assert!(
+                !required,
+                "LOOKOUT_REQUIRE_POSTGRES is set but no initdb/pg_ctl is on the PATH or under \
+                 /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+            );
+            super::skipped(
+                "the store tests against PostgreSQL (no initdb/pg_ctl on the PATH or under \
+                 /usr/lib/postgresql/*/bin; apt-get install postgresql)",
+            );
+            return None;
+        };
+        let run_as = unprivileged();
+        let dir = tempfile::Builder::new()
+            .prefix("lookout-pg-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("hand the dir to nobody");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Cluster {
+            bin,
+            data: dir.join("data"),
+            run_as,
+            port,
+        };
+        cluster.run(
+            cluster
+                .command("initdb")
+                .args([
+                    "--auth=trust",
+                    "--username=lookout",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ])
+                .arg("-D")
+                .arg(&cluster.data),
+            "initdb",
         );
-        super::skipped(
-            "the store tests against PostgreSQL (no initdb/pg_ctl on the PATH or under \
-             /usr/lib/postgresql/*/bin; apt-get install postgresql)",
-        );
-        return None;
-    };
-    let run_as = unprivileged();
-    let dir = tempfile::Builder::new()
-        .prefix("lookout-pg-")
-        .tempdir()
-        .expect("temp dir")
-        .keep();
-    let data = dir.join("data");
-    if let Some((uid, gid)) = run_as {
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("hand the dir to nobody");
+        Some(cluster)
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let run = |cmd: &mut Command, what: &str| {
+
+    fn dir(&self) -> &Path {
+        self.data.parent().unwrap_or(Path::new("/"))
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        command(&self.bin, tool, self.run_as)
+    }
+
+    fn run(&self, cmd: &mut Command, what: &str) {
         let out = cmd
-            .current_dir(&dir)
+            .current_dir(self.dir())
             .output()
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(
@@ -154,40 +210,54 @@ fn start() -> Option<Server> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-    };
-    run(
-        command(&bin, "initdb", run_as)
-            .args([
-                "--auth=trust",
-                "--username=lookout",
-                "--encoding=UTF8",
-                "--no-sync",
-            ])
+    }
+
+    /// Starts the server (again) on its port and waits until it accepts connections.
+    pub fn start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off \
+             -c max_connections=200",
+            self.port
+        );
+        self.run(
+            self.command("pg_ctl")
+                .args(["-w", "-D"])
+                .arg(&self.data)
+                .args(["-o", &options, "-l"])
+                .arg(self.dir().join("log"))
+                .arg("start"),
+            "pg_ctl start",
+        );
+    }
+
+    /// Stops the server (fast: open connections are closed) and waits until it is down.
+    pub fn stop(&self) {
+        self.run(
+            self.command("pg_ctl")
+                .args(["-w", "-D"])
+                .arg(&self.data)
+                .args(["-m", "fast", "stop"]),
+            "pg_ctl stop",
+        );
+    }
+
+    /// A URL to the cluster's `postgres` database.
+    pub fn url(&self) -> String {
+        Server { port: self.port }.url("postgres")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
             .arg("-D")
-            .arg(&data),
-        "initdb",
-    );
-    *STOP.lock().unwrap() = Some(Running {
-        bin: bin.clone(),
-        data: data.clone(),
-        run_as,
-    });
-    // SAFETY: registers a plain extern "C" function with no captured state.
-    unsafe { libc::atexit(stop_at_exit) };
-    let options = format!(
-        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off \
-         -c max_connections=200"
-    );
-    run(
-        command(&bin, "pg_ctl", run_as)
-            .args(["-w", "-D"])
-            .arg(&data)
-            .args(["-o", &options, "-l"])
-            .arg(dir.join("log"))
-            .arg("start"),
-        "pg_ctl start",
-    );
-    Some(Server { port })
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .current_dir(self.dir())
+            .output();
+        let _ = std::fs::remove_dir_all(self.dir());
+    }
 }
 
 /// Stops the server and removes its directory as the test binary exits.
