@@ -35,6 +35,15 @@ pub const LEASE_PERIOD: Duration = Duration::from_secs(30);
 /// server) must not cost it its leases.
 pub const MIN_LEASE_PERIOD: Duration = Duration::from_secs(2);
 
+/// How far ahead a lease or claim of period `lease` expires, in ms: a tenth of the
+/// period (at most 1 s) short of it, so that the survivor's first fetch or send after
+/// the lapse still lands within one period of the holder's death (the goal is the
+/// period; the claim alone took all of it and the fetch came on top).
+fn expiry_ms(lease: Duration) -> i64 {
+    let early = (lease / 10).min(Duration::from_secs(1));
+    i64::try_from((lease - early).as_millis()).unwrap_or(i64::MAX)
+}
+
 impl PostgresStore {
     /// Names this replica in its leases and claims (default: `host:pid`).
     pub fn set_replica(&mut self, replica: &str) {
@@ -51,9 +60,9 @@ impl PostgresStore {
         self.lease = period;
     }
 
-    /// The lease period in ms, as the SQL adds it.
+    /// How far ahead a lease or claim written now expires, in ms, as the SQL adds it.
     pub(super) fn lease_ms(&self) -> i64 {
-        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
+        expiry_ms(self.lease)
     }
 
     /// Takes or renews the lease of `source`; while another replica holds it, how long
@@ -145,7 +154,7 @@ impl Conn {
         if self.renewed.is_some_and(|at| at.elapsed() < lease / 3) {
             return Ok(());
         }
-        let ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let ms = expiry_ms(lease);
         let Conn {
             client,
             statements,
@@ -175,5 +184,17 @@ impl Conn {
         )?;
         *renewed = Some(Instant::now());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_written_to_lapse_a_tenth_early_at_most_a_second() {
+        assert_eq!(expiry_ms(Duration::from_secs(30)), 29_000);
+        assert_eq!(expiry_ms(Duration::from_secs(3)), 2_700);
+        assert_eq!(expiry_ms(MIN_LEASE_PERIOD), 1_800);
     }
 }
