@@ -483,7 +483,7 @@ async fn a_failed_dir_that_is_a_link_is_refused_at_start_and_when_moving() {
         |body| {
             if body.starts_with(b"junk") {
                 Outcome::Failed {
-                    reason: "junk".into(),
+                    error: lookout::sources::Failure::msg("junk"),
                 }
             } else {
                 Outcome::Duplicate

@@ -10,7 +10,7 @@ use lookout::config::{Config, SourceConfig};
 use lookout::sources::http::{
     AttemptError, FetchFailure, FetchOutcome, HostGate, HttpError, HttpSource,
 };
-use lookout::sources::{record, Outcome, Page, Recorded, Report};
+use lookout::sources::{Outcome, Page, Recorded, Report};
 use lookout::store::{SharedStore, Store};
 use tokio::sync::mpsc;
 use wiremock::matchers::path;
@@ -62,13 +62,8 @@ impl Harness {
                     }
                     // As the daemon's pipeline does: it alone records attempts.
                     Report::Attempt(attempt) => {
-                        let mut store = writer.lock().unwrap();
-                        let before = store.fetch_state(&attempt.source).expect("read");
                         let recorded = Recorded::of_attempt(&attempt.result);
-                        let after = record(&before, attempt.at, &recorded);
-                        store
-                            .save_fetch_states(&[(&attempt.source, &after)])
-                            .expect("saved");
+                        crate::common::book(&writer, &attempt.source, &recorded);
                     }
                 }
             }
@@ -241,23 +236,17 @@ async fn a_secret_in_the_source_url_is_sent_but_never_shown() {
     let text = error.to_string();
     assert_eq!(text, format!("GET {configured}: HTTP 500"));
     // The pipeline books the attempt after the source reported it: wait for it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let recorded = loop {
+    let error = || {
         let state = h
             .store
             .lock()
             .unwrap()
             .fetch_state("s")
             .expect("fetch state");
-        if let Some(error) = state.last_error {
-            break error;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the attempt was never recorded"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        state.health.last_error
     };
+    crate::common::eventually("the attempt recorded", || error().is_some()).await;
+    let recorded = error().unwrap_or_default();
     assert!(recorded.contains("HTTP 500"), "{recorded}");
     assert!(!recorded.contains(KEY), "{recorded}");
 

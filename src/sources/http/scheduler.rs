@@ -245,7 +245,6 @@ impl Scheduler {
                 } else {
                     Instant::now() + schedule::random_up_to(source.start_delay)
                 };
-                source.show_next(first.into_std());
                 self.entries.insert(
                     name.clone(),
                     Entry {
@@ -396,9 +395,7 @@ impl Scheduler {
         }
         if let Some(results) = &mut self.pass {
             if done.leased {
-                entry
-                    .source
-                    .publish(&mut done.known.clone(), &done.result, None);
+                entry.source.count(&done.result);
             }
             self.entries.remove(&done.name);
             results.push((done.name, done.result));
@@ -407,9 +404,7 @@ impl Scheduler {
         entry.busy = false;
         entry.known = done.known;
         let delay = entry.source.next_delay(&done.result, &mut entry.failures);
-        entry
-            .source
-            .publish(&mut entry.known, &done.result, Some(delay));
+        entry.source.count(&done.result);
         self.heap
             .push(Reverse((Instant::now() + delay, done.version, done.name)));
         true

@@ -45,6 +45,31 @@ pub fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid test time")
 }
 
+/// Books an attempt of `source` in the store as the daemon's pipeline does (it alone
+/// writes the sources' records): for tests that stand in for the pipeline.
+pub fn book(
+    store: &lookout::store::SharedStore,
+    source: &str,
+    recorded: &lookout::sources::Recorded,
+) {
+    let mut store = lookout::store::lock(store);
+    let mut state = store.fetch_state(source).expect("fetch state");
+    state.record(chrono::Utc::now(), recorded);
+    store
+        .save_fetch_states(&[(source, &state)])
+        .expect("fetch state saved");
+}
+
+/// Polls `cond` until it holds, failing the test after 20 s; for async tests (a
+/// blocking wait would stall the tasks the test waits on).
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Ingests `entries` now as one alerting capture of source `drop`, through `rules`.
 pub fn ingest_alerting(
     store: &lookout::store::SharedStore,
