@@ -598,7 +598,7 @@ impl Pipeline {
         match outcome {
             Outcome::Ingested { format, report } => {
                 tracing::info!(
-                    source = %page.source, origin = %page.origin, format,
+                    source = %page.source, origin = %page.origin, %format,
                     new = report.new, updated = report.updated, unchanged = report.unchanged,
                     alerts = report.queued, "ingested page"
                 );
@@ -613,8 +613,10 @@ impl Pipeline {
                     self.outbox_wake.notify_one();
                 }
             }
+            // Routine: an HTTP source polls an unchanged page that has no validators
+            // again and again. Nothing happened, so nothing at INFO.
             Outcome::Duplicate => {
-                tracing::info!(source = %page.source, origin = %page.origin, "same capture seen before; skipped")
+                tracing::debug!(source = %page.source, origin = %page.origin, "same capture seen before; skipped")
             }
             Outcome::Failed { error } => {
                 tracing::debug!(source = %page.source, origin = %page.origin, %error, "page refused");

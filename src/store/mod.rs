@@ -89,7 +89,7 @@ pub enum StoreError {
     KeyTaken(String),
     /// The TLS setup for a PostgreSQL connection could not be built.
     #[error("store: TLS for PostgreSQL: {0}")]
-    Tls(String),
+    Tls(#[source] rustls::Error),
     /// `lookout migrate` copies into an empty database only.
     #[error(
         "store: the PostgreSQL database already holds a store; migrate copies into an empty one"
