@@ -681,9 +681,9 @@ impl FolderSource {
         match result {
             Ok(Ok(Some((dest, written)))) => {
                 tracing::warn!(source = %self.name, file = %path.display(), %reason,
-                    failed = %dest.display(), "file refused; moved to failed/");
+                    failed = %dest.to_string_lossy(), "file refused; moved to failed/");
                 if let Err(e) = written {
-                    tracing::warn!(source = %self.name, file = %dest.display(), error = %e, "cannot write error sidecar");
+                    tracing::warn!(source = %self.name, file = %dest.to_string_lossy(), error = %e, "cannot write error sidecar");
                 }
                 Taken::Done(outcome)
             }
