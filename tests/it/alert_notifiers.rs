@@ -224,6 +224,42 @@ async fn non_2xx_is_an_error_with_status_and_retry_after_and_no_url() {
     assert!(!shown.contains("TOKEN-IN-URL"), "{shown}");
 }
 
+/// A receiver's `Retry-After` is read in every HTTP-date form, by the same reader the
+/// HTTP sources use (before, notifiers read RFC 2822 dates only).
+#[tokio::test]
+async fn retry_after_dates_in_every_http_form_are_read() {
+    let in_a_minute = chrono::Utc::now() + chrono::Duration::seconds(60);
+    for format in [
+        "%a, %d %b %Y %H:%M:%S GMT",
+        "%A, %d-%b-%y %H:%M:%S GMT",
+        "%a %b %e %H:%M:%S %Y",
+    ] {
+        let server = MockServer::start().await;
+        let date = in_a_minute.format(format).to_string();
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", date.as_str()))
+            .mount(&server)
+            .await;
+        let n = notifiers(&format!(
+            "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+            server.uri()
+        ));
+        let err = n
+            .get("hook")
+            .expect("configured")
+            .send(&single("x"))
+            .await
+            .unwrap_err();
+        let wait = err
+            .retry_after()
+            .unwrap_or_else(|| panic!("{date}: not read"));
+        assert!(
+            wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+            "{date}: {wait:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn connection_error_names_the_notifier_not_the_secret_url() {
     // A port that was just free: nothing listens there.

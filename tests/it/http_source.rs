@@ -613,6 +613,23 @@ async fn retry_after_http_date_on_503_is_honoured_while_others_keep_their_schedu
     retry_after_is_honoured(script, "an HTTP date").await;
 }
 
+#[tokio::test]
+async fn retry_after_in_the_obsolete_date_forms_is_honoured_too() {
+    // RFC 850 and asctime dates, which HTTP/1.1 recipients must still read.
+    for format in ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"] {
+        let script = Script::with(move |n| {
+            if n == 0 {
+                let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+                let date = at.format(format).to_string();
+                ResponseTemplate::new(503).insert_header("retry-after", date.as_str())
+            } else {
+                ResponseTemplate::new(200).set_body_string("Finally\n")
+            }
+        });
+        retry_after_is_honoured(script, format).await;
+    }
+}
+
 async fn retry_after_is_honoured(script: Script, what: &str) {
     let server = scripted_server(&script).await;
     let daemon = Daemon::new(Duration::ZERO);

@@ -17,7 +17,6 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{redirect, StatusCode};
 use url::Url;
 
-use super::schedule;
 use super::HttpSourceConfig;
 use crate::config::{Secret, SourceUrl, DEFAULT_MAX_SIZE};
 
@@ -404,8 +403,7 @@ pub(crate) async fn get(
             status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
         ) {
-            header_text(response.headers(), header::RETRY_AFTER)
-                .and_then(|v| schedule::parse_retry_after(&v, fetched_at))
+            crate::retry::retry_after_header(response.headers(), fetched_at)
         } else {
             None
         };
