@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::common::serving;
 use lookout::config::{Config, SourceConfig};
 use lookout::sources::http::{
     AttemptError, FetchFailure, FetchOutcome, HostGate, HttpError, HttpSource,
@@ -150,15 +151,17 @@ async fn a_cross_origin_redirect_drops_the_configured_headers_and_sends_no_refer
 
 #[tokio::test]
 async fn a_same_origin_redirect_keeps_the_configured_headers() {
-    let server = MockServer::start().await;
-    Mock::given(path("/old"))
-        .respond_with(ResponseTemplate::new(301).insert_header("location", "/new"))
-        .mount(&server)
-        .await;
-    Mock::given(path("/new"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("A paper\n"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![
+        (
+            "/old",
+            ResponseTemplate::new(301).insert_header("location", "/new"),
+        ),
+        (
+            "/new",
+            ResponseTemplate::new(200).set_body_string("A paper\n"),
+        ),
+    ])
+    .await;
     let h = Harness::new();
     h.fetch(&with_secret_headers(&format!("{}/old", server.uri())))
         .await
@@ -271,17 +274,17 @@ async fn a_secret_in_the_source_url_is_sent_but_never_shown() {
 async fn a_redirect_that_repeats_the_url_secret_is_shown_redacted() {
     const KEY: &str = "r-s3cret-in-url";
     std::env::set_var("LOOKOUT_TEST_EDGE_URL_KEY_2", KEY);
-    let server = MockServer::start().await;
-    Mock::given(path("/list"))
-        .respond_with(
+    let server = serving(vec![
+        (
+            "/list",
             ResponseTemplate::new(302).insert_header("location", format!("/page?key={KEY}")),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(path("/page"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("A paper\n"))
-        .mount(&server)
-        .await;
+        ),
+        (
+            "/page",
+            ResponseTemplate::new(200).set_body_string("A paper\n"),
+        ),
+    ])
+    .await;
     let h = Harness::new();
     let cfg = source_config(
         &format!("{}/list?key=${{LOOKOUT_TEST_EDGE_URL_KEY_2}}", server.uri()),

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::common::{self, eventually};
+use crate::common::{self, eventually, serving};
 
 /// How long any wait may take before the test fails; far beyond what each needs.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -370,15 +370,17 @@ async fn second_fetch_is_conditional_and_a_304_sends_no_page() {
 
 #[tokio::test]
 async fn the_page_carries_fetch_time_final_url_content_type_format_and_hash() {
-    let server = MockServer::start().await;
-    Mock::given(path("/old"))
-        .respond_with(ResponseTemplate::new(301).insert_header("location", "/new"))
-        .mount(&server)
-        .await;
-    Mock::given(path("/new"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw("A paper\n", "text/html"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![
+        (
+            "/old",
+            ResponseTemplate::new(301).insert_header("location", "/new"),
+        ),
+        (
+            "/new",
+            ResponseTemplate::new(200).set_body_raw("A paper\n", "text/html"),
+        ),
+    ])
+    .await;
     let daemon = Daemon::new(Duration::ZERO);
     let cfg = source_config(
         "moved",
@@ -744,15 +746,13 @@ async fn a_gzip_bomb_is_cut_at_the_limit() {
     // compressed size, 128 times the limit once inflated.
     let bomb = gzip(&vec![0u8; 8 * 1024 * 1024]);
     assert!(bomb.len() < 65536);
-    let server = MockServer::start().await;
-    Mock::given(path("/bomb"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("content-encoding", "gzip")
-                .set_body_bytes(bomb),
-        )
-        .mount(&server)
-        .await;
+    let server = serving(vec![(
+        "/bomb",
+        ResponseTemplate::new(200)
+            .insert_header("content-encoding", "gzip")
+            .set_body_bytes(bomb),
+    )])
+    .await;
     let text = "A paper about compression\n".repeat(100);
     Mock::given(path("/fine"))
         .respond_with(
@@ -814,15 +814,17 @@ async fn a_declared_length_over_the_limit_is_refused_before_reading() {
 
 #[tokio::test]
 async fn a_redirect_loop_is_an_error() {
-    let server = MockServer::start().await;
-    Mock::given(path("/a"))
-        .respond_with(ResponseTemplate::new(302).insert_header("location", "/b"))
-        .mount(&server)
-        .await;
-    Mock::given(path("/b"))
-        .respond_with(ResponseTemplate::new(302).insert_header("location", "/a"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![
+        (
+            "/a",
+            ResponseTemplate::new(302).insert_header("location", "/b"),
+        ),
+        (
+            "/b",
+            ResponseTemplate::new(302).insert_header("location", "/a"),
+        ),
+    ])
+    .await;
     let daemon = Daemon::new(Duration::ZERO);
     let url = format!("{}/a", server.uri());
     let result = daemon
@@ -969,11 +971,11 @@ async fn shutdown_abandons_a_fetch_in_flight() {
 
 #[tokio::test]
 async fn fetch_url_previews_a_page() {
-    let server = MockServer::start().await;
-    Mock::given(path("/list"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw("[]", "application/json"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![(
+        "/list",
+        ResponseTemplate::new(200).set_body_raw("[]", "application/json"),
+    )])
+    .await;
     let url = url::Url::parse(&format!("{}/list", server.uri())).expect("url");
     let fetched = fetch_url(&url, &Limits::default()).await.expect("preview");
     assert_eq!(fetched.body, b"[]");

@@ -70,6 +70,18 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A local server answering each path with its response, whatever the method.
+pub async fn serving(routes: Vec<(&str, wiremock::ResponseTemplate)>) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    for (at, response) in routes {
+        wiremock::Mock::given(wiremock::matchers::path(at))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
 /// Ingests `entries` now as one alerting capture of source `drop`, through `rules`.
 pub fn ingest_alerting(
     store: &lookout::store::SharedStore,
