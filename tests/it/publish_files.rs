@@ -175,3 +175,32 @@ async fn feed_files_of_a_removed_source_are_deleted_and_nothing_else() {
         "not a feed file: left alone"
     );
 }
+
+/// Feed files go through a temp file of their own (tempfile, synced, persisted): writers
+/// of one feed never share a temp name, so none fails or tears the file, and no temp
+/// file is left behind (issue 16: a fixed `.tmp` name, no fsync).
+#[test]
+fn concurrent_writes_of_one_feed_file_each_use_their_own_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feed.xml");
+    let bodies: Vec<String> = (0..8)
+        .map(|n| format!("<item>{n}</item>").repeat(20_000))
+        .collect();
+    std::thread::scope(|s| {
+        for body in &bodies {
+            let path = &path;
+            s.spawn(move || {
+                for _ in 0..10 {
+                    lookout::publish::write_atomically(path, body.as_bytes()).expect("written");
+                }
+            });
+        }
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(bodies.contains(&text), "a whole body, not a torn one");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["feed.xml"], "no temp file left behind");
+}
