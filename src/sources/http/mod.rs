@@ -103,7 +103,7 @@ pub enum AttemptError {
     #[error(transparent)]
     Http(#[from] HttpError),
     /// The page arrived but the pipeline refused it (it did not parse).
-    #[error("GET {url}: page refused")]
+    #[error("GET {url}: page refused: {error}")]
     Refused {
         /// The final URL of the page.
         url: String,
@@ -112,7 +112,7 @@ pub enum AttemptError {
         error: Failure,
     },
     /// The page arrived but the store could not take it now.
-    #[error("GET {url}: page not stored")]
+    #[error("GET {url}: page not stored: {error}")]
     NotStored {
         /// The final URL of the page.
         url: String,
