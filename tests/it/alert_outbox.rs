@@ -114,6 +114,27 @@ fn start(store: &SharedStore, config: &Config, options: OutboxOptions) -> Worker
     Worker { stop, wake, task }
 }
 
+/// Runs a worker until the outbox counts say `what` (`done`), then stops it.
+async fn run_until(
+    store: &SharedStore,
+    config: &Config,
+    options: OutboxOptions,
+    what: &str,
+    done: impl Fn(&OutboxCounts) -> bool,
+) {
+    let worker = start(store, config, options);
+    wait_for(store, what, done).await;
+    worker.stop().await;
+}
+
+fn failed_deliveries(store: &SharedStore, n: usize) -> Vec<lookout::store::FailedDelivery> {
+    store
+        .lock()
+        .expect("store lock")
+        .failed_deliveries(n)
+        .expect("failed list")
+}
+
 impl Worker {
     async fn stop(self) {
         self.stop.cancel();
@@ -200,9 +221,7 @@ async fn failing_receiver_is_retried_then_the_row_is_marked_failed() {
     ));
     ingest(&store, &config, &[entry(1, "Diffusion")], Duration::ZERO);
 
-    let worker = start(&store, &config, fast());
-    wait_for(&store, "1 failed", |c| c.failed == 1).await;
-    worker.stop().await;
+    run_until(&store, &config, fast(), "1 failed", |c| c.failed == 1).await;
 
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests.len(), 3, "max_attempts sends, then no more");
@@ -211,11 +230,7 @@ async fn failing_receiver_is_retried_then_the_row_is_marked_failed() {
         sent.iter().all(|k| k == &sent[0]),
         "every retry carries one key"
     );
-    let failed = store
-        .lock()
-        .expect("store lock")
-        .failed_deliveries(10)
-        .expect("failed list");
+    let failed = failed_deliveries(&store, 10);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].notifier, "hook");
     assert!(
@@ -250,9 +265,7 @@ async fn receiver_down_for_a_while_gets_every_pending_alert_once_back() {
         &[entry(1, "Diffusion a"), entry(2, "Diffusion b")],
         Duration::ZERO,
     );
-    let worker = start(&store, &config, fast());
-    wait_for(&store, "2 delivered", |c| c.delivered == 2).await;
-    worker.stop().await;
+    run_until(&store, &config, fast(), "2 delivered", |c| c.delivered == 2).await;
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests.len(), 5, "three refused, then one each");
     let distinct: HashSet<String> = keys(&requests).into_iter().collect();
@@ -331,9 +344,10 @@ async fn digest_sends_one_message_per_window_and_holds_open_windows() {
         metrics: Some(metrics.clone()),
         ..fast()
     };
-    let worker = start(&store, &config, options);
-    wait_for(&store, "3 delivered", |c| c.delivered == 3).await;
-    worker.stop().await;
+    run_until(&store, &config, options, "3 delivered", |c| {
+        c.delivered == 3
+    })
+    .await;
     // /metrics counts the digest's rows, as the store (and so /healthz) does.
     assert!(
         metrics
@@ -377,9 +391,7 @@ async fn delivered_exactly_once_across_a_worker_restart() {
             &[entry(1, "Diffusion a"), entry(2, "Diffusion b")],
             Duration::ZERO,
         );
-        let worker = start(&store, &config, fast());
-        wait_for(&store, "2 delivered", |c| c.delivered == 2).await;
-        worker.stop().await;
+        run_until(&store, &config, fast(), "2 delivered", |c| c.delivered == 2).await;
     }
     // A new process: the store reopened from its file, a new worker.
     let store = open(&dir);
@@ -461,11 +473,7 @@ async fn rows_for_a_removed_notifier_are_retried_then_failed() {
     })
     .await;
     worker.stop().await;
-    let failed = store
-        .lock()
-        .expect("store lock")
-        .failed_deliveries(10)
-        .expect("failed list");
+    let failed = failed_deliveries(&store, 10);
     assert_eq!(failed[0].notifier, "gone");
     assert!(
         failed[0].error.contains("not configured"),
@@ -574,9 +582,7 @@ async fn a_permanent_smtp_refusal_fails_at_once_and_a_transient_one_is_retried()
              [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = [\"mail\"]\n"
         ));
         ingest(&store, &config, &[entry(1, "Diffusion")], Duration::ZERO);
-        let worker = start(&store, &config, fast());
-        wait_for(&store, "the row failed", |c| c.failed == 1).await;
-        worker.stop().await;
+        run_until(&store, &config, fast(), "the row failed", |c| c.failed == 1).await;
         assert_eq!(
             rcpts.load(std::sync::atomic::Ordering::SeqCst),
             want_attempts,
