@@ -214,11 +214,7 @@ async fn failing_receiver_is_retried_then_the_row_is_marked_failed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir);
     let server = server(503).await;
-    let config = config(&format!(
-        "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nmax_attempts = 3\n\
-         [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = [\"hook\"]\n",
-        server.uri()
-    ));
+    let config = hook_config(&server.uri(), "max_attempts = 3", "");
     ingest(&store, &config, &[entry(1, "Diffusion")], Duration::ZERO);
 
     run_until(&store, &config, fast(), "1 failed", |c| c.failed == 1).await;
