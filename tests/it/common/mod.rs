@@ -157,12 +157,17 @@ impl Daemon {
         cmd.arg("run")
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "info,lookout=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("RUST_LOG", "info,lookout=debug");
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Daemon::start_command(cmd, config)
+    }
+
+    /// Starts `cmd`, which runs lookout with `config` (under a wrapper, say), keeps
+    /// what it logs, and waits until it listens.
+    pub fn start_command(mut cmd: Command, config: &Path) -> Daemon {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start lookout");
         let stderr = child.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(String::new()));
@@ -256,12 +261,18 @@ pub struct Setup {
 impl Setup {
     /// Writes a config with one folder source `drop`, plus `extra` TOML appended.
     pub fn new(extra: &str) -> Setup {
+        Setup::custom("title = \"e2e\"", "200ms", extra)
+    }
+
+    /// As [`Setup::new`], with `feed` the keys of the `[feed]` table and `settle` the
+    /// drop folder's.
+    pub fn custom(feed: &str, settle: &str, extra: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let drop = dir.path().join("drop");
         let config = dir.path().join("lookout.toml");
         let text = format!(
-            "state_dir = {state:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[feed]\ntitle = \"e2e\"\n\
-             [[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = \"200ms\"\n{extra}",
+            "state_dir = {state:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[feed]\n{feed}\n\
+             [[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = {settle:?}\n{extra}",
             state = dir.path().join("state"),
             drop = drop,
         );
