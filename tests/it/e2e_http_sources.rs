@@ -14,11 +14,7 @@ fn slow_and_failing_sources_do_not_stop_the_others_or_the_feeds() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path("/hf"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_bytes(fixture("hf_papers_may20.txt"))
-                    .insert_header("etag", "\"hf-1\""),
-            )
+            .respond_with(hf_page())
             .mount(&server)
             .await;
         Mock::given(method("GET"))

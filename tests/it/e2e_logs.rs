@@ -31,11 +31,7 @@ fn info_logs_events_once_and_routine_polls_not_at_all() {
             .await;
         Mock::given(method("GET"))
             .and(path("/hf"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_bytes(fixture("hf_papers_may20.txt"))
-                    .insert_header("etag", "\"hf-1\""),
-            )
+            .respond_with(hf_page())
             .mount(&server)
             .await;
         // A server without validators: the same bytes on every poll.

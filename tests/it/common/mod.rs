@@ -70,6 +70,13 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The Hugging Face capture as a listing server sends it, with ETag `"hf-1"`.
+pub fn hf_page() -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200)
+        .set_body_bytes(fixture("hf_papers_may20.txt"))
+        .insert_header("etag", "\"hf-1\"")
+}
+
 /// A local server answering each path with its response, whatever the method.
 pub async fn serving(routes: Vec<(&str, wiremock::ResponseTemplate)>) -> wiremock::MockServer {
     let server = wiremock::MockServer::start().await;
