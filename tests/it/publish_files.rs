@@ -204,3 +204,25 @@ fn concurrent_writes_of_one_feed_file_each_use_their_own_temp_file() {
         .collect();
     assert_eq!(names, ["feed.xml"], "no temp file left behind");
 }
+
+/// A rule removed on reload takes its feed files with it (issue 16: they stayed).
+#[tokio::test]
+async fn feed_files_of_a_removed_rule_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = "[[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = []\n";
+    let config = config(dir.path(), rule);
+    let store: SharedStore = Arc::new(Mutex::new(
+        Store::open(&config.state_dir.join("lookout.db")).unwrap(),
+    ));
+    let publisher = Arc::new(Publisher::new(store.clone(), &config, 0));
+    ingest(&store, &publisher, "a", "Diffusion paper");
+    publisher.write_all().await.unwrap();
+    let feeds = dir.path().join("feeds");
+    let rule_feed = feeds.join("alerts/diffusion.xml");
+    assert!(rule_feed.exists(), "written while the rule exists");
+
+    publisher.reconfigure(&self::config(dir.path(), ""));
+    publisher.write_all().await.unwrap();
+    assert!(!rule_feed.exists(), "the removed rule's feed");
+    assert!(feeds.join("feeds/a.xml").exists());
+}
