@@ -830,6 +830,17 @@ mod tests {
         assert!(shown.ok() && shown.last_success.is_some());
     }
 
+    /// Waits until the store's health says it cannot write.
+    async fn cannot_write(condition: &mut watch::Receiver<Condition>) {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
+        )
+        .await
+        .expect("the full store is noticed")
+        .expect("health kept");
+    }
+
     /// A page the store has no room for is held, unanswered (its file stays in the
     /// folder), and stored on a later try once there is room, with no restart; when
     /// the daemon stops first, it is answered "deferred".
@@ -874,13 +885,7 @@ mod tests {
             .await
             .expect("pipeline takes it");
         let mut condition = health.subscribe();
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
-        )
-        .await
-        .expect("the full store is noticed")
-        .expect("health kept");
+        cannot_write(&mut condition).await;
         assert!(answer.try_recv().is_err(), "held, not answered");
 
         store::lock(&store)
@@ -903,13 +908,7 @@ mod tests {
         tx.send(Report::Page(capture))
             .await
             .expect("pipeline takes it");
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
-        )
-        .await
-        .expect("the full store is noticed")
-        .expect("health kept");
+        cannot_write(&mut condition).await;
         stopping.cancel();
         let outcome = tokio::time::timeout(Duration::from_secs(10), answer)
             .await

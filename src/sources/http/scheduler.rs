@@ -202,17 +202,8 @@ impl Scheduler {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                    let done = match done {
-                        Ok((id, done)) => {
-                            self.fetching.remove(&id);
-                            done
-                        }
-                        Err(e) => match self.lost(&e) {
-                            Some(done) => done,
-                            None => continue,
-                        },
-                    };
+                Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
+                    let Some(done) = self.joined(joined) else { continue };
                     if !self.finished(done) {
                         break;
                     }
@@ -352,6 +343,21 @@ impl Scheduler {
         }
     }
 
+    /// What a fetch task that ended brought: its result, or, when it panicked, a
+    /// failed attempt (see [`Scheduler::lost`]); `None` for a task no longer tracked.
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+    ) -> Option<Done> {
+        match joined {
+            Ok((id, done)) => {
+                self.fetching.remove(&id);
+                Some(done)
+            }
+            Err(e) => self.lost(&e),
+        }
+    }
+
     /// A fetch task that panicked (a bug): its source counts a failed attempt and is
     /// scheduled again, as after any failure.
     fn lost(&mut self, error: &tokio::task::JoinError) -> Option<Done> {
@@ -453,17 +459,8 @@ impl Scheduler {
             let room = running.len() < self.max_in_flight;
             tokio::select! {
                 biased;
-                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                    let done = match done {
-                        Ok((id, done)) => {
-                            self.fetching.remove(&id);
-                            done
-                        }
-                        Err(e) => match self.lost(&e) {
-                            Some(done) => done,
-                            None => continue,
-                        },
-                    };
+                Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
+                    let Some(done) = self.joined(joined) else { continue };
                     if !self.finished(done) {
                         break;
                     }
