@@ -142,6 +142,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Its `Display` already says every cause, so it names no `source()` of its own: an
+/// error around it still says each cause once, and the error itself is at
+/// [`Failure::error`].
 impl std::error::Error for Failure {}
 
 /// Two failures are the same when they say the same (errors have no equality).
@@ -247,4 +250,27 @@ pub enum Outcome {
         /// Why.
         error: Failure,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read file now")]
+    struct Later(#[source] std::io::Error);
+
+    #[test]
+    fn a_failure_keeps_its_error_and_says_each_cause_once() {
+        let failure = Failure::new(Later(std::io::Error::from_raw_os_error(24)));
+        let said = failure.to_string();
+        assert!(said.starts_with("cannot read file now: "), "{said}");
+        assert_eq!(said.matches("(os error 24)").count(), 1, "{said}");
+        assert!(failure.error().downcast_ref::<Later>().is_some());
+        // Recorded as health, it is rendered once, the same way.
+        let mut health = SourceHealth::default();
+        health.record(Utc::now(), &Recorded::Failure(failure.clone()));
+        assert_eq!(health.last_error.as_deref(), Some(said.as_str()));
+        assert_eq!(failure, Failure::msg(said), "equal when they say the same");
+    }
 }
