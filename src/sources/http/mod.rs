@@ -116,7 +116,7 @@ pub enum AttemptError {
     NotStored {
         /// The final URL of the page.
         url: String,
-        /// The pipeline's reason.
+        /// Why the store could not take it.
         #[source]
         error: Failure,
     },
