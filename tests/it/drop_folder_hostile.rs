@@ -277,16 +277,7 @@ fn import_refuses_links_and_fifos_by_name_and_does_not_hang() {
     std::fs::write(&secret, one_item_feed("secret")).unwrap();
     std::os::unix::fs::symlink(&secret, captures.join("link.xml")).unwrap();
     mkfifo(&captures.join("pipe.xml"));
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {:?}\n",
-            dir.path().join("state"),
-            dir.path().join("drop")
-        ),
-    )
-    .unwrap();
+    let config = drop_config(dir.path());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
         .args(["import", captures.to_str().unwrap(), "--config"])
         .arg(&config)

@@ -70,6 +70,22 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Writes `dir/c.toml`, the smallest config: one folder source `drop` at `dir/drop`,
+/// state under `dir/state` (for the commands that do not serve: import, once).
+pub fn drop_config(dir: &Path) -> PathBuf {
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {:?}\n",
+            dir.join("state"),
+            dir.join("drop")
+        ),
+    )
+    .expect("write config");
+    config
+}
+
 /// The Hugging Face capture as a listing server sends it, with ETag `"hf-1"`.
 pub fn hf_page() -> wiremock::ResponseTemplate {
     wiremock::ResponseTemplate::new(200)
