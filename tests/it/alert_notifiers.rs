@@ -63,16 +63,6 @@ async fn ok_server() -> MockServer {
     answering(ResponseTemplate::new(200)).await
 }
 
-/// A receiver that answers every POST with `response`.
-async fn answering(response: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(response)
-        .mount(&server)
-        .await;
-    server
-}
-
 /// Sends `msg` through the configured notifier `name`.
 async fn send(n: &Notifiers, name: &str, msg: &Message) -> Result<(), NotifyError> {
     n.get(name).expect("configured").send(msg).await

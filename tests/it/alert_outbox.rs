@@ -155,12 +155,7 @@ fn keys(requests: &[wiremock::Request]) -> Vec<String> {
 }
 
 async fn server(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(&server)
-        .await;
-    server
+    crate::common::answering(ResponseTemplate::new(status)).await
 }
 
 fn hook_config(uri: &str, extra_notifier: &str, rule: &str) -> Config {

@@ -93,6 +93,16 @@ pub fn hf_page() -> wiremock::ResponseTemplate {
         .insert_header("etag", "\"hf-1\"")
 }
 
+/// A local receiver that answers every POST with `response` (a webhook's).
+pub async fn answering(response: wiremock::ResponseTemplate) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
+
 /// A local server answering each path with its response, whatever the method.
 pub async fn serving(routes: Vec<(&str, wiremock::ResponseTemplate)>) -> wiremock::MockServer {
     let server = wiremock::MockServer::start().await;
