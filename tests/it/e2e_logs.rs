@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 /// The lines of `log` at `level` (human format: `... LEVEL target: message`).
 fn at_level<'a>(log: &'a str, level: &str) -> Vec<&'a str> {
@@ -20,7 +20,15 @@ fn at_level<'a>(log: &'a str, level: &str) -> Vec<&'a str> {
 fn info_logs_events_once_and_routine_polls_not_at_all() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(async {
-        let server = MockServer::start().await;
+        let server = serving(vec![
+            // A server without validators: the same bytes on every poll.
+            (
+                "/same",
+                ResponseTemplate::new(200).set_body_bytes(fixture("aitopics_energy.txt")),
+            ),
+            ("/hook", ResponseTemplate::new(500)),
+        ])
+        .await;
         // A conditional GET of the current page: 304.
         Mock::given(method("GET"))
             .and(path("/hf"))
@@ -32,17 +40,6 @@ fn info_logs_events_once_and_routine_polls_not_at_all() {
         Mock::given(method("GET"))
             .and(path("/hf"))
             .respond_with(hf_page())
-            .mount(&server)
-            .await;
-        // A server without validators: the same bytes on every poll.
-        Mock::given(method("GET"))
-            .and(path("/same"))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture("aitopics_energy.txt")))
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/hook"))
-            .respond_with(ResponseTemplate::new(500))
             .mount(&server)
             .await;
         server
@@ -62,17 +59,13 @@ fn info_logs_events_once_and_routine_polls_not_at_all() {
     setup.drop_file("apr17.txt", &fixture("hf_papers_apr17.txt"));
     setup.drop_file("junk.txt", b"\x00\x01 not a listing at all");
     setup.wait_filed("failed", "junk.txt");
-    let polled = |p: &str| {
-        rt.block_on(server.received_requests())
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.url.path() == p)
-            .count()
-    };
     // Several routine polls of each source, and a delivery retried.
     wait_for(Duration::from_secs(60), "routine polls and a retry", || {
         let retried = daemon.log().contains("delivery failed; will retry");
-        (polled("/hf") >= 4 && polled("/same") >= 4 && retried).then_some(())
+        (requests_to(&rt, &server, "/hf") >= 4
+            && requests_to(&rt, &server, "/same") >= 4
+            && retried)
+            .then_some(())
     });
     let log = daemon.log();
 

@@ -93,6 +93,20 @@ pub fn hf_page() -> wiremock::ResponseTemplate {
         .insert_header("etag", "\"hf-1\"")
 }
 
+/// How many requests for `path` `server` has had, from a test without a runtime of
+/// its own (`rt` runs the server).
+pub fn requests_to(
+    rt: &tokio::runtime::Runtime,
+    server: &wiremock::MockServer,
+    path: &str,
+) -> usize {
+    rt.block_on(server.received_requests())
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == path)
+        .count()
+}
+
 /// A local receiver that answers every POST with `response` (a webhook's).
 pub async fn answering(response: wiremock::ResponseTemplate) -> wiremock::MockServer {
     let server = wiremock::MockServer::start().await;
