@@ -8,15 +8,6 @@ use lookout::store::{
     AlertMatch, Ingest, IngestReport, ItemFilter, Matcher, NoRules, Store, StoreError,
 };
 
-fn entry(title: &str) -> Entry {
-    Entry {
-        title: title.to_owned(),
-        summary: format!("About {title}."),
-        format: "hf-papers",
-        ..Entry::default()
-    }
-}
-
 /// An entry its page knows by an arXiv id (an HF page or the API), not by title alone.
 fn paper(title: &str, id: &str) -> Entry {
     Entry {

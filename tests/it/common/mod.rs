@@ -129,6 +129,16 @@ pub async fn serving(routes: Vec<(&str, wiremock::ResponseTemplate)>) -> wiremoc
     server
 }
 
+/// A paper entry known by its title alone, with a summary: the store tests' item.
+pub fn entry(title: &str) -> lookout::entry::Entry {
+    lookout::entry::Entry {
+        title: title.to_owned(),
+        summary: format!("About {title}."),
+        format: "hf-papers",
+        ..lookout::entry::Entry::default()
+    }
+}
+
 /// Ingests `entries` now as one alerting capture of source `drop`, through `rules`.
 pub fn ingest_alerting(
     store: &lookout::store::SharedStore,
