@@ -92,6 +92,15 @@ async fn wait_for(store: &SharedStore, what: &str, done: impl Fn(&OutboxCounts) 
     }
 }
 
+/// Waits until `server` has had a request, failing with `what` after 20 s.
+async fn requested(server: &MockServer, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while server.received_requests().await.map_or(0, |r| r.len()) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A running worker and the means to stop it.
 struct Worker {
     stop: tokio_util::sync::CancellationToken,
@@ -421,14 +430,7 @@ async fn send_abandoned_at_shutdown_is_resent_with_the_same_key() {
     };
     let worker = start(&store, &config_slow, options);
     // Wait until the receiver has the request: the send is in flight.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while slow.received_requests().await.map_or(0, |r| r.len()) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "request never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    requested(&slow, "request never arrived").await;
     // Shutdown with a short deadline abandons it, like a crash before recording.
     worker.stop().await;
     assert_eq!(counts(&store).pending, 1);
@@ -499,14 +501,7 @@ async fn a_slow_receiver_does_not_hold_up_other_notifiers() {
     };
     let worker = start(&store, &config, options);
     wait_for(&store, "both fast rows delivered", |c| c.delivered == 2).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while slow.received_requests().await.map_or(0, |r| r.len()) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "slow request never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    requested(&slow, "slow request never arrived").await;
     worker.stop().await;
     assert_eq!(fast_server.received_requests().await.expect("on").len(), 2);
     // One send at a time per notifier: the slow one never got its second row.
