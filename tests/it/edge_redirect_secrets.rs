@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::common::serving;
+use crate::common::{redirect, serving};
 use lookout::config::{Config, SourceConfig};
 use lookout::sources::http::{
     AttemptError, FetchFailure, FetchOutcome, HostGate, HttpError, HttpSource,
@@ -117,9 +117,7 @@ async fn a_cross_origin_redirect_drops_the_configured_headers_and_sends_no_refer
     let other = MockServer::start().await;
     assert_ne!(first.address().port(), other.address().port());
     Mock::given(path("/list"))
-        .respond_with(
-            ResponseTemplate::new(302).insert_header("location", format!("{}/moved", other.uri())),
-        )
+        .respond_with(redirect(302, &format!("{}/moved", other.uri())))
         .mount(&first)
         .await;
     Mock::given(path("/moved"))
@@ -152,10 +150,7 @@ async fn a_cross_origin_redirect_drops_the_configured_headers_and_sends_no_refer
 #[tokio::test]
 async fn a_same_origin_redirect_keeps_the_configured_headers() {
     let server = serving(vec![
-        (
-            "/old",
-            ResponseTemplate::new(301).insert_header("location", "/new"),
-        ),
+        ("/old", redirect(301, "/new")),
         (
             "/new",
             ResponseTemplate::new(200).set_body_string("A paper\n"),
@@ -180,7 +175,7 @@ async fn a_redirect_to_a_file_url_is_refused_by_its_scheme() {
         ("/ftp", "ftp://127.0.0.1/x"),
     ] {
         Mock::given(path(at))
-            .respond_with(ResponseTemplate::new(302).insert_header("location", to))
+            .respond_with(redirect(302, to))
             .mount(&server)
             .await;
     }
@@ -214,9 +209,7 @@ async fn a_secret_in_the_source_url_is_sent_but_never_shown() {
     let server = MockServer::start().await;
     // The first answer repeats the key in a redirect, as some sites do; the second fails.
     Mock::given(path("/list"))
-        .respond_with(
-            ResponseTemplate::new(302).insert_header("location", format!("/page?key={KEY}")),
-        )
+        .respond_with(redirect(302, &format!("/page?key={KEY}")))
         .mount(&server)
         .await;
     Mock::given(path("/page"))
@@ -275,10 +268,7 @@ async fn a_redirect_that_repeats_the_url_secret_is_shown_redacted() {
     const KEY: &str = "r-s3cret-in-url";
     std::env::set_var("LOOKOUT_TEST_EDGE_URL_KEY_2", KEY);
     let server = serving(vec![
-        (
-            "/list",
-            ResponseTemplate::new(302).insert_header("location", format!("/page?key={KEY}")),
-        ),
+        ("/list", redirect(302, &format!("/page?key={KEY}"))),
         (
             "/page",
             ResponseTemplate::new(200).set_body_string("A paper\n"),

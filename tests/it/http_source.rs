@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::common::{self, eventually, serving};
+use crate::common::{self, eventually, redirect, serving};
 
 /// How long any wait may take before the test fails; far beyond what each needs.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -371,10 +371,7 @@ async fn second_fetch_is_conditional_and_a_304_sends_no_page() {
 #[tokio::test]
 async fn the_page_carries_fetch_time_final_url_content_type_format_and_hash() {
     let server = serving(vec![
-        (
-            "/old",
-            ResponseTemplate::new(301).insert_header("location", "/new"),
-        ),
+        ("/old", redirect(301, "/new")),
         (
             "/new",
             ResponseTemplate::new(200).set_body_raw("A paper\n", "text/html"),
@@ -815,14 +812,8 @@ async fn a_declared_length_over_the_limit_is_refused_before_reading() {
 #[tokio::test]
 async fn a_redirect_loop_is_an_error() {
     let server = serving(vec![
-        (
-            "/a",
-            ResponseTemplate::new(302).insert_header("location", "/b"),
-        ),
-        (
-            "/b",
-            ResponseTemplate::new(302).insert_header("location", "/a"),
-        ),
+        ("/a", redirect(302, "/b")),
+        ("/b", redirect(302, "/a")),
     ])
     .await;
     let daemon = Daemon::new(Duration::ZERO);
@@ -856,9 +847,7 @@ async fn more_redirects_than_allowed_is_an_error() {
     let server = MockServer::start().await;
     for i in 0..5 {
         Mock::given(path(format!("/r{i}")))
-            .respond_with(
-                ResponseTemplate::new(302).insert_header("location", format!("/r{}", i + 1)),
-            )
+            .respond_with(redirect(302, &format!("/r{}", i + 1)))
             .mount(&server)
             .await;
     }

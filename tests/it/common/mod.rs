@@ -117,6 +117,11 @@ pub async fn answering(response: wiremock::ResponseTemplate) -> wiremock::MockSe
     server
 }
 
+/// A redirect with `status` (301, 302, ...) to `location`.
+pub fn redirect(status: u16, location: &str) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(status).insert_header("location", location)
+}
+
 /// A local server answering each path with its response, whatever the method.
 pub async fn serving(routes: Vec<(&str, wiremock::ResponseTemplate)>) -> wiremock::MockServer {
     let server = wiremock::MockServer::start().await;
