@@ -94,6 +94,16 @@ impl Daemon {
         tokio::spawn(source.run(self.tx.clone(), self.shutdown.child_token()))
     }
 
+    /// The healthy neighbour ([`healthy_neighbour`]) kept its schedule: three more
+    /// pages at least since it had `at_start`.
+    fn neighbour_kept_its_schedule(&self, at_start: usize) {
+        let healthy = self.pages_of("healthy").len() - at_start;
+        assert!(
+            healthy >= 3,
+            "the healthy source delivered only {healthy} pages meanwhile"
+        );
+    }
+
     fn pages_of(&self, source: &str) -> Vec<Page> {
         let pages = self.pages.lock().expect("pages lock");
         pages
@@ -699,11 +709,7 @@ async fn a_server_that_never_answers_times_out_while_others_keep_their_schedule(
         .unwrap_or_default()
         .contains("timed out after 300ms"));
     assert!(accepted.load(Ordering::SeqCst) >= 3);
-    let healthy = daemon.pages_of("healthy").len() - healthy_at_start;
-    assert!(
-        healthy >= 3,
-        "the healthy source delivered only {healthy} pages meanwhile"
-    );
+    daemon.neighbour_kept_its_schedule(healthy_at_start);
     daemon.shutdown.cancel();
 }
 
@@ -906,11 +912,7 @@ async fn repeated_500s_back_off_with_growing_capped_delays_while_others_keep_the
         state.health.last_error.as_deref(),
         Some(format!("GET {}/: HTTP 500", server.uri()).as_str())
     );
-    let healthy = daemon.pages_of("healthy").len() - healthy_at_start;
-    assert!(
-        healthy >= 3,
-        "the healthy source delivered only {healthy} pages meanwhile"
-    );
+    daemon.neighbour_kept_its_schedule(healthy_at_start);
     daemon.shutdown.cancel();
 }
 
