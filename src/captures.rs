@@ -156,9 +156,11 @@ async fn capture(
             axum::Json(serde_json::json!({"duplicate": true})),
         )
             .into_response(),
-        Some(Outcome::Failed { reason }) => text(StatusCode::UNPROCESSABLE_ENTITY, reason),
-        Some(Outcome::Deferred { reason }) => {
-            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, reason);
+        Some(Outcome::Failed { error }) => {
+            text(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
+        }
+        Some(Outcome::Deferred { error }) => {
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
             r

@@ -397,14 +397,12 @@ pub fn http_date(t: DateTime<Utc>) -> String {
     httpdate::fmt_http_date(t.into())
 }
 
-/// Runs a store query off the async workers; the error as text for the response.
+/// Runs a store query off the async workers.
 async fn with_store<T: Send + 'static>(
     store: &SharedStore,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, String> {
-    store::blocking(store, move |s| f(s))
-        .await
-        .map_err(|e| e.to_string())
+) -> Result<T, StoreError> {
+    store::blocking(store, move |s| f(s)).await
 }
 
 /// Sources listed on one page of the status page.
@@ -565,7 +563,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({
                 "status": if condition.is_intact() { "store unavailable" } else { "store damaged" },
-                "error": e,
+                "error": crate::logging::Chain(&e).to_string(),
                 "store": store_json(&condition),
             })),
         )

@@ -40,7 +40,7 @@ use crate::sources::folder::FolderSource;
 use crate::sources::http::{
     HostGate, HttpSource, Scheduler, SchedulerHandle, DEFAULT_MAX_IN_FLIGHT,
 };
-use crate::sources::{AttemptResult, Report, SourceHealth};
+use crate::sources::{AttemptResult, Failure, Report};
 use crate::store::{self, SharedStore, Store, StoreError, StoreHealth};
 use crate::systemd::{self, Heartbeat, Watchdog};
 
@@ -342,7 +342,7 @@ impl Sources {
                         tracing::error!(source = %name, error = %e, "folder source stopped");
                         // A folder that cannot be watched is a failing source: its
                         // health says so, on the status page and `/healthz`.
-                        let failed = AttemptResult::Failed(e.to_string());
+                        let failed = AttemptResult::Failed(Failure::new(e));
                         let _ = report.send(Report::attempt(name, failed)).await;
                     }
                 });
@@ -630,7 +630,7 @@ async fn seed_health(store: &SharedStore, live: &Live) {
     match store::blocking(store, |s| s.all_fetch_states()).await {
         Ok(states) => {
             for (source, state) in states {
-                live.set_health(&source, SourceHealth::of(&state));
+                live.set_health(&source, state.health);
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the sources' health"),

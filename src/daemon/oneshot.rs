@@ -18,7 +18,7 @@ use crate::parse::Parsed;
 use crate::publish::Publisher;
 use crate::sources::folder::FolderSource;
 use crate::sources::http::{HostGate, HttpSource, Scheduler, DEFAULT_MAX_IN_FLIGHT};
-use crate::sources::{Outcome, Page, Report};
+use crate::sources::{Failure, Outcome, Page, Report};
 use crate::store::{self, Matcher, SharedStore, StoreHealth};
 
 /// One source's result in a `lookout once` pass.
@@ -263,8 +263,8 @@ pub struct ImportSummary {
     pub new_items: usize,
     /// Wall time of the import.
     pub elapsed: Duration,
-    /// Each refused file and its reason.
-    pub failures: Vec<(PathBuf, String)>,
+    /// Each refused file and why, with its causes.
+    pub failures: Vec<(PathBuf, Failure)>,
 }
 
 impl std::fmt::Display for ImportSummary {
@@ -409,11 +409,15 @@ fn aside_for_first_fill(
     }
 }
 
+/// Imported files the store could not take.
+#[derive(Debug, thiserror::Error)]
+#[error("not stored")]
+struct NotStored(#[source] store::StoreError);
+
 /// Reads a saved capture as a baseline page of `source`.
-fn read_capture(path: &std::path::Path, source: &str, format: &str) -> Result<Page, String> {
+fn read_capture(path: &std::path::Path, source: &str, format: &str) -> Result<Page, Failure> {
     // The drop folder's rules: no link followed, only a regular file read.
-    let (body, mtime) =
-        crate::sources::folder::read_regular_file(path).map_err(|e| e.to_string())?;
+    let (body, mtime) = crate::sources::folder::read_regular_file(path).map_err(Failure::new)?;
     let captured_at = chrono::DateTime::<Utc>::from(mtime);
     Ok(Page {
         source: source.to_owned(),
@@ -433,7 +437,7 @@ fn read_capture(path: &std::path::Path, source: &str, format: &str) -> Result<Pa
 #[derive(Default)]
 struct ParsedChunk {
     pages: Vec<(PathBuf, Page, Parsed)>,
-    failures: Vec<(PathBuf, String)>,
+    failures: Vec<(PathBuf, Failure)>,
 }
 
 /// Reads and parses one chunk of files.
@@ -443,7 +447,7 @@ fn parse_chunk(files: &[PathBuf], config: &Config, source: &str, format: &str) -
         let parsed = read_capture(path, source, format).and_then(|page| {
             super::pipeline::parse_for_ingest(&page, config)
                 .map(|parsed| (page, parsed))
-                .map_err(|e| e.to_string())
+                .map_err(Failure::new)
         });
         match parsed {
             Ok((page, parsed)) => chunk.pages.push((path.clone(), page, parsed)),
@@ -528,9 +532,10 @@ fn import_files(
                     }
                 }
                 Err(e) => {
+                    let error = Failure::new(NotStored(e));
                     for (path, _, _) in chunk.pages {
                         summary.failed += 1;
-                        summary.failures.push((path, format!("not stored: {e}")));
+                        summary.failures.push((path, error.clone()));
                     }
                 }
             }

@@ -28,7 +28,8 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::parse::{self, ParseContext, ParseError, ParseWarning, Parsed};
 use crate::publish::Publisher;
-use crate::sources::{self, Attempt, Capture, Outcome, Page, Recorded, Report, Validators};
+use crate::sources::folder::Unparsed;
+use crate::sources::{Attempt, Capture, Failure, Outcome, Page, Recorded, Report, Validators};
 use crate::store::{self, Condition, Fault, Ingest, Matcher, SharedStore, StoreHealth};
 use crate::systemd;
 
@@ -60,7 +61,7 @@ pub(super) fn prepare(store: &SharedStore, page: &Page, config: &Config) -> Prep
         Ok(false) | Err(_) => match parse_for_ingest(page, config) {
             Ok(parsed) => Prepared::Parsed(parsed),
             Err(e) => Prepared::Done(Outcome::Failed {
-                reason: crate::sources::folder::public_reason(&e),
+                error: Failure::new(Unparsed(e)),
             }),
         },
     }
@@ -90,8 +91,8 @@ pub(super) fn ingest_group(
     let result = if batches.is_empty() {
         Ok(Vec::new())
     } else if !health.condition().is_intact() {
-        let reason = "the store is damaged; the page is kept until it is restored";
-        return (deferred_all(pages, reason), Some(Fault::Corrupt));
+        let error = Failure::msg("the store is damaged; the page is kept until it is restored");
+        return (deferred_all(pages, &error), Some(Fault::Corrupt));
     } else {
         let mut guard = store::lock(store);
         let result = guard.ingest_all(&batches, matcher);
@@ -103,7 +104,7 @@ pub(super) fn ingest_group(
     };
     let mut reports = match result {
         Ok(reports) => reports.into_iter().map(Ok).collect::<Vec<_>>(),
-        Err(e) => vec![Err(e.to_string()); batches.len()],
+        Err(e) => vec![Err(Failure::new(e)); batches.len()],
     }
     .into_iter();
     let outcomes = pages
@@ -116,9 +117,9 @@ pub(super) fn ingest_group(
                     format: parsed.format,
                     report,
                 },
-                Some(Err(reason)) => Outcome::Deferred { reason },
+                Some(Err(error)) => Outcome::Deferred { error },
                 None => Outcome::Deferred {
-                    reason: "not processed".to_owned(),
+                    error: Failure::msg("not processed"),
                 },
             },
         })
@@ -158,14 +159,14 @@ fn page_warnings(
         .collect()
 }
 
-/// Every parsed page deferred for `reason`; pages already decided keep their outcome.
-fn deferred_all(pages: &[(Page, Prepared)], reason: &str) -> Vec<Outcome> {
+/// Every parsed page deferred for `error`; pages already decided keep their outcome.
+fn deferred_all(pages: &[(Page, Prepared)], error: &Failure) -> Vec<Outcome> {
     pages
         .iter()
         .map(|(_, prepared)| match prepared {
             Prepared::Done(outcome) => outcome.clone(),
             Prepared::Parsed(_) => Outcome::Deferred {
-                reason: reason.to_owned(),
+                error: error.clone(),
             },
         })
         .collect()
@@ -391,23 +392,30 @@ fn record_pages(
     }
 }
 
-/// Applies attempts to the sources' stored records (read, then written in one
-/// transaction). The pipeline is the only writer of these records. Blocking.
+/// Applies attempts to the sources' stored records: one read for the group, then one
+/// write transaction. The pipeline is the only writer of these records, but it reads
+/// them rather than keeping them in memory: on a store that replicas share, the
+/// source's lease (and so its record) may have moved to another replica since.
+/// Blocking.
 fn record_in_store(
     store: &mut store::Store,
     at: chrono::DateTime<Utc>,
     records: &[(&str, Recorded)],
 ) -> Result<(), store::StoreError> {
-    let mut states: Vec<(&str, store::FetchState)> = Vec::with_capacity(records.len());
+    let mut names: Vec<&str> = Vec::with_capacity(records.len());
+    for (source, _) in records {
+        if !names.contains(source) {
+            names.push(source);
+        }
+    }
+    let mut states = store.fetch_states(&names)?;
     for (source, recorded) in records {
         // A source twice in one group: its second record builds on its first.
-        let before = match states.iter().rposition(|(s, _)| s == source) {
-            Some(i) => states[i].1.clone(),
-            None => store.fetch_state(source)?,
-        };
-        states.push((source, sources::record(&before, at, recorded)));
+        if let Some(i) = names.iter().position(|name| name == source) {
+            states[i].record(at, recorded);
+        }
     }
-    let refs: Vec<(&str, &store::FetchState)> = states.iter().map(|(s, f)| (*s, f)).collect();
+    let refs: Vec<(&str, &store::FetchState)> = names.iter().copied().zip(&states).collect();
     store.save_fetch_states(&refs)
 }
 
@@ -440,7 +448,7 @@ impl Pipeline {
         if !self.holds() {
             for ready in std::mem::take(&mut held.pages) {
                 let outcome = Outcome::Deferred {
-                    reason: "the store could not take the page before lookout stopped".into(),
+                    error: Failure::msg("the store could not take the page before lookout stopped"),
                 };
                 self.report(&ready.page.0, &outcome, ready.parse_seconds);
                 // The store could not take the page: this is the only record of it.
@@ -590,7 +598,7 @@ impl Pipeline {
         match outcome {
             Outcome::Ingested { format, report } => {
                 tracing::info!(
-                    source = %page.source, origin = %page.origin, format,
+                    source = %page.source, origin = %page.origin, %format,
                     new = report.new, updated = report.updated, unchanged = report.unchanged,
                     alerts = report.queued, "ingested page"
                 );
@@ -605,15 +613,17 @@ impl Pipeline {
                     self.outbox_wake.notify_one();
                 }
             }
+            // Routine: an HTTP source polls an unchanged page that has no validators
+            // again and again. Nothing happened, so nothing at INFO.
             Outcome::Duplicate => {
-                tracing::info!(source = %page.source, origin = %page.origin, "same capture seen before; skipped")
+                tracing::debug!(source = %page.source, origin = %page.origin, "same capture seen before; skipped")
             }
-            Outcome::Failed { reason } => {
-                tracing::debug!(source = %page.source, origin = %page.origin, %reason, "page refused");
+            Outcome::Failed { error } => {
+                tracing::debug!(source = %page.source, origin = %page.origin, %error, "page refused");
                 self.metrics.record_parse_failure(&page.source);
             }
-            Outcome::Deferred { reason } => {
-                tracing::error!(source = %page.source, origin = %page.origin, %reason, "page not stored; will retry")
+            Outcome::Deferred { error } => {
+                tracing::error!(source = %page.source, origin = %page.origin, %error, "page not stored; will retry")
             }
         }
     }
@@ -759,28 +769,30 @@ mod tests {
         );
         let store = store::lock(&store);
         let state = |source| store.fetch_state(source).expect("read");
-        assert_eq!(state("a").etag.as_deref(), Some("a"), "stored");
-        assert!(state("a").ever_succeeded && state("a").last_success.is_some());
+        assert_eq!(state("a").validators.etag.as_deref(), Some("a"), "stored");
+        assert!(state("a").ever_succeeded && state("a").health.last_success.is_some());
         // Refused: the next fetch must get the page again, unconditionally; the
         // refusal is the source's failure.
         let b = state("b");
-        assert_eq!((b.etag, b.ever_succeeded), (None, false));
-        assert_eq!(b.consecutive_failures, 1);
-        assert!(b.last_error.is_some_and(|e| !e.is_empty()));
+        assert_eq!((b.validators.etag, b.ever_succeeded), (None, false));
+        assert_eq!(b.health.consecutive_failures, 1);
+        assert!(b.health.last_error.is_some_and(|e| !e.is_empty()));
         // The same bytes on another source are that source's own page.
         assert!(
             matches!(outcomes[2], Outcome::Ingested { .. }),
             "{:?}",
             outcomes[2]
         );
-        assert_eq!(state("c").etag.as_deref(), Some("c"), "stored");
+        assert_eq!(state("c").validators.etag.as_deref(), Some("c"), "stored");
     }
 
     #[tokio::test]
     async fn an_attempt_without_a_page_is_recorded_by_the_pipeline_alone() {
         let (store, config) = setup();
         let live = Live::new(Arc::new(config), Arc::new(NoRules));
-        let at = Utc::now();
+        // Whole milliseconds, as the store keeps times.
+        let at = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+            .expect("now is in range");
         let attempt = |result| Attempt {
             source: "h".to_owned(),
             at,
@@ -789,27 +801,44 @@ mod tests {
         record_attempt(
             &store,
             &live,
-            attempt(AttemptResult::Failed("HTTP 503".into())),
+            attempt(AttemptResult::Failed(Failure::msg("HTTP 503"))),
         )
         .await;
         record_attempt(
             &store,
             &live,
-            attempt(AttemptResult::Failed("HTTP 503".into())),
+            attempt(AttemptResult::Failed(Failure::msg("HTTP 503"))),
         )
         .await;
         let stored = store::lock(&store).fetch_state("h").expect("read");
-        assert_eq!(stored.consecutive_failures, 2);
-        let shown = live.source_health("h");
-        assert_eq!(shown.consecutive_failures, 2);
-        assert_eq!(shown.last_error, stored.last_error);
+        assert_eq!(stored.health.consecutive_failures, 2);
+        assert_eq!(
+            live.source_health("h"),
+            stored.health,
+            "one health, shown as stored"
+        );
         record_attempt(&store, &live, attempt(AttemptResult::NotModified)).await;
         let stored = store::lock(&store).fetch_state("h").expect("read");
-        assert_eq!(stored.consecutive_failures, 0);
+        assert_eq!(stored.health.consecutive_failures, 0);
         assert!(stored.ever_succeeded);
-        assert_eq!(stored.last_error.as_deref(), Some("HTTP 503"), "kept");
+        assert_eq!(
+            stored.health.last_error.as_deref(),
+            Some("HTTP 503"),
+            "kept"
+        );
         let shown = live.source_health("h");
         assert!(shown.ok() && shown.last_success.is_some());
+    }
+
+    /// Waits until the store's health says it cannot write.
+    async fn cannot_write(condition: &mut watch::Receiver<Condition>) {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
+        )
+        .await
+        .expect("the full store is noticed")
+        .expect("health kept");
     }
 
     /// A page the store has no room for is held, unanswered (its file stays in the
@@ -856,13 +885,7 @@ mod tests {
             .await
             .expect("pipeline takes it");
         let mut condition = health.subscribe();
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
-        )
-        .await
-        .expect("the full store is noticed")
-        .expect("health kept");
+        cannot_write(&mut condition).await;
         assert!(answer.try_recv().is_err(), "held, not answered");
 
         store::lock(&store)
@@ -885,13 +908,7 @@ mod tests {
         tx.send(Report::Page(capture))
             .await
             .expect("pipeline takes it");
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            condition.wait_for(|c| matches!(c, Condition::CannotWrite { .. })),
-        )
-        .await
-        .expect("the full store is noticed")
-        .expect("health kept");
+        cannot_write(&mut condition).await;
         stopping.cancel();
         let outcome = tokio::time::timeout(Duration::from_secs(10), answer)
             .await

@@ -40,9 +40,9 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::{AfterIngest, FolderConfig};
 pub use self::drop_dir::{is_temporary, FileAwayError, Refusal};
 use self::drop_dir::{DropDir, FileId, Found, Shelf};
-use super::{content_hash, Capture, Outcome, Page, Report};
-use crate::config::{SelectorsConfig, SourceConfig};
-use crate::parse::{ParseContext, ParseError};
+use super::{content_hash, Capture, Failure, Outcome, Page, Report};
+use crate::config::SourceConfig;
+use crate::parse::ParseError;
 
 /// Why the folder source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,6 @@ pub struct FolderSource {
     name: String,
     dir: PathBuf,
     format: String,
-    selectors: Option<SelectorsConfig>,
     after: AfterIngest,
     max_file_size: u64,
     settle: Duration,
@@ -151,7 +150,6 @@ impl FolderSource {
             name: cfg.name.get_ref().clone(),
             dir: folder.path.clone(),
             format: cfg.format.get_ref().clone(),
-            selectors: cfg.selectors.clone(),
             after: folder.after,
             max_file_size: folder.max_file_size,
             settle: folder.settle.0,
@@ -495,7 +493,7 @@ impl FolderSource {
                         path,
                         id,
                         Outcome::Failed {
-                            reason: reason.clone(),
+                            error: Failure::new(refusal),
                         },
                         &reason,
                     )
@@ -505,7 +503,7 @@ impl FolderSource {
                 tracing::warn!(source = %self.name, file = %path.display(), error = %e,
                     "cannot read file now; kept for a later try");
                 return Taken::Later(Outcome::Deferred {
-                    reason: format!("cannot read file now: {e}"),
+                    error: Failure::new(ReadLater(e)),
                 });
             }
             Ok(Err(e)) => {
@@ -520,9 +518,8 @@ impl FolderSource {
         let captured_at: DateTime<Utc> = DateTime::<Utc>::from(file.mtime);
         // Only a file whose one name is in the drop folder was put there by whoever
         // wrote it; the sidecar may then quote it (a hard link made into the folder
-        // could be anyone's file). Kept until the answer, in case it is a refusal: a
-        // copy costs far less than the parse the page is going to.
-        let keep_for_detail = (file.nlink <= 1).then(|| file.body.clone());
+        // could be anyone's file).
+        let may_quote = file.nlink <= 1;
         let page = Page {
             source: self.name.clone(),
             origin: path.display().to_string(),
@@ -553,30 +550,24 @@ impl FolderSource {
             Outcome::Ingested { .. } | Outcome::Duplicate => {
                 self.done(folder, path, file.id, outcome).await
             }
-            Outcome::Failed { ref reason } => {
-                let reason = reason.clone();
-                let detail = match keep_for_detail {
-                    Some(body) => {
-                        let (format, selectors) = (self.format.clone(), self.selectors.clone());
-                        // Parsing a large page is CPU work: off the async workers.
-                        tokio::task::spawn_blocking(move || {
-                            parse_error_detail(&body, &format, selectors.as_ref(), captured_at)
-                        })
-                        .await
-                        .ok()
-                        .flatten()
-                    }
-                    None => None,
-                }
-                .filter(|detail| *detail != reason);
+            Outcome::Failed { ref error } => {
+                let reason = error.to_string();
+                // The parser's own message, which may quote the page: for the sidecar
+                // only, never the logs nor `/healthz`.
+                let detail = error
+                    .error()
+                    .downcast_ref::<Unparsed>()
+                    .filter(|_| may_quote)
+                    .map(|unparsed| unparsed.0.to_string())
+                    .filter(|detail| *detail != reason);
                 let note = match detail {
                     Some(detail) => format!("{reason}\ndetail: {detail}"),
                     None => reason,
                 };
                 self.quarantine(folder, path, file.id, outcome, &note).await
             }
-            Outcome::Deferred { ref reason } => {
-                tracing::warn!(source = %self.name, file = %path.display(), %reason, "file kept for a later try");
+            Outcome::Deferred { ref error } => {
+                tracing::warn!(source = %self.name, file = %path.display(), %error, "file kept for a later try");
                 Taken::Later(outcome)
             }
         }
@@ -672,7 +663,7 @@ impl FolderSource {
         note: &str,
     ) -> Taken {
         let reason = match &outcome {
-            Outcome::Failed { reason } => reason.clone(),
+            Outcome::Failed { error } => error.to_string(),
             _ => String::new(),
         };
         let text = format!(
@@ -690,9 +681,9 @@ impl FolderSource {
         match result {
             Ok(Ok(Some((dest, written)))) => {
                 tracing::warn!(source = %self.name, file = %path.display(), %reason,
-                    failed = ?dest, "file refused; moved to failed/");
+                    failed = %dest.to_string_lossy(), "file refused; moved to failed/");
                 if let Err(e) = written {
-                    tracing::warn!(source = %self.name, file = ?dest, error = %e, "cannot write error sidecar");
+                    tracing::warn!(source = %self.name, file = %dest.to_string_lossy(), error = %e, "cannot write error sidecar");
                 }
                 Taken::Done(outcome)
             }
@@ -711,36 +702,26 @@ impl FolderSource {
     }
 }
 
-/// The parser's own message for a refused page, which may quote the page: the
-/// pipeline's answer does not (it goes to `/healthz` and the logs), the sidecar may.
-/// Blocking: parses the page again, which only refused pages cost.
-fn parse_error_detail(
-    body: &[u8],
-    format: &str,
-    selectors: Option<&SelectorsConfig>,
-    captured_at: DateTime<Utc>,
-) -> Option<String> {
-    let ctx = ParseContext {
-        captured_at,
-        url: None,
-        content_type: None,
-        selectors,
-    };
-    crate::parse::parse_page(body, format, &ctx)
-        .err()
-        .map(|e| e.to_string())
-}
-
 fn file_name(path: &Path) -> OsString {
     path.file_name().map(OsStr::to_owned).unwrap_or_default()
 }
 
-/// The reason a refused page gives in `/healthz`, on the status page and in the logs:
-/// what kind of refusal it is, never the page's text. (Issue 13: a link to any file,
-/// dropped into the folder, put that file's first line into `/healthz`, which needs no
-/// token.) The parser's full message, which may quote the page, goes to the error
-/// sidecar beside the refused file only.
-pub fn public_reason(error: &ParseError) -> String {
+/// A page that did not parse, as the pipeline answers it. It says (in `/healthz`, on
+/// the status page and in the logs) what kind of refusal it is, never the page's text.
+/// (Issue 13: a link to any file, dropped into the folder, put that file's first line
+/// into `/healthz`, which needs no token.) The parser's full message, which may quote
+/// the page, is kept here for the error sidecar beside the refused file only; it is
+/// not the `source()`, so no chain of causes prints it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", public_reason(.0))]
+pub struct Unparsed(pub ParseError);
+
+/// A file that could not be read now (a temporary error): kept for a later try.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read file now")]
+struct ReadLater(#[source] std::io::Error);
+
+fn public_reason(error: &ParseError) -> String {
     match error {
         ParseError::Empty | ParseError::UnknownFormat(_) => error.to_string(),
         ParseError::Unrecognized { .. } => "unrecognized page: no format matched".to_owned(),

@@ -4,6 +4,8 @@
 pub mod folder;
 pub mod http;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -103,19 +105,67 @@ impl Report {
 pub enum AttemptResult {
     /// The page had not changed (HTTP 304): a success, with the validators kept.
     NotModified,
-    /// The attempt failed; the error, in one line.
-    Failed(String),
+    /// The attempt failed, with its cause.
+    Failed(Failure),
 }
+
+/// Why a page was refused or not stored, or an attempt failed: the error itself, its
+/// cause chain kept, until the log line, sidecar or [`SourceHealth`] renders it once
+/// ([`crate::logging::Chain`]: each cause said once). Shared, because one store
+/// failure answers every page of a group.
+#[derive(Debug, Clone)]
+pub struct Failure(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Failure {
+    /// Keeps `error` with its causes.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Failure {
+        Failure(Arc::new(error))
+    }
+
+    /// A failure that has no cause beyond what it says (the store is damaged, the
+    /// daemon stopped first).
+    pub fn msg(text: impl Into<String>) -> Failure {
+        Failure(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
+            text.into(),
+        )))
+    }
+
+    /// The error, to look at its kind (`downcast_ref`).
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::logging::Chain(&*self.0).fmt(f)
+    }
+}
+
+/// Its `Display` already says every cause, so it names no `source()` of its own: an
+/// error around it still says each cause once, and the error itself is at
+/// [`Failure::error`].
+impl std::error::Error for Failure {}
+
+/// Two failures are the same when they say the same (errors have no equality).
+impl PartialEq for Failure {
+    fn eq(&self, other: &Failure) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Failure {}
 
 /// A source's health, whatever its kind: its last good and bad attempt. The pipeline
 /// keeps one per source from the [`Report`]s, the store keeps it across restarts
-/// (with an HTTP source's validators), and the status page, `/healthz` and the
-/// sources' own schedules read it.
+/// (in the source's [`FetchState`](crate::store::FetchState)), and the status page,
+/// `/healthz` and metrics read it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceHealth {
     /// When a page was last stored (or found seen before), or a 304 came.
     pub last_success: Option<DateTime<Utc>>,
-    /// The last error: a failed fetch, a refused page, a page the store could not take.
+    /// The last error, rendered once with its causes: a failed fetch, a refused page,
+    /// a page the store could not take.
     pub last_error: Option<String>,
     /// When it happened.
     pub last_error_at: Option<DateTime<Utc>>,
@@ -124,16 +174,6 @@ pub struct SourceHealth {
 }
 
 impl SourceHealth {
-    /// The health kept in a stored fetch state.
-    pub fn of(state: &crate::store::FetchState) -> SourceHealth {
-        SourceHealth {
-            last_success: state.last_success,
-            last_error: state.last_error.clone(),
-            last_error_at: state.last_error_at,
-            consecutive_failures: state.consecutive_failures,
-        }
-    }
-
     /// Whether the latest attempt succeeded (a source never attempted is ok).
     pub fn ok(&self) -> bool {
         self.consecutive_failures == 0
@@ -149,7 +189,7 @@ impl SourceHealth {
             }
             Recorded::Failure(error) => {
                 self.last_error_at = Some(at);
-                self.last_error = Some(error.clone());
+                self.last_error = Some(error.to_string());
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             }
         }
@@ -161,8 +201,8 @@ impl Recorded {
     pub fn of_outcome(outcome: &Outcome, validators: Option<&Validators>) -> Recorded {
         match outcome {
             Outcome::Ingested { .. } | Outcome::Duplicate => Recorded::Success(validators.cloned()),
-            Outcome::Failed { reason } | Outcome::Deferred { reason } => {
-                Recorded::Failure(reason.clone())
+            Outcome::Failed { error } | Outcome::Deferred { error } => {
+                Recorded::Failure(error.clone())
             }
         }
     }
@@ -184,33 +224,7 @@ pub enum Recorded {
     /// 304, which keeps the validators (`None`).
     Success(Option<Validators>),
     /// The attempt failed, or its page was refused or not stored.
-    Failure(String),
-}
-
-/// `state` after an attempt at `at`. A success clears the failures, marks the baseline
-/// done and, with new validators, replaces the old; a failure keeps the validators, so
-/// the next request of a page that was never stored is unconditional only if it never
-/// was.
-pub fn record(
-    state: &crate::store::FetchState,
-    at: DateTime<Utc>,
-    recorded: &Recorded,
-) -> crate::store::FetchState {
-    let mut health = SourceHealth::of(state);
-    health.record(at, recorded);
-    let mut state = state.clone();
-    if let Recorded::Success(validators) = recorded {
-        if let Some(v) = validators {
-            state.etag.clone_from(&v.etag);
-            state.last_modified.clone_from(&v.last_modified);
-        }
-        state.ever_succeeded = true;
-    }
-    state.last_success = health.last_success;
-    state.last_error = health.last_error;
-    state.last_error_at = health.last_error_at;
-    state.consecutive_failures = health.consecutive_failures;
-    state
+    Failure(Failure),
 }
 
 /// What became of a captured page.
@@ -225,15 +239,38 @@ pub enum Outcome {
     },
     /// The same bytes were ingested before; nothing was done.
     Duplicate,
-    /// The page was refused; `reason` goes to the quarantine sidecar or the log.
+    /// The page was refused; `error` goes to the quarantine sidecar or the log.
     Failed {
-        /// Why, in one line.
-        reason: String,
+        /// Why.
+        error: Failure,
     },
     /// The page is fine but could not be stored now (store error): the source keeps it
     /// and tries again later. Never a reason to quarantine the page.
     Deferred {
-        /// Why, in one line.
-        reason: String,
+        /// Why.
+        error: Failure,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read file now")]
+    struct Later(#[source] std::io::Error);
+
+    #[test]
+    fn a_failure_keeps_its_error_and_says_each_cause_once() {
+        let failure = Failure::new(Later(std::io::Error::from_raw_os_error(24)));
+        let said = failure.to_string();
+        assert!(said.starts_with("cannot read file now: "), "{said}");
+        assert_eq!(said.matches("(os error 24)").count(), 1, "{said}");
+        assert!(failure.error().downcast_ref::<Later>().is_some());
+        // Recorded as health, it is rendered once, the same way.
+        let mut health = SourceHealth::default();
+        health.record(Utc::now(), &Recorded::Failure(failure.clone()));
+        assert_eq!(health.last_error.as_deref(), Some(said.as_str()));
+        assert_eq!(failure, Failure::msg(said), "equal when they say the same");
+    }
 }

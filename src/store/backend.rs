@@ -166,8 +166,14 @@ pub trait StoreBackend: Send {
     /// began tracking scopes.
     fn scope_changes(&self) -> Result<HashMap<String, u64>, StoreError>;
 
+    /// The fetch states of `sources`, in order, in one read; the default (never
+    /// fetched) for a source with none recorded.
+    fn fetch_states(&self, sources: &[&str]) -> Result<Vec<FetchState>, StoreError>;
+
     /// The fetch state of `source`; the default (never fetched) when none is recorded.
-    fn fetch_state(&self, source: &str) -> Result<FetchState, StoreError>;
+    fn fetch_state(&self, source: &str) -> Result<FetchState, StoreError> {
+        Ok(self.fetch_states(&[source])?.pop().unwrap_or_default())
+    }
 
     /// Records several sources' fetch states in one transaction.
     fn save_fetch_states(&mut self, states: &[(&str, &FetchState)]) -> Result<(), StoreError>;
@@ -523,8 +529,8 @@ impl StoreBackend for SqliteStore {
     fn scope_changes(&self) -> Result<HashMap<String, u64>, StoreError> {
         SqliteStore::scope_changes(self)
     }
-    fn fetch_state(&self, source: &str) -> Result<FetchState, StoreError> {
-        SqliteStore::fetch_state(self, source)
+    fn fetch_states(&self, sources: &[&str]) -> Result<Vec<FetchState>, StoreError> {
+        SqliteStore::fetch_states(self, sources)
     }
     fn save_fetch_states(&mut self, states: &[(&str, &FetchState)]) -> Result<(), StoreError> {
         SqliteStore::save_fetch_states(self, states)

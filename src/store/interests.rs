@@ -124,6 +124,29 @@ pub(super) fn matched_json(score: f32, terms: &[(String, f32)]) -> String {
     serde_json::Value::from(labels).to_string()
 }
 
+/// The keys a liked paper may be stored under, best first: its arXiv id, else its DOI
+/// (as a `doi.org` link), else its normalized title, as the ingest files items.
+pub(super) fn like_keys(
+    arxiv_id: Option<&str>,
+    doi: Option<&str>,
+    title: Option<&str>,
+) -> Vec<String> {
+    let mut keys = Vec::with_capacity(3);
+    if let Some(id) = arxiv_id.filter(|i| !i.trim().is_empty()) {
+        keys.push(format!("arxiv:{}", normalize_arxiv_id(id)));
+    }
+    if let Some(doi) = doi.map(str::trim).filter(|d| !d.is_empty()) {
+        keys.push(format!(
+            "url:{}",
+            normalize_url(&format!("https://doi.org/{doi}"))
+        ));
+    }
+    if let Some(title) = title.map(normalize_title).filter(|t| !t.is_empty()) {
+        keys.push(format!("title:{title}"));
+    }
+    keys
+}
+
 /// The terms as stored: a JSON array of `[term, weight]`.
 pub(super) fn terms_json(terms: &[(String, f32)]) -> String {
     serde_json::to_string(terms).unwrap_or_else(|_| "[]".to_owned())
@@ -251,19 +274,7 @@ impl SqliteStore {
         doi: Option<&str>,
         title: Option<&str>,
     ) -> Result<Option<i64>, StoreError> {
-        let mut keys = Vec::with_capacity(3);
-        if let Some(id) = arxiv_id.filter(|i| !i.trim().is_empty()) {
-            keys.push(format!("arxiv:{}", normalize_arxiv_id(id)));
-        }
-        if let Some(doi) = doi.map(str::trim).filter(|d| !d.is_empty()) {
-            keys.push(format!(
-                "url:{}",
-                normalize_url(&format!("https://doi.org/{doi}"))
-            ));
-        }
-        if let Some(title) = title.map(normalize_title).filter(|t| !t.is_empty()) {
-            keys.push(format!("title:{title}"));
-        }
+        let keys = like_keys(arxiv_id, doi, title);
         let mut stmt = self
             .conn
             .prepare_cached("SELECT item_id FROM item_keys WHERE alias = ?1")

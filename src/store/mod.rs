@@ -34,6 +34,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::entry::{Entry, Timestamp};
+use crate::sources::{Recorded, SourceHealth, Validators};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,7 @@ pub enum StoreError {
     KeyTaken(String),
     /// The TLS setup for a PostgreSQL connection could not be built.
     #[error("store: TLS for PostgreSQL: {0}")]
-    Tls(String),
+    Tls(#[source] rustls::Error),
     /// `lookout migrate` copies into an empty database only.
     #[error(
         "store: the PostgreSQL database already holds a store; migrate copies into an empty one"
@@ -237,24 +238,58 @@ impl ItemFilter<'_> {
     }
 }
 
-/// Per-source HTTP state kept across restarts: conditional GET validators and backoff.
+/// A source's record kept across restarts: its health, whatever its kind, and for an
+/// HTTP source the validators of the last page stored and whether one ever was.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchState {
-    /// Last `ETag` the server sent.
-    pub etag: Option<String>,
-    /// Last `Last-Modified` the server sent.
-    pub last_modified: Option<String>,
-    /// Last successful fetch (200 or 304).
-    pub last_success: Option<DateTime<Utc>>,
-    /// Last failure time.
-    pub last_error_at: Option<DateTime<Utc>>,
-    /// Last failure message.
-    pub last_error: Option<String>,
-    /// Failures since the last success.
-    pub consecutive_failures: u32,
+    /// What to send with the next conditional GET.
+    pub validators: Validators,
     /// Whether a fetch ever succeeded (the first one is the baseline).
     pub ever_succeeded: bool,
+    /// The source's health, as the daemon shows it.
+    pub health: SourceHealth,
 }
+
+impl FetchState {
+    /// Books an attempt at `at`: a success clears the failures, marks the baseline done
+    /// and, with new validators, replaces the old; a failure keeps the validators, so
+    /// the next request of a page that was never stored is unconditional only if it
+    /// never was.
+    pub fn record(&mut self, at: DateTime<Utc>, recorded: &Recorded) {
+        self.health.record(at, recorded);
+        if let Recorded::Success(validators) = recorded {
+            if let Some(v) = validators {
+                self.validators.clone_from(v);
+            }
+            self.ever_succeeded = true;
+        }
+    }
+}
+
+/// Reads the source (column 0) and its [`FetchState`] (from column 1): one text for
+/// both databases. A macro, not a const, so queries can be `concat!`ed into consts.
+macro_rules! select_fetch_states {
+    () => {
+        "SELECT source, etag, last_modified, last_success, last_error_at, last_error, \
+         consecutive_failures, ever_succeeded FROM fetch_state"
+    };
+}
+use select_fetch_states;
+
+/// Writes one source's [`FetchState`] (`$1` the source, then the columns in
+/// [`FETCH_STATE_COLUMNS`] order). SQLite reads `$N` as the N-th parameter too, so
+/// both databases run this text.
+const SAVE_FETCH_STATE: &str = "INSERT INTO fetch_state (source, etag, last_modified, last_success,
+        last_error_at, last_error, consecutive_failures, ever_succeeded)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (source) DO UPDATE SET
+        etag = excluded.etag,
+        last_modified = excluded.last_modified,
+        last_success = excluded.last_success,
+        last_error_at = excluded.last_error_at,
+        last_error = excluded.last_error,
+        consecutive_failures = excluded.consecutive_failures,
+        ever_succeeded = excluded.ever_succeeded";
 
 /// One outbox row due for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,21 +489,24 @@ impl SqliteStore {
         migrations::version(&self.conn)
     }
 
-    /// The fetch state of `source`; the default (never fetched) when none is recorded.
-    pub fn fetch_state(&self, source: &str) -> Result<FetchState, StoreError> {
+    /// The fetch states of `sources`, in order; the default (never fetched) for a
+    /// source with none recorded.
+    pub fn fetch_states(&self, sources: &[&str]) -> Result<Vec<FetchState>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT etag, last_modified, last_success, last_error_at, last_error,
-                        consecutive_failures, ever_succeeded
-                   FROM fetch_state WHERE source = ?1",
-            )
+            .prepare_cached(concat!(select_fetch_states!(), " WHERE source = ?1"))
             .ctx("preparing the fetch state query")?;
-        let state = stmt
-            .query_row([source], |row| fetch_state_from_row(row, 0))
-            .optional()
-            .ctx("reading a source's fetch state")?;
-        Ok(state.unwrap_or_default())
+        // In-process reads: a cached statement per source costs no round trip.
+        sources
+            .iter()
+            .map(|source| {
+                let state = stmt
+                    .query_row([source], |row| fetch_state_from_row(row, 1))
+                    .optional()
+                    .ctx("reading a source's fetch state")?;
+                Ok(state.unwrap_or_default())
+            })
+            .collect()
     }
 
     /// Records several sources' fetch states in one transaction.
@@ -477,8 +515,24 @@ impl SqliteStore {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("starting a fetch state transaction")?;
-        for (source, state) in states {
-            save_fetch_state_in(&tx, source, state)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(SAVE_FETCH_STATE)
+                .ctx("preparing the fetch state update")?;
+            for (source, state) in states {
+                let h = &state.health;
+                stmt.execute(params![
+                    source,
+                    state.validators.etag,
+                    state.validators.last_modified,
+                    h.last_success.map(to_ms),
+                    h.last_error_at.map(to_ms),
+                    h.last_error,
+                    h.consecutive_failures,
+                    state.ever_succeeded,
+                ])
+                .ctx("saving a source's fetch state")?;
+            }
         }
         tx.commit().ctx("committing fetch states")
     }
@@ -487,11 +541,7 @@ impl SqliteStore {
     pub fn all_fetch_states(&self) -> Result<Vec<(String, FetchState)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT source, etag, last_modified, last_success, last_error_at, last_error,
-                        consecutive_failures, ever_succeeded
-                   FROM fetch_state ORDER BY source",
-            )
+            .prepare_cached(concat!(select_fetch_states!(), " ORDER BY source"))
             .ctx("preparing the fetch states query")?;
         let rows = stmt
             .query_map([], |row| Ok((row.get(0)?, fetch_state_from_row(row, 1)?)))
@@ -538,49 +588,18 @@ fn opt_time_col(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<
     }
 }
 
-/// Records `source`'s fetch state on `conn` (a connection or a transaction).
-fn save_fetch_state_in(
-    conn: &Connection,
-    source: &str,
-    state: &FetchState,
-) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO fetch_state (source, etag, last_modified, last_success,
-                    last_error_at, last_error, consecutive_failures, ever_succeeded)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (source) DO UPDATE SET
-                    etag = excluded.etag,
-                    last_modified = excluded.last_modified,
-                    last_success = excluded.last_success,
-                    last_error_at = excluded.last_error_at,
-                    last_error = excluded.last_error,
-                    consecutive_failures = excluded.consecutive_failures,
-                    ever_succeeded = excluded.ever_succeeded",
-        )
-        .ctx("preparing the fetch state update")?;
-    stmt.execute(params![
-        source,
-        state.etag,
-        state.last_modified,
-        state.last_success.map(to_ms),
-        state.last_error_at.map(to_ms),
-        state.last_error,
-        state.consecutive_failures,
-        state.ever_succeeded,
-    ])
-    .ctx("saving a source's fetch state")?;
-    Ok(())
-}
-
 fn fetch_state_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FetchState> {
     Ok(FetchState {
-        etag: row.get(at)?,
-        last_modified: row.get(at + 1)?,
-        last_success: opt_time_col(row, at + 2)?,
-        last_error_at: opt_time_col(row, at + 3)?,
-        last_error: row.get(at + 4)?,
-        consecutive_failures: row.get(at + 5)?,
+        validators: Validators {
+            etag: row.get(at)?,
+            last_modified: row.get(at + 1)?,
+        },
+        health: SourceHealth {
+            last_success: opt_time_col(row, at + 2)?,
+            last_error_at: opt_time_col(row, at + 3)?,
+            last_error: row.get(at + 4)?,
+            consecutive_failures: row.get(at + 5)?,
+        },
         ever_succeeded: row.get(at + 6)?,
     })
 }
@@ -818,29 +837,37 @@ mod tests {
     fn fetch_state_defaults_then_round_trips() {
         let mut store = SqliteStore::open_in_memory().expect("open");
         assert_eq!(
-            store.fetch_state("hf").expect("read"),
-            FetchState::default()
+            store.fetch_states(&["hf"]).expect("read"),
+            [FetchState::default()]
         );
         let state = FetchState {
-            etag: Some("\"abc\"".into()),
-            last_modified: Some("Tue, 05 Mar 2024 10:00:00 GMT".into()),
-            last_success: Some(at(1_700_000_000)),
-            last_error_at: Some(at(1_700_000_100)),
-            last_error: Some("timeout".into()),
-            consecutive_failures: 3,
+            validators: Validators {
+                etag: Some("\"abc\"".into()),
+                last_modified: Some("Tue, 05 Mar 2024 10:00:00 GMT".into()),
+            },
+            health: SourceHealth {
+                last_success: Some(at(1_700_000_000)),
+                last_error_at: Some(at(1_700_000_100)),
+                last_error: Some("timeout".into()),
+                consecutive_failures: 3,
+            },
             ever_succeeded: true,
         };
         store.save_fetch_states(&[("hf", &state)]).expect("save");
-        assert_eq!(store.fetch_state("hf").expect("read"), state);
-        let cleared = FetchState {
-            consecutive_failures: 0,
-            last_error: None,
-            ..state.clone()
-        };
+        assert_eq!(
+            store.fetch_states(&["hf"]).expect("read"),
+            [state.clone()].as_slice()
+        );
+        let mut cleared = state.clone();
+        cleared.health.consecutive_failures = 0;
+        cleared.health.last_error = None;
         store
             .save_fetch_states(&[("hf", &cleared)])
             .expect("save again");
-        assert_eq!(store.fetch_state("hf").expect("read"), cleared);
+        assert_eq!(
+            store.fetch_states(&["hf"]).expect("read"),
+            [cleared.clone()]
+        );
         assert_eq!(
             store.all_fetch_states().expect("all"),
             vec![("hf".to_owned(), cleared)]

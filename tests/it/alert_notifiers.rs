@@ -60,12 +60,12 @@ fn header<'a>(req: &'a wiremock::Request, name: &str) -> Option<&'a str> {
 }
 
 async fn ok_server() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    server
+    answering(ResponseTemplate::new(200)).await
+}
+
+/// Sends `msg` through the configured notifier `name`.
+async fn send(n: &Notifiers, name: &str, msg: &Message) -> Result<(), NotifyError> {
+    n.get(name).expect("configured").send(msg).await
 }
 
 // ---------------------------------------------------------------- webhook
@@ -122,11 +122,7 @@ async fn webhook_without_secret_sends_no_signature_and_digest_lists_items() {
         "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/\"\n",
         server.uri()
     ));
-    n.get("hook")
-        .expect("configured")
-        .send(&digest())
-        .await
-        .expect("delivered");
+    send(&n, "hook", &digest()).await.expect("delivered");
     let requests = server.received_requests().await.expect("recording on");
     let req = &requests[0];
     assert!(req.headers.get("x-lookout-signature").is_none());
@@ -145,9 +141,7 @@ async fn slack_template_has_text_and_mrkdwn_blocks() {
         "[[notifier]]\nname = \"slack\"\nkind = \"webhook\"\ntemplate = \"slack\"\nurl = \"{}/services/T/B/X\"\n",
         server.uri()
     ));
-    n.get("slack")
-        .expect("configured")
-        .send(&single("A <b> & c"))
+    send(&n, "slack", &single("A <b> & c"))
         .await
         .expect("delivered");
     let requests = server.received_requests().await.expect("recording on");
@@ -196,21 +190,12 @@ async fn discord_template_has_content_and_embeds() {
 
 #[tokio::test]
 async fn non_2xx_is_an_error_with_status_and_retry_after_and_no_url() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
-        .mount(&server)
-        .await;
+    let server = answering(ResponseTemplate::new(429).insert_header("Retry-After", "7")).await;
     let n = notifiers(&format!(
         "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook/TOKEN-IN-URL\"\n",
         server.uri()
     ));
-    let err = n
-        .get("hook")
-        .expect("configured")
-        .send(&single("x"))
-        .await
-        .unwrap_err();
+    let err = send(&n, "hook", &single("x")).await.unwrap_err();
     assert!(
         matches!(err.kind, NotifyErrorKind::Status { status: 429, .. }),
         "{err:?}"
@@ -222,6 +207,34 @@ async fn non_2xx_is_an_error_with_status_and_retry_after_and_no_url() {
         "{shown}"
     );
     assert!(!shown.contains("TOKEN-IN-URL"), "{shown}");
+}
+
+/// A receiver's `Retry-After` is read in every HTTP-date form, by the same reader the
+/// HTTP sources use (before, notifiers read RFC 2822 dates only).
+#[tokio::test]
+async fn retry_after_dates_in_every_http_form_are_read() {
+    let in_a_minute = chrono::Utc::now() + chrono::Duration::seconds(60);
+    for format in [
+        "%a, %d %b %Y %H:%M:%S GMT",
+        "%A, %d-%b-%y %H:%M:%S GMT",
+        "%a %b %e %H:%M:%S %Y",
+    ] {
+        let date = in_a_minute.format(format).to_string();
+        let server =
+            answering(ResponseTemplate::new(503).insert_header("Retry-After", date.as_str())).await;
+        let n = notifiers(&format!(
+            "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+            server.uri()
+        ));
+        let err = send(&n, "hook", &single("x")).await.unwrap_err();
+        let wait = err
+            .retry_after()
+            .unwrap_or_else(|| panic!("{date}: not read"));
+        assert!(
+            wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+            "{date}: {wait:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -238,12 +251,7 @@ async fn connection_error_names_the_notifier_not_the_secret_url() {
     let n = notifiers(
         "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"${LOOKOUT_TEST_HOOK_URL}\"\n",
     );
-    let err = n
-        .get("hook")
-        .expect("configured")
-        .send(&single("x"))
-        .await
-        .unwrap_err();
+    let err = send(&n, "hook", &single("x")).await.unwrap_err();
     assert!(matches!(err.kind, NotifyErrorKind::Http(_)), "{err:?}");
     let mut shown = format!("{err} {err:?} {:?}", n.get("hook"));
     let mut source = std::error::Error::source(&err);
@@ -266,9 +274,7 @@ async fn ntfy_publishes_json_with_title_tags_click_priority_and_token() {
          token = \"${{LOOKOUT_TEST_NTFY_TOKEN}}\"\ntags = [\"books\", \"tada\"]\npriority = 4\n",
         server.uri()
     ));
-    n.get("phone")
-        .expect("configured")
-        .send(&single("Ärzte und Diffusion"))
+    send(&n, "phone", &single("Ärzte und Diffusion"))
         .await
         .expect("delivered");
     let requests = server.received_requests().await.expect("recording on");
@@ -302,11 +308,7 @@ async fn ntfy_under_a_path_prefix_and_without_token() {
         "[[notifier]]\nname = \"phone\"\nkind = \"ntfy\"\nserver = \"{}/ntfy\"\ntopic = \"t\"\n",
         server.uri()
     ));
-    n.get("phone")
-        .expect("configured")
-        .send(&digest())
-        .await
-        .expect("delivered");
+    send(&n, "phone", &digest()).await.expect("delivered");
     let requests = server.received_requests().await.expect("recording on");
     assert!(requests[0].headers.get("authorization").is_none());
     let body: Value = requests[0].body_json().expect("JSON body");
@@ -547,11 +549,7 @@ async fn email_is_delivered_over_smtp_and_parses_back() {
     msg.items[0].summary = "A summary line that is long enough to be wrapped by any mail \
         encoder that keeps lines short, and then some more words to be sure."
         .to_owned();
-    n.get("me")
-        .expect("configured")
-        .send(&msg)
-        .await
-        .expect("delivered");
+    send(&n, "me", &msg).await.expect("delivered");
 
     let got = tokio::time::timeout(Duration::from_secs(10), mailbox.recv())
         .await
@@ -600,12 +598,7 @@ async fn email_to_a_closed_port_is_an_smtp_error_without_the_password() {
          tls = \"none\"\nusername = \"u\"\npassword = \"${{LOOKOUT_TEST_SMTP_PASSWORD_2}}\"\n\
          from = \"a@example.org\"\nto = [\"b@example.org\"]\n"
     ));
-    let err = n
-        .get("me")
-        .expect("configured")
-        .send(&single("x"))
-        .await
-        .unwrap_err();
+    let err = send(&n, "me", &single("x")).await.unwrap_err();
     assert!(matches!(err.kind, NotifyErrorKind::Smtp(_)), "{err:?}");
     let shown = format!("{err} {err:?} {:?}", n.get("me"));
     assert!(!shown.contains("hunter2-pw"), "{shown}");
@@ -619,9 +612,7 @@ async fn email_with_a_two_thousand_character_title_has_a_short_subject_and_no_lo
     let title = "Ü".repeat(1_000) + &"x".repeat(1_000);
     let mut msg = single(&title);
     msg.items[0].summary = "s".repeat(5_000);
-    n.get("me")
-        .expect("configured")
-        .send(&msg)
+    send(&n, "me", &msg)
         .await
         .expect("the relay takes the mail");
     let got = tokio::time::timeout(Duration::from_secs(10), mailbox.recv())
@@ -657,10 +648,7 @@ async fn email_refused_with_5xx_is_permanent_and_with_4xx_is_not() {
     ] {
         let (port, mut mailbox) = smtp_server_answering_rcpt(ServerTls::None, reply).await;
         let n = email_to(port, "none", "").expect("a valid notifier");
-        let err = n
-            .get("me")
-            .expect("configured")
-            .send(&single("A paper"))
+        let err = send(&n, "me", &single("A paper"))
             .await
             .expect_err("the relay refuses");
         assert!(matches!(err.kind, NotifyErrorKind::Smtp(_)), "{err:?}");
@@ -673,12 +661,7 @@ async fn email_refused_with_5xx_is_permanent_and_with_4xx_is_not() {
         l.local_addr().expect("addr").port()
     };
     let n = email_to(closed, "none", "").expect("a valid notifier");
-    let err = n
-        .get("me")
-        .expect("configured")
-        .send(&single("A paper"))
-        .await
-        .unwrap_err();
+    let err = send(&n, "me", &single("A paper")).await.unwrap_err();
     assert!(!err.is_permanent(), "{err}");
 }
 
@@ -704,9 +687,7 @@ async fn email_over_starttls_and_smtps_trusts_the_configured_private_ca() {
     ] {
         let (port, mut mailbox) = smtp_server_with(server).await;
         let n = email_to(port, tls, &extra).expect("a valid notifier");
-        n.get("me")
-            .expect("configured")
-            .send(&single("Encrypted paper"))
+        send(&n, "me", &single("Encrypted paper"))
             .await
             .unwrap_or_else(|e| panic!("tls = {tls}: {e}"));
         let got = tokio::time::timeout(Duration::from_secs(10), mailbox.recv())
@@ -731,10 +712,7 @@ async fn email_to_a_relay_no_trusted_ca_signed_fails_and_sends_nothing_in_clear(
     let (acceptor, _) = private_ca();
     let (port, mut mailbox) = smtp_server_with(ServerTls::StartTls(acceptor)).await;
     let n = email_to(port, "starttls", "").expect("a valid notifier");
-    let err = n
-        .get("me")
-        .expect("configured")
-        .send(&single("Not for eavesdroppers"))
+    let err = send(&n, "me", &single("Not for eavesdroppers"))
         .await
         .unwrap_err();
     assert!(matches!(err.kind, NotifyErrorKind::Smtp(_)), "{err:?}");

@@ -92,6 +92,15 @@ async fn wait_for(store: &SharedStore, what: &str, done: impl Fn(&OutboxCounts) 
     }
 }
 
+/// Waits until `server` has had a request, failing with `what` after 20 s.
+async fn requested(server: &MockServer, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while server.received_requests().await.map_or(0, |r| r.len()) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A running worker and the means to stop it.
 struct Worker {
     stop: tokio_util::sync::CancellationToken,
@@ -114,6 +123,27 @@ fn start(store: &SharedStore, config: &Config, options: OutboxOptions) -> Worker
     Worker { stop, wake, task }
 }
 
+/// Runs a worker until the outbox counts say `what` (`done`), then stops it.
+async fn run_until(
+    store: &SharedStore,
+    config: &Config,
+    options: OutboxOptions,
+    what: &str,
+    done: impl Fn(&OutboxCounts) -> bool,
+) {
+    let worker = start(store, config, options);
+    wait_for(store, what, done).await;
+    worker.stop().await;
+}
+
+fn failed_deliveries(store: &SharedStore, n: usize) -> Vec<lookout::store::FailedDelivery> {
+    store
+        .lock()
+        .expect("store lock")
+        .failed_deliveries(n)
+        .expect("failed list")
+}
+
 impl Worker {
     async fn stop(self) {
         self.stop.cancel();
@@ -134,12 +164,7 @@ fn keys(requests: &[wiremock::Request]) -> Vec<String> {
 }
 
 async fn server(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(&server)
-        .await;
-    server
+    crate::common::answering(ResponseTemplate::new(status)).await
 }
 
 fn hook_config(uri: &str, extra_notifier: &str, rule: &str) -> Config {
@@ -193,16 +218,10 @@ async fn failing_receiver_is_retried_then_the_row_is_marked_failed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir);
     let server = server(503).await;
-    let config = config(&format!(
-        "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nmax_attempts = 3\n\
-         [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = [\"hook\"]\n",
-        server.uri()
-    ));
+    let config = hook_config(&server.uri(), "max_attempts = 3", "");
     ingest(&store, &config, &[entry(1, "Diffusion")], Duration::ZERO);
 
-    let worker = start(&store, &config, fast());
-    wait_for(&store, "1 failed", |c| c.failed == 1).await;
-    worker.stop().await;
+    run_until(&store, &config, fast(), "1 failed", |c| c.failed == 1).await;
 
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests.len(), 3, "max_attempts sends, then no more");
@@ -211,11 +230,7 @@ async fn failing_receiver_is_retried_then_the_row_is_marked_failed() {
         sent.iter().all(|k| k == &sent[0]),
         "every retry carries one key"
     );
-    let failed = store
-        .lock()
-        .expect("store lock")
-        .failed_deliveries(10)
-        .expect("failed list");
+    let failed = failed_deliveries(&store, 10);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].notifier, "hook");
     assert!(
@@ -250,9 +265,7 @@ async fn receiver_down_for_a_while_gets_every_pending_alert_once_back() {
         &[entry(1, "Diffusion a"), entry(2, "Diffusion b")],
         Duration::ZERO,
     );
-    let worker = start(&store, &config, fast());
-    wait_for(&store, "2 delivered", |c| c.delivered == 2).await;
-    worker.stop().await;
+    run_until(&store, &config, fast(), "2 delivered", |c| c.delivered == 2).await;
     let requests = server.received_requests().await.expect("recording on");
     assert_eq!(requests.len(), 5, "three refused, then one each");
     let distinct: HashSet<String> = keys(&requests).into_iter().collect();
@@ -331,9 +344,10 @@ async fn digest_sends_one_message_per_window_and_holds_open_windows() {
         metrics: Some(metrics.clone()),
         ..fast()
     };
-    let worker = start(&store, &config, options);
-    wait_for(&store, "3 delivered", |c| c.delivered == 3).await;
-    worker.stop().await;
+    run_until(&store, &config, options, "3 delivered", |c| {
+        c.delivered == 3
+    })
+    .await;
     // /metrics counts the digest's rows, as the store (and so /healthz) does.
     assert!(
         metrics
@@ -377,9 +391,7 @@ async fn delivered_exactly_once_across_a_worker_restart() {
             &[entry(1, "Diffusion a"), entry(2, "Diffusion b")],
             Duration::ZERO,
         );
-        let worker = start(&store, &config, fast());
-        wait_for(&store, "2 delivered", |c| c.delivered == 2).await;
-        worker.stop().await;
+        run_until(&store, &config, fast(), "2 delivered", |c| c.delivered == 2).await;
     }
     // A new process: the store reopened from its file, a new worker.
     let store = open(&dir);
@@ -418,14 +430,7 @@ async fn send_abandoned_at_shutdown_is_resent_with_the_same_key() {
     };
     let worker = start(&store, &config_slow, options);
     // Wait until the receiver has the request: the send is in flight.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while slow.received_requests().await.map_or(0, |r| r.len()) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "request never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    requested(&slow, "request never arrived").await;
     // Shutdown with a short deadline abandons it, like a crash before recording.
     worker.stop().await;
     assert_eq!(counts(&store).pending, 1);
@@ -461,11 +466,7 @@ async fn rows_for_a_removed_notifier_are_retried_then_failed() {
     })
     .await;
     worker.stop().await;
-    let failed = store
-        .lock()
-        .expect("store lock")
-        .failed_deliveries(10)
-        .expect("failed list");
+    let failed = failed_deliveries(&store, 10);
     assert_eq!(failed[0].notifier, "gone");
     assert!(
         failed[0].error.contains("not configured"),
@@ -500,14 +501,7 @@ async fn a_slow_receiver_does_not_hold_up_other_notifiers() {
     };
     let worker = start(&store, &config, options);
     wait_for(&store, "both fast rows delivered", |c| c.delivered == 2).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while slow.received_requests().await.map_or(0, |r| r.len()) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "slow request never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    requested(&slow, "slow request never arrived").await;
     worker.stop().await;
     assert_eq!(fast_server.received_requests().await.expect("on").len(), 2);
     // One send at a time per notifier: the slow one never got its second row.
@@ -574,9 +568,7 @@ async fn a_permanent_smtp_refusal_fails_at_once_and_a_transient_one_is_retried()
              [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = [\"mail\"]\n"
         ));
         ingest(&store, &config, &[entry(1, "Diffusion")], Duration::ZERO);
-        let worker = start(&store, &config, fast());
-        wait_for(&store, "the row failed", |c| c.failed == 1).await;
-        worker.stop().await;
+        run_until(&store, &config, fast(), "the row failed", |c| c.failed == 1).await;
         assert_eq!(
             rcpts.load(std::sync::atomic::Ordering::SeqCst),
             want_attempts,

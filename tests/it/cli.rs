@@ -2,6 +2,8 @@
 
 use std::process::{Command, Output};
 
+use crate::common::drop_config;
+
 fn lookout(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lookout"))
         .args(args)
@@ -105,16 +107,7 @@ fn import_fills_the_feeds_once_and_reports() {
         std::fs::copy(fixture(name), captures.join(name)).unwrap();
     }
     std::fs::write(captures.join("junk.bin"), [0u8, 1, 2, 255]).unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {:?}\n",
-            dir.path().join("state"),
-            dir.path().join("drop")
-        ),
-    )
-    .unwrap();
+    let config = drop_config(dir.path());
     let out = lookout(&[
         "import",
         captures.to_str().unwrap(),
@@ -355,16 +348,7 @@ fn import_refuses_a_source_the_config_does_not_have() {
     let captures = dir.path().join("captures");
     std::fs::create_dir(&captures).unwrap();
     std::fs::copy(fixture("hf_papers_may20.txt"), captures.join("a.txt")).unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {:?}\n",
-            dir.path().join("state"),
-            dir.path().join("drop")
-        ),
-    )
-    .unwrap();
+    let config = drop_config(dir.path());
     let out = lookout(&[
         "import",
         captures.to_str().unwrap(),

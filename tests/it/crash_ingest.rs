@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{get, wait_for, Daemon};
+use crate::common::{get, wait_for, Daemon, Setup};
 use lookout::store::{ItemFilter, Store};
 use rand::{Rng, SeedableRng};
 
@@ -58,21 +58,9 @@ fn capture(i: usize) -> String {
 
 /// A temp dir with a config for one drop folder and feeds large enough to list all.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let drop = dir.path().join("drop");
-    std::fs::create_dir_all(&drop).expect("drop dir");
-    let config = dir.path().join("lookout.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {state:?}\n[server]\nlisten = \"127.0.0.1:0\"\n\
-             [feed]\nmax_items = 100000\nwrite_files = false\n\
-             [[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = \"200ms\"\n",
-            state = dir.path().join("state"),
-        ),
-    )
-    .expect("config");
-    (dir, config, drop)
+    let setup = Setup::custom("max_items = 100000\nwrite_files = false", "200ms", "");
+    std::fs::create_dir_all(&setup.drop).expect("drop dir");
+    (setup.dir, setup.config, setup.drop)
 }
 
 /// Drops capture `i`: mostly renamed into place (browsers, rsync), sometimes written

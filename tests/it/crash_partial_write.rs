@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{fixture, get, wait_for, Daemon};
+use crate::common::{fixture, get, wait_for, Daemon, Setup};
 
 /// Entries in the capture every writer writes (hf_papers_may20.txt).
 const ENTRIES: usize = 27;
@@ -47,20 +47,12 @@ fn capture_for(n: usize) -> Vec<u8> {
 /// Runs `rounds` rounds of `writers` concurrent slow writers against one daemon and
 /// checks every file was ingested once, whole.
 fn slow_writers_are_never_read_half_written(rounds: usize, writers: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let drop = dir.path().join("drop");
+    let Setup {
+        dir: _dir,
+        config,
+        drop,
+    } = Setup::custom("max_items = 100000\nwrite_files = false", "50ms", "");
     std::fs::create_dir_all(&drop).expect("drop");
-    let config = dir.path().join("lookout.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {state:?}\n[server]\nlisten = \"127.0.0.1:0\"\n\
-             [feed]\nmax_items = 100000\nwrite_files = false\n\
-             [[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = \"50ms\"\n",
-            state = dir.path().join("state"),
-        ),
-    )
-    .expect("config");
     let daemon = Daemon::start(&config);
     let mut n = 0;
     for _ in 0..rounds {

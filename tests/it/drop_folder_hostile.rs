@@ -277,16 +277,7 @@ fn import_refuses_links_and_fifos_by_name_and_does_not_hang() {
     std::fs::write(&secret, one_item_feed("secret")).unwrap();
     std::os::unix::fs::symlink(&secret, captures.join("link.xml")).unwrap();
     mkfifo(&captures.join("pipe.xml"));
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {:?}\n",
-            dir.path().join("state"),
-            dir.path().join("drop")
-        ),
-    )
-    .unwrap();
+    let config = drop_config(dir.path());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
         .args(["import", captures.to_str().unwrap(), "--config"])
         .arg(&config)
@@ -483,7 +474,7 @@ async fn a_failed_dir_that_is_a_link_is_refused_at_start_and_when_moving() {
         |body| {
             if body.starts_with(b"junk") {
                 Outcome::Failed {
-                    reason: "junk".into(),
+                    error: lookout::sources::Failure::msg("junk"),
                 }
             } else {
                 Outcome::Duplicate
@@ -534,45 +525,22 @@ fn open_fds(pid: u32) -> usize {
 
 #[test]
 fn a_capture_dropped_while_descriptors_run_out_is_kept_and_ingested_later() {
-    use std::io::BufRead;
     const LIMIT: usize = 64;
     let setup = Setup::new("");
     std::fs::create_dir_all(&setup.drop).unwrap();
     // The daemon with few descriptors, so that idle clients can use them all up.
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
         .arg(format!(
             "ulimit -n {LIMIT} && exec \"$0\" run --config \"$1\""
         ))
         .arg(env!("CARGO_BIN_EXE_lookout"))
         .arg(&setup.config)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    let addr = wait_for(Duration::from_secs(30), "lookout to listen", || {
-        let l = log.lock().unwrap();
-        l.lines()
-            .find(|line| line.contains("lookout running"))
-            .and_then(|line| line.split("listen=").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned)
-    });
-    let pid = child.id();
+        .env("RUST_LOG", "info");
+    let daemon = Daemon::start_command(cmd, &setup.config);
+    let log = Arc::clone(&daemon.log);
+    let addr = daemon.base.trim_start_matches("http://").to_owned();
+    let pid = daemon.pid();
     let mut clients = Vec::new();
     // Idle clients until the daemon is out of descriptors, plus a few waiting in the
     // listen backlog to take any descriptor the daemon frees.
@@ -653,6 +621,4 @@ fn a_capture_dropped_while_descriptors_run_out_is_kept_and_ingested_later() {
         names.len(),
         "every capture ingested"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -4,35 +4,19 @@
 use std::time::Duration;
 
 use crate::common::*;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 #[test]
 fn slow_and_failing_sources_do_not_stop_the_others_or_the_feeds() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/hf"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_bytes(fixture("hf_papers_may20.txt"))
-                    .insert_header("etag", "\"hf-1\""),
-            )
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/slow"))
-            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/broken"))
-            .respond_with(ResponseTemplate::new(500))
-            .mount(&server)
-            .await;
-        server
-    });
+    let server = rt.block_on(serving(vec![
+        ("/hf", hf_page()),
+        (
+            "/slow",
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(120)),
+        ),
+        ("/broken", ResponseTemplate::new(500)),
+    ]));
     let uri = server.uri();
     let sources = format!(
         "[[source]]\nname = \"hf\"\nkind = \"http\"\nurl = \"{uri}/hf\"\nevery = \"1s\"\njitter = \"0s\"\n\
@@ -54,18 +38,11 @@ fn slow_and_failing_sources_do_not_stop_the_others_or_the_feeds() {
     );
     // It keeps its schedule: conditional GETs go on (answered 200 with the same ETag;
     // the same bytes are recognised and skipped).
-    let hf_requests = |server: &MockServer| {
-        rt.block_on(server.received_requests())
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.url.path() == "/hf")
-            .count()
-    };
-    let first = hf_requests(&server);
+    let first = requests_to(&rt, &server, "/hf");
     wait_for(
         Duration::from_secs(60),
         "more fetches of the healthy source",
-        || (hf_requests(&server) >= first + 2).then_some(()),
+        || (requests_to(&rt, &server, "/hf") >= first + 2).then_some(()),
     );
     let conditional = rt
         .block_on(server.received_requests())

@@ -6,11 +6,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::common::{redirect, serving};
 use lookout::config::{Config, SourceConfig};
 use lookout::sources::http::{
     AttemptError, FetchFailure, FetchOutcome, HostGate, HttpError, HttpSource,
 };
-use lookout::sources::{record, Outcome, Page, Recorded, Report};
+use lookout::sources::{Outcome, Page, Recorded, Report};
 use lookout::store::{SharedStore, Store};
 use tokio::sync::mpsc;
 use wiremock::matchers::path;
@@ -62,13 +63,8 @@ impl Harness {
                     }
                     // As the daemon's pipeline does: it alone records attempts.
                     Report::Attempt(attempt) => {
-                        let mut store = writer.lock().unwrap();
-                        let before = store.fetch_state(&attempt.source).expect("read");
                         let recorded = Recorded::of_attempt(&attempt.result);
-                        let after = record(&before, attempt.at, &recorded);
-                        store
-                            .save_fetch_states(&[(&attempt.source, &after)])
-                            .expect("saved");
+                        crate::common::book(&writer, &attempt.source, &recorded);
                     }
                 }
             }
@@ -121,9 +117,7 @@ async fn a_cross_origin_redirect_drops_the_configured_headers_and_sends_no_refer
     let other = MockServer::start().await;
     assert_ne!(first.address().port(), other.address().port());
     Mock::given(path("/list"))
-        .respond_with(
-            ResponseTemplate::new(302).insert_header("location", format!("{}/moved", other.uri())),
-        )
+        .respond_with(redirect(302, &format!("{}/moved", other.uri())))
         .mount(&first)
         .await;
     Mock::given(path("/moved"))
@@ -155,15 +149,14 @@ async fn a_cross_origin_redirect_drops_the_configured_headers_and_sends_no_refer
 
 #[tokio::test]
 async fn a_same_origin_redirect_keeps_the_configured_headers() {
-    let server = MockServer::start().await;
-    Mock::given(path("/old"))
-        .respond_with(ResponseTemplate::new(301).insert_header("location", "/new"))
-        .mount(&server)
-        .await;
-    Mock::given(path("/new"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("A paper\n"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![
+        ("/old", redirect(301, "/new")),
+        (
+            "/new",
+            ResponseTemplate::new(200).set_body_string("A paper\n"),
+        ),
+    ])
+    .await;
     let h = Harness::new();
     h.fetch(&with_secret_headers(&format!("{}/old", server.uri())))
         .await
@@ -182,7 +175,7 @@ async fn a_redirect_to_a_file_url_is_refused_by_its_scheme() {
         ("/ftp", "ftp://127.0.0.1/x"),
     ] {
         Mock::given(path(at))
-            .respond_with(ResponseTemplate::new(302).insert_header("location", to))
+            .respond_with(redirect(302, to))
             .mount(&server)
             .await;
     }
@@ -216,9 +209,7 @@ async fn a_secret_in_the_source_url_is_sent_but_never_shown() {
     let server = MockServer::start().await;
     // The first answer repeats the key in a redirect, as some sites do; the second fails.
     Mock::given(path("/list"))
-        .respond_with(
-            ResponseTemplate::new(302).insert_header("location", format!("/page?key={KEY}")),
-        )
+        .respond_with(redirect(302, &format!("/page?key={KEY}")))
         .mount(&server)
         .await;
     Mock::given(path("/page"))
@@ -241,23 +232,17 @@ async fn a_secret_in_the_source_url_is_sent_but_never_shown() {
     let text = error.to_string();
     assert_eq!(text, format!("GET {configured}: HTTP 500"));
     // The pipeline books the attempt after the source reported it: wait for it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let recorded = loop {
+    let error = || {
         let state = h
             .store
             .lock()
             .unwrap()
             .fetch_state("s")
             .expect("fetch state");
-        if let Some(error) = state.last_error {
-            break error;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the attempt was never recorded"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        state.health.last_error
     };
+    crate::common::eventually("the attempt recorded", || error().is_some()).await;
+    let recorded = error().unwrap_or_default();
     assert!(recorded.contains("HTTP 500"), "{recorded}");
     assert!(!recorded.contains(KEY), "{recorded}");
 
@@ -282,17 +267,14 @@ async fn a_secret_in_the_source_url_is_sent_but_never_shown() {
 async fn a_redirect_that_repeats_the_url_secret_is_shown_redacted() {
     const KEY: &str = "r-s3cret-in-url";
     std::env::set_var("LOOKOUT_TEST_EDGE_URL_KEY_2", KEY);
-    let server = MockServer::start().await;
-    Mock::given(path("/list"))
-        .respond_with(
-            ResponseTemplate::new(302).insert_header("location", format!("/page?key={KEY}")),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(path("/page"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("A paper\n"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![
+        ("/list", redirect(302, &format!("/page?key={KEY}"))),
+        (
+            "/page",
+            ResponseTemplate::new(200).set_body_string("A paper\n"),
+        ),
+    ])
+    .await;
     let h = Harness::new();
     let cfg = source_config(
         &format!("{}/list?key=${{LOOKOUT_TEST_EDGE_URL_KEY_2}}", server.uri()),

@@ -15,8 +15,7 @@ use lookout::config::Config;
 use lookout::entry::Entry;
 use lookout::store::{Ingest, NoRules, SharedStore, Store, StoreHealth};
 use tokio::sync::Notify;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 /// Where the issue's garbage went, and how much of it.
 const GARBAGE_AT: u64 = 4 * 1024 * 1024;
@@ -155,11 +154,7 @@ fn a_damaged_store_is_reported_once_and_keeps_captures_in_the_folder() {
 /// Deliveries pause on a damaged store: queued alerts are not sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_pause_while_the_store_is_damaged() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = crate::common::answering(ResponseTemplate::new(200)).await;
     let config = Config::parse(
         &format!(
             "[[notifier]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n\

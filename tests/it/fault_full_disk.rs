@@ -266,11 +266,7 @@ fn a_full_disk_holds_captures_and_sends_no_alert_twice_until_space_returns() {
 fn full_disk_run_of_400_captures_for_benchmarks() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200))
-            .mount(&server)
-            .await;
+        let server = crate::common::answering(ResponseTemplate::new(200)).await;
         server
     });
     let setup = Setup::new(&webhook_config(&format!("{}/hook", server.uri())));
@@ -361,11 +357,7 @@ impl Drop for KeepLog<'_> {
 /// outcome is recorded first and the rest are delivered, each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sent_alert_whose_outcome_cannot_be_recorded_is_not_sent_again() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = crate::common::answering(ResponseTemplate::new(200)).await;
     let config = Config::parse(
         &webhook_config(&format!("{}/hook", server.uri())),
         "test.toml",

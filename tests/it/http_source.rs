@@ -16,16 +16,18 @@ use lookout::config::{Config, HumanDuration, SourceConfig};
 use lookout::entry::Entry;
 use lookout::sources::http::{
     fetch_url, schedule, AttemptError, FetchFailure, FetchOutcome, HostGate, HttpError, HttpSource,
-    Limits, PollStatus, DEFAULT_USER_AGENT,
+    Limits, DEFAULT_USER_AGENT,
 };
-use lookout::sources::{record, Capture, Outcome, Page, Recorded, Report};
+use lookout::sources::{Capture, Failure, Outcome, Page, Recorded, Report};
 use lookout::store::{FetchState, Ingest, NoRules, SharedStore, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::common::{self, eventually, redirect, serving};
 
 /// How long any wait may take before the test fails; far beyond what each needs.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -87,14 +89,19 @@ impl Daemon {
             .with_start_delay(Duration::ZERO)
     }
 
-    /// Runs a source as the daemon would; returns its status and its task.
-    fn spawn(
-        &self,
-        source: HttpSource,
-    ) -> (watch::Receiver<PollStatus>, tokio::task::JoinHandle<()>) {
-        let status = source.status();
-        let task = tokio::spawn(source.run(self.tx.clone(), self.shutdown.child_token()));
-        (status, task)
+    /// Runs a source as the daemon would; returns its task.
+    fn spawn(&self, source: HttpSource) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(source.run(self.tx.clone(), self.shutdown.child_token()))
+    }
+
+    /// The healthy neighbour ([`healthy_neighbour`]) kept its schedule: three more
+    /// pages at least since it had `at_start`.
+    fn neighbour_kept_its_schedule(&self, at_start: usize) {
+        let healthy = self.pages_of("healthy").len() - at_start;
+        assert!(
+            healthy >= 3,
+            "the healthy source delivered only {healthy} pages meanwhile"
+        );
     }
 
     fn pages_of(&self, source: &str) -> Vec<Page> {
@@ -114,13 +121,19 @@ impl Daemon {
     /// The source's record once the pipeline has booked `failures` failures in a row:
     /// a source reports an attempt and goes on, the pipeline books it when it gets it.
     async fn recorded(&self, source: &str, failures: u32) -> FetchState {
-        eventually("the attempt recorded by the pipeline", || {
-            self.fetch_state(source).consecutive_failures >= failures
+        let state = self.failed_at_least(source, failures).await;
+        assert_eq!(state.health.consecutive_failures, failures, "{state:?}");
+        state
+    }
+
+    /// The source's record once the pipeline has booked at least `failures` failures
+    /// in a row: the health the daemon shows.
+    async fn failed_at_least(&self, source: &str, failures: u32) -> FetchState {
+        eventually("the attempts recorded by the pipeline", || {
+            self.fetch_state(source).health.consecutive_failures >= failures
         })
         .await;
-        let state = self.fetch_state(source);
-        assert_eq!(state.consecutive_failures, failures, "{state:?}");
-        state
+        self.fetch_state(source)
     }
 }
 
@@ -129,15 +142,6 @@ async fn pipeline(
     store: SharedStore,
     pages: Arc<Mutex<Vec<Page>>>,
 ) {
-    // As the daemon's pipeline does: the one writer of every source's record.
-    let book = |source: &str, recorded: Recorded| {
-        let mut store = store.lock().expect("store lock");
-        let before = store.fetch_state(source).expect("fetch state");
-        let after = record(&before, chrono::Utc::now(), &recorded);
-        store
-            .save_fetch_states(&[(source, &after)])
-            .expect("fetch state saved");
-    };
     while let Some(report) = rx.recv().await {
         let Capture {
             page,
@@ -146,13 +150,17 @@ async fn pipeline(
         } = match report {
             Report::Page(capture) => capture,
             Report::Attempt(attempt) => {
-                book(&attempt.source, Recorded::of_attempt(&attempt.result));
+                common::book(
+                    &store,
+                    &attempt.source,
+                    &Recorded::of_attempt(&attempt.result),
+                );
                 continue;
             }
         };
         let outcome = if page.body.starts_with(b"BAD") {
             Outcome::Failed {
-                reason: "unrecognized page".into(),
+                error: Failure::msg("unrecognized page"),
             }
         } else {
             let entries: Vec<Entry> = String::from_utf8_lossy(&page.body)
@@ -190,32 +198,13 @@ async fn pipeline(
             }
         };
         // As the daemon's pipeline does: the validators are recorded with a stored page.
-        book(
+        common::book(
+            &store,
             &page.source,
-            Recorded::of_outcome(&outcome, validators.as_ref()),
+            &Recorded::of_outcome(&outcome, validators.as_ref()),
         );
         pages.lock().expect("pages lock").push(page);
         let _ = reply.send(outcome);
-    }
-}
-
-/// Polls `cond` until it holds, failing the test after [`DEADLINE`].
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(ms(10)).await;
-    }
-}
-
-async fn status_where(
-    status: &mut watch::Receiver<PollStatus>,
-    what: &str,
-    pred: impl FnMut(&PollStatus) -> bool,
-) -> PollStatus {
-    match tokio::time::timeout(DEADLINE, status.wait_for(pred)).await {
-        Ok(Ok(s)) => s.clone(),
-        _ => panic!("timed out waiting for {what}"),
     }
 }
 
@@ -271,7 +260,7 @@ async fn healthy_neighbour(daemon: &Daemon) -> (MockServer, tokio::task::JoinHan
         .mount(&server)
         .await;
     let cfg = fast_config("healthy", &format!("{}/list", server.uri()), ms(100), "");
-    let (_, task) = daemon.spawn(daemon.source(&cfg));
+    let task = daemon.spawn(daemon.source(&cfg));
     (server, task)
 }
 
@@ -358,9 +347,9 @@ async fn second_fetch_is_conditional_and_a_304_sends_no_page() {
         "{first:?}"
     );
     let state = daemon.fetch_state("papers");
-    assert_eq!(state.etag.as_deref(), Some("\"v1\""));
+    assert_eq!(state.validators.etag.as_deref(), Some("\"v1\""));
     assert_eq!(
-        state.last_modified.as_deref(),
+        state.validators.last_modified.as_deref(),
         Some("Wed, 21 Oct 2015 07:28:00 GMT")
     );
 
@@ -380,10 +369,10 @@ async fn second_fetch_is_conditional_and_a_304_sends_no_page() {
 
     let state = daemon.fetch_state("papers");
     assert!(state.ever_succeeded);
-    assert_eq!(state.consecutive_failures, 0);
-    assert!(state.last_success.is_some());
+    assert_eq!(state.health.consecutive_failures, 0);
+    assert!(state.health.last_success.is_some());
     assert_eq!(
-        state.etag.as_deref(),
+        state.validators.etag.as_deref(),
         Some("\"v1\""),
         "a 304 keeps the validators"
     );
@@ -391,15 +380,14 @@ async fn second_fetch_is_conditional_and_a_304_sends_no_page() {
 
 #[tokio::test]
 async fn the_page_carries_fetch_time_final_url_content_type_format_and_hash() {
-    let server = MockServer::start().await;
-    Mock::given(path("/old"))
-        .respond_with(ResponseTemplate::new(301).insert_header("location", "/new"))
-        .mount(&server)
-        .await;
-    Mock::given(path("/new"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw("A paper\n", "text/html"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![
+        ("/old", redirect(301, "/new")),
+        (
+            "/new",
+            ResponseTemplate::new(200).set_body_raw("A paper\n", "text/html"),
+        ),
+    ])
+    .await;
     let daemon = Daemon::new(Duration::ZERO);
     let cfg = source_config(
         "moved",
@@ -536,35 +524,32 @@ async fn alert_on_first_never_sets_baseline() {
 
 #[tokio::test]
 async fn a_refused_page_saves_no_validators_and_keeps_the_normal_schedule() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("etag", "\"bad\"")
-                .set_body_string("BAD page\n"),
-        )
-        .mount(&server)
-        .await;
+    let script = Script::new(vec![ResponseTemplate::new(200)
+        .insert_header("etag", "\"bad\"")
+        .set_body_string("BAD page\n")]);
+    let server = scripted_server(&script).await;
     let daemon = Daemon::new(Duration::ZERO);
-    let cfg = fast_config("broken", &server.uri(), Duration::from_secs(60), "");
-    let source = daemon.source(&cfg).with_backoff_base(ms(1));
-    let (mut status, _task) = daemon.spawn(source);
+    // A backoff would wait a minute; the normal schedule polls again within a second.
+    let every = ms(300);
+    let cfg = fast_config("broken", &server.uri(), every, "");
+    let source = daemon
+        .source(&cfg)
+        .with_backoff_base(Duration::from_secs(60));
+    let _task = daemon.spawn(source);
 
-    let s = status_where(&mut status, "the first attempt", |s| s.attempts >= 1).await;
-    let error = s.last_error.unwrap_or_default();
-    assert!(error.contains("page refused: unrecognized page"), "{error}");
-    assert_eq!(
-        s.health.consecutive_failures, 1,
-        "counts as a failure for status"
-    );
-    let delay = s.next_delay.expect("scheduled");
+    let state = daemon.failed_at_least("broken", 1).await;
+    let error = state.health.last_error.unwrap_or_default();
+    assert_eq!(error, "unrecognized page", "the pipeline's reason");
+    eventually("the next regular poll", || script.arrivals().len() >= 2).await;
+    let arrivals = script.arrivals();
     assert!(
-        delay >= Duration::from_secs(60) && delay <= Duration::from_secs(66),
-        "normal schedule, not the 1 ms backoff: {delay:?}"
+        arrivals[1] - arrivals[0] >= every,
+        "polled again after {:?}",
+        arrivals[1] - arrivals[0]
     );
     let state = daemon.fetch_state("broken");
     assert_eq!(
-        state.etag, None,
+        state.validators.etag, None,
         "validators are saved only once the page is stored"
     );
     assert!(!state.ever_succeeded);
@@ -637,6 +622,23 @@ async fn retry_after_http_date_on_503_is_honoured_while_others_keep_their_schedu
     retry_after_is_honoured(script, "an HTTP date").await;
 }
 
+#[tokio::test]
+async fn retry_after_in_the_obsolete_date_forms_is_honoured_too() {
+    // RFC 850 and asctime dates, which HTTP/1.1 recipients must still read.
+    for format in ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"] {
+        let script = Script::with(move |n| {
+            if n == 0 {
+                let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+                let date = at.format(format).to_string();
+                ResponseTemplate::new(503).insert_header("retry-after", date.as_str())
+            } else {
+                ResponseTemplate::new(200).set_body_string("Finally\n")
+            }
+        });
+        retry_after_is_honoured(script, format).await;
+    }
+}
+
 async fn retry_after_is_honoured(script: Script, what: &str) {
     let server = scripted_server(&script).await;
     let daemon = Daemon::new(Duration::ZERO);
@@ -644,16 +646,8 @@ async fn retry_after_is_honoured(script: Script, what: &str) {
     // Backoff alone would retry after 10 ms; only Retry-After can make it wait.
     let cfg = fast_config("limited", &server.uri(), Duration::from_secs(60), "");
     let source = daemon.source(&cfg).with_backoff_base(ms(10));
-    let (mut status, _task) = daemon.spawn(source);
+    let _task = daemon.spawn(source);
 
-    let failed = status_where(&mut status, "the refused attempt", |s| s.attempts >= 1).await;
-    if failed.attempts == 1 {
-        let delay = failed.next_delay.expect("scheduled");
-        assert!(
-            delay >= ms(900),
-            "retry scheduled after {delay:?}, server said {what}"
-        );
-    }
     eventually("the retried page", || daemon.pages_of("limited").len() == 1).await;
     let healthy_before_retry = daemon
         .pages_of("healthy")
@@ -706,23 +700,16 @@ async fn a_server_that_never_answers_times_out_while_others_keep_their_schedule(
         format!("GET http://{addr}/list: timed out after 300ms")
     );
 
-    let (mut status, _task) = daemon.spawn(daemon.source(&cfg).with_backoff_base(ms(50)));
+    let _task = daemon.spawn(daemon.source(&cfg).with_backoff_base(ms(50)));
     let healthy_at_start = daemon.pages_of("healthy").len();
-    let s = status_where(&mut status, "two more timeouts", |s| {
-        s.health.consecutive_failures >= 3
-    })
-    .await;
-    assert!(s
+    let state = daemon.failed_at_least("mute", 3).await;
+    assert!(state
         .health
         .last_error
         .unwrap_or_default()
         .contains("timed out after 300ms"));
     assert!(accepted.load(Ordering::SeqCst) >= 3);
-    let healthy = daemon.pages_of("healthy").len() - healthy_at_start;
-    assert!(
-        healthy >= 3,
-        "the healthy source delivered only {healthy} pages meanwhile"
-    );
+    daemon.neighbour_kept_its_schedule(healthy_at_start);
     daemon.shutdown.cancel();
 }
 
@@ -762,15 +749,13 @@ async fn a_gzip_bomb_is_cut_at_the_limit() {
     // compressed size, 128 times the limit once inflated.
     let bomb = gzip(&vec![0u8; 8 * 1024 * 1024]);
     assert!(bomb.len() < 65536);
-    let server = MockServer::start().await;
-    Mock::given(path("/bomb"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("content-encoding", "gzip")
-                .set_body_bytes(bomb),
-        )
-        .mount(&server)
-        .await;
+    let server = serving(vec![(
+        "/bomb",
+        ResponseTemplate::new(200)
+            .insert_header("content-encoding", "gzip")
+            .set_body_bytes(bomb),
+    )])
+    .await;
     let text = "A paper about compression\n".repeat(100);
     Mock::given(path("/fine"))
         .respond_with(
@@ -832,15 +817,11 @@ async fn a_declared_length_over_the_limit_is_refused_before_reading() {
 
 #[tokio::test]
 async fn a_redirect_loop_is_an_error() {
-    let server = MockServer::start().await;
-    Mock::given(path("/a"))
-        .respond_with(ResponseTemplate::new(302).insert_header("location", "/b"))
-        .mount(&server)
-        .await;
-    Mock::given(path("/b"))
-        .respond_with(ResponseTemplate::new(302).insert_header("location", "/a"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![
+        ("/a", redirect(302, "/b")),
+        ("/b", redirect(302, "/a")),
+    ])
+    .await;
     let daemon = Daemon::new(Duration::ZERO);
     let url = format!("{}/a", server.uri());
     let result = daemon
@@ -861,6 +842,7 @@ async fn a_redirect_loop_is_an_error() {
     assert!(daemon.pages_of("loop").is_empty());
     let state = daemon.recorded("loop", 1).await;
     assert!(state
+        .health
         .last_error
         .unwrap_or_default()
         .contains("redirect loop"));
@@ -871,9 +853,7 @@ async fn more_redirects_than_allowed_is_an_error() {
     let server = MockServer::start().await;
     for i in 0..5 {
         Mock::given(path(format!("/r{i}")))
-            .respond_with(
-                ResponseTemplate::new(302).insert_header("location", format!("/r{}", i + 1)),
-            )
+            .respond_with(redirect(302, &format!("/r{}", i + 1)))
             .mount(&server)
             .await;
     }
@@ -905,33 +885,11 @@ async fn repeated_500s_back_off_with_growing_capped_delays_while_others_keep_the
     let base = ms(50);
     let cap = ms(200);
     let cfg = fast_config("failing", &server.uri(), ms(10), "max_backoff = \"200ms\"");
-    let (mut status, _task) = daemon.spawn(daemon.source(&cfg).with_backoff_base(base));
+    let _task = daemon.spawn(daemon.source(&cfg).with_backoff_base(base));
 
-    // Every snapshot carries the failure count and the delay scheduled after it
-    // (`every` is 10 ms, so any delay above it is backoff).
-    let mut seen = Vec::new();
+    // `every` is 10 ms, so any gap between requests above it is backoff.
     let healthy_at_start = daemon.pages_of("healthy").len();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let s = status.borrow_and_update().clone();
-        if s.attempts > 0 {
-            let failures = s.health.consecutive_failures;
-            assert_eq!(
-                s.next_delay,
-                Some(schedule::backoff(failures, base, cap)),
-                "{s:?}"
-            );
-            seen.push(failures);
-            if failures >= 6 {
-                break;
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, status.changed()).await {
-            Ok(Ok(())) => {}
-            _ => panic!("timed out; failures seen: {seen:?}"),
-        }
-    }
+    daemon.failed_at_least("failing", 6).await;
     assert_eq!(
         schedule::backoff(6, base, cap),
         cap,
@@ -948,17 +906,13 @@ async fn repeated_500s_back_off_with_growing_capped_delays_while_others_keep_the
         );
     }
     let state = daemon.fetch_state("failing");
-    assert!(state.consecutive_failures >= 6);
+    assert!(state.health.consecutive_failures >= 6);
     assert!(!state.ever_succeeded);
     assert_eq!(
-        state.last_error.as_deref(),
+        state.health.last_error.as_deref(),
         Some(format!("GET {}/: HTTP 500", server.uri()).as_str())
     );
-    let healthy = daemon.pages_of("healthy").len() - healthy_at_start;
-    assert!(
-        healthy >= 3,
-        "the healthy source delivered only {healthy} pages meanwhile"
-    );
+    daemon.neighbour_kept_its_schedule(healthy_at_start);
     daemon.shutdown.cancel();
 }
 
@@ -989,7 +943,7 @@ async fn shutdown_abandons_a_fetch_in_flight() {
     let (addr, accepted) = silent_server().await;
     let daemon = Daemon::new(Duration::ZERO);
     let cfg = source_config("stuck", &format!("http://{addr}/"), "timeout = \"60s\"");
-    let (_status, task) = daemon.spawn(daemon.source(&cfg));
+    let task = daemon.spawn(daemon.source(&cfg));
     eventually("the request to hang", || {
         accepted.load(Ordering::SeqCst) >= 1
     })
@@ -1008,11 +962,11 @@ async fn shutdown_abandons_a_fetch_in_flight() {
 
 #[tokio::test]
 async fn fetch_url_previews_a_page() {
-    let server = MockServer::start().await;
-    Mock::given(path("/list"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw("[]", "application/json"))
-        .mount(&server)
-        .await;
+    let server = serving(vec![(
+        "/list",
+        ResponseTemplate::new(200).set_body_raw("[]", "application/json"),
+    )])
+    .await;
     let url = url::Url::parse(&format!("{}/list", server.uri())).expect("url");
     let fetched = fetch_url(&url, &Limits::default()).await.expect("preview");
     assert_eq!(fetched.body, b"[]");

@@ -16,6 +16,7 @@ mod e2e_captures;
 mod e2e_drop_to_feed;
 mod e2e_failover;
 mod e2e_http_sources;
+mod e2e_logs;
 mod e2e_once;
 mod e2e_replicas;
 mod e2e_service;

@@ -175,3 +175,54 @@ async fn feed_files_of_a_removed_source_are_deleted_and_nothing_else() {
         "not a feed file: left alone"
     );
 }
+
+/// Feed files go through a temp file of their own (tempfile, synced, persisted): writers
+/// of one feed never share a temp name, so none fails or tears the file, and no temp
+/// file is left behind (issue 16: a fixed `.tmp` name, no fsync).
+#[test]
+fn concurrent_writes_of_one_feed_file_each_use_their_own_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feed.xml");
+    let bodies: Vec<String> = (0..8)
+        .map(|n| format!("<item>{n}</item>").repeat(20_000))
+        .collect();
+    std::thread::scope(|s| {
+        for body in &bodies {
+            let path = &path;
+            s.spawn(move || {
+                for _ in 0..10 {
+                    lookout::publish::write_atomically(path, body.as_bytes()).expect("written");
+                }
+            });
+        }
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(bodies.contains(&text), "a whole body, not a torn one");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["feed.xml"], "no temp file left behind");
+}
+
+/// A rule removed on reload takes its feed files with it (issue 16: they stayed).
+#[tokio::test]
+async fn feed_files_of_a_removed_rule_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = "[[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nnotify = []\n";
+    let config = config(dir.path(), rule);
+    let store: SharedStore = Arc::new(Mutex::new(
+        Store::open(&config.state_dir.join("lookout.db")).unwrap(),
+    ));
+    let publisher = Arc::new(Publisher::new(store.clone(), &config, 0));
+    ingest(&store, &publisher, "a", "Diffusion paper");
+    publisher.write_all().await.unwrap();
+    let feeds = dir.path().join("feeds");
+    let rule_feed = feeds.join("alerts/diffusion.xml");
+    assert!(rule_feed.exists(), "written while the rule exists");
+
+    publisher.reconfigure(&self::config(dir.path(), ""));
+    publisher.write_all().await.unwrap();
+    assert!(!rule_feed.exists(), "the removed rule's feed");
+    assert!(feeds.join("feeds/a.xml").exists());
+}

@@ -15,7 +15,7 @@ use lookout::metrics::Metrics;
 use lookout::publish::Publisher;
 use lookout::server::{self, AppState, ConnectionLimits};
 use lookout::store::{Ingest, NoRules, SharedStore, Store, StoreHealth};
-use reqwest::header::{HeaderMap, ACCEPT_ENCODING, CONTENT_ENCODING, ETAG, VARY};
+use reqwest::header::{HeaderMap, ACCEPT_ENCODING, CONTENT_ENCODING, ETAG, LAST_MODIFIED, VARY};
 
 /// A served store with one folder source `a`, on a free port.
 struct Served {
@@ -207,6 +207,32 @@ async fn each_encoding_answers_its_own_conditional_requests_with_vary() {
     let both = format!("{plain_tag}, {gz_tag}");
     let (status, h, _) = s.get("/feed.xml", &[GZIP, ("if-none-match", &both)]).await;
     assert_eq!((status, header(&h, ETAG)), (304, gz_tag.as_str()));
+}
+
+/// `If-Modified-Since` is read in every HTTP-date form a client may send (RFC 9110
+/// 5.6.7), not only the IMF one (before: RFC 2822 only).
+#[tokio::test]
+async fn if_modified_since_in_every_http_date_form_is_answered_304() {
+    let s = Served::start().await;
+    s.ingest(&titles(0, 20), 1_800_000_000);
+    let (_, h, _) = s.get("/feed.xml", &[]).await;
+    let modified = httpdate::parse_http_date(header(&h, LAST_MODIFIED)).expect("an HTTP date");
+    let at = chrono::DateTime::<chrono::Utc>::from(modified);
+    for format in [
+        "%a, %d %b %Y %H:%M:%S GMT",
+        "%A, %d-%b-%y %H:%M:%S GMT",
+        "%a %b %e %H:%M:%S %Y",
+    ] {
+        let since = at.format(format).to_string();
+        let (status, _, body) = s.get("/feed.xml", &[("if-modified-since", &since)]).await;
+        assert_eq!(status, 304, "{since}");
+        assert!(body.is_empty());
+        let before = (at - chrono::Duration::seconds(1))
+            .format(format)
+            .to_string();
+        let (status, _, _) = s.get("/feed.xml", &[("if-modified-since", &before)]).await;
+        assert_eq!(status, 200, "{before}");
+    }
 }
 
 #[tokio::test]

@@ -8,15 +8,6 @@ use lookout::store::{
     AlertMatch, Ingest, InterestMatch, ItemFilter, Matcher, ScoreRow, Store, Verdict,
 };
 
-fn entry(title: &str) -> Entry {
-    Entry {
-        title: title.to_owned(),
-        summary: format!("About {title}."),
-        format: "hf-papers",
-        ..Entry::default()
-    }
-}
-
 fn batch<'a>(source: &'a str, entries: &'a [Entry], secs: i64, alerts: bool) -> Ingest<'a> {
     Ingest {
         source,

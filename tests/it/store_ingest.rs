@@ -8,15 +8,6 @@ use lookout::store::{
     AlertMatch, Ingest, IngestReport, ItemFilter, Matcher, NoRules, Store, StoreError,
 };
 
-fn entry(title: &str) -> Entry {
-    Entry {
-        title: title.to_owned(),
-        summary: format!("About {title}."),
-        format: "hf-papers",
-        ..Entry::default()
-    }
-}
-
 /// An entry its page knows by an arXiv id (an HF page or the API), not by title alone.
 fn paper(title: &str, id: &str) -> Entry {
     Entry {
@@ -633,7 +624,43 @@ fn a_checkpoint_beside_the_open_store_copies_the_wal_into_the_file() {
     assert_eq!(titles(&store, ItemFilter::All), ["Checkpointed paper"]);
 }
 
+/// A source's record (validators, baseline, health) is kept whole, and a group's
+/// records are read in one go, in the order asked, a source never recorded read as
+/// the default.
+fn fetch_states_round_trip_and_read_in_order(open: &dyn Fn() -> Store) {
+    use lookout::sources::{Failure, Recorded, Validators};
+    use lookout::store::FetchState;
+    let mut store = open();
+    let mut a = FetchState::default();
+    let validators = Validators {
+        etag: Some("\"v1\"".into()),
+        last_modified: Some("Tue, 05 Mar 2024 10:00:00 GMT".into()),
+    };
+    a.record(at(1), &Recorded::Success(Some(validators.clone())));
+    let mut b = FetchState::default();
+    b.record(at(2), &Recorded::Failure(Failure::msg("HTTP 503")));
+    store.save_fetch_states(&[("a", &a), ("b", &b)]).unwrap();
+    assert_eq!(
+        store.fetch_states(&["b", "never", "a"]).unwrap(),
+        [b.clone(), FetchState::default(), a.clone()]
+    );
+    assert_eq!(a.validators, validators);
+    assert!(a.ever_succeeded && a.health.ok());
+    assert_eq!(b.health.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(b.health.consecutive_failures, 1);
+    // A failure keeps the validators; a 304 (no new validators) keeps them too.
+    a.record(at(3), &Recorded::Failure(Failure::msg("timed out")));
+    a.record(at(4), &Recorded::Success(None));
+    store.save_fetch_states(&[("a", &a)]).unwrap();
+    let read = store.fetch_state("a").unwrap();
+    assert_eq!(read.validators, validators);
+    assert_eq!(read.health.last_success, Some(at(4)));
+    assert_eq!(read.health.last_error.as_deref(), Some("timed out"));
+    assert_eq!(store.all_fetch_states().unwrap().len(), 2);
+}
+
 crate::on_both_stores!(
+    fetch_states_round_trip_and_read_in_order,
     new_entries_are_new_exactly_once,
     redropped_capture_adds_nothing,
     overlapping_capture_adds_only_unseen_entries,

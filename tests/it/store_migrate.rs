@@ -63,12 +63,12 @@ fn a_migrated_store_goes_on_where_the_sqlite_file_stopped() {
             ..Entry::default()
         })
         .collect();
-    let state = FetchState {
-        etag: Some("\"v1\"".into()),
-        last_success: Some(at(5)),
+    let mut state = FetchState {
         ever_succeeded: true,
         ..FetchState::default()
     };
+    state.validators.etag = Some("\"v1\"".into());
+    state.health.last_success = Some(at(5));
     let (keys_before, delivered) = {
         let mut sqlite = Store::open(&dir.path().join("state").join("lookout.db")).unwrap();
         assert_eq!(

@@ -14,10 +14,10 @@ pub(super) fn send(notifier: &str, msg: &Message) {
     for item in &msg.items {
         tracing::info!(
             target: "lookout::alert",
-            notifier,
+            %notifier,
             rule = %msg.rule,
             title = %item.title,
-            link = item.link.as_deref().unwrap_or(""),
+            link = %item.link.as_deref().unwrap_or(""),
             source = %item.source,
             matched = %item.matched.join(", "),
             idempotency_key = %msg.idempotency_key,

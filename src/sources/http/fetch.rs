@@ -17,7 +17,6 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{redirect, StatusCode};
 use url::Url;
 
-use super::schedule;
 use super::HttpSourceConfig;
 use crate::config::{Secret, SourceUrl, DEFAULT_MAX_SIZE};
 
@@ -27,7 +26,7 @@ pub const DEFAULT_USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION
 /// Why a fetch failed. Every message names what was fetched, once, e.g.
 /// `GET http://example.org/list: timed out after 30s`: the URL is kept in one place
 /// ([`HttpError::Fetch`]) and the [`FetchFailure`] says what went wrong.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {
     /// The source config cannot make a client (bad URL, bad header name or value).
     #[error("source {source_name:?}: {reason}")]
@@ -48,7 +47,7 @@ pub enum HttpError {
 }
 
 /// What went wrong with a GET (the URL is in [`HttpError::Fetch`]).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchFailure {
     /// No connection could be made (refused, DNS, TLS, or the connect timeout).
     #[error("cannot connect: {reason}")]
@@ -404,8 +403,7 @@ pub(crate) async fn get(
             status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
         ) {
-            header_text(response.headers(), header::RETRY_AFTER)
-                .and_then(|v| schedule::parse_retry_after(&v, fetched_at))
+            crate::retry::retry_after_header(response.headers(), fetched_at)
         } else {
             None
         };
@@ -565,23 +563,13 @@ fn classify(error: reqwest::Error, url: &str, limits: &Limits) -> HttpError {
     )
 }
 
-/// The error and its causes in one line. reqwest's own message only says "error
-/// sending request"; the useful part ("connection refused") is further down.
+/// The error's causes in one line, each said once. reqwest's own message only says
+/// "error sending request" and names the URL, which the [`HttpError`] message already
+/// does; the useful part ("connection refused") is further down.
 fn chain(error: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current: Option<&(dyn StdError + 'static)> = error.source();
-    while let Some(e) = current {
-        let text = e.to_string();
-        // hyper and std often repeat the inner message in the outer one.
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
+    match error.source() {
+        Some(cause) => crate::logging::Chain(cause).to_string(),
+        // Without a cause, the error itself is all there is.
+        None => error.to_string(),
     }
-    if parts.is_empty() {
-        // Without a cause, the error itself is all there is; drop its URL, which the
-        // HttpError message already names.
-        return error.to_string();
-    }
-    parts.join(": ")
 }

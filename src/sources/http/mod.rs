@@ -29,10 +29,10 @@ pub mod schedule;
 mod scheduler;
 mod tls;
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::Utc;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -43,11 +43,9 @@ pub use scheduler::{Scheduler, SchedulerHandle, SchedulerStats, DEFAULT_MAX_IN_F
 
 use fetch::Response;
 
-use super::{
-    content_hash, AttemptResult, Capture, Outcome, Page, Recorded, Report, SourceHealth, Validators,
-};
+use super::{content_hash, AttemptResult, Capture, Failure, Outcome, Page, Report, Validators};
 use crate::config::SourceConfig;
-use crate::store::{FetchState, IngestReport, SharedStore, StoreError};
+use crate::store::{IngestReport, SharedStore, StoreError};
 
 /// What one successful fetch did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,28 +97,37 @@ impl std::fmt::Display for FetchOutcome {
 
 /// Why an attempt brought no page into the store: the fetch failed, or what came of it
 /// was refused, or there is no pipeline to take it. Only the first is an HTTP error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AttemptError {
     /// The fetch failed.
     #[error(transparent)]
     Http(#[from] HttpError),
-    /// The page arrived but the pipeline refused it (it did not parse), or could not
-    /// store it now.
-    #[error("GET {url}: page refused: {reason}")]
+    /// The page arrived but the pipeline refused it (it did not parse).
+    #[error("GET {url}: page refused: {error}")]
     Refused {
         /// The final URL of the page.
         url: String,
         /// The pipeline's reason.
-        reason: String,
+        #[source]
+        error: Failure,
+    },
+    /// The page arrived but the store could not take it now.
+    #[error("GET {url}: page not stored: {error}")]
+    NotStored {
+        /// The final URL of the page.
+        url: String,
+        /// Why the store could not take it.
+        #[source]
+        error: Failure,
     },
     /// The source's saved validators could not be read at start.
     #[error("source {source_name:?}: cannot read its saved state: {error}")]
     State {
         /// The source.
         source_name: String,
-        /// The store's error.
+        /// The store's error (shared: the attempt's report carries it too).
         #[source]
-        error: StoreError,
+        error: Arc<StoreError>,
     },
     /// The fetch task ended without a result (it panicked: a bug, logged).
     #[error("source {source_name:?}: the fetch failed unexpectedly")]
@@ -156,25 +163,6 @@ impl AttemptError {
     }
 }
 
-/// What the poller itself knows, updated after every attempt (watch it with
-/// [`HttpSource::status`]): its schedule, and its health as its own attempts showed
-/// it, kept by the same rule ([`crate::sources::record`]) by which the pipeline keeps
-/// the [`SourceHealth`] the daemon shows. The schedule is in the same update, so a
-/// reader never sees a new failure count with a stale next delay.
-#[derive(Debug, Clone, Default)]
-pub struct PollStatus {
-    /// Health as of the latest attempt.
-    pub health: SourceHealth,
-    /// Fetch attempts since the task started.
-    pub attempts: u64,
-    /// The error of the latest attempt, `None` if it succeeded.
-    pub last_error: Option<String>,
-    /// Delay until the next attempt, as scheduled after the latest one.
-    pub next_delay: Option<Duration>,
-    /// When the next attempt is due.
-    pub next_attempt: Option<Instant>,
-}
-
 /// What the source remembers between attempts: read from the store once, at start,
 /// then kept from its own pages' outcomes.
 #[derive(Debug, Clone, Default)]
@@ -183,8 +171,6 @@ struct Known {
     validators: Validators,
     /// Whether a fetch ever succeeded: the first one is the baseline.
     ever_succeeded: bool,
-    /// Health and validators as last known, for [`PollStatus::health`].
-    state: FetchState,
 }
 
 /// One HTTP source: its client, schedule and state. Build it with [`HttpSource::new`],
@@ -206,9 +192,6 @@ pub struct HttpSource {
     host: String,
     /// Read once, at start, for the validators: never written.
     store: SharedStore,
-    /// Made on the first [`HttpSource::status`] call only: nothing in the daemon
-    /// watches it, and with 10,000 sources a channel each was 4.6 MB.
-    status: std::sync::OnceLock<watch::Sender<PollStatus>>,
     metrics: Option<crate::metrics::Metrics>,
 }
 
@@ -262,7 +245,6 @@ impl HttpSource {
             gate,
             host,
             store,
-            status: std::sync::OnceLock::new(),
             name,
         })
     }
@@ -292,20 +274,6 @@ impl HttpSource {
         &self.name
     }
 
-    /// Follows the source's health; the value changes after every attempt.
-    pub fn status(&self) -> watch::Receiver<PollStatus> {
-        self.status
-            .get_or_init(|| watch::Sender::new(PollStatus::default()))
-            .subscribe()
-    }
-
-    /// Updates the status, if anyone asked to watch it.
-    fn update_status(&self, update: impl FnOnce(&mut PollStatus)) {
-        if let Some(status) = self.status.get() {
-            status.send_modify(update);
-        }
-    }
-
     /// Polls this one source until `shutdown` is cancelled, on a [`Scheduler`] of its
     /// own (the daemon runs all its sources on one). A fetch in flight is abandoned at
     /// once on shutdown: its page, if any, is fetched again next start because its
@@ -315,15 +283,6 @@ impl HttpSource {
         scheduler::run_one(self, gate, tx, shutdown).await;
     }
 
-    /// Shows when the first attempt is due, before it is made.
-    fn show_next(&self, at: Instant) {
-        self.update_status(|s| {
-            let now = Instant::now();
-            s.next_delay = Some(at.saturating_duration_since(now));
-            s.next_attempt = Some(at);
-        });
-    }
-
     /// One fetch, no schedule: what `lookout once` does per source. Reports the attempt
     /// to the pipeline like a scheduled fetch. A page that does not parse is an error
     /// ([`AttemptError::Refused`]).
@@ -331,9 +290,8 @@ impl HttpSource {
         &self,
         tx: &mpsc::Sender<Report>,
     ) -> Result<FetchOutcome, AttemptError> {
-        let mut known = None;
-        let result = self.attempt(&mut known, tx).await;
-        self.publish(&mut known, &result, None);
+        let result = self.attempt(&mut None, tx).await;
+        self.count(&result);
         result
     }
 
@@ -341,42 +299,19 @@ impl HttpSource {
         self.every + schedule::random_up_to(self.jitter)
     }
 
-    fn publish(
-        &self,
-        known: &mut Option<Known>,
-        result: &Result<FetchOutcome, AttemptError>,
-        next: Option<Duration>,
-    ) {
+    /// Counts the attempt in the metrics, by outcome. Its health is the pipeline's to
+    /// keep, from the attempt's report.
+    fn count(&self, result: &Result<FetchOutcome, AttemptError>) {
         if let Some(m) = &self.metrics {
             use crate::metrics::FetchOutcome as M;
             let outcome = match result {
                 Ok(FetchOutcome::NotModified) => M::NotModified,
                 Ok(_) => M::Ok,
-                Err(AttemptError::Refused { .. }) => M::Refused,
+                Err(AttemptError::Refused { .. } | AttemptError::NotStored { .. }) => M::Refused,
                 Err(_) => M::Error,
             };
             m.record_fetch(&self.name, outcome);
         }
-        // The same rule the pipeline keeps the record by.
-        let recorded = match result {
-            Ok(_) => Some(Recorded::Success(None)),
-            Err(AttemptError::PipelineClosed { .. }) => None,
-            Err(e) => Some(Recorded::Failure(e.to_string())),
-        };
-        let health = known.as_mut().and_then(|k| {
-            let recorded = recorded?;
-            k.state = super::record(&k.state, Utc::now(), &recorded);
-            Some(SourceHealth::of(&k.state))
-        });
-        self.update_status(|s| {
-            if let Some(health) = health {
-                s.health = health;
-            }
-            s.attempts += 1;
-            s.last_error = result.as_ref().err().map(ToString::to_string);
-            s.next_delay = next;
-            s.next_attempt = next.map(|d| Instant::now() + d);
-        });
     }
 
     /// One attempt: GET under the host gate, then the pipeline's verdict on the page,
@@ -392,7 +327,7 @@ impl HttpSource {
             None => match self.read_known().await {
                 Ok(k) => known.insert(k),
                 Err(e) => {
-                    self.report(tx, AttemptResult::Failed(e.to_string()))
+                    self.report(tx, AttemptResult::Failed(Failure::new(e.clone())))
                         .await?;
                     return Err(e);
                 }
@@ -411,7 +346,7 @@ impl HttpSource {
             }
             Ok(Response::Page(body)) => body,
             Err(e) => {
-                self.report(tx, AttemptResult::Failed(e.to_string()))
+                self.report(tx, AttemptResult::Failed(Failure::new(e.clone())))
                     .await?;
                 return Err(e.into());
             }
@@ -455,12 +390,9 @@ impl HttpSource {
                 known.ever_succeeded = true;
                 Ok(FetchOutcome::Duplicate)
             }
-            Outcome::Failed { reason } => Err(AttemptError::Refused { url: shown, reason }),
+            Outcome::Failed { error } => Err(AttemptError::Refused { url: shown, error }),
             // Not stored: the validators stay the old ones, so the next fetch gets it again.
-            Outcome::Deferred { reason } => Err(AttemptError::Refused {
-                url: shown,
-                reason: format!("not stored: {reason}"),
-            }),
+            Outcome::Deferred { error } => Err(AttemptError::NotStored { url: shown, error }),
         }
     }
 
@@ -500,15 +432,11 @@ impl HttpSource {
             .await
             .map_err(|error| AttemptError::State {
                 source_name: self.name.clone(),
-                error,
+                error: Arc::new(error),
             })?;
         Ok(Known {
-            validators: Validators {
-                etag: state.etag.clone(),
-                last_modified: state.last_modified.clone(),
-            },
+            validators: state.validators,
             ever_succeeded: state.ever_succeeded,
-            state,
         })
     }
 }

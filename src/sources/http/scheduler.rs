@@ -207,17 +207,8 @@ impl Scheduler {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                    let done = match done {
-                        Ok((id, done)) => {
-                            self.fetching.remove(&id);
-                            done
-                        }
-                        Err(e) => match self.lost(&e) {
-                            Some(done) => done,
-                            None => continue,
-                        },
-                    };
+                Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
+                    let Some(done) = self.joined(joined) else { continue };
                     if !self.finished(done) {
                         break;
                     }
@@ -250,7 +241,6 @@ impl Scheduler {
                 } else {
                     Instant::now() + schedule::random_up_to(source.start_delay)
                 };
-                source.show_next(first.into_std());
                 self.entries.insert(
                     name.clone(),
                     Entry {
@@ -359,6 +349,21 @@ impl Scheduler {
         }
     }
 
+    /// What a fetch task that ended brought: its result, or, when it panicked, a
+    /// failed attempt (see [`Scheduler::lost`]); `None` for a task no longer tracked.
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+    ) -> Option<Done> {
+        match joined {
+            Ok((id, done)) => {
+                self.fetching.remove(&id);
+                Some(done)
+            }
+            Err(e) => self.lost(&e),
+        }
+    }
+
     /// A fetch task that panicked (a bug): its source counts a failed attempt and is
     /// scheduled again, as after any failure.
     fn lost(&mut self, error: &tokio::task::JoinError) -> Option<Done> {
@@ -403,9 +408,7 @@ impl Scheduler {
         }
         if let Some(results) = &mut self.pass {
             if done.lease.is_held() {
-                entry
-                    .source
-                    .publish(&mut done.known.clone(), &done.result, None);
+                entry.source.count(&done.result);
             }
             self.entries.remove(&done.name);
             results.push((done.name, done.result));
@@ -414,9 +417,7 @@ impl Scheduler {
         entry.busy = false;
         entry.known = done.known;
         let delay = entry.source.next_delay(&done.result, &mut entry.failures);
-        entry
-            .source
-            .publish(&mut entry.known, &done.result, Some(delay));
+        entry.source.count(&done.result);
         self.heap
             .push(Reverse((Instant::now() + delay, done.version, done.name)));
         true
@@ -465,17 +466,8 @@ impl Scheduler {
             let room = running.len() < self.max_in_flight;
             tokio::select! {
                 biased;
-                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                    let done = match done {
-                        Ok((id, done)) => {
-                            self.fetching.remove(&id);
-                            done
-                        }
-                        Err(e) => match self.lost(&e) {
-                            Some(done) => done,
-                            None => continue,
-                        },
-                    };
+                Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
+                    let Some(done) = self.joined(joined) else { continue };
                     if !self.finished(done) {
                         break;
                     }

@@ -173,11 +173,11 @@ impl Drop for Conn {
 /// rustls with the platform's certificate verifier, as the HTTP sources use.
 fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
-        .map_err(|e| StoreError::Tls(e.to_string()))?;
+    let verifier =
+        rustls_platform_verifier::Verifier::new(Arc::clone(&provider)).map_err(StoreError::Tls)?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Tls(e.to_string()))?
+        .map_err(StoreError::Tls)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();

@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 use postgres::Row;
 
 use super::{col, count, schema, time, PostgresStore};
+use crate::sources::{SourceHealth, Validators};
 use crate::store::items::{item_columns, parse_timestamp, ITEM_COLUMN_COUNT};
 use crate::store::outbox::RuleMatch;
+use crate::store::{select_fetch_states, SAVE_FETCH_STATE};
 use crate::store::{
     CorpusItem, Delivery, FailedDelivery, FetchState, Ingest, IngestReport, ItemFilter, Lease,
     Listing, Matcher, OutboxCounts, ScoreRow, ScoredItem, SourceLease, StoreBackend, StoreError,
@@ -135,19 +137,18 @@ fn opt_time(ms: Option<i64>, column: &'static str) -> Result<Option<DateTime<Utc
 }
 
 fn fetch_state_from_row(row: &Row, at: usize) -> Result<FetchState, StoreError> {
+    let time = |i: usize, column: &'static str| opt_time(col(row, at + i, column)?, column);
     Ok(FetchState {
-        etag: col(row, at, "fetch_state.etag")?,
-        last_modified: col(row, at + 1, "fetch_state.last_modified")?,
-        last_success: opt_time(
-            col(row, at + 2, "fetch_state.last_success")?,
-            "last_success",
-        )?,
-        last_error_at: opt_time(
-            col(row, at + 3, "fetch_state.last_error_at")?,
-            "last_error_at",
-        )?,
-        last_error: col(row, at + 4, "fetch_state.last_error")?,
-        consecutive_failures: count(row, at + 5, "fetch_state.consecutive_failures")?,
+        validators: Validators {
+            etag: col(row, at, "fetch_state.etag")?,
+            last_modified: col(row, at + 1, "fetch_state.last_modified")?,
+        },
+        health: SourceHealth {
+            last_success: time(2, "fetch_state.last_success")?,
+            last_error_at: time(3, "fetch_state.last_error_at")?,
+            last_error: col(row, at + 4, "fetch_state.last_error")?,
+            consecutive_failures: count(row, at + 5, "fetch_state.consecutive_failures")?,
+        },
         ever_succeeded: col(row, at + 6, "fetch_state.ever_succeeded")?,
     })
 }
@@ -308,39 +309,34 @@ impl StoreBackend for PostgresStore {
             .collect()
     }
 
-    fn fetch_state(&self, source: &str) -> Result<FetchState, StoreError> {
-        const SQL: &str = "SELECT etag, last_modified, last_success, last_error_at, last_error, \
-             consecutive_failures, ever_succeeded FROM fetch_state WHERE source = $1";
-        let row = self.with(|s| s.query_opt(SQL, &[&source], "reading a source's fetch state"))?;
-        row.map_or_else(
-            || Ok(FetchState::default()),
-            |row| fetch_state_from_row(&row, 0),
-        )
+    fn fetch_states(&self, sources: &[&str]) -> Result<Vec<FetchState>, StoreError> {
+        const SQL: &str = concat!(select_fetch_states!(), " WHERE source = ANY($1)");
+        let rows = self.with(|s| s.query(SQL, &[&sources], "reading sources' fetch states"))?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let source: String = col(row, 0, "fetch_state.source")?;
+            found.insert(source, fetch_state_from_row(row, 1)?);
+        }
+        Ok(sources
+            .iter()
+            .map(|source| found.get(*source).cloned().unwrap_or_default())
+            .collect())
     }
 
     fn save_fetch_states(&mut self, states: &[(&str, &FetchState)]) -> Result<(), StoreError> {
         self.in_transaction(|s| {
             for (source, state) in states {
+                let h = &state.health;
                 s.execute(
-                    "INSERT INTO fetch_state (source, etag, last_modified, last_success,
-                            last_error_at, last_error, consecutive_failures, ever_succeeded)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (source) DO UPDATE SET
-                            etag = EXCLUDED.etag,
-                            last_modified = EXCLUDED.last_modified,
-                            last_success = EXCLUDED.last_success,
-                            last_error_at = EXCLUDED.last_error_at,
-                            last_error = EXCLUDED.last_error,
-                            consecutive_failures = EXCLUDED.consecutive_failures,
-                            ever_succeeded = EXCLUDED.ever_succeeded",
+                    SAVE_FETCH_STATE,
                     &[
                         source,
-                        &state.etag,
-                        &state.last_modified,
-                        &state.last_success.map(to_ms),
-                        &state.last_error_at.map(to_ms),
-                        &state.last_error,
-                        &i64::from(state.consecutive_failures),
+                        &state.validators.etag,
+                        &state.validators.last_modified,
+                        &h.last_success.map(to_ms),
+                        &h.last_error_at.map(to_ms),
+                        &h.last_error,
+                        &i64::from(h.consecutive_failures),
                         &state.ever_succeeded,
                     ],
                     "saving a source's fetch state",
@@ -351,8 +347,7 @@ impl StoreBackend for PostgresStore {
     }
 
     fn all_fetch_states(&self) -> Result<Vec<(String, FetchState)>, StoreError> {
-        const SQL: &str = "SELECT source, etag, last_modified, last_success, last_error_at, \
-             last_error, consecutive_failures, ever_succeeded FROM fetch_state ORDER BY source";
+        const SQL: &str = concat!(select_fetch_states!(), " ORDER BY source");
         let rows = self.with(|s| s.query(SQL, &[], "listing fetch states"))?;
         rows.iter()
             .map(|row| {

@@ -45,6 +45,105 @@ pub fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid test time")
 }
 
+/// Books an attempt of `source` in the store as the daemon's pipeline does (it alone
+/// writes the sources' records): for tests that stand in for the pipeline.
+pub fn book(
+    store: &lookout::store::SharedStore,
+    source: &str,
+    recorded: &lookout::sources::Recorded,
+) {
+    let mut store = lookout::store::lock(store);
+    let mut state = store.fetch_state(source).expect("fetch state");
+    state.record(chrono::Utc::now(), recorded);
+    store
+        .save_fetch_states(&[(source, &state)])
+        .expect("fetch state saved");
+}
+
+/// Polls `cond` until it holds, failing the test after 20 s; for async tests (a
+/// blocking wait would stall the tasks the test waits on).
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Writes `dir/c.toml`, the smallest config: one folder source `drop` at `dir/drop`,
+/// state under `dir/state` (for the commands that do not serve: import, once).
+pub fn drop_config(dir: &Path) -> PathBuf {
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {:?}\n",
+            dir.join("state"),
+            dir.join("drop")
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+/// The Hugging Face capture as a listing server sends it, with ETag `"hf-1"`.
+pub fn hf_page() -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200)
+        .set_body_bytes(fixture("hf_papers_may20.txt"))
+        .insert_header("etag", "\"hf-1\"")
+}
+
+/// How many requests for `path` `server` has had, from a test without a runtime of
+/// its own (`rt` runs the server).
+pub fn requests_to(
+    rt: &tokio::runtime::Runtime,
+    server: &wiremock::MockServer,
+    path: &str,
+) -> usize {
+    rt.block_on(server.received_requests())
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == path)
+        .count()
+}
+
+/// A local receiver that answers every POST with `response` (a webhook's).
+pub async fn answering(response: wiremock::ResponseTemplate) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A redirect with `status` (301, 302, ...) to `location`.
+pub fn redirect(status: u16, location: &str) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(status).insert_header("location", location)
+}
+
+/// A local server answering each path with its response, whatever the method.
+pub async fn serving(routes: Vec<(&str, wiremock::ResponseTemplate)>) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    for (at, response) in routes {
+        wiremock::Mock::given(wiremock::matchers::path(at))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+/// A paper entry known by its title alone, with a summary: the store tests' item.
+pub fn entry(title: &str) -> lookout::entry::Entry {
+    lookout::entry::Entry {
+        title: title.to_owned(),
+        summary: format!("About {title}."),
+        format: "hf-papers",
+        ..lookout::entry::Entry::default()
+    }
+}
+
 /// Ingests `entries` now as one alerting capture of source `drop`, through `rules`.
 pub fn ingest_alerting(
     store: &lookout::store::SharedStore,
@@ -120,12 +219,17 @@ impl Daemon {
         cmd.arg("run")
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "info,lookout=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("RUST_LOG", "info,lookout=debug");
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Daemon::start_command(cmd, config)
+    }
+
+    /// Starts `cmd`, which runs lookout with `config` (under a wrapper, say), keeps
+    /// what it logs, and waits until it listens.
+    pub fn start_command(mut cmd: Command, config: &Path) -> Daemon {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start lookout");
         let stderr = child.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(String::new()));
@@ -219,12 +323,18 @@ pub struct Setup {
 impl Setup {
     /// Writes a config with one folder source `drop`, plus `extra` TOML appended.
     pub fn new(extra: &str) -> Setup {
+        Setup::custom("title = \"e2e\"", "200ms", extra)
+    }
+
+    /// As [`Setup::new`], with `feed` the keys of the `[feed]` table and `settle` the
+    /// drop folder's.
+    pub fn custom(feed: &str, settle: &str, extra: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let drop = dir.path().join("drop");
         let config = dir.path().join("lookout.toml");
         let text = format!(
-            "state_dir = {state:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[feed]\ntitle = \"e2e\"\n\
-             [[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = \"200ms\"\n{extra}",
+            "state_dir = {state:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[feed]\n{feed}\n\
+             [[source]]\nname = \"drop\"\nkind = \"folder\"\npath = {drop:?}\nsettle = {settle:?}\n{extra}",
             state = dir.path().join("state"),
             drop = drop,
         );
