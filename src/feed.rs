@@ -177,16 +177,15 @@ impl FeedItem {
 }
 
 /// The link an item points to, for feeds and notifiers alike: the link a capture gave;
-/// else, for a Hugging Face item, a search of its title on the papers page (text
-/// captures carry no links, and the title finds the paper); else its arXiv abstract
+/// else where its page format finds it by title (a Hugging Face text capture carries
+/// no links, and the papers page's search finds the paper); else its arXiv abstract
 /// page; else none.
 pub fn feed_link_for(item: &StoredItem) -> Option<String> {
     if let Some(link) = item.link.as_deref().filter(|l| !l.trim().is_empty()) {
         return Some(link.to_owned());
     }
-    if item.format.starts_with("hf") && !item.title.trim().is_empty() {
-        let query: String = url::form_urlencoded::byte_serialize(item.title.as_bytes()).collect();
-        return Some(format!("https://huggingface.co/papers?q={query}"));
+    if let Some(link) = crate::parse::link_by_title(&item.format, &item.title) {
+        return Some(link);
     }
     item.arxiv_id
         .as_deref()

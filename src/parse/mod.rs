@@ -200,6 +200,25 @@ pub trait PageFormat: Sync {
     fn sniff(&self, text: &str, ctx: &ParseContext<'_>) -> bool {
         self.recognize(text, ctx).is_some()
     }
+    /// Where an entry of this format that came without a link can be found by its
+    /// title (a site's search), for feeds and notifiers; `None` for most formats.
+    fn link_by_title(&self, _title: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The link of the format named `format` (as entries carry it) for an entry that came
+/// without one, found by its title: see [`PageFormat::link_by_title`]. Lets feeds and
+/// notifiers give such items a link without knowing page formats.
+pub fn link_by_title(format: &str, title: &str) -> Option<String> {
+    let title = title.trim();
+    if title.is_empty() {
+        return None;
+    }
+    formats()
+        .iter()
+        .find(|f| f.name() == format)
+        .and_then(|f| f.link_by_title(title))
 }
 
 /// Decodes page bytes that came without a `Content-Type` (a dropped file) as text:
@@ -290,4 +309,20 @@ fn describe(text: &str) -> String {
         "no format matched; {} bytes, first line {first:?}",
         text.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_format_that_knows_a_search_links_an_entry_by_its_title() {
+        assert_eq!(
+            link_by_title(hf_papers::NAME, "Diffusion & Friends").as_deref(),
+            Some("https://huggingface.co/papers?q=Diffusion+%26+Friends")
+        );
+        assert_eq!(link_by_title(hf_papers::NAME, "  "), None);
+        assert_eq!(link_by_title("arxiv", "Diffusion"), None);
+        assert_eq!(link_by_title("no-such-format", "Diffusion"), None);
+    }
 }

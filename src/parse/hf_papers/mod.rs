@@ -60,6 +60,13 @@ impl PageFormat for HfPapers {
         }
         .map(Reading::from)
     }
+
+    /// The papers page's search: a text capture carries no links, and the title finds
+    /// the paper.
+    fn link_by_title(&self, title: &str) -> Option<String> {
+        let query: String = url::form_urlencoded::byte_serialize(title.as_bytes()).collect();
+        Some(format!("https://huggingface.co/papers?q={query}"))
+    }
 }
 
 /// `https://huggingface.co/papers/<id>`: the link of a paper known by its arXiv id, in
