@@ -482,27 +482,41 @@ impl DropDir {
                 n => suffixed(&claim.name, &format!(".{n}.error.txt")),
             };
             let (c_dest, c_sidecar) = (cstr(&dest)?, cstr(&sidecar)?);
-            match fstatat(dir, &c_dest) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Ok(_) => continue,
-                Err(e) => return Err(e),
+            let free = |name: &CString| match fstatat(dir, name) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(true),
+                Ok(_) => Ok(false),
+                Err(e) => Err(e),
+            };
+            if !free(&c_dest)? || !free(&c_sidecar)? {
+                continue;
             }
+            // The note is written under a hidden name and renamed into place, so that
+            // whoever sees `DEST.error.txt` reads the whole reason, never an empty file.
+            let mut draft_name = OsString::from(".");
+            draft_name.push(&sidecar);
+            let c_draft = cstr(&suffixed(&draft_name, ".tmp"))?;
             let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-            let mut sidecar_file = match openat(dir, &c_sidecar, flags, 0o644) {
+            let mut draft = match openat(dir, &c_draft, flags, 0o644) {
                 Ok(fd) => File::from(fd),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
                 Err(e) => return Err(e),
             };
+            let written = draft.write_all(note.as_bytes());
+            drop(draft);
+            // SAFETY: unlinkat on a valid directory descriptor and a NUL-terminated
+            // name; no memory is shared.
+            let discard_draft = || unsafe { libc::unlinkat(dir, c_draft.as_ptr(), 0) };
             match rename_noreplace(self.fd.as_raw_fd(), &hidden, dir, &c_dest) {
                 Ok(()) => {
-                    let written = sidecar_file.write_all(note.as_bytes());
-                    return Ok((dest, written));
+                    let placed = rename_noreplace(dir, &c_draft, dir, &c_sidecar);
+                    if placed.is_err() {
+                        discard_draft();
+                    }
+                    return Ok((dest, written.and(placed)));
                 }
                 Err(e) => {
-                    // The sidecar is ours, just made; it goes with the failed try.
-                    // SAFETY: unlinkat on a valid directory descriptor and a NUL-
-                    // terminated name; no memory is shared.
-                    unsafe { libc::unlinkat(dir, c_sidecar.as_ptr(), 0) };
+                    // The draft is ours, just made; it goes with the failed try.
+                    discard_draft();
                     if e.raw_os_error() != Some(libc::EEXIST) {
                         return Err(e);
                     }
