@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use super::ingest::{CHANGES_CHANNEL, INGEST_LOCK};
 use super::queries::item_from_row;
 use super::{col, PostgresStore};
-use crate::entry::{normalize_arxiv_id, normalize_title, normalize_url};
-use crate::store::interests::terms_json;
+use crate::store::interests::{like_keys, terms_json};
 use crate::store::items::{item_columns, ITEM_COLUMN_COUNT};
 use crate::store::{interest_rule, CorpusItem, ScoreRow, ScoredItem, StoreError, Verdict};
 
@@ -102,19 +101,7 @@ impl PostgresStore {
         doi: Option<&str>,
         title: Option<&str>,
     ) -> Result<Option<i64>, StoreError> {
-        let mut keys = Vec::with_capacity(3);
-        if let Some(id) = arxiv_id.filter(|i| !i.trim().is_empty()) {
-            keys.push(format!("arxiv:{}", normalize_arxiv_id(id)));
-        }
-        if let Some(doi) = doi.map(str::trim).filter(|d| !d.is_empty()) {
-            keys.push(format!(
-                "url:{}",
-                normalize_url(&format!("https://doi.org/{doi}"))
-            ));
-        }
-        if let Some(title) = title.map(normalize_title).filter(|t| !t.is_empty()) {
-            keys.push(format!("title:{title}"));
-        }
+        let keys = like_keys(arxiv_id, doi, title);
         self.with(|s| {
             for key in &keys {
                 let row = s.query_opt(
