@@ -341,6 +341,8 @@ pub struct Trained {
     /// The stored items learned from as liked (the likes file's and "like" verdicts,
     /// less "not interested"): never listed as the interest's recommendations.
     pub liked: std::collections::HashSet<i64>,
+    /// The stored items said "not interested" to: never listed either.
+    pub refused: std::collections::HashSet<i64>,
     /// Entries of the likes file not found in the store.
     pub unmatched: usize,
     /// The store keys of every paper of the likes file (see [`store::like_keys`]).
@@ -443,24 +445,34 @@ fn train_with(
     let mut negatives: Vec<Doc<'_>> = corpus.iter().filter(|i| !is_liked(i.id)).map(doc).collect();
     negatives.extend(corpus.iter().filter(|i| refused.contains(&i.id)).map(doc));
     let fitted = Model::fit(&positives, &negatives);
-    // Each stored item's held-out score: its row among the positives (in corpus
-    // order, first) or among the negatives (in corpus order, after the positives).
-    let (mut next_pos, mut next_neg) = (0, positives.len());
+    // Each stored item's held-out score: its row among the negatives (in corpus order,
+    // after the positives). An item with a verdict or in the likes file is scored by
+    // the model it trained instead: it is never recommended, and the leave-one-out
+    // approximation is coarse for the few positives and the doubled hard negatives,
+    // whose pull on the model is large; `interest rank` shows it for reference.
+    let mut next_neg = positives.len();
     let stored_scores = corpus
         .iter()
         .map(|i| {
-            let row = if is_liked(i.id) {
-                &mut next_pos
+            let judged = is_liked(i.id) || refused.contains(&i.id);
+            if !is_liked(i.id) {
+                next_neg += 1;
+            }
+            if judged {
+                fitted.model.score(&doc(i))
             } else {
-                &mut next_neg
-            };
-            *row += 1;
-            fitted.held_out[*row - 1]
+                fitted.held_out[next_neg - 1]
+            }
         })
         .collect();
     let liked_ids = corpus
         .iter()
         .filter(|i| is_liked(i.id))
+        .map(|i| i.id)
+        .collect();
+    let refused_ids = corpus
+        .iter()
+        .filter(|i| refused.contains(&i.id))
         .map(|i| i.id)
         .collect();
     let count = positives.len();
@@ -475,6 +487,7 @@ fn train_with(
         liked_keys,
         stored_scores,
         liked: liked_ids,
+        refused: refused_ids,
         corpus,
         positives: count,
         matched: stored_positives,
@@ -687,10 +700,14 @@ fn refresh(
         interest.config.threshold(),
     );
     // The liked papers are what the interest learned from, not what it recommends
-    // (arxiv-sanity-lite does not recommend what you tagged either).
+    // (arxiv-sanity-lite does not recommend what you tagged either); a paper said "not
+    // interested" to is not recommended again.
     let rows: Vec<store::ScoreRow> = ranked
         .iter()
-        .filter(|&&(n, _)| !trained.liked.contains(&trained.corpus[n].id))
+        .filter(|&&(n, _)| {
+            let id = trained.corpus[n].id;
+            !trained.liked.contains(&id) && !trained.refused.contains(&id)
+        })
         .map(|&(n, score)| store::ScoreRow {
             item_id: trained.corpus[n].id,
             seen: trained.corpus[n].seen,
