@@ -175,11 +175,24 @@ fn is_cosmology(title: &str) -> bool {
 
 /// `lookout interest rank cosmo --json`: (id, title, score), best first.
 fn rank(config: &Path) -> Vec<(i64, String, f64)> {
+    rank_json(config, 100)
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_i64().expect("id"),
+                v["title"].as_str().expect("title").to_owned(),
+                v["score"].as_f64().expect("score"),
+            )
+        })
+        .collect()
+}
+
+/// `lookout interest rank cosmo --json --limit LIMIT`: its lines, best first.
+fn rank_json(config: &Path, limit: usize) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args([
-            "interest", "rank", "cosmo", "--limit", "100", "--json", "--config",
-        ])
+        .args(["interest", "rank", "cosmo", "--json", "--config"])
         .arg(config)
+        .args(["--limit", &limit.to_string()])
         .output()
         .expect("run lookout interest rank");
     assert!(
@@ -190,14 +203,7 @@ fn rank(config: &Path) -> Vec<(i64, String, f64)> {
     String::from_utf8(out.stdout)
         .expect("utf-8")
         .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-            (
-                v["id"].as_i64().expect("id"),
-                v["title"].as_str().expect("title").to_owned(),
-                v["score"].as_f64().expect("score"),
-            )
-        })
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
         .collect()
 }
 
@@ -638,10 +644,10 @@ fn check_prints_interests_and_refuses_bad_ones_at_their_key() {
     assert!(err.contains("cannot read likes file"), "{err}");
 }
 
-#[test]
-fn lookout_once_trains_scores_and_writes_the_interest_feed() {
-    let setup = setup("notify = []", "");
-    setup.drop_file("papers.xml", &capture(0..15));
+/// Drops `capture` and runs `lookout once` on it (which trains and writes the feeds);
+/// returns its output.
+fn once_with(setup: &Setup, capture: &[u8]) -> std::process::Output {
+    setup.drop_file("papers.xml", capture);
     // A file written a moment ago may still be being written: `once` would leave it.
     std::fs::File::options()
         .write(true)
@@ -658,6 +664,13 @@ fn lookout_once_trains_scores_and_writes_the_interest_feed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+#[test]
+fn lookout_once_trains_scores_and_writes_the_interest_feed() {
+    let setup = setup("notify = []", "");
+    let out = once_with(&setup, &capture(0..15));
     let file = setup.dir.path().join("state/feeds/interests/cosmo.xml");
     let rss = std::fs::read_to_string(&file).expect("the interest feed file");
     let titles: Vec<&str> = rss
@@ -1118,38 +1131,8 @@ fn check_refuses_an_empty_an_unset_or_a_missing_likes_path_and_reads_a_relative_
 fn about_one_stored_paper_in_a_hundred_scores_099_in_a_small_store() {
     let setup = setup("notify = []", "");
     // 300 papers, a quarter of them on the liked topic.
-    setup.drop_file("papers.xml", &capture(0..75));
-    std::fs::File::options()
-        .write(true)
-        .open(setup.drop.join("papers.xml"))
-        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)))
-        .expect("age the capture");
-    let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args(["once", "--config"])
-        .arg(&setup.config)
-        .output()
-        .expect("run lookout once");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args([
-            "interest", "rank", "cosmo", "--limit", "1000", "--json", "--config",
-        ])
-        .arg(&setup.config)
-        .output()
-        .expect("run lookout interest rank");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ranked: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    once_with(&setup, &capture(0..75));
+    let ranked = rank_json(&setup.config, 1000);
     assert_eq!(ranked.len(), 300);
     let others: Vec<(&str, f64)> = ranked
         .iter()
