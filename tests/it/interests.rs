@@ -906,6 +906,9 @@ fn a_reload_that_adds_an_interest_alerts_the_next_paper_at_once() {
     );
     let setup = setup("notify = []", &hook);
     let daemon = started_with_papers(&setup);
+    // Enough papers that a training takes longer than an ingest of one paper.
+    setup.drop_file("more.xml", &capture(15..600));
+    setup.wait_filed("processed", "more.xml");
 
     // A reload adds a biology interest, liking three stored biology papers, and a
     // drop folder that already holds a new biology paper: the folder's start-up scan
@@ -922,6 +925,12 @@ fn a_reload_that_adds_an_interest_alerts_the_next_paper_at_once() {
         rss([("2402.00999".to_owned(), title.to_owned(), summary)]),
     )
     .unwrap();
+    // Written long ago: the start-up scan takes it without waiting for it to settle.
+    std::fs::File::options()
+        .write(true)
+        .open(later.join("waiting.xml"))
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)))
+        .expect("age the capture");
     let text = std::fs::read_to_string(&setup.config).unwrap();
     // Biology is three quarters of this store: a low threshold, since this test is
     // about when the model exists, not how it ranks.
