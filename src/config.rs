@@ -581,7 +581,8 @@ impl InterestConfig {
 
 /// The interests' checks across tables: unique names, known sources and notifiers, a
 /// digest of at least a second, a threshold that is a number, and a likes file that
-/// reads (so a typo in its path is refused here, not found at the first training).
+/// reads and names a paper (so a typo in its path, or an export with nothing in it yet,
+/// is refused here, not found at the first training).
 fn check_interests(
     interests: &[InterestConfig],
     sources: &std::collections::HashSet<&str>,
