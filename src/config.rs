@@ -557,9 +557,13 @@ pub struct AlertRuleConfig {
 pub struct InterestConfig {
     /// Unique interest name; also the name of its feed.
     pub name: Spanned<String>,
-    /// The likes file: BibTeX, CSL-JSON, or one arXiv id, DOI or title a line. A
-    /// leading `~/` is the home directory. Re-read when it changes.
+    /// The likes file: BibTeX, CSL-JSON, or one arXiv id, DOI or title a line.
+    /// `${NAME}` references are expanded, a leading `~/` is the home directory, and a
+    /// relative path is taken from the config file's directory. Re-read when it changes.
     pub likes: Spanned<String>,
+    /// `likes` resolved (see [`InterestConfig::likes_path`]).
+    #[serde(skip)]
+    likes_path: PathBuf,
     /// Source names the interest ranks (default: every source).
     #[serde(default)]
     pub sources: Option<Vec<Spanned<String>>>,
@@ -580,13 +584,33 @@ impl InterestConfig {
         self.name.get_ref()
     }
 
-    /// The likes file, `~/` expanded from `$HOME`.
+    /// The likes file: `${NAME}` references expanded, `~/` from `$HOME`, and a relative
+    /// path joined to the config file's directory (resolved when the config is read).
     pub fn likes_path(&self) -> PathBuf {
-        let raw = self.likes.get_ref();
-        match (raw.strip_prefix("~/"), std::env::var_os("HOME")) {
+        self.likes_path.clone()
+    }
+
+    /// Resolves `likes` into `likes_path` against the config file's directory `dir`.
+    fn resolve_likes(&mut self, dir: &Path) -> Result<(), Located> {
+        let name = self.name.get_ref();
+        let raw = expand_secret(self.likes.get_ref())
+            .map_err(|m| (self.likes.span(), format!("interest {name:?}: {m}")))?;
+        if raw.trim().is_empty() {
+            return Err((
+                self.likes.span(),
+                format!("interest {name:?}: `likes` is empty"),
+            ));
+        }
+        let path = match (raw.strip_prefix("~/"), std::env::var_os("HOME")) {
             (Some(rest), Some(home)) => Path::new(&home).join(rest),
             _ => PathBuf::from(raw),
-        }
+        };
+        self.likes_path = if path.is_relative() {
+            dir.join(path)
+        } else {
+            path
+        };
+        Ok(())
     }
 
     /// The threshold in force: `min_score`, else the model's calibrated default.
@@ -622,7 +646,8 @@ impl InterestConfig {
 
 /// The interests' checks across tables: unique names, known sources and notifiers, a
 /// digest of at least a second, a threshold that is a number, and a likes file that
-/// reads (so a typo in its path is refused here, not found at the first training).
+/// reads and names a paper (so a typo in its path, or an export with nothing in it yet,
+/// is refused here, not found at the first training).
 fn check_interests(
     interests: &[InterestConfig],
     sources: &std::collections::HashSet<&str>,
@@ -672,8 +697,18 @@ fn check_interests(
             }
         }
         let path = interest.likes_path();
-        crate::alert::interest::read_likes(&path)
+        let likes = crate::alert::interest::read_likes(&path)
             .map_err(|e| (interest.likes.span(), format!("interest {name:?}: {e}")))?;
+        if likes.is_empty() {
+            // Nothing to learn from: the interest would never be trained.
+            return Err((
+                interest.likes.span(),
+                format!(
+                    "interest {name:?}: likes file {} names no paper",
+                    path.display()
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -1313,17 +1348,27 @@ impl Config {
         Config::parse(DEFAULT_CONFIG, "<default>").expect("embedded default config is valid")
     }
 
-    /// Parses and validates config text; `file` names it in errors.
+    /// Parses and validates config text; `file` names it in errors, and its directory
+    /// is where relative likes paths are taken from (the working directory for
+    /// `<default>`).
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        Config::from_text(text).map_err(|(span, message)| locate(text, file, span, message))
+        let dir = match file {
+            "<default>" => Path::new(""),
+            file => Path::new(file).parent().unwrap_or(Path::new("")),
+        };
+        Config::from_text(text, dir).map_err(|(span, message)| locate(text, file, span, message))
     }
 
-    fn from_text(text: &str) -> Result<Config, Located> {
+    fn from_text(text: &str, dir: &Path) -> Result<Config, Located> {
         let mut root = DeTable::parse(text).map_err(toml_error)?;
         // The kind-tagged tables are taken out first and read kind by kind.
         let sources = take_tables(root.get_mut(), "source")?;
         let notifiers = take_tables(root.get_mut(), "notifier")?;
-        let doc = Document::deserialize(toml::de::Deserializer::from(root)).map_err(toml_error)?;
+        let mut doc =
+            Document::deserialize(toml::de::Deserializer::from(root)).map_err(toml_error)?;
+        for interest in &mut doc.interests {
+            interest.resolve_likes(dir)?;
+        }
         let config = Config {
             state_dir: doc.state_dir,
             server: doc.server,

@@ -122,11 +122,16 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                     let terms: Vec<&str> = r.terms.iter().map(|(t, _)| t.as_str()).collect();
                     writeln!(
                         out,
-                        "{:>7.3}  {:<60}  {}  [{}]",
+                        "{:>7.3}  {:<60}  {}  [{}]{}",
                         r.score,
                         truncate(&lookout::logging::escape_controls(&r.title), 60),
                         terms.join(", "),
-                        r.sources.join(", ")
+                        r.sources.join(", "),
+                        if r.liked {
+                            "  liked (not in the feed)"
+                        } else {
+                            ""
+                        }
                     )?;
                 }
             }

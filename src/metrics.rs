@@ -23,6 +23,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::daemon::interests::InterestStatus;
+
 /// `Content-Type` of [`Metrics::encode`]'s output: the OpenMetrics text format, which
 /// Prometheus scrapes natively (and which is why the output ends in `# EOF`).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -99,6 +101,77 @@ struct StatusLabels {
     status: u16,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct InterestLabels {
+    interest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LikeLabels {
+    interest: String,
+    state: &'static str,
+}
+
+/// A gauge of seconds.
+type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The `lookout_interest_*` families, set together at scrape time from each interest's
+/// status (see [`Metrics::set_interests`]).
+#[derive(Debug, Clone, Default)]
+struct InterestFamilies {
+    trained_at: Family<InterestLabels, Seconds>,
+    training_seconds: Family<InterestLabels, Seconds>,
+    vocabulary: Family<InterestLabels, Gauge>,
+    likes: Family<LikeLabels, Gauge>,
+    items: Family<InterestLabels, Gauge>,
+    training_errors: Family<InterestLabels, Counter>,
+    scoring_errors: Family<InterestLabels, Counter>,
+}
+
+impl InterestFamilies {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "interest_trained_timestamp_seconds",
+            "When the interest's model in force was trained (unix seconds); absent until \
+             its first model",
+            self.trained_at.clone(),
+        );
+        registry.register(
+            "interest_training_seconds",
+            "How long the interest's last training took (likes and store read included)",
+            self.training_seconds.clone(),
+        );
+        registry.register(
+            "interest_vocabulary",
+            "Features (words and word pairs) of the interest's model",
+            self.vocabulary.clone(),
+        );
+        registry.register(
+            "interest_likes",
+            "Liked papers at the last training: matched (stored items learned from, likes \
+             file and like buttons) or unmatched (likes file entries not in the store)",
+            self.likes.clone(),
+        );
+        registry.register(
+            "interest_items_above_threshold",
+            "Stored items scored at or above the interest's min_score: its feed",
+            self.items.clone(),
+        );
+        registry.register(
+            "interest_training_errors",
+            "Trainings of the interest that failed (unreadable likes, no liked paper, \
+             store errors) since its config last changed",
+            self.training_errors.clone(),
+        );
+        registry.register(
+            "interest_scoring_errors",
+            "Rescorings of the stored items that could not be recorded since the \
+             interest's config last changed",
+            self.scoring_errors.clone(),
+        );
+    }
+}
+
 /// Every metric lookout exports, and the registry that encodes them.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -122,6 +195,7 @@ pub struct Metrics {
     http_sources: Gauge,
     fetches_in_flight: Gauge,
     fetches_in_flight_max: Gauge,
+    interests: InterestFamilies,
     /// The sources and notifiers [`Metrics::prime`] was last given, whose series a
     /// reload that removes them takes away.
     primed: Arc<std::sync::Mutex<Primed>>,
@@ -266,6 +340,8 @@ impl Metrics {
             "Time of one alert delivery attempt, in seconds",
             delivery_seconds.clone(),
         );
+        let interests = InterestFamilies::default();
+        interests.register(&mut registry);
 
         Metrics {
             registry: Arc::new(registry),
@@ -288,6 +364,7 @@ impl Metrics {
             http_sources,
             fetches_in_flight,
             fetches_in_flight_max,
+            interests,
             primed: Arc::default(),
         }
     }
@@ -451,6 +528,59 @@ impl Metrics {
         self.feed_requests
             .get_or_create(&StatusLabels { status })
             .inc();
+    }
+
+    /// Sets the `lookout_interest_*` series from each configured interest's status and
+    /// feed size (items at or above its threshold), replacing those of the last call:
+    /// an interest a reload removed leaves no series behind. The error counters are the
+    /// interest's own totals, which restart at 0 when its config changes (a counter
+    /// reset, as Prometheus understands one).
+    pub fn set_interests<'a>(
+        &self,
+        interests: impl IntoIterator<Item = (&'a str, &'a InterestStatus, u64)>,
+    ) {
+        let f = &self.interests;
+        f.trained_at.clear();
+        f.training_seconds.clear();
+        f.vocabulary.clear();
+        f.likes.clear();
+        f.items.clear();
+        f.training_errors.clear();
+        f.scoring_errors.clear();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        for (name, status, items) in interests {
+            let labels = InterestLabels {
+                interest: name.to_owned(),
+            };
+            if let Some(at) = status.trained_at {
+                f.trained_at
+                    .get_or_create(&labels)
+                    .set(at.timestamp_millis() as f64 / 1e3);
+                f.training_seconds
+                    .get_or_create(&labels)
+                    .set(status.training_seconds);
+            }
+            f.vocabulary
+                .get_or_create(&labels)
+                .set(count(status.vocabulary));
+            for (state, n) in [("matched", status.matched), ("unmatched", status.unmatched)] {
+                f.likes
+                    .get_or_create(&LikeLabels {
+                        interest: name.to_owned(),
+                        state,
+                    })
+                    .set(count(n));
+            }
+            f.items
+                .get_or_create(&labels)
+                .set(i64::try_from(items).unwrap_or(i64::MAX));
+            f.training_errors
+                .get_or_create(&labels)
+                .inc_by(status.training_errors);
+            f.scoring_errors
+                .get_or_create(&labels)
+                .inc_by(status.scoring_errors);
+        }
     }
 
     /// Every metric in the OpenMetrics text format, ending in `# EOF`; serve it with
@@ -689,6 +819,64 @@ mod tests {
         m.set_pending(7);
         m.set_pending(2);
         assert_eq!(sample(&m.encode(), "lookout_alerts_pending"), Some(2.0));
+    }
+
+    #[test]
+    fn interest_series_follow_the_configured_interests() {
+        let m = Metrics::new();
+        let status = InterestStatus {
+            trained_at: Some(chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time")),
+            training_seconds: 0.25,
+            positives: 3,
+            matched: 2,
+            unmatched: 1,
+            vocabulary: 120,
+            feed_items: 4,
+            training_errors: 2,
+            scoring_errors: 0,
+            error: None,
+        };
+        m.set_interests([("cosmo", &status, 5)]);
+        m.set_interests([("cosmo", &status, 5)]);
+        let text = m.encode();
+        assert_exposition(&text);
+        let at = |s: &str| sample(&text, s);
+        assert_eq!(
+            at("lookout_interest_trained_timestamp_seconds{interest=\"cosmo\"}"),
+            Some(1_700_000_000.0)
+        );
+        assert_eq!(
+            at("lookout_interest_training_seconds{interest=\"cosmo\"}"),
+            Some(0.25)
+        );
+        assert_eq!(
+            at("lookout_interest_vocabulary{interest=\"cosmo\"}"),
+            Some(120.0)
+        );
+        assert_eq!(
+            at("lookout_interest_likes{interest=\"cosmo\",state=\"matched\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            at("lookout_interest_likes{interest=\"cosmo\",state=\"unmatched\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            at("lookout_interest_items_above_threshold{interest=\"cosmo\"}"),
+            Some(5.0)
+        );
+        // Totals, not increments: two scrapes of the same status give the same count.
+        assert_eq!(
+            at("lookout_interest_training_errors_total{interest=\"cosmo\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            at("lookout_interest_scoring_errors_total{interest=\"cosmo\"}"),
+            Some(0.0)
+        );
+        // An interest removed by a reload leaves no series.
+        m.set_interests([]);
+        assert!(!m.encode().contains("interest=\"cosmo\""));
     }
 
     #[test]

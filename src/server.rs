@@ -24,6 +24,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Secret, ServerConfig};
+use crate::daemon::interests::InterestStatus;
 use crate::feed::FeedFormat;
 use crate::live::Live;
 use crate::metrics::Metrics;
@@ -246,7 +247,7 @@ async fn interest_verdict(
             tracing::info!(interest = %name, item, verdict = verdict.map_or("clear", store::Verdict::as_str),
                 "verdict recorded");
             s.interests.verdicts_changed();
-            let back = format!("/{}#interest-{name}", token_query(&s));
+            let back = format!("{}/{}#interest-{name}", path_prefix(&s), token_query(&s));
             let mut r = StatusCode::SEE_OTHER.into_response();
             if let Ok(location) = HeaderValue::from_str(&back) {
                 r.headers_mut().insert(header::LOCATION, location);
@@ -539,9 +540,19 @@ async fn healthz(State(s): State<AppState>) -> Response {
                     (StatusCode::SERVICE_UNAVAILABLE, "store damaged")
                 }
             };
+            let interests: serde_json::Map<String, serde_json::Value> = interest_figures(&s)
+                .await
+                .into_iter()
+                .map(|(name, status, above)| {
+                    let mut v = serde_json::to_value(status).unwrap_or_default();
+                    v["items_above_threshold"] = above.into();
+                    (name, v)
+                })
+                .collect();
             let body = serde_json::json!({
                 "status": status,
                 "items": items,
+                "interests": interests,
                 "sources": sources,
                 "source_counts": {
                     "total": counts.total,
@@ -598,12 +609,50 @@ async fn metrics(State(s): State<AppState>) -> Response {
         s.metrics.set_pending(counts.pending);
         s.metrics.set_replica(replica.as_deref(), kind, held);
     }
+    let interests = interest_figures(&s).await;
+    s.metrics.set_interests(
+        interests
+            .iter()
+            .map(|(name, status, above)| (name.as_str(), status, *above)),
+    );
     let mut r = s.metrics.encode().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     r
+}
+
+/// Every interest's name, status and feed size (its stored items at or above its
+/// threshold, counted in the store; the last training's count if the store cannot
+/// answer), for `/metrics` and `/healthz`.
+async fn interest_figures(s: &AppState) -> Vec<(String, InterestStatus, u64)> {
+    let mut figures = Vec::new();
+    for interest in s.interests.all() {
+        let name = interest.config().name().to_owned();
+        let status = interest.status();
+        let (n, min_score) = (name.clone(), interest.config().threshold());
+        let above = with_store(&s.store, move |st| st.interest_count(&n, min_score))
+            .await
+            .unwrap_or(u64::try_from(status.feed_items).unwrap_or(u64::MAX));
+        figures.push((name, status, above));
+    }
+    figures
+}
+
+/// The path `server.base_url` puts before every route: `/lookout` for
+/// `https://host/lookout/`, empty without one. A proxy that serves lookout under a
+/// prefix strips it, so a link the browser follows from the status page (a form's
+/// action, a redirect, the OPML list) must carry it.
+fn path_prefix(s: &AppState) -> String {
+    s.live
+        .config()
+        .server
+        .base_url
+        .as_deref()
+        .and_then(|b| url::Url::parse(b).ok())
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
 }
 
 /// `?token=…` when a token protects the server, else nothing: appended to every link
@@ -718,7 +767,7 @@ async fn status_page(State(s): State<AppState>, Query(query): Query<StatusQuery>
         outbox,
         more_feeds: feeds.len().saturating_sub(FEEDS_LISTED),
         feeds: feeds.into_iter().take(FEEDS_LISTED).collect(),
-        opml_url: format!("/feeds.opml{}", token_query(&s)),
+        opml_url: format!("{}/feeds.opml{}", path_prefix(&s), token_query(&s)),
     };
     let interests = interest_views(&s).await;
     let form_token = s.interests.form_token();
@@ -736,6 +785,7 @@ async fn status_page(State(s): State<AppState>, Query(query): Query<StatusQuery>
 async fn interest_views(s: &AppState) -> Vec<status::InterestView> {
     const SHOWN: usize = 20;
     let suffix = token_query(s);
+    let prefix = path_prefix(s);
     let mut views = Vec::new();
     for interest in s.interests.all() {
         let config = interest.config().clone();
@@ -784,7 +834,7 @@ async fn interest_views(s: &AppState) -> Vec<status::InterestView> {
             .collect();
         let model = interest.status();
         views.push(status::InterestView {
-            action: format!("/interests/{name}/verdict{suffix}"),
+            action: format!("{prefix}/interests/{name}/verdict{suffix}"),
             min_score,
             positives: model.positives,
             matched: model.matched,

@@ -90,21 +90,37 @@ struct TrainedOn {
 pub struct Interest {
     config: InterestConfig,
     model: RwLock<Option<Arc<Model>>>,
+    /// The store keys of the likes file's papers (see [`store::like_keys`]), from the
+    /// last training: a new entry filed under one is liked already, and not announced.
+    liked_keys: RwLock<Arc<std::collections::HashSet<String>>>,
     trained_on: Mutex<Option<TrainedOn>>,
     status: Mutex<InterestStatus>,
 }
 
-/// What the status page shows of an interest's model.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the status page, `/healthz` and `/metrics` show of an interest's model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct InterestStatus {
     /// When the current model was trained.
     pub trained_at: Option<chrono::DateTime<Utc>>,
+    /// How long its last training took (reading the likes and the store included),
+    /// in seconds.
+    pub training_seconds: f64,
     /// Liked papers it learned from, and how many of them are stored items.
     pub positives: usize,
     /// Of the positives, those found in the store.
     pub matched: usize,
+    /// Entries of the likes file not found in the store (learned from their own title
+    /// and abstract when the file has them).
+    pub unmatched: usize,
     /// Its vocabulary size.
     pub vocabulary: usize,
+    /// Stored items at or above its threshold after its last training: its feed.
+    pub feed_items: usize,
+    /// Trainings that failed since the interest was configured.
+    pub training_errors: u64,
+    /// Scorings of the stored items that could not be recorded since the interest
+    /// was configured.
+    pub scoring_errors: u64,
     /// Why the last training failed, while the previous model (if any) stays.
     pub error: Option<String>,
 }
@@ -114,6 +130,7 @@ impl Interest {
         Interest {
             config,
             model: RwLock::new(None),
+            liked_keys: RwLock::default(),
             trained_on: Mutex::new(None),
             status: Mutex::new(InterestStatus::default()),
         }
@@ -146,7 +163,16 @@ impl Interest {
             summary: &entry.summary,
         };
         let score = model.score(&doc);
-        (score >= self.config.threshold()).then(|| InterestMatch {
+        if score < self.config.threshold() {
+            return None;
+        }
+        // A paper of the likes file that arrives only now is what the interest learned
+        // from, not a recommendation.
+        let liked = crate::live::read(&self.liked_keys).clone();
+        if !liked.is_empty() && entry.aliases().iter().any(|k| liked.contains(k)) {
+            return None;
+        }
+        Some(InterestMatch {
             interest: self.config.name().to_owned(),
             score,
             terms: model.explain(&doc, TERMS),
@@ -182,11 +208,47 @@ impl Interests {
         interests
     }
 
-    /// Takes a reloaded config: an interest whose config did not change keeps its
-    /// model; a new or changed one is trained from scratch.
+    /// Takes a config: an interest whose config did not change keeps its model; a new
+    /// or changed one starts without (see [`Interests::reconfigure`] for a reload).
     pub fn configure(&self, config: &Config) {
-        let mut all = crate::live::write(&self.all);
-        let next = config
+        let next = self.next(config);
+        *crate::live::write(&self.all) = next;
+        self.wake.notify_one();
+    }
+
+    /// Takes a reloaded config, training each new or changed interest before it is put
+    /// in force (blocking work, off the runtime): an entry ingested after the reload is
+    /// scored by every interest of the new config, none of them still without a model.
+    /// Meanwhile the old interests stay in force. An interest whose training fails (no
+    /// liked paper yet) starts without a model, as at start.
+    pub async fn reconfigure(&self, config: &Config, store: &SharedStore) {
+        let next = self.next(config);
+        let untrained: Vec<Arc<Interest>> = next
+            .iter()
+            .filter(|i| lock(&i.trained_on).is_none())
+            .cloned()
+            .collect();
+        if !untrained.is_empty() {
+            let store = store.clone();
+            let trained = tokio::task::spawn_blocking(move || {
+                let mut corpus = None;
+                for interest in &untrained {
+                    refresh(interest, &store, &mut corpus);
+                }
+            })
+            .await;
+            if let Err(e) = trained {
+                tracing::error!(error = %e, "the new interests' training failed");
+            }
+        }
+        *crate::live::write(&self.all) = next;
+        self.wake.notify_one();
+    }
+
+    /// The interests of `config`, keeping those whose config did not change.
+    fn next(&self, config: &Config) -> Vec<Arc<Interest>> {
+        let all = crate::live::read(&self.all);
+        config
             .interests
             .iter()
             .map(|c| {
@@ -195,10 +257,7 @@ impl Interests {
                     .cloned()
                     .unwrap_or_else(|| Arc::new(Interest::new(c.clone())))
             })
-            .collect();
-        *all = next;
-        drop(all);
-        self.wake.notify_one();
+            .collect()
     }
 
     /// Every interest, in config order.
@@ -275,6 +334,19 @@ pub struct Trained {
     pub model: Model,
     /// The stored items it was trained beside (newest first), to rank.
     pub corpus: Arc<Vec<store::CorpusItem>>,
+    /// Each corpus item's score, from its held-out margin (see
+    /// [`crate::alert::interest::Fitted::held_out`]): its percentile among the store's
+    /// other papers, as a new paper's score is.
+    pub stored_scores: Vec<f32>,
+    /// The stored items learned from as liked (the likes file's and "like" verdicts,
+    /// less "not interested"): never listed as the interest's recommendations.
+    pub liked: std::collections::HashSet<i64>,
+    /// The stored items said "not interested" to: never listed either.
+    pub refused: std::collections::HashSet<i64>,
+    /// Entries of the likes file not found in the store.
+    pub unmatched: usize,
+    /// The store keys of every paper of the likes file (see [`store::like_keys`]).
+    pub liked_keys: std::collections::HashSet<String>,
     /// Liked papers learned from, and of them the ones found in the store.
     pub positives: usize,
     /// Of the positives, the stored ones.
@@ -357,11 +429,8 @@ fn train_with(
         .map(|(id, _)| *id)
         .collect();
     // A "not interested" verdict outweighs the likes file: the user said so last.
-    let mut positives: Vec<Doc<'_>> = corpus
-        .iter()
-        .filter(|i| liked.contains(&i.id) && !refused.contains(&i.id))
-        .map(doc)
-        .collect();
+    let is_liked = |id: i64| liked.contains(&id) && !refused.contains(&id);
+    let mut positives: Vec<Doc<'_>> = corpus.iter().filter(|i| is_liked(i.id)).map(doc).collect();
     let stored_positives = positives.len();
     positives.extend(unmatched.iter().filter_map(|like| {
         let title = like.title.as_deref().filter(|t| !t.trim().is_empty())?;
@@ -373,27 +442,62 @@ fn train_with(
     if positives.is_empty() {
         return Err(InterestError::NoPositives(name));
     }
-    let mut negatives: Vec<Doc<'_>> = corpus
-        .iter()
-        .filter(|i| !liked.contains(&i.id) || refused.contains(&i.id))
-        .map(doc)
-        .collect();
+    let mut negatives: Vec<Doc<'_>> = corpus.iter().filter(|i| !is_liked(i.id)).map(doc).collect();
     negatives.extend(corpus.iter().filter(|i| refused.contains(&i.id)).map(doc));
-    let model = Model::train(&positives, &negatives);
+    let fitted = Model::fit(&positives, &negatives);
+    // Each stored item's held-out score: its row among the negatives (in corpus order,
+    // after the positives). An item with a verdict or in the likes file is scored by
+    // the model it trained instead: it is never recommended, and the leave-one-out
+    // approximation is coarse for the few positives and the doubled hard negatives,
+    // whose pull on the model is large; `interest rank` shows it for reference.
+    let mut next_neg = positives.len();
+    let stored_scores = corpus
+        .iter()
+        .map(|i| {
+            let judged = is_liked(i.id) || refused.contains(&i.id);
+            if !is_liked(i.id) {
+                next_neg += 1;
+            }
+            if judged {
+                fitted.model.score(&doc(i))
+            } else {
+                fitted.held_out[next_neg - 1]
+            }
+        })
+        .collect();
+    let liked_ids = corpus
+        .iter()
+        .filter(|i| is_liked(i.id))
+        .map(|i| i.id)
+        .collect();
+    let refused_ids = corpus
+        .iter()
+        .filter(|i| refused.contains(&i.id))
+        .map(|i| i.id)
+        .collect();
     let count = positives.len();
     drop(positives);
     drop(negatives);
+    let liked_keys = likes
+        .iter()
+        .flat_map(|l| store::like_keys(l.arxiv_id.as_deref(), l.doi.as_deref(), l.title.as_deref()))
+        .collect();
     Ok(Trained {
-        model,
+        model: fitted.model,
+        liked_keys,
+        stored_scores,
+        liked: liked_ids,
+        refused: refused_ids,
         corpus,
         positives: count,
         matched: stored_positives,
+        unmatched: unmatched.len(),
     })
 }
 
-/// Every covered item of `trained`'s corpus with its score and terms, for `config`'s
-/// feed (at or above `min_score`) or for `lookout interest rank` (`min_score` of
-/// `f32::NEG_INFINITY`), best first.
+/// Every covered item of `trained`'s corpus with its score, for `config`'s feed (at or
+/// above `min_score`) or for `lookout interest rank` (`min_score` of
+/// `f32::NEG_INFINITY`), best first; liked papers included (the feed leaves them out).
 pub fn rank(
     config: &InterestConfig,
     trained: &Trained,
@@ -408,7 +512,7 @@ pub fn rank(
             Some(s) => i.sources.iter().any(|x| x == s),
             None => i.sources.iter().any(|s| config.covers(s)),
         })
-        .map(|(n, i)| (n, trained.model.score(&doc(i))))
+        .map(|(n, _)| (n, trained.stored_scores[n]))
         .filter(|(_, score)| *score >= min_score)
         .collect();
     // Best first; ties (and NaN, never expected) by recency, as the corpus is ordered.
@@ -440,6 +544,8 @@ pub struct Ranked {
     pub title: String,
     /// The sources that saw it.
     pub sources: Vec<String>,
+    /// Whether it is liked (the likes file, or the like button): never in the feed.
+    pub liked: bool,
     /// The terms that weighed most, with their contributions.
     pub terms: Vec<(String, f32)>,
 }
@@ -506,6 +612,7 @@ pub fn rank_stored(
                 score,
                 title: item.title.clone(),
                 sources: item.sources.clone(),
+                liked: trained.liked.contains(&item.id),
                 terms: terms(&trained, n),
             }
         })
@@ -579,7 +686,9 @@ fn refresh(
         Ok(trained) => trained,
         Err(e) => {
             tracing::warn!(interest = %name, error = %e, "interest not trained; the previous model stays");
-            lock(&interest.status).error = Some(e.to_string());
+            let mut status = lock(&interest.status);
+            status.error = Some(e.to_string());
+            status.training_errors += 1;
             return false;
         }
     };
@@ -590,8 +699,15 @@ fn refresh(
         None,
         interest.config.threshold(),
     );
+    // The liked papers are what the interest learned from, not what it recommends
+    // (arxiv-sanity-lite does not recommend what you tagged either); a paper said "not
+    // interested" to is not recommended again.
     let rows: Vec<store::ScoreRow> = ranked
         .iter()
+        .filter(|&&(n, _)| {
+            let id = trained.corpus[n].id;
+            !trained.liked.contains(&id) && !trained.refused.contains(&id)
+        })
         .map(|&(n, score)| store::ScoreRow {
             item_id: trained.corpus[n].id,
             seen: trained.corpus[n].seen,
@@ -601,13 +717,21 @@ fn refresh(
         .collect();
     let stats = trained.model.stats();
     *crate::live::write(&interest.model) = Some(Arc::new(trained.model));
-    *lock(&interest.status) = InterestStatus {
-        trained_at: Some(Utc::now()),
-        positives: trained.positives,
-        matched: trained.matched,
-        vocabulary: stats.vocabulary,
-        error: None,
-    };
+    *crate::live::write(&interest.liked_keys) = Arc::new(trained.liked_keys);
+    {
+        let mut status = lock(&interest.status);
+        *status = InterestStatus {
+            trained_at: Some(Utc::now()),
+            training_seconds: took.as_secs_f64(),
+            positives: trained.positives,
+            matched: trained.matched,
+            unmatched: trained.unmatched,
+            vocabulary: stats.vocabulary,
+            feed_items: rows.len(),
+            error: None,
+            ..status.clone()
+        };
+    }
     tracing::info!(interest = %name, positives = trained.positives, matched = trained.matched,
         items = trained.corpus.len(), vocabulary = stats.vocabulary, took = ?took,
         feed = rows.len(), "interest trained");
@@ -615,6 +739,7 @@ fn refresh(
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(interest = %name, error = %e, "cannot record the interest's scores");
+            lock(&interest.status).scoring_errors += 1;
             false
         }
     }

@@ -562,11 +562,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
             }
         };
         let new = Arc::new(new);
+        // New and changed interests are trained before anything of the new config runs.
+        interests.reconfigure(&new, &store).await;
         sources.apply(&new);
         sources.watching().await;
         publisher.reconfigure(&new);
         *crate::live::write(&token) = new.server.token.clone();
-        interests.configure(&new);
         prime_metrics(&metrics, &new);
         live.switch(
             Arc::clone(&new),

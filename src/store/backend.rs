@@ -146,6 +146,13 @@ pub trait StoreBackend: Send {
         limit: usize,
     ) -> Result<Vec<ScoredItem>, StoreError>;
 
+    /// How many of an interest's items scored at least `min_score` (its feed's size,
+    /// for `/metrics` and `/healthz`).
+    fn interest_count(&self, interest: &str, min_score: f32) -> Result<u64, StoreError> {
+        let all = self.interest_items(interest, min_score, usize::MAX)?;
+        Ok(u64::try_from(all.len()).unwrap_or(u64::MAX))
+    }
+
     /// The item known by `key`: its guid key or any other alias it gathered.
     fn item_by_key(&self, key: &str) -> Result<Option<StoredItem>, StoreError>;
 
@@ -510,6 +517,9 @@ impl StoreBackend for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ScoredItem>, StoreError> {
         SqliteStore::interest_items(self, interest, min_score, limit)
+    }
+    fn interest_count(&self, interest: &str, min_score: f32) -> Result<u64, StoreError> {
+        SqliteStore::interest_count(self, interest, min_score)
     }
     fn item_by_key(&self, key: &str) -> Result<Option<StoredItem>, StoreError> {
         SqliteStore::item_by_key(self, key)

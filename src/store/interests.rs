@@ -124,13 +124,15 @@ pub(super) fn matched_json(score: f32, terms: &[(String, f32)]) -> String {
     serde_json::Value::from(labels).to_string()
 }
 
-/// The keys a liked paper may be stored under, best first: its arXiv id, else its DOI
-/// (as a `doi.org` link), else its normalized title, as the ingest files items.
-pub(super) fn like_keys(
-    arxiv_id: Option<&str>,
-    doi: Option<&str>,
-    title: Option<&str>,
-) -> Vec<String> {
+/// The terms as stored: a JSON array of `[term, weight]`.
+pub(super) fn terms_json(terms: &[(String, f32)]) -> String {
+    serde_json::to_string(terms).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The keys a liked paper is filed under in the store, most specific first: its arXiv
+/// id, its DOI (as a `doi.org` link), its normalized title; the same keys the ingest
+/// files items under ([`crate::entry::Entry::aliases`]).
+pub fn like_keys(arxiv_id: Option<&str>, doi: Option<&str>, title: Option<&str>) -> Vec<String> {
     let mut keys = Vec::with_capacity(3);
     if let Some(id) = arxiv_id.filter(|i| !i.trim().is_empty()) {
         keys.push(format!("arxiv:{}", normalize_arxiv_id(id)));
@@ -145,11 +147,6 @@ pub(super) fn like_keys(
         keys.push(format!("title:{title}"));
     }
     keys
-}
-
-/// The terms as stored: a JSON array of `[term, weight]`.
-pub(super) fn terms_json(terms: &[(String, f32)]) -> String {
-    serde_json::to_string(terms).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// Records an interest's match of a new item and, for a capture that alerts, one
@@ -402,6 +399,20 @@ impl SqliteStore {
         rows.collect::<Result<_, _>>()
             .ctx("reading an interest's items")
     }
+
+    /// How many of an interest's items scored at least `min_score`.
+    pub fn interest_count(&self, interest: &str, min_score: f32) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM interest_scores WHERE interest = ?1 AND score >= ?2",
+            )
+            .ctx("preparing an interest count")?
+            .query_row(params![interest, f64::from(min_score)], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .ctx("counting an interest's items")
+    }
 }
 
 #[cfg(test)]
@@ -512,5 +523,7 @@ mod tests {
         assert_eq!(listed[0].item.id, a);
         assert_eq!(listed[0].terms, [("halo".to_owned(), 0.5)]);
         assert_eq!(store.interest_items("x", 0.0, 10).expect("list").len(), 2);
+        assert_eq!(store.interest_count("x", 0.5).expect("count"), 1);
+        assert_eq!(store.interest_count("x", 0.0).expect("count"), 2);
     }
 }

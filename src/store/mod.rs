@@ -21,7 +21,9 @@ pub mod postgres;
 pub use backend::{Lease, SourceLease, Store, StoreBackend};
 pub use health::{recovery_advice, Condition, Fault, StoreHealth};
 pub use ingest::idempotency_key;
-pub use interests::{interest_rule, CorpusItem, InterestMatch, ScoreRow, ScoredItem, Verdict};
+pub use interests::{
+    interest_rule, like_keys, CorpusItem, InterestMatch, ScoreRow, ScoredItem, Verdict,
+};
 pub use items::{Listed, Listing};
 pub use outbox::RuleMatch;
 

@@ -22,7 +22,7 @@ mod svm;
 mod tfidf;
 
 pub use likes::{normalize_doi, parse_likes, read_likes, Like, LikesError};
-pub use model::{Model, ModelStats, DEFAULT_MIN_SCORE};
+pub use model::{Fitted, Model, ModelStats, DEFAULT_MIN_SCORE};
 
 /// The text a model sees of one paper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

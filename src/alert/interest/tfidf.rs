@@ -85,13 +85,17 @@ pub(crate) struct Vectorizer {
     idf: Vec<f32>,
 }
 
-/// Word texts to dense ids, for fitting. Keyed by the word's 64-bit hash, with the
-/// texts in one buffer: a lookup compares bytes in that buffer instead of following a
-/// pointer per key, which made interning the bulk of the training time. Two words with
-/// the same hash (about one chance in 10^8 for a million words) still get two ids.
+/// Word texts to dense ids, for fitting. Interning 16 million tokens was most of the
+/// training time (BENCHMARKS.md "Interests"), so a lookup touches as little memory as
+/// it can: a word of at most 8 bytes (most words) *is* its key, its bytes packed in a
+/// u64, so one probe of a map of integers finds it with no text to compare; a longer
+/// word is keyed by its 64-bit hash, and its text, kept in one buffer, is compared
+/// there. Two long words with the same hash (about one chance in 10^8 for a million
+/// words) still get two ids.
 #[derive(Default)]
 struct Interner {
     hasher: foldhash::fast::FixedState,
+    short: HashMap<u64, u32, foldhash::fast::FixedState>,
     ids: HashMap<u64, u32, BuildNoHash>,
     collisions: Map<Box<str>, u32>,
     bytes: String,
@@ -101,8 +105,19 @@ struct Interner {
 impl Interner {
     fn intern(&mut self, word: &str) -> u32 {
         use std::hash::BuildHasher;
-        let h = self.hasher.hash_one(word);
         let next = self.spans.len() as u32;
+        if word.len() <= 8 {
+            // Tokens are ASCII letters, digits and `_`: no NUL pads a shorter word's key
+            // into a longer one's.
+            let mut key = [0u8; 8];
+            key[..word.len()].copy_from_slice(word.as_bytes());
+            let id = *self.short.entry(u64::from_le_bytes(key)).or_insert(next);
+            if id == next {
+                self.push(word);
+            }
+            return id;
+        }
+        let h = self.hasher.hash_one(word);
         let id = *self.ids.entry(h).or_insert(next);
         if id == next {
             self.push(word);
@@ -169,6 +184,108 @@ fn pair(a: u32, b: u32) -> u64 {
     (u64::from(a) << 32) | u64::from(b)
 }
 
+/// Documents per chunk of a fit: one chunk per core, none under a few thousand
+/// documents (a thread costs more than it saves there).
+fn chunk_len(n_docs: usize) -> usize {
+    const MIN_CHUNK: usize = 4096;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    n_docs.div_ceil(cores).max(MIN_CHUNK)
+}
+
+/// `f` of each item, each on its own thread (the first on this one), in order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let Some((first, rest)) = items.split_first() else {
+        return Vec::new();
+    };
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = rest
+            .iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        out.push(f(first));
+        out.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+        );
+        out
+    })
+}
+
+/// Two sorted lists of (pair, count) merged into one, counts of equal pairs added.
+fn merge_counts(a: Vec<(u64, u32)>, b: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                let merged = (x.0, x.1 + y.1);
+                a.next();
+                b.next();
+                merged
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => a.next().expect("peeked"),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next().expect("peeked"),
+            (Some(_), None) => a.next().expect("peeked"),
+            (None, None) => return out,
+        };
+        out.push(next);
+    }
+}
+
+/// One chunk of a fit's documents as word ids: the chunk's interner, its documents'
+/// tokens end to end, and where each document starts.
+struct Tokens {
+    interner: Interner,
+    tokens: Vec<u32>,
+    starts: Vec<usize>,
+}
+
+impl Tokens {
+    /// Tokenizes and interns `docs`; stop words are interned first, as ids below
+    /// `STOP_WORDS.len()`, so one lookup both interns a word and tells a stop word.
+    fn of(docs: &[Doc<'_>]) -> Tokens {
+        let mut interner = Interner::default();
+        for w in STOP_WORDS {
+            interner.intern(w);
+        }
+        let stop = STOP_WORDS.len() as u32;
+        let mut tokens = Vec::new();
+        let mut starts = Vec::with_capacity(docs.len() + 1);
+        let mut buf = String::new();
+        for doc in docs {
+            starts.push(tokens.len());
+            for (i, part) in [doc.title, doc.summary].into_iter().enumerate() {
+                if i > 0 {
+                    tokens.push(NONE);
+                }
+                for_each_word(part, &mut buf, |w| {
+                    let id = interner.intern(w);
+                    if id >= stop {
+                        tokens.push(id);
+                    }
+                });
+            }
+        }
+        starts.push(tokens.len());
+        Tokens {
+            interner,
+            tokens,
+            starts,
+        }
+    }
+
+    fn docs(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    fn doc(&self, d: usize) -> &[u32] {
+        &self.tokens[self.starts[d]..self.starts[d + 1]]
+    }
+}
+
 impl Vectorizer {
     /// The number of features.
     pub fn len(&self) -> usize {
@@ -201,43 +318,75 @@ impl Vectorizer {
     }
 
     /// Fits the vocabulary on `docs` and returns it with the docs' tf-idf rows.
+    ///
+    /// The documents are cut into one contiguous chunk per core, and each pass works
+    /// on the chunks in parallel (`std::thread::scope`): tokenizing and interning
+    /// (each chunk its own interner, merged into the first), document frequencies,
+    /// pair counts and the rows. The result does not depend on the number of chunks:
+    /// word ids are only used to count, and the kept vocabulary is numbered in text
+    /// order.
     pub fn fit(docs: &[Doc<'_>], pruning: Pruning) -> (Vectorizer, Csr) {
+        Vectorizer::fit_in_chunks(docs, pruning, chunk_len(docs.len()))
+    }
+
+    /// [`Vectorizer::fit`] with chunks of `chunk` documents.
+    fn fit_in_chunks(docs: &[Doc<'_>], pruning: Pruning, chunk: usize) -> (Vectorizer, Csr) {
+        let n_docs = docs.len();
+        if n_docs == 0 {
+            let rows = Csr {
+                indptr: vec![0],
+                ..Csr::default()
+            };
+            return (Vectorizer::default(), rows);
+        }
+        let chunks: Vec<&[Doc<'_>]> = docs.chunks(chunk.max(1)).collect();
+
         // Pass 1: intern every token; a document is a run of word ids, with NONE
         // between title and summary so that no bigram spans them.
-        let mut texts = Interner::default();
-        let mut tokens: Vec<u32> = Vec::new();
-        let mut starts: Vec<usize> = Vec::with_capacity(docs.len() + 1);
-        let mut buf = String::new();
-        for doc in docs {
-            starts.push(tokens.len());
-            for (i, part) in [doc.title, doc.summary].into_iter().enumerate() {
-                if i > 0 {
-                    tokens.push(NONE);
-                }
-                for_each_token(part, &mut buf, |t| tokens.push(texts.intern(t)));
+        let mut parts: Vec<Tokens> = parallel(&chunks, |chunk| Tokens::of(chunk));
+        let mut texts = std::mem::take(&mut parts[0].interner);
+        let remaps: Vec<Vec<u32>> = parts[1..]
+            .iter()
+            .map(|part| {
+                (0..part.interner.len() as u32)
+                    .map(|id| texts.intern(part.interner.text(id)))
+                    .collect()
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (part, remap) in parts[1..].iter_mut().zip(&remaps) {
+                scope.spawn(move || {
+                    part.interner = Interner::default();
+                    for t in part.tokens.iter_mut().filter(|t| **t != NONE) {
+                        *t = remap[*t as usize];
+                    }
+                });
             }
-        }
-        starts.push(tokens.len());
-        let n_docs = docs.len();
-        let doc_tokens = |d: usize| &tokens[starts[d]..starts[d + 1]];
+        });
+        drop(remaps);
+        let n_words = texts.len();
 
         // Pass 2: document frequencies of words, then of pairs of frequent words.
-        let mut word_df = vec![0u32; texts.len()];
-        let mut scratch: Vec<u64> = Vec::new();
-        for d in 0..n_docs {
-            scratch.clear();
-            scratch.extend(
-                doc_tokens(d)
-                    .iter()
-                    .filter(|&&t| t != NONE)
-                    .map(|&t| u64::from(t)),
-            );
-            scratch.sort_unstable();
-            scratch.dedup();
-            for &t in &scratch {
-                word_df[t as usize] += 1;
+        let word_df = parallel(&parts, |part| {
+            let mut df = vec![0u32; n_words];
+            // The last document each word was counted in: a document counts once.
+            let mut last = vec![u32::MAX; n_words];
+            for d in 0..part.docs() {
+                for &t in part.doc(d).iter().filter(|&&t| t != NONE) {
+                    if last[t as usize] != d as u32 {
+                        last[t as usize] = d as u32;
+                        df[t as usize] += 1;
+                    }
+                }
             }
-        }
+            df
+        })
+        .into_iter()
+        .reduce(|mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            a
+        })
+        .unwrap_or_default();
         // A bigram is in no more documents than either of its words, and a kept feature
         // is at least as frequent as the max_features-th most frequent eligible word
         // (bigrams only add competitors). So only pairs of words at least that frequent
@@ -256,36 +405,39 @@ impl Vectorizer {
         }
         .max(pruning.min_df);
         let frequent = |t: u32| t != NONE && word_df[t as usize] >= floor;
-        // Each document's distinct pairs, all in one vector, sorted and counted in runs:
-        // faster and smaller than a hash map of millions of pairs.
-        let mut pairs: Vec<u64> = Vec::new();
-        for d in 0..n_docs {
-            let start = pairs.len();
-            pairs.extend(
-                doc_tokens(d)
-                    .windows(2)
-                    .filter(|w| frequent(w[0]) && frequent(w[1]))
-                    .map(|w| pair(w[0], w[1])),
-            );
-            pairs[start..].sort_unstable();
-            let mut kept = start;
-            for i in start..pairs.len() {
-                if i == start || pairs[i] != pairs[kept - 1] {
-                    pairs[kept] = pairs[i];
-                    kept += 1;
+        // Each chunk's documents' distinct pairs, sorted and counted in runs (faster
+        // and smaller than a hash map of millions of pairs), then the chunks' counts
+        // merged.
+        let pair_counts = parallel(&parts, |part| {
+            let mut pairs: Vec<u64> = Vec::new();
+            for d in 0..part.docs() {
+                let start = pairs.len();
+                pairs.extend(
+                    part.doc(d)
+                        .windows(2)
+                        .filter(|w| frequent(w[0]) && frequent(w[1]))
+                        .map(|w| pair(w[0], w[1])),
+                );
+                pairs[start..].sort_unstable();
+                let mut kept = start;
+                for i in start..pairs.len() {
+                    if i == start || pairs[i] != pairs[kept - 1] {
+                        pairs[kept] = pairs[i];
+                        kept += 1;
+                    }
                 }
+                pairs.truncate(kept);
             }
-            pairs.truncate(kept);
-        }
-        pairs.sort_unstable();
-        let mut pair_df: Vec<(u64, u32)> = Vec::new();
-        for run in pairs.chunk_by(|a, b| a == b) {
-            let df = run.len() as u32;
-            if ok(df) {
-                pair_df.push((run[0], df));
-            }
-        }
-        drop(pairs);
+            pairs.sort_unstable();
+            pairs
+                .chunk_by(|a, b| a == b)
+                .map(|run| (run[0], run.len() as u32))
+                .collect::<Vec<(u64, u32)>>()
+        })
+        .into_iter()
+        .reduce(merge_counts)
+        .unwrap_or_default();
+        let pair_df: Vec<(u64, u32)> = pair_counts.into_iter().filter(|&(_, df)| ok(df)).collect();
 
         // Pruning: min_df, max_df, then the max_features most frequent; ties at the
         // cut broken by the term's text so that the vocabulary does not depend on
@@ -301,6 +453,7 @@ impl Vectorizer {
                 .iter()
                 .map(|&(p, df)| (df, (p >> 32) as u32, p as u32)),
         );
+        drop(pair_df);
         let by_text = |&(_, a, b): &(u32, u32, u32)| {
             let second = if b == NONE { "" } else { texts.text(b) };
             (texts.text(a), b != NONE, second)
@@ -324,7 +477,7 @@ impl Vectorizer {
             .collect();
         kept.sort_unstable_by(|&a, &b| texts.text(a).cmp(texts.text(b)));
         kept.dedup();
-        let mut new_id = vec![NONE; texts.len()];
+        let mut new_id = vec![NONE; n_words];
         for (i, &t) in kept.iter().enumerate() {
             new_id[t as usize] = i as u32;
         }
@@ -338,12 +491,12 @@ impl Vectorizer {
             ..Vectorizer::default()
         };
         // Old ids to features, for vectorizing the training documents below.
-        let mut old_word_feature = vec![NONE; texts.len()];
+        let mut old_word_feature = vec![NONE; n_words];
         let mut old_pair_feature: Map<u64, u32> = Map::default();
         // Which words begin or end a bigram feature: most pairs are rejected by these
         // two lookups before the hash map is asked.
-        let mut begins = vec![false; texts.len()];
-        let mut ends = vec![false; texts.len()];
+        let mut begins = vec![false; n_words];
+        let mut ends = vec![false; n_words];
         for (f, &(df, a, b)) in candidates.iter().enumerate() {
             let f = f as u32;
             if b == NONE {
@@ -363,30 +516,48 @@ impl Vectorizer {
             v.idf
                 .push(((1.0 + n_docs as f64) / (1.0 + f64::from(df))).ln() as f32 + 1.0);
         }
+        drop(texts);
 
-        // Pass 3: the training rows.
+        // Pass 3: the training rows, a block of rows per chunk, then joined.
+        let blocks = parallel(&parts, |part| {
+            let mut rows = Csr {
+                indptr: Vec::with_capacity(part.docs() + 1),
+                ..Csr::default()
+            };
+            rows.indptr.push(0);
+            let mut features: Vec<u32> = Vec::new();
+            for d in 0..part.docs() {
+                features.clear();
+                let toks = part.doc(d);
+                features.extend(
+                    toks.iter()
+                        .filter(|&&t| t != NONE)
+                        .map(|&t| old_word_feature[t as usize])
+                        .filter(|&f| f != NONE),
+                );
+                features.extend(
+                    toks.windows(2)
+                        .filter(|w| w[0] != NONE && w[1] != NONE)
+                        .filter(|w| begins[w[0] as usize] && ends[w[1] as usize])
+                        .filter_map(|w| old_pair_feature.get(&pair(w[0], w[1])).copied()),
+                );
+                v.push_row(&mut features, &mut rows);
+            }
+            rows
+        });
+        drop(parts);
         let mut rows = Csr {
             indptr: Vec::with_capacity(n_docs + 1),
-            ..Csr::default()
+            indices: Vec::with_capacity(blocks.iter().map(|b| b.indices.len()).sum()),
+            data: Vec::with_capacity(blocks.iter().map(|b| b.data.len()).sum()),
         };
         rows.indptr.push(0);
-        let mut features: Vec<u32> = Vec::new();
-        for d in 0..n_docs {
-            features.clear();
-            let toks = doc_tokens(d);
-            features.extend(
-                toks.iter()
-                    .filter(|&&t| t != NONE)
-                    .map(|&t| old_word_feature[t as usize])
-                    .filter(|&f| f != NONE),
-            );
-            features.extend(
-                toks.windows(2)
-                    .filter(|w| w[0] != NONE && w[1] != NONE)
-                    .filter(|w| begins[w[0] as usize] && ends[w[1] as usize])
-                    .filter_map(|w| old_pair_feature.get(&pair(w[0], w[1])).copied()),
-            );
-            v.push_row(&mut features, &mut rows);
+        for block in blocks {
+            let offset = rows.indices.len();
+            rows.indptr
+                .extend(block.indptr[1..].iter().map(|&p| p + offset));
+            rows.indices.extend_from_slice(&block.indices);
+            rows.data.extend_from_slice(&block.data);
         }
         (v, rows)
     }
@@ -447,6 +618,16 @@ impl Vectorizer {
 /// dropped), lowercased, runs of word characters matching `[a-z_][a-z0-9_]+` whole,
 /// English stop words removed. `buf` is scratch space, reused between calls.
 pub(crate) fn for_each_token(text: &str, buf: &mut String, mut f: impl FnMut(&str)) {
+    for_each_word(text, buf, |w| {
+        if !is_stop_word(w) {
+            f(w);
+        }
+    });
+}
+
+/// [`for_each_token`] with the stop words left in (a fit tells them apart as it
+/// interns, with no second lookup).
+fn for_each_word(text: &str, buf: &mut String, mut f: impl FnMut(&str)) {
     buf.clear();
     if text.is_ascii() {
         buf.push_str(text);
@@ -495,11 +676,7 @@ pub(crate) fn for_each_token(text: &str, buf: &mut String, mut f: impl FnMut(&st
         }
         let word = &text[start..i];
         let first = bytes[start];
-        if ascii
-            && word.len() >= 2
-            && (first.is_ascii_alphabetic() || first == b'_')
-            && !is_stop_word(word)
-        {
+        if ascii && word.len() >= 2 && (first.is_ascii_alphabetic() || first == b'_') {
             f(word);
         }
     }
@@ -907,5 +1084,42 @@ mod tests {
             },
         );
         assert_eq!(small.len(), 4);
+    }
+
+    #[test]
+    fn a_fit_in_chunks_gives_the_same_vocabulary_and_rows() {
+        let texts: Vec<String> = (0..50)
+            .map(|i| {
+                (0..20)
+                    .map(|k| format!("w{} the w{}", (i * 7 + k * 3) % 23, (i + k) % 11))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let docs: Vec<Doc<'_>> = texts
+            .iter()
+            .map(|t| Doc {
+                title: "a title",
+                summary: t,
+            })
+            .collect();
+        let pruning = Pruning {
+            min_df: 2,
+            max_df: 0.9,
+            max_features: 60,
+        };
+        let (one, rows) = Vectorizer::fit_in_chunks(&docs, pruning, docs.len());
+        let terms = |v: &Vectorizer| (0..v.len() as u32).map(|f| v.term(f)).collect::<Vec<_>>();
+        for chunk in [1, 7, 25] {
+            let (v, r) = Vectorizer::fit_in_chunks(&docs, pruning, chunk);
+            assert_eq!(terms(&v), terms(&one), "chunks of {chunk}");
+            assert_eq!(
+                (&r.indptr, &r.indices, &r.data),
+                (&rows.indptr, &rows.indices, &rows.data)
+            );
+        }
+        assert!(!terms(&one).contains(&"the".to_owned()));
+        let (empty, rows) = Vectorizer::fit(&[], pruning);
+        assert_eq!((empty.len(), rows.rows()), (0, 0));
     }
 }
