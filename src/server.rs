@@ -872,13 +872,14 @@ fn sources_page(s: &AppState, page: usize) -> (Vec<SourceView>, SourcesSummary) 
     let mut summary = SourcesSummary::count(&views);
     let pages = views.len().div_ceil(SOURCES_PER_PAGE).max(1);
     let page = page.clamp(1, pages);
-    // The token query, if any, goes along: `?token=...&page=N`.
-    let token = token_query(s);
+    // The base_url's path and the token query, if any, go along:
+    // `/prefix/?token=...&page=N`.
+    let (prefix, token) = (path_prefix(s), token_query(s));
     let link = |n: usize| {
         if token.is_empty() {
-            format!("/?page={n}")
+            format!("{prefix}/?page={n}")
         } else {
-            format!("/{token}&page={n}")
+            format!("{prefix}/{token}&page={n}")
         }
     };
     summary.page = page;

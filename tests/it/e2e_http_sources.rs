@@ -86,3 +86,45 @@ fn slow_and_failing_sources_do_not_stop_the_others_or_the_feeds() {
         "stops while a fetch hangs"
     );
 }
+
+/// The status page's links to its other pages of sources keep `base_url`'s path (a
+/// proxy serving lookout under `/lookout/` strips it) and the token.
+#[test]
+fn the_status_pages_page_links_keep_the_base_url_path_and_the_token() {
+    // 51 sources: two pages. They point at a closed port and are polled hourly, so
+    // they only fail once each, which is all the listing needs.
+    let sources: String = (0..51)
+        .map(|i| {
+            format!(
+                "[[source]]\nname = \"s{i}\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/{i}\"\nevery = \"1h\"\n"
+            )
+        })
+        .collect();
+    let setup = Setup::new(&sources);
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let listen = "[server]\nlisten = \"127.0.0.1:0\"\n";
+    assert!(text.contains(listen));
+    let keys = "base_url = \"https://papers.example/lookout/\"\ntoken = \"s3cret\"\n";
+    std::fs::write(
+        &setup.config,
+        text.replacen(listen, &format!("{listen}{keys}"), 1),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&setup.config);
+    let base = daemon.base.clone();
+    let page = |n: usize| {
+        let (status, _, body) = get(&format!("{base}/?token=s3cret&page={n}"), &[]);
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    };
+    let first = page(1);
+    assert!(
+        first.contains("href=\"/lookout/?token=s3cret&amp;page=2\""),
+        "{first}"
+    );
+    let second = page(2);
+    assert!(
+        second.contains("href=\"/lookout/?token=s3cret&amp;page=1\""),
+        "{second}"
+    );
+}
