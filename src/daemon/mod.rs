@@ -608,6 +608,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     shutdown.cancel();
     // The worker has its own deadline for sends in flight.
     outbox_task.stop().await;
+    release_leases(&store).await;
     tasks.close();
     if tokio::time::timeout(SHUTDOWN_DEADLINE, tasks.wait())
         .await
@@ -623,6 +624,15 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Gives up this replica's leases and claims once it fetches and sends no more (see
+/// [`store::StoreBackend::release_leases`]); a failure only means the others wait one
+/// lease period, as after a crash.
+async fn release_leases(store: &SharedStore) {
+    if let Err(e) = store::blocking(store, |s| s.release_leases()).await {
+        tracing::warn!(error = %e, "cannot release this replica's leases; others take them over when they lapse");
+    }
 }
 
 /// Reads every source's health as the store kept it, so the status page shows it

@@ -250,6 +250,15 @@ pub trait StoreBackend: Send {
     /// The source leases in force, for `/healthz` and the status page (none on SQLite).
     fn leases(&self) -> Result<Vec<SourceLease>, StoreError>;
 
+    /// Gives up this replica's source leases and outbox claims when the daemon stops
+    /// in order, so another replica (or this one restarted, under a new name) takes
+    /// them when it next asks instead of a lease period later. `lookout once` keeps
+    /// its leases: they say its sources were just fetched. Nothing to do on a store one
+    /// process owns.
+    fn release_leases(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// This replica's name in a shared store; `None` for a store one process owns.
     fn replica(&self) -> Option<&str>;
 

@@ -135,6 +135,48 @@ fn a_delivery_claimed_by_a_dead_replica_is_taken_over_with_the_same_key() {
 }
 
 #[test]
+fn a_replica_that_stops_in_order_hands_its_leases_and_claims_over_at_once() {
+    let Some(url) = pg::database() else { return };
+    // A period far longer than the test: only the release can free them.
+    let mut a = replica(&url, "a", Duration::from_secs(600));
+    let b = replica(&url, "b", Duration::from_secs(600));
+    let entries = [Entry {
+        title: "A paper".into(),
+        format: "hf-papers",
+        ..Entry::default()
+    }];
+    let ingest = Ingest {
+        source: "hf",
+        origin: "test",
+        content_hash: Some("h"),
+        format: "hf-papers",
+        entries: &entries,
+        seen_at: at(0),
+        alerts: true,
+    };
+    assert_eq!(a.ingest(&ingest, &Everything).expect("ingest").queued, 2);
+    assert!(a.lease_source("hf").expect("lease").is_held());
+    let claimed = a.due_deliveries(at(0), 10).expect("due");
+    assert_eq!(claimed.len(), 2);
+    assert!(!b.lease_source("hf").expect("lease").is_held());
+    assert!(b.due_deliveries(at(0), 10).expect("due").is_empty());
+
+    a.release_leases().expect("release");
+    assert!(
+        b.lease_source("hf").expect("lease").is_held(),
+        "b takes the source at once"
+    );
+    let taken = b.due_deliveries(at(0), 10).expect("due");
+    let keys = |rows: &[lookout::store::Delivery]| {
+        let mut keys: Vec<String> = rows.iter().map(|d| d.idempotency_key.clone()).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&taken), keys(&claimed), "b sends a's rows, same keys");
+    assert!(b.leases().expect("leases").iter().all(|l| l.holder == "b"));
+}
+
+#[test]
 fn replicas_starting_together_migrate_the_schema_once() {
     let Some(url) = pg::database() else { return };
     let versions: Vec<i64> = std::thread::scope(|scope| {

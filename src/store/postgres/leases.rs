@@ -117,6 +117,26 @@ impl PostgresStore {
         }
     }
 
+    /// See [`crate::store::StoreBackend::release_leases`]: one transaction, so a
+    /// replica never gives up its sources but keeps its claims or the reverse.
+    pub(super) fn release_leases(&self) -> Result<(), StoreError> {
+        let replica = self.replica.as_str();
+        self.in_transaction(|s| {
+            s.execute(
+                "DELETE FROM source_leases WHERE holder = $1",
+                &[&replica],
+                "releasing source leases",
+            )?;
+            s.execute(
+                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL \
+                  WHERE claimed_by = $1 AND state = 'pending'",
+                &[&replica],
+                "releasing outbox claims",
+            )?;
+            Ok(())
+        })
+    }
+
     /// Every source lease that has not lapsed, by source.
     pub(super) fn live_leases(&self) -> Result<Vec<SourceLease>, StoreError> {
         let rows = self.with(|s| {

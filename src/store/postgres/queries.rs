@@ -568,6 +568,10 @@ impl StoreBackend for PostgresStore {
         self.live_leases()
     }
 
+    fn release_leases(&self) -> Result<(), StoreError> {
+        PostgresStore::release_leases(self)
+    }
+
     fn replica(&self) -> Option<&str> {
         Some(PostgresStore::replica(self))
     }
