@@ -148,10 +148,7 @@ pub trait StoreBackend: Send {
 
     /// How many of an interest's items scored at least `min_score` (its feed's size,
     /// for `/metrics` and `/healthz`).
-    fn interest_count(&self, interest: &str, min_score: f32) -> Result<u64, StoreError> {
-        let all = self.interest_items(interest, min_score, usize::MAX)?;
-        Ok(u64::try_from(all.len()).unwrap_or(u64::MAX))
-    }
+    fn interest_count(&self, interest: &str, min_score: f32) -> Result<u64, StoreError>;
 
     /// The item known by `key`: its guid key or any other alias it gathered.
     fn item_by_key(&self, key: &str) -> Result<Option<StoredItem>, StoreError>;

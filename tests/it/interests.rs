@@ -1003,7 +1003,7 @@ fn buttons_redirect_and_opml_keep_the_base_url_path_prefix() {
 }
 
 #[test]
-fn metrics_and_healthz_report_each_interest() {
+pub(crate) fn metrics_and_healthz_report_each_interest() {
     let setup = setup("notify = []", "");
     let daemon = started_with_papers(&setup);
     let (_, _, body) = get(&format!("{}/metrics", daemon.base), &[]);

@@ -48,4 +48,5 @@ on_postgresql!(
     interest_matches_reach_a_webhook_once,
     lookout_once_trains_scores_and_writes_the_interest_feed,
     a_paper_waiting_in_the_drop_folder_at_start_is_scored_for_its_alert,
+    metrics_and_healthz_report_each_interest,
 );

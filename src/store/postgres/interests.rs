@@ -200,6 +200,19 @@ impl PostgresStore {
     }
 
     /// See [`StoreBackend::interest_items`](crate::store::StoreBackend::interest_items).
+    /// See [`StoreBackend::interest_count`](crate::store::StoreBackend::interest_count).
+    pub(super) fn scored_count(&self, interest: &str, min_score: f32) -> Result<u64, StoreError> {
+        let row = self.with(|s| {
+            s.query_one(
+                "SELECT count(*) FROM interest_scores WHERE interest = $1 AND score >= $2",
+                &[&interest, &f64::from(min_score)],
+                "counting an interest's items",
+            )
+        })?;
+        let n: i64 = col(&row, 0, "count")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub(super) fn scored_items(
         &self,
         interest: &str,

@@ -254,6 +254,10 @@ impl StoreBackend for PostgresStore {
         self.scored_items(interest, min_score, limit)
     }
 
+    fn interest_count(&self, interest: &str, min_score: f32) -> Result<u64, StoreError> {
+        self.scored_count(interest, min_score)
+    }
+
     fn item_by_key(&self, key: &str) -> Result<Option<StoredItem>, StoreError> {
         let row = self.with(|s| s.query_opt(BY_ALIAS, &[&key], "looking up an item by key"))?;
         row.map(|row| item_from_row(&row)).transpose()
