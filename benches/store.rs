@@ -264,10 +264,13 @@ fn open_filled(group: &str, size: usize) -> (Store, Raw, Option<tempfile::TempDi
     let admin_url = std::env::var("LOOKOUT_BENCH_PG").expect("LOOKOUT_BENCH_PG");
     let db = format!("lookout_bench_{size}");
     let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).expect("connect");
+    // Two calls: in one string they would run as one transaction, which DROP DATABASE
+    // refuses.
     admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .expect("drop the last run's bench database");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
         .expect("a new bench database");
     let mut config: postgres::Config = admin_url.parse().expect("LOOKOUT_BENCH_PG is a URL");
     config.dbname(&db);

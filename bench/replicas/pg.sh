@@ -82,3 +82,12 @@ pg_stop() {
   [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ] || return 0
   (cd / && pg_as "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop > /dev/null 2>&1) || true
 }
+
+# pg_sample DB OUT: in the background, every 50 ms, one line per backend of DB other
+# than its own: "state|wait" (wait "CPU" when it waits for nothing), until pg_sample_stop.
+pg_sample() {
+  printf "SELECT state || '|' || coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid();\n\\\\watch 0.05\n" "$1" \
+    | "$PG_BIN/psql" -q -X -At "$(pg_url postgres)" > "$2" 2>/dev/null &
+  PG_SAMPLER=$!
+}
+pg_sample_stop() { kill "$PG_SAMPLER" 2>/dev/null || true; wait "$PG_SAMPLER" 2>/dev/null || true; }
