@@ -102,7 +102,7 @@ fn fill(store: &mut Store, n: usize) {
 enum Raw {
     Sqlite(rusqlite::Connection),
     /// The client, and the pids of the backends serving the store's connections.
-    Postgres(postgres::Client, Vec<i32>),
+    Postgres(Box<postgres::Client>, Vec<i32>),
 }
 
 impl Raw {
@@ -292,7 +292,7 @@ fn open_filled(group: &str, size: usize) -> (Store, Raw, Option<tempfile::TempDi
         .iter()
         .map(|r| r.get(0))
         .collect();
-    (store, Raw::Postgres(raw, pids), None)
+    (store, Raw::Postgres(Box::new(raw), pids), None)
 }
 
 fn ingest_cost(c: &mut Criterion) {
