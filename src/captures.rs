@@ -116,7 +116,7 @@ async fn capture(
     };
     let page = Page {
         origin: format!("POST /captures/{source}"),
-        source,
+        source: source.clone(),
         content_hash: content_hash(&body),
         body: body.to_vec(),
         content_type,
@@ -160,6 +160,7 @@ async fn capture(
             text(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
         }
         Some(Outcome::Deferred { error }) => {
+            tracing::warn!(%source, %error, "capture sent over HTTP not stored; the sender is told to retry");
             let mut r = text(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));

@@ -622,8 +622,10 @@ impl Pipeline {
                 tracing::debug!(source = %page.source, origin = %page.origin, %error, "page refused");
                 self.metrics.record_parse_failure(&page.source);
             }
+            // The source that sent the page says it, once: the folder keeps the file,
+            // the HTTP source logs its attempt, POST /captures answers 503.
             Outcome::Deferred { error } => {
-                tracing::error!(source = %page.source, origin = %page.origin, %error, "page not stored; will retry")
+                tracing::debug!(source = %page.source, origin = %page.origin, %error, "page not stored; will retry")
             }
         }
     }
