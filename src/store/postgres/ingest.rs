@@ -327,7 +327,7 @@ const READ_AHEAD: &str = concat!(
 
 /// `$1` new item ids, drawn from the items' identity sequence as its default would.
 const DRAW_IDS: &str = "SELECT nextval(pg_get_serial_sequence('items', 'id'))
-                          FROM generate_series(1, $1)";
+                          FROM generate_series(1, $1::bigint)";
 
 /// The new items held back, one array per column.
 const INSERT_ITEMS: &str =
