@@ -190,10 +190,17 @@ fn pages_of_one_transaction_see_each_others_writes(open: &dyn Fn() -> Store) {
     assert_eq!(store.item_count().expect("count"), 3);
     assert_eq!(titles(&store, ItemFilter::Source("other")), ["Beta"]);
     let items = store.items(ItemFilter::All, 10).expect("items");
-    let alpha = items.iter().find(|i| i.title == "Diffusion Alpha").expect("alpha");
+    let alpha = items
+        .iter()
+        .find(|i| i.title == "Diffusion Alpha")
+        .expect("alpha");
     assert_eq!(alpha.summary, "A better abstract.");
     let after = store.generation().expect("generation");
-    assert_eq!(after, before + 3, "one bump per page that changed something");
+    assert_eq!(
+        after,
+        before + 3,
+        "one bump per page that changed something"
+    );
     let scopes = store.scope_changes().expect("scopes");
     assert_eq!(scopes.get("source:other"), Some(&after));
 }

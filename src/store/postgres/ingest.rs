@@ -307,14 +307,16 @@ impl<C: postgres::GenericClient> IngestSql for Session<'_, C> {
 
 /// Reads every alias of a page ($1; $2 marks the first alias of an entry, its key)
 /// with its owner, in one statement: the owner's row ([`item_columns!`]), its
-/// identity, the alias, whether an item holds the alias as its key, whether the
+/// identity, the alias, whether an item holds the alias as its key (asked only for a
+/// free alias: an entry whose key alias is held is rarely new), whether the
 /// page's source ($3) has seen the owner; then the next generation and whether the
 /// capture ($4) is recorded. The generation row makes one row even for no aliases.
 const READ_AHEAD: &str = concat!(
     "SELECT ",
     item_columns!(),
     ", i.ident, a.alias,
-            a.is_key AND EXISTS (SELECT 1 FROM items t WHERE t.key = a.alias),
+            a.is_key AND k.alias IS NULL
+                AND EXISTS (SELECT 1 FROM items t WHERE t.key = a.alias),
             EXISTS (SELECT 1 FROM item_sources s WHERE s.source = $3 AND s.item_id = i.id),
             g.value + 1,
             EXISTS (SELECT 1 FROM captures c WHERE c.source = $3 AND c.hash = $4)
@@ -412,7 +414,7 @@ struct Ahead {
     rows: HashMap<i64, StoredItem>,
     /// Whether a source has seen an item, for the page's source and the items above.
     sources: HashMap<(i64, String), bool>,
-    /// Whether an item holds a key, for every entry's first alias.
+    /// Whether an item holds a key, for every entry's first alias that no item holds.
     keys: HashMap<String, bool>,
     /// How many entries have no alias held: how many ids the page may need.
     may_be_new: usize,
@@ -430,7 +432,7 @@ struct Behind {
     matches: (Vec<String>, Vec<i64>, Vec<String>, Vec<i64>),
     /// Interest scores; `interest_keys` makes a second score of one pair replace the
     /// first, as the upsert would.
-    interests: (Vec<String>, Vec<i64>, Vec<f64>, Vec<String>, Vec<i64>),
+    interests: Interests,
     interest_keys: HashMap<(String, i64), usize>,
     captures: Captures,
     changed: (Vec<i64>, Vec<i64>),
@@ -480,6 +482,16 @@ impl NewItems {
         self.listed.push(item.listed.clone());
         self.changed.push(item.changed);
     }
+}
+
+/// Interest scores' columns, as [`UPSERT_INTERESTS`] takes them.
+#[derive(Default)]
+struct Interests {
+    interest: Vec<String>,
+    item: Vec<i64>,
+    score: Vec<f64>,
+    terms: Vec<String>,
+    seen: Vec<i64>,
 }
 
 /// Captures' columns, as [`INSERT_CAPTURES`] takes them.
@@ -560,11 +572,11 @@ impl<'s, 'a, C: GenericClient> Batched<'s, 'a, C> {
                 "recording matches",
             )?;
         }
-        let (interest, item, score, terms, seen) = &behind.interests;
-        if !interest.is_empty() {
+        let i = &behind.interests;
+        if !i.interest.is_empty() {
             db.execute(
                 UPSERT_INTERESTS,
-                &[interest, item, score, terms, seen],
+                &[&i.interest, &i.item, &i.score, &i.terms, &i.seen],
                 "recording interest scores",
             )?;
         }
@@ -648,8 +660,9 @@ impl<C: GenericClient> IngestSql for Batched<'_, '_, C> {
             &[&aliases, &is_key, &batch.source, &batch.content_hash],
             "reading the page's aliases ahead",
         )?;
-        // Only entries' first aliases are looked up as keys (the key column is false
-        // for the rest, which says nothing).
+        // Only entries' first aliases that no item holds are looked up as keys (the
+        // key column is false for the rest, which says nothing: those go to the
+        // server if an entry turns out new after all).
         let keys: HashSet<&str> = aliases
             .iter()
             .zip(&is_key)
@@ -669,10 +682,12 @@ impl<C: GenericClient> IngestSql for Batched<'_, '_, C> {
             let Some(alias) = col::<Option<String>>(row, at + 1, "item_keys.alias")? else {
                 continue;
             };
-            if keys.contains(alias.as_str()) {
-                ahead.keys.insert(alias.clone(), col(row, at + 2, "items.key")?);
-            }
             let owner: Option<i64> = col(row, 0, "items.id")?;
+            if owner.is_none() && keys.contains(alias.as_str()) {
+                ahead
+                    .keys
+                    .insert(alias.clone(), col(row, at + 2, "items.key")?);
+            }
             if let Some(id) = owner {
                 if let std::collections::hash_map::Entry::Vacant(slot) = ahead.rows.entry(id) {
                     slot.insert(item_from_row(row)?);
@@ -750,7 +765,9 @@ impl<C: GenericClient> IngestSql for Batched<'_, '_, C> {
             }
             None => {
                 let added = self.direct()?.add_source(item_id, source, now)?;
-                self.ahead.sources.insert((item_id, source.to_owned()), true);
+                self.ahead
+                    .sources
+                    .insert((item_id, source.to_owned()), true);
                 Ok(added)
             }
         }
@@ -770,11 +787,11 @@ impl<C: GenericClient> IngestSql for Batched<'_, '_, C> {
             Some(false) => {
                 let id = self.next_id()?;
                 self.ahead.keys.insert(item.key.to_owned(), true);
-                self.ahead
-                    .idents
-                    .insert(id, item.ident.map(str::to_owned));
+                self.ahead.idents.insert(id, item.ident.map(str::to_owned));
                 // A new item has no sources yet: the page's is recorded next.
-                self.ahead.sources.insert((id, item.source.to_owned()), false);
+                self.ahead
+                    .sources
+                    .insert((id, item.source.to_owned()), false);
                 let behind = &mut self.behind;
                 behind.item_rows.insert(id, behind.items.id.len());
                 behind.items.push(id, item);
@@ -878,19 +895,23 @@ impl<C: GenericClient> IngestSql for Batched<'_, '_, C> {
         seen: i64,
     ) -> Result<(), StoreError> {
         let rows = &mut self.behind.interests;
-        match self.behind.interest_keys.get(&(interest.to_owned(), item_id)) {
+        match self
+            .behind
+            .interest_keys
+            .get(&(interest.to_owned(), item_id))
+        {
             Some(&at) => {
-                (rows.2[at], rows.3[at], rows.4[at]) = (score, terms.to_owned(), seen);
+                (rows.score[at], rows.terms[at], rows.seen[at]) = (score, terms.to_owned(), seen);
             }
             None => {
                 self.behind
                     .interest_keys
-                    .insert((interest.to_owned(), item_id), rows.0.len());
-                rows.0.push(interest.to_owned());
-                rows.1.push(item_id);
-                rows.2.push(score);
-                rows.3.push(terms.to_owned());
-                rows.4.push(seen);
+                    .insert((interest.to_owned(), item_id), rows.interest.len());
+                rows.interest.push(interest.to_owned());
+                rows.item.push(item_id);
+                rows.score.push(score);
+                rows.terms.push(terms.to_owned());
+                rows.seen.push(seen);
             }
         }
         Ok(())
