@@ -46,6 +46,11 @@ impl SqliteStore {
 /// [`ingest_in`] (which entry is which item, what a capture may change, what alerts)
 /// are written once, here; each backend says only how a step reads or writes.
 pub(super) trait IngestSql {
+    /// Called once per page before any other step: a backend whose every statement is
+    /// a round trip (PostgreSQL) reads what the page's steps will ask in one go.
+    fn prefetch(&mut self, _batch: &Ingest<'_>) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Whether `source` has ingested a capture with this content hash.
     fn capture_exists(&mut self, source: &str, hash: &str) -> Result<bool, StoreError>;
     /// The item id and identity behind an alias ([`ALIAS_OWNER`]).
@@ -176,6 +181,7 @@ pub(super) fn ingest_in(
     matcher: &dyn Matcher,
 ) -> Result<IngestReport, StoreError> {
     let mut report = IngestReport::default();
+    db.prefetch(batch)?;
     if let Some(hash) = batch.content_hash {
         if db.capture_exists(batch.source, hash)? {
             report.duplicate_capture = true;

@@ -143,6 +143,59 @@ fn same_entry_twice_in_one_page_counts_once(open: &dyn Fn() -> Store) {
     assert_eq!(store.item_count().expect("count"), 2);
 }
 
+/// Pages ingested in one transaction see each other's writes (PostgreSQL holds rows
+/// back until a read needs them): a later page finds the item, source and capture an
+/// earlier one recorded.
+fn pages_of_one_transaction_see_each_others_writes(open: &dyn Fn() -> Store) {
+    let mut store = open();
+    let before = store.generation().expect("generation");
+    let first = vec![paper("Diffusion Alpha", "2401.00042"), entry("Beta")];
+    let mut edited = paper("Diffusion Alpha", "2401.00042");
+    edited.summary = "A better abstract.".into();
+    let again = vec![edited, entry("Gamma")];
+    let elsewhere = vec![entry("Beta")];
+    let reports = store
+        .ingest_all(
+            &[
+                batch("drop", Some("h1"), &first, 0),
+                batch("drop", Some("h2"), &again, 10),
+                batch("drop", Some("h1"), &first, 20),
+                batch("other", Some("h3"), &elsewhere, 30),
+            ],
+            &Diffusion,
+        )
+        .expect("ingest all");
+    let counts: Vec<_> = reports
+        .iter()
+        .map(|r| (r.new, r.updated, r.unchanged, r.queued, r.duplicate_capture))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (2, 0, 0, 2, false),
+            (1, 1, 0, 0, false),
+            (0, 0, 0, 0, true),
+            (0, 0, 1, 0, false)
+        ]
+    );
+    assert_eq!(store.item_count().expect("count"), 3);
+    assert_eq!(titles(&store, ItemFilter::Source("other")), ["Beta"]);
+    let items = store.items(ItemFilter::All, 10).expect("items");
+    let alpha = items
+        .iter()
+        .find(|i| i.title == "Diffusion Alpha")
+        .expect("alpha");
+    assert_eq!(alpha.summary, "A better abstract.");
+    let after = store.generation().expect("generation");
+    assert_eq!(
+        after,
+        before + 3,
+        "one bump per page that changed something"
+    );
+    let scopes = store.scope_changes().expect("scopes");
+    assert_eq!(scopes.get("source:other"), Some(&after));
+}
+
 fn changed_summary_updates_the_item_and_bumps_the_generation(open: &dyn Fn() -> Store) {
     let mut store = open();
     let before = vec![paper("Alpha", "2401.00042")];
@@ -665,6 +718,7 @@ crate::on_both_stores!(
     redropped_capture_adds_nothing,
     overlapping_capture_adds_only_unseen_entries,
     same_entry_twice_in_one_page_counts_once,
+    pages_of_one_transaction_see_each_others_writes,
     changed_summary_updates_the_item_and_bumps_the_generation,
     unchanged_capture_does_not_bump_the_generation,
     text_html_and_json_captures_of_one_paper_are_one_item,
