@@ -27,8 +27,9 @@ use crate::sources::{content_hash, Capture, Outcome, Page, Report};
 /// What the capture route needs from the daemon.
 #[derive(Clone)]
 pub struct CaptureState {
-    /// The pipeline's report channel, as the sources have it.
-    pub pages: mpsc::Sender<Report>,
+    /// The pipeline's report channel, held weakly: the pipeline ends when the sources
+    /// stop, without waiting for the server (a request in flight holds it strongly).
+    pub pages: mpsc::WeakSender<Report>,
     /// The access token in force (reloadable).
     pub token: Arc<RwLock<Option<Secret>>>,
     /// The config in force: which sources take captures, and their size limits.
@@ -127,14 +128,18 @@ async fn capture(
         baseline: false,
     };
     let (reply, outcome) = oneshot::channel();
-    let sent = s
-        .pages
-        .send(Report::Page(Capture {
-            page,
-            reply,
-            validators: None,
-        }))
-        .await;
+    let sent = match s.pages.upgrade() {
+        Some(pages) => {
+            pages
+                .send(Report::Page(Capture {
+                    page,
+                    reply,
+                    validators: None,
+                }))
+                .await
+        }
+        None => return text(StatusCode::SERVICE_UNAVAILABLE, "lookout is stopping"),
+    };
     let outcome = match sent {
         Ok(()) => outcome.await.ok(),
         Err(_) => None,

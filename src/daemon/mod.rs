@@ -448,7 +448,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         interests: Arc::clone(&interests),
     })
     .merge(crate::captures::router(crate::captures::CaptureState {
-        pages: tx.clone(),
+        pages: tx.downgrade(),
         token: Arc::clone(&token),
         live: Arc::clone(&live),
     }));

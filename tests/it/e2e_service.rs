@@ -277,3 +277,18 @@ fn a_folder_that_cannot_be_watched_is_a_failing_source_on_healthz() {
     assert_eq!(health["sources"]["drop"]["ok"], true, "{health}");
     assert!(daemon.stop(Duration::from_secs(10)).success());
 }
+
+/// SIGTERM on an idle daemon: the pipeline ends as soon as the sources stop (the
+/// capture route holds its channel weakly), not at the 5 s drain deadline.
+#[test]
+fn sigterm_on_an_idle_daemon_drains_the_pipeline_without_waiting_for_its_deadline() {
+    let setup = Setup::new("");
+    let daemon = Daemon::start(&setup.config);
+    daemon.signal(libc::SIGTERM);
+    let log = wait_for(Duration::from_secs(30), "lookout to say it stopped", || {
+        let log = daemon.log();
+        log.contains("lookout::daemon: stopped").then_some(log)
+    });
+    assert!(!log.contains("did not drain"), "{log}");
+    assert!(!log.contains("did not stop"), "{log}");
+}
