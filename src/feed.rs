@@ -491,7 +491,11 @@ pub fn render_scored(
     let shown = items.iter().map(|scored| {
         let mut item = FeedItem::from_stored(&scored.item, channel);
         let terms: Vec<&str> = scored.terms.iter().map(|(t, _)| t.as_str()).collect();
-        let why = format!("Score {:.3} · why: {}", scored.score, terms.join(", "));
+        let why = format!(
+            "Score {} · why: {}",
+            crate::alert::interest::shown_score(scored.score),
+            terms.join(", ")
+        );
         item.description_html = format!(
             "<p>{}</p>{}",
             escape_html(&xml_safe(&why)),

@@ -122,8 +122,8 @@ fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                     let terms: Vec<&str> = r.terms.iter().map(|(t, _)| t.as_str()).collect();
                     writeln!(
                         out,
-                        "{:>7.3}  {:<60}  {}  [{}]{}",
-                        r.score,
+                        "{:>7}  {:<60}  {}  [{}]{}",
+                        lookout::alert::interest::shown_score(r.score),
                         truncate(&lookout::logging::escape_controls(&r.title), 60),
                         terms.join(", "),
                         r.sources.join(", "),

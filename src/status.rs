@@ -272,6 +272,20 @@ pub struct ScoredView {
     pub verdict: Option<String>,
 }
 
+impl InterestView {
+    /// The threshold as the page shows it (see [`crate::alert::interest::shown_score`]).
+    pub fn min_score_text(&self) -> String {
+        crate::alert::interest::shown_score(self.min_score)
+    }
+}
+
+impl ScoredView {
+    /// The score as the page shows it (see [`crate::alert::interest::shown_score`]).
+    pub fn score_text(&self) -> String {
+        crate::alert::interest::shown_score(self.score)
+    }
+}
+
 /// The interests section (`assets/status/interests.html`).
 #[derive(askama::Template)]
 #[template(path = "interests.html", config = "assets/status/askama.toml")]

@@ -118,9 +118,12 @@ pub struct CorpusItem {
 
 /// What the outbox row of an interest match says matched: the score, then the terms.
 pub(super) fn matched_json(score: f32, terms: &[(String, f32)]) -> String {
-    let labels: Vec<String> = std::iter::once(format!("score {score:.3}"))
-        .chain(terms.iter().map(|(t, _)| t.clone()))
-        .collect();
+    let labels: Vec<String> = std::iter::once(format!(
+        "score {}",
+        crate::alert::interest::shown_score(score)
+    ))
+    .chain(terms.iter().map(|(t, _)| t.clone()))
+    .collect();
     serde_json::Value::from(labels).to_string()
 }
 

@@ -24,6 +24,15 @@ mod tfidf;
 pub use likes::{normalize_doi, parse_likes, read_likes, Like, LikesError};
 pub use model::{Fitted, Model, ModelStats, DEFAULT_MIN_SCORE};
 
+/// A score as people read it (feeds, `interest rank`, the status page): three decimals,
+/// cut rather than rounded, so a paper just under `min_score` never reads as at it
+/// (0.98986 is `0.989`, not `0.990`).
+pub fn shown_score(score: f32) -> String {
+    // Through f64, so that a score stored as the f32 nearest 0.99 still reads 0.990.
+    let cut = (f64::from(score) * 1000.0 + 1e-6).floor() / 1000.0;
+    format!("{cut:.3}")
+}
+
 /// The text a model sees of one paper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Doc<'a> {
@@ -31,4 +40,18 @@ pub struct Doc<'a> {
     pub title: &'a str,
     /// The abstract or summary ("" when there is none).
     pub summary: &'a str,
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::shown_score;
+
+    #[test]
+    fn a_score_is_cut_to_three_decimals_never_rounded_up_to_a_threshold() {
+        assert_eq!(shown_score(0.98986), "0.989");
+        assert_eq!(shown_score(0.99), "0.990");
+        assert_eq!(shown_score(1.0), "1.000");
+        assert_eq!(shown_score(0.0), "0.000");
+        assert_eq!(shown_score(0.5), "0.500");
+    }
 }
