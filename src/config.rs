@@ -697,18 +697,9 @@ fn check_interests(
             }
         }
         let path = interest.likes_path();
-        let likes = crate::alert::interest::read_likes(&path)
+        // An empty file is refused too: the interest would never be trained.
+        crate::alert::interest::read_likes(&path)
             .map_err(|e| (interest.likes.span(), format!("interest {name:?}: {e}")))?;
-        if likes.is_empty() {
-            // Nothing to learn from: the interest would never be trained.
-            return Err((
-                interest.likes.span(),
-                format!(
-                    "interest {name:?}: likes file {} names no paper",
-                    path.display()
-                ),
-            ));
-        }
     }
     Ok(())
 }

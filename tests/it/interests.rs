@@ -1168,3 +1168,29 @@ fn about_one_stored_paper_in_a_hundred_scores_099_in_a_small_store() {
         "{others:?}"
     );
 }
+
+/// A likes file emptied while the daemon runs (an exporter that truncates before it
+/// writes) is an error that keeps the model trained on its last contents, as a deleted
+/// one is, not a retraining on nothing.
+#[test]
+fn a_likes_file_emptied_while_running_keeps_the_last_model() {
+    let setup = setup("notify = []", "");
+    let daemon = started_with_papers(&setup);
+    let before = feed(&daemon, "");
+    assert!(!before.is_empty());
+    let cosmo = || {
+        let (_, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
+        let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        health["interests"]["cosmo"].clone()
+    };
+    let trained_at = cosmo()["trained_at"].clone();
+    std::fs::write(setup.dir.path().join("likes.txt"), "").unwrap();
+    let error = wait_for(Duration::from_secs(60), "the empty file reported", || {
+        cosmo()["error"].as_str().map(str::to_owned)
+    });
+    assert!(error.contains("names no paper"), "{error}");
+    let now = cosmo();
+    assert_eq!(now["trained_at"], trained_at, "{now}");
+    assert_eq!(now["matched"], 2, "{now}");
+    assert_eq!(feed(&daemon, ""), before);
+}

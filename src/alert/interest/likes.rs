@@ -53,6 +53,14 @@ pub enum LikesError {
         /// What went wrong, and where in the file.
         source: Box<LikesError>,
     },
+    /// The file names no paper (empty, or comments only): nothing to learn from. A
+    /// file emptied while the daemon runs (an exporter that truncates it before it
+    /// writes) keeps the model trained on its last contents.
+    #[error("likes file {path} names no paper")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is not valid UTF-8.
     #[error("line {line}: not UTF-8 text")]
     NotUtf8 {
@@ -107,7 +115,13 @@ pub fn read_likes(path: &Path) -> Result<Vec<Like>, LikesError> {
         Some(e) if e.eq_ignore_ascii_case("json") => Some(Format::CslJson),
         _ => None,
     };
-    parse_as(text, detect(text, hint)).map_err(in_file)
+    let likes = parse_as(text, detect(text, hint)).map_err(in_file)?;
+    if likes.is_empty() {
+        return Err(LikesError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(likes)
 }
 
 /// Parses the text of a likes file, telling the format by its content.
