@@ -13,11 +13,16 @@ use std::io::IsTerminal;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format;
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), and
+/// The filter without `RUST_LOG`: lookout at INFO; the PostgreSQL client only from
+/// WARN, since it logs the server's NOTICEs ("relation already exists, skipping" at
+/// every start) at INFO with its own source paths.
+pub const DEFAULT_FILTER: &str = "info,tokio_postgres=warn,postgres=warn";
+
+/// Installs the global subscriber: `RUST_LOG` filters (default [`DEFAULT_FILTER`]), and
 /// `LOOKOUT_LOG_FORMAT=json` selects JSON lines.
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -96,6 +101,13 @@ impl std::fmt::Display for Chain<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_filter_parses_and_quiets_the_postgresql_client() {
+        let filter = tracing_subscriber::EnvFilter::try_new(DEFAULT_FILTER).expect("parses");
+        let shown = filter.to_string();
+        assert!(shown.contains("tokio_postgres=warn"), "{shown}");
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot create state directory /x: {0}")]
