@@ -250,12 +250,10 @@ pub fn check(cfg: &Config) -> Result<String, crate::alert::NotifyError> {
         let what = match &n.kind {
             NotifierKind::Log => String::new(),
             NotifierKind::Webhook(w) => format!(
-                " to {}://{}/… ({:?})",
-                w.url.url().scheme(),
-                w.url.url().host_str().unwrap_or(""),
-                w.template
-            )
-            .to_lowercase(),
+                " to {}/… ({})",
+                w.url.url().origin().ascii_serialization(),
+                format!("{:?}", w.template).to_lowercase()
+            ),
             NotifierKind::Ntfy(t) => format!(" topic {}", t.topic),
             NotifierKind::Email(e) => format!(" via {} to {}", e.host, e.to.join(", ")),
             NotifierKind::Command(c) => format!(" runs {}", c.program.display()),

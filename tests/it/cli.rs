@@ -322,6 +322,7 @@ fn check_prints_every_source_rule_and_notifier_that_will_run() {
          [[notifier]]\nname = \"team\"\nkind = \"webhook\"\nurl = \"https://hooks.example.org/s3cr3t\"\n\
          template = \"slack\"\n\
          [[notifier]]\nname = \"phone\"\nkind = \"ntfy\"\ntopic = \"papers\"\n\
+         [[notifier]]\nname = \"local\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:18191/k3y\"\n\
          [[alert]]\nname = \"diffusion\"\nany = [\"diffusion\"]\nfields = [\"title\"]\n\
          sources = [\"papers\"]\nnotify = [\"team\", \"phone\"]\ndigest = \"1h\"\n",
     );
@@ -332,12 +333,13 @@ fn check_prints_every_source_rule_and_notifier_that_will_run() {
         "source drop: folder ./drop (after: keep), format auto",
         "notifier team: webhook to https://hooks.example.org/… (slack)",
         "notifier phone: ntfy topic papers",
+        "notifier local: webhook to http://127.0.0.1:18191/… (json)",
         "alert diffusion: any [\"diffusion\"] all [] none [] regex [] in title of papers -> team, phone, digest every 1h",
     ] {
         assert!(stdout.contains(line), "wants {line:?} in:\n{stdout}");
     }
     assert!(
-        !stdout.contains("s3cr3t"),
+        !stdout.contains("s3cr3t") && !stdout.contains("k3y"),
         "a webhook path may be its credential: {stdout}"
     );
 }
