@@ -54,6 +54,7 @@
 //!   more at the next start, with the same `Idempotency-Key`. A damaged store pauses
 //!   the worker until a restart.
 
+use crate::logging::Chain;
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -635,12 +636,12 @@ async fn deliver(
         }
         Err(error) if attempt >= max_attempts || error.is_permanent() => {
             tracing::warn!(rule = %rule, notifier = %notifier_name, attempts = attempt,
-                title = %first.item.title, error = %error.kind,
+                title = %first.item.title, error = %Chain(&error.kind),
                 "outbox: delivery failed for good");
             // The row and the line name the notifier already: the kind says the rest.
             Mark::Failed {
                 at: Utc::now(),
-                error: error.kind.to_string(),
+                error: Chain(&error.kind).to_string(),
             }
         }
         Err(error) => {
@@ -649,11 +650,11 @@ async fn deliver(
                 .max(error.retry_after().unwrap_or_default().min(MAX_RETRY_AFTER));
             tracing::warn!(rule = %rule, notifier = %notifier_name, attempt,
                 retry_in = %humantime::format_duration(Duration::from_secs(delay.as_secs())),
-                error = %error.kind, "outbox: delivery failed; will retry");
+                error = %Chain(&error.kind), "outbox: delivery failed; will retry");
             Mark::Retry {
                 next: Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1)),
-                error: error.kind.to_string(),
+                error: Chain(&error.kind).to_string(),
             }
         }
     };

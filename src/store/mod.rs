@@ -71,7 +71,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// PostgreSQL reported an error while doing `context`.
-    #[error("store: {context}: {source}")]
+    // The client's own message is often just "db error" or "error connecting to
+    // server": the server's message or the socket's error is its cause.
+    #[error("store: {context}: {}", crate::logging::Chain(.source))]
     Postgres {
         /// What the store was doing.
         context: &'static str,

@@ -542,6 +542,10 @@ mod tests {
         assert!(matches!(read_likes(&missing), Err(LikesError::Read { .. })));
         let empty = dir.path().join("empty.bib");
         std::fs::write(&empty, "% nothing yet\n").unwrap();
-        assert_eq!(read_likes(&empty).unwrap(), vec![]);
+        let msg = read_likes(&empty).unwrap_err().to_string();
+        assert!(
+            msg.contains("empty.bib") && msg.contains("names no paper"),
+            "{msg}"
+        );
     }
 }
