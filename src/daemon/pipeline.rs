@@ -225,10 +225,10 @@ pub(super) struct Pipeline {
 }
 
 /// First wait before a held page is tried again without word that the store writes
-/// again; doubles per failed try up to [`HOLD_RETRY_MAX`].
-const HOLD_RETRY_BASE: Duration = Duration::from_secs(1);
+/// again; doubles per failed try up to [`HOLD_RETRY_MAX`]: the store retry policy.
+const HOLD_RETRY_BASE: Duration = crate::store::STORE_RETRY_BASE;
 /// Longest wait between tries of held pages.
-const HOLD_RETRY_MAX: Duration = Duration::from_secs(30);
+const HOLD_RETRY_MAX: Duration = crate::store::STORE_RETRY_MAX;
 
 /// A page being prepared on the blocking pool (done: the page, what became of it and
 /// the seconds it took), and where its outcome goes.

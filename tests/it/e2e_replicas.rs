@@ -269,3 +269,91 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
         (get(&format!("{}/healthz", daemon.base), &[]).0 == 200).then_some(())
     });
 }
+
+#[test]
+fn a_replica_that_could_not_read_the_store_fetches_within_moments_of_its_return() {
+    // A server of its own: this test stops it, which the shared one must never be.
+    let Some(cluster) = pg::Cluster::create() else {
+        return;
+    };
+    cluster.start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Each replica fetches its own path of the source, so the server tells who fetched.
+    let fetches: [Arc<Mutex<Vec<Instant>>>; 2] = Default::default();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        for (at, times) in ["/a", "/b"].into_iter().zip(&fetches) {
+            Mock::given(method("GET"))
+                .and(path(at))
+                .respond_with(Recorded {
+                    body: fixture("hf_papers_may20.txt"),
+                    times: Arc::clone(times),
+                })
+                .mount(&server)
+                .await;
+        }
+        server
+    });
+    let extra = |at: &str| {
+        format!(
+            "[store]\nurl = \"{url}\"\nlease = \"{lease}s\"\n\
+             [[source]]\nname = \"hf\"\nkind = \"http\"\nurl = \"{uri}{at}\"\nevery = \"1s\"\njitter = \"0s\"\n",
+            url = cluster.url(),
+            uri = server.uri(),
+            lease = LEASE.as_secs()
+        )
+    };
+    let (one, two) = (Setup::new(&extra("/a")), Setup::new(&extra("/b")));
+    let a = Daemon::start(&one.config);
+    let b = Daemon::start(&two.config);
+    let holder = wait_for(
+        Duration::from_secs(30),
+        "one replica to lease hf",
+        || match (replica(&a.base).1.as_slice(), replica(&b.base).1.as_slice()) {
+            ([s], []) if s == "hf" => Some('a'),
+            ([], [s]) if s == "hf" => Some('b'),
+            _ => None,
+        },
+    );
+    let (holder, other, other_fetches) = if holder == 'a' {
+        (a, b, &fetches[1])
+    } else {
+        (b, a, &fetches[0])
+    };
+
+    // The server goes away. The replica without the lease turns to the store to read
+    // the source's state before it would fetch, and cannot: not the source's failure.
+    // Before, each such attempt backed the source off like a failed fetch (30 s, then
+    // doubling), so after the outage it fetched nothing for minutes.
+    cluster.stop();
+    let postponed = "the store cannot be read; fetch postponed";
+    wait_for(
+        Duration::from_secs(60),
+        "several postponed attempts",
+        || (other.log().matches(postponed).count() >= 3).then_some(()),
+    );
+    let log = other.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("fetch failed") && l.contains("cannot read its saved state")),
+        "a store that cannot be read counted as the source's failure:\n{log}"
+    );
+
+    // The server returns and the lease holder stops: the other replica fetches within
+    // a lease and a store retry, not a grown backoff later.
+    cluster.start();
+    let restarted = Instant::now();
+    assert!(holder.stop(Duration::from_secs(30)).success());
+    let stopped = Instant::now();
+    let fetched = wait_for(Duration::from_secs(60), "the other replica's fetch", || {
+        let times = other_fetches.lock().unwrap();
+        times.iter().copied().find(|t| *t > restarted)
+    });
+    let after = fetched.saturating_duration_since(stopped);
+    println!("after the outage: first fetch {after:?} after the holder stopped");
+    assert!(
+        after <= LEASE + Duration::from_secs(5),
+        "fetched {after:?} after the holder stopped (lease {LEASE:?}):\n{}",
+        other.log()
+    );
+}
