@@ -213,8 +213,17 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
     };
     cluster.start();
     let setup = Setup::new(&format!("[store]\nurl = \"{}\"\n", cluster.url()));
+    // A token, for captures sent over HTTP.
+    let text = std::fs::read_to_string(&setup.config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\ntoken = \"t0ken\"\n",
+    );
+    std::fs::write(&setup.config, text).unwrap();
     let daemon = Daemon::start(&setup.config);
-    let feed_len = || rss_guids(&get(&format!("{}/feed.xml", daemon.base), &[]).2).len();
+    let captures = format!("{}/captures/drop", daemon.base);
+    let auth = ("authorization", "Bearer t0ken");
+    let feed_len =
+        || rss_guids(&get(&format!("{}/feed.xml?token=t0ken", daemon.base), &[]).2).len();
     setup.drop_file("one.txt", &fixture("aitopics_energy.txt"));
     setup.wait_filed("processed", "one.txt");
     wait_for(Duration::from_secs(30), "the first capture's items", || {
@@ -253,6 +262,21 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
         },
     );
     assert!(!setup.drop.join("failed").join("two.txt").exists());
+    // A capture sent over HTTP meanwhile is answered 503 with Retry-After at once, not
+    // when the server returns. (The page is held all the same, and stored then.)
+    let sent = Instant::now();
+    let (status, headers, body) = post(&captures, &[auth], fixture("aitopics_listing.html"));
+    let waited = sent.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("30")
+    );
+    assert!(body.contains("refuses connections"), "{body}");
+    assert!(
+        waited < Duration::from_secs(15),
+        "answered after {waited:?}"
+    );
     assert!(
         daemon.log().contains("try again later"),
         "the log gives the advice:\n{}",
@@ -268,6 +292,35 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
     wait_for(Duration::from_secs(30), "/healthz healthy again", || {
         (get(&format!("{}/healthz", daemon.base), &[]).0 == 200).then_some(())
     });
+    // The capture answered 503 was stored once the server returned: sending it again
+    // is a duplicate.
+    let (status, _, body) = post(&captures, &[auth], fixture("aitopics_listing.html"));
+    assert_eq!((status, body.as_str()), (200, "{\"duplicate\":true}"));
+}
+
+/// POSTs `body` to `url` with `headers`; returns the status, headers and body text.
+fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Bounded: a capture that hangs fails the test instead of holding it.
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .timeout(Duration::from_secs(20))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap_or_default())
+    })
 }
 
 #[test]
