@@ -212,7 +212,24 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
         return;
     };
     cluster.start();
-    let setup = Setup::new(&format!("[store]\nurl = \"{}\"\n", cluster.url()));
+    // A source whose page never changes: each fetch is an attempt that brings no page,
+    // which the pipeline books in the store, every second, outage or not.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/unchanged"))
+            .respond_with(ResponseTemplate::new(304))
+            .mount(&server)
+            .await;
+        server
+    });
+    let setup = Setup::new(&format!(
+        "[store]\nurl = \"{}\"\n[[source]]\nname = \"unchanged\"\nkind = \"http\"\n\
+         url = \"{}/unchanged\"\nevery = \"1s\"\njitter = \"0s\"\n",
+        cluster.url(),
+        server.uri()
+    ));
     // A token, for captures sent over HTTP.
     let text = std::fs::read_to_string(&setup.config).unwrap().replace(
         "listen = \"127.0.0.1:0\"\n",
@@ -230,7 +247,13 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
         (feed_len() == 10).then_some(())
     });
 
+    wait_for(
+        Duration::from_secs(30),
+        "the unchanged source's fetches",
+        || (requests_to(&rt, &server, "/unchanged") >= 2).then_some(()),
+    );
     cluster.stop();
+    let fetched_at_stop = requests_to(&rt, &server, "/unchanged");
     // /healthz says what happened and what to do: nothing, but wait.
     let health = wait_for(Duration::from_secs(30), "/healthz to report it", || {
         let (status, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
@@ -277,6 +300,30 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
         waited < Duration::from_secs(15),
         "answered after {waited:?}"
     );
+    // The outage is logged once, not once per attempt the store could not book.
+    wait_for(
+        Duration::from_secs(30),
+        "attempts during the outage",
+        || (requests_to(&rt, &server, "/unchanged") >= fetched_at_stop + 5).then_some(()),
+    );
+    let log = daemon.log();
+    let warned = |what: &str| {
+        log.lines()
+            .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains(what))
+            .count()
+    };
+    assert_eq!(warned("store: cannot write"), 1, "{log}");
+    for spam in [
+        "cannot record a source's attempt",
+        "store still cannot write",
+        "cannot read its saved state",
+    ] {
+        assert_eq!(
+            warned(spam),
+            0,
+            "{spam:?} at WARN during the outage:\n{log}"
+        );
+    }
     assert!(
         daemon.log().contains("try again later"),
         "the log gives the advice:\n{}",
@@ -296,6 +343,13 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
     // is a duplicate.
     let (status, _, body) = post(&captures, &[auth], fixture("aitopics_listing.html"));
     assert_eq!((status, body.as_str()), (200, "{\"duplicate\":true}"));
+    // And its end once.
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("store: writes succeed again").count(),
+        1,
+        "{log}"
+    );
 }
 
 /// POSTs `body` to `url` with `headers`; returns the status, headers and body text.
