@@ -10,6 +10,7 @@
 //! `max_file_size`.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -23,6 +24,7 @@ use crate::config::Secret;
 use crate::live::Live;
 use crate::server::{bearer_token, token_matches};
 use crate::sources::{content_hash, Capture, Outcome, Page, Report};
+use crate::store::StoreHealth;
 
 /// What the capture route needs from the daemon.
 #[derive(Clone)]
@@ -34,6 +36,44 @@ pub struct CaptureState {
     pub token: Arc<RwLock<Option<Secret>>>,
     /// The config in force: which sources take captures, and their size limits.
     pub live: Arc<Live>,
+    /// The store's condition: a capture waits for its outcome only while the store
+    /// can write.
+    pub health: StoreHealth,
+}
+
+/// How long a capture waits for its outcome once the store is known unable to write,
+/// before it is answered 503: the pipeline holds pages the store cannot take, for as
+/// long as the outage lasts, and a client (or the load balancer in front) must not
+/// wait that long. Long enough for a store that just came back to take the page.
+const WAIT_WHILE_STORE_DOWN: Duration = Duration::from_secs(2);
+
+/// What the 503 of a capture the store cannot take now tells the client to wait.
+const RETRY_AFTER_SECONDS: &str = "30";
+
+/// Ends once the store has been unable to write for [`WAIT_WHILE_STORE_DOWN`] while
+/// the capture waited; never while it writes.
+async fn store_stays_down(health: &StoreHealth) {
+    let mut condition = health.subscribe();
+    loop {
+        if condition.wait_for(|c| !c.is_healthy()).await.is_err() {
+            // The record is gone (the daemon is stopping): the outcome will tell.
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(WAIT_WHILE_STORE_DOWN).await;
+        if !health.condition().is_healthy() {
+            return;
+        }
+    }
+}
+
+/// The 503 of a capture the store cannot take now.
+fn store_unavailable(body: String) -> Response {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    r
 }
 
 /// The route, to merge into the server's router (it checks its own token).
@@ -128,21 +168,34 @@ async fn capture(
         baseline: false,
     };
     let (reply, outcome) = oneshot::channel();
-    let sent = match s.pages.upgrade() {
-        Some(pages) => {
-            pages
-                .send(Report::Page(Capture {
-                    page,
-                    reply,
-                    validators: None,
-                }))
-                .await
-        }
-        None => return text(StatusCode::SERVICE_UNAVAILABLE, "lookout is stopping"),
+    let Some(pages) = s.pages.upgrade() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "lookout is stopping");
     };
-    let outcome = match sent {
-        Ok(()) => outcome.await.ok(),
-        Err(_) => None,
+    let sent = pages
+        .send(Report::Page(Capture {
+            page,
+            reply,
+            validators: None,
+        }))
+        .await;
+    drop(pages);
+    if sent.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "lookout is stopping");
+    }
+    let outcome = tokio::select! {
+        outcome = outcome => outcome.ok(),
+        () = store_stays_down(&s.health) => {
+            // The pipeline holds the page until the store can take it, and stores it
+            // then: not withdrawn, so a client that gave up on the 503 loses nothing,
+            // and its retry of the same bytes is answered 200 `duplicate` (or 503
+            // again while the store is still down).
+            let problem = s.health.condition().problem().unwrap_or_default();
+            // The outage itself is logged once, by the store's health record.
+            tracing::debug!(%source, %problem, "capture sent over HTTP answered 503: the store cannot write");
+            return store_unavailable(format!(
+                "not stored yet: {problem}; send it again later"
+            ));
+        }
     };
     match outcome {
         Some(Outcome::Ingested { format, report }) => (
@@ -166,10 +219,7 @@ async fn capture(
         }
         Some(Outcome::Deferred { error }) => {
             tracing::warn!(%source, %error, "capture sent over HTTP not stored; the sender is told to retry");
-            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
-            r
+            store_unavailable(error.to_string())
         }
         None => text(StatusCode::SERVICE_UNAVAILABLE, "lookout is stopping"),
     }

@@ -558,9 +558,15 @@ impl Worker {
                     next_try: Instant::now() + delay,
                 });
                 // One line per try, whatever the number of rows waiting (the backoff
-                // spaces them out); none for a pause that was not logged.
-                if self.pause_logged {
+                // spaces them out); none for a pause that was not logged. While the
+                // store is known unable to write (an outage, logged once when it starts
+                // and once when it ends by the store's health record), at DEBUG.
+                if self.pause_logged && self.health.condition().is_healthy() {
                     tracing::warn!(error = %e, tries, kept = self.unrecorded.len(),
+                        retry_in = %humantime::format_duration(delay),
+                        "outbox: the store still cannot write; deliveries stay paused");
+                } else if self.pause_logged {
+                    tracing::debug!(error = %e, tries, kept = self.unrecorded.len(),
                         retry_in = %humantime::format_duration(delay),
                         "outbox: the store still cannot write; deliveries stay paused");
                 }

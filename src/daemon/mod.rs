@@ -451,6 +451,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Dae
         pages: tx.downgrade(),
         token: Arc::clone(&token),
         live: Arc::clone(&live),
+        health: health.clone(),
     }));
     // The second phase: the server, the outbox, the feed writer and the monitor.
     let shutdown = CancellationToken::new();

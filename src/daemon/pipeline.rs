@@ -225,10 +225,10 @@ pub(super) struct Pipeline {
 }
 
 /// First wait before a held page is tried again without word that the store writes
-/// again; doubles per failed try up to [`HOLD_RETRY_MAX`].
-const HOLD_RETRY_BASE: Duration = Duration::from_secs(1);
+/// again; doubles per failed try up to [`HOLD_RETRY_MAX`]: the store retry policy.
+const HOLD_RETRY_BASE: Duration = crate::store::STORE_RETRY_BASE;
 /// Longest wait between tries of held pages.
-const HOLD_RETRY_MAX: Duration = Duration::from_secs(30);
+const HOLD_RETRY_MAX: Duration = crate::store::STORE_RETRY_MAX;
 
 /// A page being prepared on the blocking pool (done: the page, what became of it and
 /// the seconds it took), and where its outcome goes.
@@ -248,6 +248,7 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Report>, mut p: Pipeline) {
     let (jobs, mut ready) = mpsc::channel::<Preparing>(GROUP_COMMIT);
     let store = p.store.clone();
     let live = Arc::clone(&p.live);
+    let health = p.health.clone();
     let parser = tokio::spawn(async move {
         while let Some(report) = rx.recv().await {
             let Capture {
@@ -259,7 +260,7 @@ pub(super) async fn pipeline(mut rx: mpsc::Receiver<Report>, mut p: Pipeline) {
                 Report::Attempt(attempt) => {
                     // In arrival order: a source reports its next attempt only once
                     // its page before was answered.
-                    record_attempt(&store, &live, attempt).await;
+                    record_attempt(&store, &live, &health, attempt).await;
                     continue;
                 }
             };
@@ -420,17 +421,32 @@ fn record_in_store(
 }
 
 /// Books an attempt that brought no page: in the store (off the async workers) and in
-/// the daemon's view of the source's health.
-async fn record_attempt(store: &SharedStore, live: &Live, attempt: Attempt) {
+/// the daemon's view of the source's health. The write tells `health` how it went, as
+/// every write does: a store that cannot write is then logged once, by `health`, and
+/// not once per attempt here (a replica on a PostgreSQL server that is down reports
+/// an attempt per source every few seconds).
+async fn record_attempt(store: &SharedStore, live: &Live, health: &StoreHealth, attempt: Attempt) {
     let recorded = Recorded::of_attempt(&attempt.result);
     live.record(&attempt.source, attempt.at, &recorded);
     let (source, at) = (attempt.source, attempt.at);
+    let noted = health.clone();
     let result = store::blocking(store, move |s| {
-        record_in_store(s, at, &[(&source, recorded)])
+        let result = record_in_store(s, at, &[(&source, recorded)]);
+        match &result {
+            Ok(()) => noted.wrote(),
+            Err(e) => {
+                noted.failed(s, e);
+            }
+        }
+        result
     })
     .await;
     if let Err(e) = result {
-        tracing::warn!(error = %e, "cannot record a source's attempt");
+        if health.condition().is_healthy() {
+            tracing::warn!(error = %e, "cannot record a source's attempt");
+        } else {
+            tracing::debug!(error = %e, "cannot record a source's attempt; the store cannot write");
+        }
     }
 }
 
@@ -792,6 +808,7 @@ mod tests {
     async fn an_attempt_without_a_page_is_recorded_by_the_pipeline_alone() {
         let (store, config) = setup();
         let live = Live::new(Arc::new(config), Arc::new(NoRules));
+        let health = StoreHealth::new(None);
         // Whole milliseconds, as the store keeps times.
         let at = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
             .expect("now is in range");
@@ -803,12 +820,14 @@ mod tests {
         record_attempt(
             &store,
             &live,
+            &health,
             attempt(AttemptResult::Failed(Failure::msg("HTTP 503"))),
         )
         .await;
         record_attempt(
             &store,
             &live,
+            &health,
             attempt(AttemptResult::Failed(Failure::msg("HTTP 503"))),
         )
         .await;
@@ -819,7 +838,7 @@ mod tests {
             stored.health,
             "one health, shown as stored"
         );
-        record_attempt(&store, &live, attempt(AttemptResult::NotModified)).await;
+        record_attempt(&store, &live, &health, attempt(AttemptResult::NotModified)).await;
         let stored = store::lock(&store).fetch_state("h").expect("read");
         assert_eq!(stored.health.consecutive_failures, 0);
         assert!(stored.ever_succeeded);

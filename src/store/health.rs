@@ -198,6 +198,14 @@ struct Quiet {
     checked: Option<Instant>,
 }
 
+/// The store retry policy, shared by every task that finds the store unable to answer:
+/// the first wait before it tries again (without word that the store works again), and
+/// what a `crate::retry::backoff` over further failed tries grows to at most. A task
+/// that waits on the store this way does not count the wait as its own failure.
+pub const STORE_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Longest wait between two tries of a store that cannot answer (see [`STORE_RETRY_BASE`]).
+pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// Least time between two logged changes between healthy and unable to write.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 

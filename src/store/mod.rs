@@ -19,7 +19,9 @@ mod outbox;
 pub mod postgres;
 
 pub use backend::{Lease, SourceLease, Store, StoreBackend};
-pub use health::{recovery_advice, Condition, Fault, StoreHealth};
+pub use health::{
+    recovery_advice, Condition, Fault, StoreHealth, STORE_RETRY_BASE, STORE_RETRY_MAX,
+};
 pub use ingest::idempotency_key;
 pub use interests::{
     interest_rule, like_keys, CorpusItem, InterestMatch, ScoreRow, ScoredItem, Verdict,

@@ -212,16 +212,48 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
         return;
     };
     cluster.start();
-    let setup = Setup::new(&format!("[store]\nurl = \"{}\"\n", cluster.url()));
+    // A source whose page never changes: each fetch is an attempt that brings no page,
+    // which the pipeline books in the store, every second, outage or not.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/unchanged"))
+            .respond_with(ResponseTemplate::new(304))
+            .mount(&server)
+            .await;
+        server
+    });
+    let setup = Setup::new(&format!(
+        "[store]\nurl = \"{}\"\n[[source]]\nname = \"unchanged\"\nkind = \"http\"\n\
+         url = \"{}/unchanged\"\nevery = \"1s\"\njitter = \"0s\"\n",
+        cluster.url(),
+        server.uri()
+    ));
+    // A token, for captures sent over HTTP.
+    let text = std::fs::read_to_string(&setup.config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\ntoken = \"t0ken\"\n",
+    );
+    std::fs::write(&setup.config, text).unwrap();
     let daemon = Daemon::start(&setup.config);
-    let feed_len = || rss_guids(&get(&format!("{}/feed.xml", daemon.base), &[]).2).len();
+    let captures = format!("{}/captures/drop", daemon.base);
+    let auth = ("authorization", "Bearer t0ken");
+    let feed_len =
+        || rss_guids(&get(&format!("{}/feed.xml?token=t0ken", daemon.base), &[]).2).len();
     setup.drop_file("one.txt", &fixture("aitopics_energy.txt"));
     setup.wait_filed("processed", "one.txt");
     wait_for(Duration::from_secs(30), "the first capture's items", || {
         (feed_len() == 10).then_some(())
     });
 
+    wait_for(
+        Duration::from_secs(30),
+        "the unchanged source's fetches",
+        || (requests_to(&rt, &server, "/unchanged") >= 2).then_some(()),
+    );
     cluster.stop();
+    let fetched_at_stop = requests_to(&rt, &server, "/unchanged");
     // /healthz says what happened and what to do: nothing, but wait.
     let health = wait_for(Duration::from_secs(30), "/healthz to report it", || {
         let (status, _, body) = get(&format!("{}/healthz", daemon.base), &[]);
@@ -253,6 +285,45 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
         },
     );
     assert!(!setup.drop.join("failed").join("two.txt").exists());
+    // A capture sent over HTTP meanwhile is answered 503 with Retry-After at once, not
+    // when the server returns. (The page is held all the same, and stored then.)
+    let sent = Instant::now();
+    let (status, headers, body) = post(&captures, &[auth], fixture("aitopics_listing.html"));
+    let waited = sent.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("30")
+    );
+    assert!(body.contains("refuses connections"), "{body}");
+    assert!(
+        waited < Duration::from_secs(15),
+        "answered after {waited:?}"
+    );
+    // The outage is logged once, not once per attempt the store could not book.
+    wait_for(
+        Duration::from_secs(30),
+        "attempts during the outage",
+        || (requests_to(&rt, &server, "/unchanged") >= fetched_at_stop + 5).then_some(()),
+    );
+    let log = daemon.log();
+    let warned = |what: &str| {
+        log.lines()
+            .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains(what))
+            .count()
+    };
+    assert_eq!(warned("store: cannot write"), 1, "{log}");
+    for spam in [
+        "cannot record a source's attempt",
+        "store still cannot write",
+        "cannot read its saved state",
+    ] {
+        assert_eq!(
+            warned(spam),
+            0,
+            "{spam:?} at WARN during the outage:\n{log}"
+        );
+    }
     assert!(
         daemon.log().contains("try again later"),
         "the log gives the advice:\n{}",
@@ -268,4 +339,128 @@ fn a_postgresql_server_gone_mid_run_holds_captures_and_loses_nothing() {
     wait_for(Duration::from_secs(30), "/healthz healthy again", || {
         (get(&format!("{}/healthz", daemon.base), &[]).0 == 200).then_some(())
     });
+    // The capture answered 503 was stored once the server returned: sending it again
+    // is a duplicate.
+    let (status, _, body) = post(&captures, &[auth], fixture("aitopics_listing.html"));
+    assert_eq!((status, body.as_str()), (200, "{\"duplicate\":true}"));
+    // And its end once.
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("store: writes succeed again").count(),
+        1,
+        "{log}"
+    );
+}
+
+/// POSTs `body` to `url` with `headers`; returns the status, headers and body text.
+fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Bounded: a capture that hangs fails the test instead of holding it.
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .timeout(Duration::from_secs(20))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap_or_default())
+    })
+}
+
+#[test]
+fn a_replica_that_could_not_read_the_store_fetches_within_moments_of_its_return() {
+    // A server of its own: this test stops it, which the shared one must never be.
+    let Some(cluster) = pg::Cluster::create() else {
+        return;
+    };
+    cluster.start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Each replica fetches its own path of the source, so the server tells who fetched.
+    let fetches: [Arc<Mutex<Vec<Instant>>>; 2] = Default::default();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        for (at, times) in ["/a", "/b"].into_iter().zip(&fetches) {
+            Mock::given(method("GET"))
+                .and(path(at))
+                .respond_with(Recorded {
+                    body: fixture("hf_papers_may20.txt"),
+                    times: Arc::clone(times),
+                })
+                .mount(&server)
+                .await;
+        }
+        server
+    });
+    let extra = |at: &str| {
+        format!(
+            "[store]\nurl = \"{url}\"\nlease = \"{lease}s\"\n\
+             [[source]]\nname = \"hf\"\nkind = \"http\"\nurl = \"{uri}{at}\"\nevery = \"1s\"\njitter = \"0s\"\n",
+            url = cluster.url(),
+            uri = server.uri(),
+            lease = LEASE.as_secs()
+        )
+    };
+    let (one, two) = (Setup::new(&extra("/a")), Setup::new(&extra("/b")));
+    let a = Daemon::start(&one.config);
+    let b = Daemon::start(&two.config);
+    let holder = wait_for(
+        Duration::from_secs(30),
+        "one replica to lease hf",
+        || match (replica(&a.base).1.as_slice(), replica(&b.base).1.as_slice()) {
+            ([s], []) if s == "hf" => Some('a'),
+            ([], [s]) if s == "hf" => Some('b'),
+            _ => None,
+        },
+    );
+    let (holder, other, other_fetches) = if holder == 'a' {
+        (a, b, &fetches[1])
+    } else {
+        (b, a, &fetches[0])
+    };
+
+    // The server goes away. The replica without the lease turns to the store to read
+    // the source's state before it would fetch, and cannot: not the source's failure.
+    // Before, each such attempt backed the source off like a failed fetch (30 s, then
+    // doubling), so after the outage it fetched nothing for minutes.
+    cluster.stop();
+    let postponed = "the store cannot be read; fetch postponed";
+    wait_for(
+        Duration::from_secs(60),
+        "several postponed attempts",
+        || (other.log().matches(postponed).count() >= 3).then_some(()),
+    );
+    let log = other.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("fetch failed") && l.contains("cannot read its saved state")),
+        "a store that cannot be read counted as the source's failure:\n{log}"
+    );
+
+    // The server returns and the lease holder stops: the other replica fetches within
+    // a lease and a store retry, not a grown backoff later.
+    cluster.start();
+    let restarted = Instant::now();
+    assert!(holder.stop(Duration::from_secs(30)).success());
+    let stopped = Instant::now();
+    let fetched = wait_for(Duration::from_secs(60), "the other replica's fetch", || {
+        let times = other_fetches.lock().unwrap();
+        times.iter().copied().find(|t| *t > restarted)
+    });
+    let after = fetched.saturating_duration_since(stopped);
+    println!("after the outage: first fetch {after:?} after the holder stopped");
+    assert!(
+        after <= LEASE + Duration::from_secs(5),
+        "fetched {after:?} after the holder stopped (lease {LEASE:?}):\n{}",
+        other.log()
+    );
 }

@@ -45,7 +45,7 @@ use fetch::Response;
 
 use super::{content_hash, AttemptResult, Capture, Failure, Outcome, Page, Report, Validators};
 use crate::config::SourceConfig;
-use crate::store::{IngestReport, SharedStore, StoreError};
+use crate::store::{Fault, IngestReport, SharedStore, StoreError};
 
 /// What one successful fetch did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,11 +147,24 @@ impl AttemptError {
     /// Whether this failure should slow the source down. Network trouble and server
     /// errors do; a page that arrived fine but did not parse does not (the server is
     /// healthy, hammering is not the issue), nor does a shutdown.
+    /// A store that cannot answer is not the source's failure: see
+    /// [`AttemptError::store_unavailable`].
     pub fn backs_off(&self) -> bool {
-        matches!(
-            self,
-            AttemptError::Http(_) | AttemptError::State { .. } | AttemptError::Lost { .. }
-        )
+        match self {
+            AttemptError::Http(_) | AttemptError::Lost { .. } => true,
+            AttemptError::State { .. } => !self.store_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// Whether the attempt failed because the store could not be reached (a
+    /// PostgreSQL server that is down, a lock held): not the source's fault. Such an
+    /// attempt counts as no failure of the source and does not grow its backoff; it is
+    /// tried again after the store retry delay ([`crate::store::STORE_RETRY_BASE`]), so
+    /// the source resumes (and a replica takes over a stopped peer's sources) within
+    /// moments of the store's return instead of after a backoff grown all outage long.
+    pub fn store_unavailable(&self) -> bool {
+        matches!(self, AttemptError::State { error, .. } if error.fault() == Fault::Temporary)
     }
 
     /// The wait the server asked for with `Retry-After` on a 429 or 503.
@@ -326,6 +339,9 @@ impl HttpSource {
             Some(k) => k,
             None => match self.read_known().await {
                 Ok(k) => known.insert(k),
+                // A store that cannot be reached could not record the attempt either,
+                // and it is not the source's failure: not reported.
+                Err(e) if e.store_unavailable() => return Err(e),
                 Err(e) => {
                     self.report(tx, AttemptResult::Failed(Failure::new(e.clone())))
                         .await?;

@@ -519,6 +519,13 @@ impl HttpSource {
                 tracing::debug!(source = %self.name, outcome = %outcome, "fetched");
                 self.next_regular_delay()
             }
+            Err(error) if error.store_unavailable() => {
+                // Neither counted nor backed off (see `AttemptError::store_unavailable`);
+                // the outage itself is logged once, by the store's health record.
+                let delay = crate::store::STORE_RETRY_BASE.min(self.next_regular_delay());
+                tracing::debug!(source = %self.name, %error, retry_in = %humantime::format_duration(delay), "the store cannot be read; fetch postponed");
+                delay
+            }
             Err(error) if error.backs_off() => {
                 *failures = failures.saturating_add(1);
                 let delay = schedule::failure_delay(
