@@ -32,6 +32,28 @@ impl Matcher for Everything {
     }
 }
 
+/// Ingests one new paper through `store`, alerting both notifiers: two deliveries due.
+fn alerting_paper(store: &mut Store) {
+    let entries = [Entry {
+        title: "A paper".into(),
+        format: "hf-papers",
+        ..Entry::default()
+    }];
+    let ingest = Ingest {
+        source: "hf",
+        origin: "test",
+        content_hash: Some("h"),
+        format: "hf-papers",
+        entries: &entries,
+        seen_at: at(0),
+        alerts: true,
+    };
+    assert_eq!(
+        store.ingest(&ingest, &Everything).expect("ingest").queued,
+        2
+    );
+}
+
 #[test]
 fn a_source_is_leased_by_one_replica_until_its_lease_lapses() {
     let Some(url) = pg::database() else { return };
@@ -74,26 +96,7 @@ fn a_delivery_claimed_by_a_dead_replica_is_taken_over_with_the_same_key() {
     let Some(url) = pg::database() else { return };
     let mut a = replica(&url, "a", Duration::from_secs(1));
     let b = replica(&url, "b", Duration::from_secs(1));
-    let entries = [Entry {
-        title: "A paper".into(),
-        format: "hf-papers",
-        ..Entry::default()
-    }];
-    let report = a
-        .ingest(
-            &Ingest {
-                source: "hf",
-                origin: "test",
-                content_hash: Some("h"),
-                format: "hf-papers",
-                entries: &entries,
-                seen_at: at(0),
-                alerts: true,
-            },
-            &Everything,
-        )
-        .expect("ingest");
-    assert_eq!(report.queued, 2);
+    alerting_paper(&mut a);
     let claimed = a.due_deliveries(at(0), 10).expect("due");
     assert_eq!(claimed.len(), 2);
     assert_eq!(
@@ -140,21 +143,7 @@ fn a_replica_that_stops_in_order_hands_its_leases_and_claims_over_at_once() {
     // A period far longer than the test: only the release can free them.
     let mut a = replica(&url, "a", Duration::from_secs(600));
     let b = replica(&url, "b", Duration::from_secs(600));
-    let entries = [Entry {
-        title: "A paper".into(),
-        format: "hf-papers",
-        ..Entry::default()
-    }];
-    let ingest = Ingest {
-        source: "hf",
-        origin: "test",
-        content_hash: Some("h"),
-        format: "hf-papers",
-        entries: &entries,
-        seen_at: at(0),
-        alerts: true,
-    };
-    assert_eq!(a.ingest(&ingest, &Everything).expect("ingest").queued, 2);
+    alerting_paper(&mut a);
     assert!(a.lease_source("hf").expect("lease").is_held());
     let claimed = a.due_deliveries(at(0), 10).expect("due");
     assert_eq!(claimed.len(), 2);
