@@ -924,7 +924,7 @@ impl<'i> Tagged<'i> {
             if let Some(key) = backticked(message, "unknown field ") {
                 return (
                     e.span().unwrap_or_else(|| self.span_of(&key)),
-                    format!("`{key}` does not apply to a {kind}"),
+                    format!("`{key}` does not apply to {} {kind}", article(kind)),
                 );
             }
             (e.span().unwrap_or(self.span.clone()), message.to_owned())
@@ -1548,6 +1548,14 @@ fn locate(text: &str, file: &str, span: Range<usize>, message: String) -> Config
     }
 }
 
+/// "a" or "an" before `noun` ("an email notifier", "a webhook notifier").
+fn article(noun: &str) -> &'static str {
+    match noun.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1741,7 +1749,7 @@ mod tests {
             err.starts_with("c.toml:7:1: key `topic` in [[notifier]]"),
             "{err}"
         );
-        assert!(err.contains("does not apply to a email notifier"), "{err}");
+        assert!(err.contains("does not apply to an email notifier"), "{err}");
 
         let err =
             refused("[[source]]\nname = \"d\"\nkind = \"folder\"\npath = \"d\"\nevery = \"1m\"\n");

@@ -292,7 +292,7 @@ fn check_refuses_what_would_otherwise_fail_only_later_at_its_key() {
              to = [\"c@d.org\"]\ntopic = \"t\"\n"
                 .to_owned(),
             "7:1: key `topic` in [[notifier]]",
-            "`topic` does not apply to a email notifier",
+            "`topic` does not apply to an email notifier",
         ),
         (
             "[server]\nlisten = \"localhost\"\n".to_owned(),
