@@ -28,8 +28,9 @@ pub use model::{Fitted, Model, ModelStats, DEFAULT_MIN_SCORE};
 /// cut rather than rounded, so a paper just under `min_score` never reads as at it
 /// (0.98986 is `0.989`, not `0.990`).
 pub fn shown_score(score: f32) -> String {
-    // Through f64, so that a score stored as the f32 nearest 0.99 still reads 0.990.
-    let cut = (f64::from(score) * 1000.0 + 1e-6).floor() / 1000.0;
+    // An f32 is within 1e-7 of the decimal it was written as: nudging by a millionth
+    // keeps 0.9 (0.89999998 as f32) reading 0.900, while 0.98986 still reads 0.989.
+    let cut = (f64::from(score) * 1000.0 + 1e-3).floor() / 1000.0;
     format!("{cut:.3}")
 }
 
@@ -50,6 +51,14 @@ mod shown_tests {
     fn a_score_is_cut_to_three_decimals_never_rounded_up_to_a_threshold() {
         assert_eq!(shown_score(0.98986), "0.989");
         assert_eq!(shown_score(0.99), "0.990");
+        assert_eq!(shown_score(0.9), "0.900");
+        assert_eq!(shown_score(0.85), "0.850");
+        assert_eq!(shown_score(0.9999), "0.999");
+        // Every threshold one can write with three decimals reads as written.
+        for k in 0..=1000u16 {
+            let written = format!("{}.{:03}", k / 1000, k % 1000);
+            assert_eq!(shown_score(written.parse().unwrap()), written);
+        }
         assert_eq!(shown_score(1.0), "1.000");
         assert_eq!(shown_score(0.0), "0.000");
         assert_eq!(shown_score(0.5), "0.500");
