@@ -59,8 +59,12 @@ fn opt_count(n: Option<u32>) -> Option<i64> {
     n.map(i64::from)
 }
 
-impl<C: postgres::GenericClient> IngestSql for Session<'_, C> {
-    fn capture_exists(&mut self, source: &str, hash: &str) -> Result<bool, StoreError> {
+/// The statements [`Batched`] sends itself when its read-ahead does not know the answer
+/// (and, for `capture_exists`, a lookup outside an ingest): one round trip each. What
+/// only writes goes through `Batched`'s write-behind alone.
+impl<C: postgres::GenericClient> Session<'_, C> {
+    /// Whether `source` stored a capture of `hash`.
+    pub(super) fn capture_exists(&mut self, source: &str, hash: &str) -> Result<bool, StoreError> {
         let row = self.query_opt(
             "SELECT 1 FROM captures WHERE source = $1 AND hash = $2",
             &[&source, &hash],
@@ -183,22 +187,6 @@ impl<C: postgres::GenericClient> IngestSql for Session<'_, C> {
         Ok(())
     }
 
-    fn insert_match(
-        &mut self,
-        rule: &str,
-        item_id: i64,
-        words: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO matches (rule, item_id, matched, at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-            &[&rule, &item_id, &words, &now],
-            "recording a match",
-        )?;
-        Ok(())
-    }
-
     fn enqueue(&mut self, row: &OutboxRow<'_>) -> Result<bool, StoreError> {
         let queued = self.execute(
             "INSERT INTO outbox
@@ -219,54 +207,6 @@ impl<C: postgres::GenericClient> IngestSql for Session<'_, C> {
         Ok(queued > 0)
     }
 
-    fn record_capture(&mut self, capture: &CaptureRow<'_>) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO captures (hash, source, origin, format, entries, new_items, seen_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT DO NOTHING",
-            &[
-                &capture.hash,
-                &capture.source,
-                &capture.origin,
-                &capture.format,
-                &capture.entries,
-                &capture.new_items,
-                &capture.now,
-            ],
-            "recording the capture",
-        )?;
-        Ok(())
-    }
-
-    fn bump_generation(&mut self, now: i64, new_items: i64) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE generation SET value = value + 1, changed_at = GREATEST(changed_at, $1),
-                                   items = items + $2
-              WHERE id = 1",
-            &[&now, &new_items],
-            "bumping the generation",
-        )?;
-        // Delivered at commit, once however many pages the transaction held: the
-        // other replicas re-read the scope changes then.
-        self.execute(
-            "SELECT pg_notify($1, '')",
-            &[&CHANGES_CHANNEL],
-            "announcing the change",
-        )?;
-        Ok(())
-    }
-
-    fn scope_changed(&mut self, scope: &str) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO scope_changes (scope, generation)
-                  SELECT $1, value FROM generation WHERE id = 1
-             ON CONFLICT (scope) DO UPDATE SET generation = EXCLUDED.generation",
-            &[&scope],
-            "recording a feed scope change",
-        )?;
-        Ok(())
-    }
-
     fn next_generation(&mut self) -> Result<i64, StoreError> {
         let row = self.query_one(
             "SELECT value + 1 FROM generation WHERE id = 1",
@@ -274,34 +214,6 @@ impl<C: postgres::GenericClient> IngestSql for Session<'_, C> {
             "reading the generation",
         )?;
         col(&row, 0, "generation.value")
-    }
-
-    fn mark_changed(&mut self, item_id: i64, generation: i64) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE items SET changed = $2 WHERE id = $1",
-            &[&item_id, &generation],
-            "marking an item changed",
-        )?;
-        Ok(())
-    }
-
-    fn record_interest(
-        &mut self,
-        interest: &str,
-        item_id: i64,
-        score: f64,
-        terms: &str,
-        seen: i64,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO interest_scores (interest, item_id, score, terms, seen)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (interest, item_id) DO UPDATE
-                SET score = EXCLUDED.score, terms = EXCLUDED.terms, seen = EXCLUDED.seen",
-            &[&interest, &item_id, &score, &terms, &seen],
-            "recording an interest score",
-        )?;
-        Ok(())
     }
 }
 

@@ -291,7 +291,7 @@ impl StoreBackend for PostgresStore {
     }
 
     fn has_capture(&self, source: &str, hash: &str) -> Result<bool, StoreError> {
-        self.with(|s| crate::store::ingest::IngestSql::capture_exists(s, source, hash))
+        self.with(|s| s.capture_exists(source, hash))
     }
 
     fn scope_changes(&self) -> Result<HashMap<String, u64>, StoreError> {
